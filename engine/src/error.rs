@@ -1,0 +1,150 @@
+//! One error type for the whole engine, each variant carrying the SQLSTATE a PostgreSQL client can
+//! catch, a message, a DETAIL that names the object and a HINT that says what to do.
+//!
+//! The engine never depends on pgrx: the extension maps [`SqlState`] onto `PgSqlErrorCode` at the
+//! execution edge, a command-line tool prints it.
+
+use std::fmt;
+
+/// The SQLSTATEs this project raises. Codes are PostgreSQL's own (Appendix A of its manual), never
+/// `XX000`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlState {
+    /// 22004: a required argument is NULL
+    NullValueNotAllowed,
+    /// 22023: an argument has a value that makes no sense (an empty name, a window that ends first)
+    InvalidParameterValue,
+    /// 42501: the caller lacks a privilege, or an object is owned by the wrong role
+    InsufficientPrivilege,
+    /// 42703: a column does not exist
+    UndefinedColumn,
+    /// 42702: a column name matches several columns
+    AmbiguousColumn,
+    /// 42804: a type cannot do what is asked of it (a version column without ordering)
+    DatatypeMismatch,
+    /// 42846: no conversion exists between two types
+    CannotCoerce,
+    /// 42809: the object is of the wrong kind (a view where a table is needed)
+    WrongObjectType,
+    /// 42P01: a table does not exist
+    UndefinedTable,
+    /// 42P07: a table already exists
+    DuplicateTable,
+    /// 55000: the object is not in the state this needs (no primary key, not registered)
+    ObjectNotInPrerequisiteState,
+    /// 55P03: a lock could not be had in time
+    LockNotAvailable,
+    /// 0A000: a feature this project does not support
+    FeatureNotSupported,
+}
+
+impl SqlState {
+    /// The five-character code.
+    pub fn code(self) -> &'static str {
+        match self {
+            SqlState::NullValueNotAllowed => "22004",
+            SqlState::InvalidParameterValue => "22023",
+            SqlState::InsufficientPrivilege => "42501",
+            SqlState::UndefinedColumn => "42703",
+            SqlState::AmbiguousColumn => "42702",
+            SqlState::DatatypeMismatch => "42804",
+            SqlState::CannotCoerce => "42846",
+            SqlState::WrongObjectType => "42809",
+            SqlState::UndefinedTable => "42P01",
+            SqlState::DuplicateTable => "42P07",
+            SqlState::ObjectNotInPrerequisiteState => "55000",
+            SqlState::LockNotAvailable => "55P03",
+            SqlState::FeatureNotSupported => "0A000",
+        }
+    }
+}
+
+/// An error a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct DwrError {
+    pub state: SqlState,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for DwrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)?;
+        if let Some(d) = &self.detail {
+            write!(f, "\nDETAIL: {d}")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\nHINT: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl DwrError {
+    pub fn new(state: SqlState, message: impl Into<String>) -> Self {
+        DwrError {
+            state,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// A required argument was NULL.
+    pub fn null_argument(function: &str, argument: &str) -> Self {
+        DwrError::new(
+            SqlState::NullValueNotAllowed,
+            format!("{function}: argument \"{argument}\" must not be NULL"),
+        )
+        .hint(format!("Pass a value for {argument}."))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, DwrError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_five_characters_and_never_internal() {
+        let all = [
+            SqlState::NullValueNotAllowed,
+            SqlState::InvalidParameterValue,
+            SqlState::InsufficientPrivilege,
+            SqlState::UndefinedColumn,
+            SqlState::AmbiguousColumn,
+            SqlState::DatatypeMismatch,
+            SqlState::CannotCoerce,
+            SqlState::WrongObjectType,
+            SqlState::UndefinedTable,
+            SqlState::DuplicateTable,
+            SqlState::ObjectNotInPrerequisiteState,
+            SqlState::LockNotAvailable,
+            SqlState::FeatureNotSupported,
+        ];
+        for s in all {
+            assert_eq!(s.code().len(), 5, "{s:?}");
+            assert_ne!(s.code(), "XX000");
+        }
+    }
+
+    #[test]
+    fn display_carries_detail_and_hint() {
+        let e = DwrError::new(SqlState::UndefinedColumn, "no column")
+            .detail("table t")
+            .hint("add it");
+        assert_eq!(e.to_string(), "no column\nDETAIL: table t\nHINT: add it");
+    }
+}

@@ -1,0 +1,21 @@
+//! The engine of dms_window_reload: everything between the catalog and the SQL text of a merge,
+//! free of pgrx and of any server connection, so the PostgreSQL extension and a command-line tool
+//! run the same code.
+//!
+//! The data flow, one module per stage:
+//! 1. [`catalog`]: what the catalog says about production and staging (SQL in `engine/sql/`,
+//!    parsed into typed structs);
+//! 2. [`plan`]: which staging column feeds which production column, keys, version, problems;
+//! 3. [`sqlgen`]: the statements of a merge, every identifier quoted, every value a `$n`
+//!    ([`ddl`]: the staging tables).
+//!
+//! Execution (SPI) and the audit trail live in the extension crate, at the edge.
+
+pub mod catalog;
+pub mod ddl;
+pub mod error;
+pub mod ident;
+pub mod plan;
+pub mod sqlgen;
+
+pub use error::{DwrError, Result, SqlState};

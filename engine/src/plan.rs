@@ -1,0 +1,915 @@
+//! Stage 2 of the data flow: from two catalog descriptions (production and staging) to a typed
+//! merge plan, and the list of problems `dwr_verify` reports.
+//!
+//! Pure functions over [`Relation`]s: which staging column feeds which production column, how its
+//! value converts, which columns are keys, which one is the version, what cannot work.
+
+use crate::catalog::{CastContext, Casts, Column, Relation};
+use crate::error::{DwrError, Result, SqlState};
+use crate::ident::{display_ident, quote_ident};
+
+/// The staging metadata columns; they never match a production column.
+pub const META_STATUS: &str = "_dwr_status";
+pub const META_LOADED_AT: &str = "_dwr_loaded_at";
+pub const META_ERROR: &str = "_dwr_error";
+pub const META_RUN_ID: &str = "_dwr_run_id";
+pub const META_COLUMNS: [&str; 4] = [META_STATUS, META_LOADED_AT, META_ERROR, META_RUN_ID];
+
+pub fn is_meta_column(name: &str) -> bool {
+    META_COLUMNS.contains(&name)
+}
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Worth knowing; nothing goes wrong.
+    Info,
+    /// The merge runs, but some rows may become `ERROR` rows or values may change on the way.
+    Warning,
+    /// The merge refuses to run.
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// What `dwr_verify` can find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemCode {
+    NotATable,
+    NoPrimaryKey,
+    VersionMissingInProduction,
+    VersionNotOrderable,
+    KeyMissingInStaging,
+    VersionMissingInStaging,
+    MetadataMissing,
+    AmbiguousName,
+    NoCast,
+    ExplicitCast,
+    Narrowing,
+    Lossy,
+    NotNullWithoutValue,
+    MissingInStaging,
+    ExtraInStaging,
+    MatchedByCase,
+    GeneratedNotWritten,
+    IdentityKeptOnUpdate,
+}
+
+impl ProblemCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemCode::NotATable => "not_a_table",
+            ProblemCode::NoPrimaryKey => "no_primary_key",
+            ProblemCode::VersionMissingInProduction => "version_missing_in_production",
+            ProblemCode::VersionNotOrderable => "version_not_orderable",
+            ProblemCode::KeyMissingInStaging => "key_missing_in_staging",
+            ProblemCode::VersionMissingInStaging => "version_missing_in_staging",
+            ProblemCode::MetadataMissing => "metadata_missing",
+            ProblemCode::AmbiguousName => "ambiguous_name",
+            ProblemCode::NoCast => "no_cast",
+            ProblemCode::ExplicitCast => "explicit_cast",
+            ProblemCode::Narrowing => "narrowing",
+            ProblemCode::Lossy => "lossy",
+            ProblemCode::NotNullWithoutValue => "not_null_without_value",
+            ProblemCode::MissingInStaging => "missing_in_staging",
+            ProblemCode::ExtraInStaging => "extra_in_staging",
+            ProblemCode::MatchedByCase => "matched_by_case",
+            ProblemCode::GeneratedNotWritten => "generated_not_written",
+            ProblemCode::IdentityKeptOnUpdate => "identity_kept_on_update",
+        }
+    }
+
+    fn severity(self) -> Severity {
+        use ProblemCode::*;
+        match self {
+            NotATable
+            | NoPrimaryKey
+            | VersionMissingInProduction
+            | VersionNotOrderable
+            | KeyMissingInStaging
+            | VersionMissingInStaging
+            | MetadataMissing
+            | AmbiguousName
+            | NoCast => Severity::Error,
+            ExplicitCast | Narrowing | Lossy | NotNullWithoutValue => Severity::Warning,
+            MissingInStaging | ExtraInStaging | MatchedByCase | GeneratedNotWritten
+            | IdentityKeptOnUpdate => Severity::Info,
+        }
+    }
+
+    fn sqlstate(self) -> SqlState {
+        use ProblemCode::*;
+        match self {
+            NotATable => SqlState::WrongObjectType,
+            NoPrimaryKey | MetadataMissing => SqlState::ObjectNotInPrerequisiteState,
+            VersionMissingInProduction | KeyMissingInStaging | VersionMissingInStaging => {
+                SqlState::UndefinedColumn
+            }
+            VersionNotOrderable => SqlState::DatatypeMismatch,
+            AmbiguousName => SqlState::AmbiguousColumn,
+            NoCast => SqlState::CannotCoerce,
+            _ => SqlState::FeatureNotSupported,
+        }
+    }
+}
+
+/// One finding of `dwr_verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// the production column's name (the staging column's when production has none; empty for the
+    /// table as a whole)
+    pub column: String,
+    pub code: ProblemCode,
+    pub severity: Severity,
+    pub production_type: Option<String>,
+    pub staging_type: Option<String>,
+    pub detail: String,
+}
+
+/// How a staged value becomes a production value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conversion {
+    /// the same type: used as is
+    Same,
+    /// INSERT and UPDATE convert it themselves (and enforce the column's length or precision, so a
+    /// value that does not fit is an error, never silently cut)
+    Assign,
+    /// only an explicit `CAST` converts it; a value that does not convert is a row error
+    Explicit,
+    /// no conversion exists
+    Impossible,
+}
+
+/// A production column and the staging column that feeds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnPair<'a> {
+    pub target: &'a Column,
+    pub staging: Option<&'a Column>,
+    pub matched_by_case: bool,
+    /// staging columns that match only case-insensitively, when there is more than one
+    pub ambiguous: Vec<&'a str>,
+}
+
+/// Pair every production column with the staging column of the same name, or failing that the one
+/// staging column whose name matches case-insensitively (Oracle's `CUSTOMER_ID`). Metadata columns
+/// never match.
+pub fn match_columns<'a>(target: &'a Relation, staging: &'a Relation) -> Vec<ColumnPair<'a>> {
+    let candidates: Vec<&Column> = staging
+        .columns
+        .iter()
+        .filter(|c| !is_meta_column(&c.name))
+        .collect();
+    target
+        .columns
+        .iter()
+        .map(|t| {
+            if let Some(s) = candidates.iter().find(|s| s.name == t.name) {
+                return ColumnPair {
+                    target: t,
+                    staging: Some(s),
+                    matched_by_case: false,
+                    ambiguous: vec![],
+                };
+            }
+            let folded = t.name.to_lowercase();
+            let by_case: Vec<&Column> = candidates
+                .iter()
+                .copied()
+                .filter(|s| s.name.to_lowercase() == folded)
+                .collect();
+            match by_case.len() {
+                0 => ColumnPair {
+                    target: t,
+                    staging: None,
+                    matched_by_case: false,
+                    ambiguous: vec![],
+                },
+                1 => ColumnPair {
+                    target: t,
+                    staging: Some(by_case[0]),
+                    matched_by_case: true,
+                    ambiguous: vec![],
+                },
+                _ => ColumnPair {
+                    target: t,
+                    staging: None,
+                    matched_by_case: false,
+                    ambiguous: by_case.iter().map(|c| c.name.as_str()).collect(),
+                },
+            }
+        })
+        .collect()
+}
+
+const INTEGER_TYPES: [u32; 3] = [21, 23, 20];
+const FRACTIONAL_TYPES: [u32; 3] = [700, 701, 1700];
+const TIMESTAMP_TYPES: [u32; 2] = [1114, 1184];
+const DATE_TYPE: u32 = 1082;
+const NUMERIC_TYPE: u32 = 1700;
+
+/// How the staged column converts into the production column.
+pub fn conversion(staging: &Column, target: &Column, casts: &Casts) -> Conversion {
+    match casts.context(staging.type_oid, target.type_oid) {
+        CastContext::Same
+            if staging.type_oid == target.type_oid && staging.typmod == target.typmod =>
+        {
+            Conversion::Same
+        }
+        CastContext::Same | CastContext::Implicit | CastContext::Assignment => Conversion::Assign,
+        CastContext::Explicit => Conversion::Explicit,
+        CastContext::None => Conversion::Impossible,
+    }
+}
+
+/// Whether the target's type modifier may not hold every value the staged column can hold.
+fn narrows(staging: &Column, target: &Column) -> bool {
+    if target.typmod < 0 {
+        return false;
+    }
+    if staging.typmod < 0 {
+        return true;
+    }
+    if target.type_oid == NUMERIC_TYPE && staging.type_oid == NUMERIC_TYPE {
+        let (sp, ss) = (
+            ((staging.typmod - 4) >> 16) & 0xffff,
+            (staging.typmod - 4) & 0xffff,
+        );
+        let (tp, ts) = (
+            ((target.typmod - 4) >> 16) & 0xffff,
+            (target.typmod - 4) & 0xffff,
+        );
+        return sp - ss > tp - ts || ss > ts;
+    }
+    staging.typmod > target.typmod
+}
+
+fn loses_precision(staging: &Column, target: &Column) -> bool {
+    (FRACTIONAL_TYPES.contains(&staging.type_oid) && INTEGER_TYPES.contains(&target.type_oid))
+        || (TIMESTAMP_TYPES.contains(&staging.type_oid) && target.type_oid == DATE_TYPE)
+}
+
+/// Everything `dwr_verify` reports for this pair of tables, most severe first.
+pub fn verify(
+    target: &Relation,
+    staging: &Relation,
+    casts: &Casts,
+    version_column: &str,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut push = |column: &str,
+                    code: ProblemCode,
+                    production_type: Option<&str>,
+                    staging_type: Option<&str>,
+                    detail: String| {
+        problems.push(Problem {
+            column: column.to_string(),
+            code,
+            severity: code.severity(),
+            production_type: production_type.map(str::to_string),
+            staging_type: staging_type.map(str::to_string),
+            detail,
+        })
+    };
+
+    if !target.is_table() {
+        push(
+            "",
+            ProblemCode::NotATable,
+            None,
+            None,
+            format!(
+                "{} is a {}, not a table",
+                target.display(),
+                target.kind_name()
+            ),
+        );
+    }
+    let key: Vec<&str> = match &target.primary_key {
+        Some(pk) => pk.columns.iter().map(String::as_str).collect(),
+        None => {
+            push(
+                "",
+                ProblemCode::NoPrimaryKey,
+                None,
+                None,
+                format!("{} has no primary key", target.display()),
+            );
+            vec![]
+        }
+    };
+    match target.column(version_column) {
+        None => push(
+            version_column,
+            ProblemCode::VersionMissingInProduction,
+            None,
+            None,
+            format!(
+                "{} has no column {}",
+                target.display(),
+                display_ident(version_column)
+            ),
+        ),
+        Some(v) if v.ordering_schema.is_none() => push(
+            version_column,
+            ProblemCode::VersionNotOrderable,
+            Some(&v.type_name),
+            None,
+            format!(
+                "type {} has no ordering, so no version can be newer than another",
+                v.type_name
+            ),
+        ),
+        Some(_) => {}
+    }
+    let missing_meta: Vec<&str> = META_COLUMNS
+        .iter()
+        .copied()
+        .filter(|m| staging.column(m).is_none())
+        .collect();
+    if !missing_meta.is_empty() {
+        push(
+            "",
+            ProblemCode::MetadataMissing,
+            None,
+            None,
+            format!(
+                "{} lacks the metadata columns {}",
+                staging.display(),
+                missing_meta.join(", ")
+            ),
+        );
+    }
+
+    let pairs = match_columns(target, staging);
+    for pair in &pairs {
+        let t = pair.target;
+        let is_key = key.contains(&t.name.as_str());
+        let is_version = t.name == version_column;
+        if !pair.ambiguous.is_empty() {
+            push(
+                &t.name,
+                ProblemCode::AmbiguousName,
+                Some(&t.type_name),
+                None,
+                format!(
+                    "staging columns {} all match {} when case is ignored",
+                    pair.ambiguous
+                        .iter()
+                        .map(|n| display_ident(n))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    display_ident(&t.name)
+                ),
+            );
+            continue;
+        }
+        let Some(s) = pair.staging else {
+            if t.is_generated() {
+                continue;
+            }
+            let (code, detail) = if is_key {
+                (
+                    ProblemCode::KeyMissingInStaging,
+                    "a primary key column must be staged".to_string(),
+                )
+            } else if is_version {
+                (
+                    ProblemCode::VersionMissingInStaging,
+                    "the version column must be staged".to_string(),
+                )
+            } else if t.not_null && !t.has_default && !t.is_identity() {
+                (
+                    ProblemCode::NotNullWithoutValue,
+                    "NOT NULL without a default: every insert of a staged row will fail"
+                        .to_string(),
+                )
+            } else {
+                (
+                    ProblemCode::MissingInStaging,
+                    "keeps its value on update and takes its default on insert".to_string(),
+                )
+            };
+            push(&t.name, code, Some(&t.type_name), None, detail);
+            continue;
+        };
+        if pair.matched_by_case {
+            push(
+                &t.name,
+                ProblemCode::MatchedByCase,
+                Some(&t.type_name),
+                Some(&s.type_name),
+                format!(
+                    "staging column {} matches when case is ignored",
+                    display_ident(&s.name)
+                ),
+            );
+        }
+        if t.is_generated() {
+            push(
+                &t.name,
+                ProblemCode::GeneratedNotWritten,
+                Some(&t.type_name),
+                Some(&s.type_name),
+                "a generated column is computed by production; the staged value is ignored"
+                    .to_string(),
+            );
+            continue;
+        }
+        if t.is_identity_always() && !is_key {
+            push(
+                &t.name,
+                ProblemCode::IdentityKeptOnUpdate,
+                Some(&t.type_name),
+                Some(&s.type_name),
+                "GENERATED ALWAYS identity: written on insert, kept on update".to_string(),
+            );
+        }
+        match conversion(s, t, casts) {
+            Conversion::Impossible => push(
+                &t.name,
+                ProblemCode::NoCast,
+                Some(&t.type_name),
+                Some(&s.type_name),
+                format!("no conversion from {} to {} exists", s.type_name, t.type_name),
+            ),
+            Conversion::Explicit => push(
+                &t.name,
+                ProblemCode::ExplicitCast,
+                Some(&t.type_name),
+                Some(&s.type_name),
+                format!(
+                    "{} does not convert to {} by itself: the merge casts it, and a row whose value does not convert becomes an ERROR row",
+                    s.type_name, t.type_name
+                ),
+            ),
+            Conversion::Same | Conversion::Assign => {
+                if loses_precision(s, t) {
+                    push(
+                        &t.name,
+                        ProblemCode::Lossy,
+                        Some(&t.type_name),
+                        Some(&s.type_name),
+                        format!("{} into {} rounds away fractions", s.type_name, t.type_name),
+                    );
+                } else if narrows(s, t) {
+                    push(
+                        &t.name,
+                        ProblemCode::Narrowing,
+                        Some(&t.type_name),
+                        Some(&s.type_name),
+                        format!(
+                            "{} is narrower than {}: a value that does not fit becomes an ERROR row",
+                            t.type_name, s.type_name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let matched: Vec<&str> = pairs
+        .iter()
+        .filter_map(|p| p.staging.map(|s| s.name.as_str()))
+        .collect();
+    for s in staging.columns.iter().filter(|c| !is_meta_column(&c.name)) {
+        if !matched.contains(&s.name.as_str())
+            && !pairs.iter().any(|p| p.ambiguous.contains(&s.name.as_str()))
+        {
+            push(
+                &s.name,
+                ProblemCode::ExtraInStaging,
+                None,
+                Some(&s.type_name),
+                format!(
+                    "{} has no such column; the staged value is ignored",
+                    target.display()
+                ),
+            );
+        }
+    }
+    problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
+    problems
+}
+
+/// A primary key column of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPart {
+    pub target: String,
+    pub staging: String,
+    /// the production column's type without modifier: a cast to it never truncates
+    pub base_type: String,
+    /// whether the staged value needs an explicit `CAST(... AS base_type)` to compare with production
+    pub needs_cast: bool,
+    /// schema of the equality operator of the key's index
+    pub eq_schema: String,
+}
+
+/// The version column of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionPart {
+    pub target: String,
+    pub staging: String,
+    pub base_type: String,
+    pub needs_cast: bool,
+    /// schema of the type's default btree `<`, `=`, `>`
+    pub ord_schema: String,
+}
+
+/// A non-key production column the merge writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueColumn {
+    pub target: String,
+    pub staging: String,
+    pub base_type: String,
+    pub conversion: Conversion,
+    /// written on insert but never on update (a GENERATED ALWAYS identity column)
+    pub insert_only: bool,
+}
+
+/// Everything needed to write the merge's SQL for one pair of tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergePlan {
+    pub target: String,
+    pub target_display: String,
+    pub staging: String,
+    pub staging_display: String,
+    pub pk_constraint: String,
+    pub keys: Vec<KeyPart>,
+    pub version: VersionPart,
+    pub values: Vec<ValueColumn>,
+    /// the INSERT needs `OVERRIDING SYSTEM VALUE` (a GENERATED ALWAYS identity column is written)
+    pub overriding_system_value: bool,
+}
+
+/// Plan the merge of `staging` into `target`, or say why it cannot run.
+pub fn plan_merge(
+    target: &Relation,
+    staging: &Relation,
+    casts: &Casts,
+    version_column: &str,
+) -> Result<MergePlan> {
+    let problems = verify(target, staging, casts, version_column);
+    if let Some(p) = problems.iter().find(|p| p.severity == Severity::Error) {
+        return Err(problem_error(p, target, staging));
+    }
+    // verify found no error, so the key, the version column and their staging columns exist
+    let pk = target.primary_key.as_ref().expect("verified: primary key");
+    let pairs = match_columns(target, staging);
+    let pair_of = |name: &str| {
+        pairs
+            .iter()
+            .find(|p| p.target.name == name)
+            .expect("verified: column")
+    };
+
+    let keys = pk
+        .columns
+        .iter()
+        .zip(&pk.equality_schemas)
+        .map(|(name, eq_schema)| {
+            let p = pair_of(name);
+            let s = p.staging.expect("verified: key staged");
+            KeyPart {
+                target: name.clone(),
+                staging: s.name.clone(),
+                base_type: p.target.base_type_name.clone(),
+                needs_cast: s.type_oid != p.target.type_oid,
+                eq_schema: eq_schema.clone(),
+            }
+        })
+        .collect();
+    let v = pair_of(version_column);
+    let vs = v.staging.expect("verified: version staged");
+    let version = VersionPart {
+        target: v.target.name.clone(),
+        staging: vs.name.clone(),
+        base_type: v.target.base_type_name.clone(),
+        needs_cast: vs.type_oid != v.target.type_oid,
+        ord_schema: v
+            .target
+            .ordering_schema
+            .clone()
+            .expect("verified: orderable"),
+    };
+    let values: Vec<ValueColumn> = pairs
+        .iter()
+        .filter(|p| !pk.columns.contains(&p.target.name) && p.target.name != version_column)
+        .filter(|p| !p.target.is_generated())
+        .filter_map(|p| {
+            p.staging.map(|s| ValueColumn {
+                target: p.target.name.clone(),
+                staging: s.name.clone(),
+                base_type: p.target.base_type_name.clone(),
+                conversion: conversion(s, p.target, casts),
+                insert_only: p.target.is_identity_always(),
+            })
+        })
+        .collect();
+    let overriding_system_value = pairs
+        .iter()
+        .any(|p| p.staging.is_some() && p.target.is_identity_always() && !p.target.is_generated());
+    Ok(MergePlan {
+        target: target.quoted(),
+        target_display: target.display(),
+        staging: staging.quoted(),
+        staging_display: staging.display(),
+        pk_constraint: quote_ident(&pk.name),
+        keys,
+        version,
+        values,
+        overriding_system_value,
+    })
+}
+
+fn problem_error(p: &Problem, target: &Relation, staging: &Relation) -> DwrError {
+    let table = target.display();
+    let (message, hint) = match p.code {
+        ProblemCode::NotATable => (
+            format!("{table} is not a table"),
+            "dms_window_reload merges into ordinary and partitioned tables; name the table the view or foreign table reads from.".to_string(),
+        ),
+        ProblemCode::NoPrimaryKey => (
+            format!("table {table} has no primary key"),
+            format!("Rows are matched on the primary key: add one with ALTER TABLE {table} ADD PRIMARY KEY (...)."),
+        ),
+        ProblemCode::VersionMissingInProduction => (
+            format!("version column {} does not exist in {table}", display_ident(&p.column)),
+            "Name the version column when registering: dwr_create_staging(target, version_column => '...').".to_string(),
+        ),
+        ProblemCode::VersionNotOrderable => (
+            format!("version column {} of {table} cannot be ordered", display_ident(&p.column)),
+            "Use a column of an ordered type (timestamp, bigint, numeric) as the version column.".to_string(),
+        ),
+        ProblemCode::KeyMissingInStaging => (
+            format!("primary key column {} of {table} is missing in staging table {}", display_ident(&p.column), staging.display()),
+            "Load the key columns into staging, or re-create staging with dwr_create_staging.".to_string(),
+        ),
+        ProblemCode::VersionMissingInStaging => (
+            format!("version column {} of {table} is missing in staging table {}", display_ident(&p.column), staging.display()),
+            "Load the version column into staging, or re-create staging with dwr_create_staging.".to_string(),
+        ),
+        ProblemCode::MetadataMissing => (
+            format!("staging table {} lacks the dms_window_reload metadata columns", staging.display()),
+            format!("Run SELECT dwr_create_staging('{table}') to adopt the existing staging table."),
+        ),
+        ProblemCode::AmbiguousName => (
+            format!("column {} of {table} matches several staging columns", display_ident(&p.column)),
+            "Rename or drop all but one of the staging columns.".to_string(),
+        ),
+        ProblemCode::NoCast => (
+            format!("staging column for {} of {table} cannot be converted", display_ident(&p.column)),
+            format!("Change the staging column to type {} (see SELECT * FROM dwr_verify('{table}')).", p.production_type.as_deref().unwrap_or("?")),
+        ),
+        _ => (p.detail.clone(), String::new()),
+    };
+    let mut e = DwrError::new(p.code.sqlstate(), message).detail(p.detail.clone());
+    if !hint.is_empty() {
+        e = e.hint(hint);
+    }
+    e
+}
+
+/// Check that `target` can be registered with `version_column`: a table, with a primary key and an
+/// orderable version column.
+pub fn check_target(target: &Relation, version_column: &str) -> Result<()> {
+    let problems = verify(target, target, &Casts::default(), version_column);
+    let table_level = [
+        ProblemCode::NotATable,
+        ProblemCode::NoPrimaryKey,
+        ProblemCode::VersionMissingInProduction,
+        ProblemCode::VersionNotOrderable,
+    ];
+    match problems.iter().find(|p| table_level.contains(&p.code)) {
+        Some(p) => Err(problem_error(p, target, target)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::fixtures::*;
+    use crate::catalog::{CastContext, CastInfo};
+
+    fn meta() -> Vec<Column> {
+        vec![
+            col(META_STATUS, TEXT, "text"),
+            col(META_LOADED_AT, 1184, "timestamp with time zone"),
+            col(META_ERROR, TEXT, "text"),
+            col(META_RUN_ID, INT8, "bigint"),
+        ]
+    }
+
+    fn customers() -> Relation {
+        table(
+            "production",
+            "customers",
+            vec![
+                col("customer_id", INT4, "integer"),
+                col("name", VARCHAR, "character varying(100)"),
+                col("updated_at", TIMESTAMP, "timestamp without time zone"),
+            ],
+            &["customer_id"],
+        )
+    }
+
+    fn casts() -> Casts {
+        let c = |source, target, context| CastInfo {
+            source,
+            target,
+            context,
+        };
+        Casts(vec![
+            c(NUMERIC, INT4, CastContext::Assignment),
+            c(TEXT, INT4, CastContext::Explicit),
+            c(VARCHAR, VARCHAR, CastContext::Same),
+            c(TEXT, TIMESTAMP, CastContext::Explicit),
+        ])
+    }
+
+    fn dms_staging() -> Relation {
+        let mut cols = vec![
+            col("CUSTOMER_ID", NUMERIC, "numeric"),
+            col("NAME", VARCHAR, "character varying(200)"),
+            col("UPDATED_AT", TIMESTAMP, "timestamp without time zone"),
+        ];
+        cols.extend(meta());
+        table("staging", "customers", cols, &[])
+    }
+
+    #[test]
+    fn oracle_upper_case_columns_match_and_convert() {
+        let plan = plan_merge(&customers(), &dms_staging(), &casts(), "updated_at").unwrap();
+        assert_eq!(plan.keys.len(), 1);
+        assert_eq!(plan.keys[0].staging, "CUSTOMER_ID");
+        assert!(plan.keys[0].needs_cast, "numeric key compared as integer");
+        assert_eq!(plan.version.staging, "UPDATED_AT");
+        assert!(!plan.version.needs_cast);
+        assert_eq!(plan.values.len(), 1);
+        assert_eq!(
+            plan.values[0].conversion,
+            Conversion::Assign,
+            "varchar(200) -> varchar(100) is assigned"
+        );
+        assert_eq!(plan.pk_constraint, "\"customers_pkey\"");
+    }
+
+    #[test]
+    fn verify_reports_case_matches_and_narrowing_as_non_errors() {
+        let problems = verify(&customers(), &dms_staging(), &casts(), "updated_at");
+        let codes: Vec<_> = problems
+            .iter()
+            .map(|p| (p.column.as_str(), p.code))
+            .collect();
+        assert!(
+            codes.contains(&("name", ProblemCode::Narrowing)),
+            "{codes:?}"
+        );
+        assert!(codes.contains(&("customer_id", ProblemCode::MatchedByCase)));
+        assert!(
+            codes.contains(&("customer_id", ProblemCode::Lossy)),
+            "numeric into integer rounds"
+        );
+        assert!(
+            problems.iter().all(|p| p.severity != Severity::Error),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn text_into_integer_is_a_warning_and_point_into_integer_an_error() {
+        let mut staging = dms_staging();
+        staging.columns[0] = col("CUSTOMER_ID", TEXT, "text");
+        let problems = verify(&customers(), &staging, &casts(), "updated_at");
+        let p = problems
+            .iter()
+            .find(|p| p.code == ProblemCode::ExplicitCast)
+            .unwrap();
+        assert_eq!(p.severity, Severity::Warning);
+        assert_eq!(p.staging_type.as_deref(), Some("text"));
+
+        staging.columns[0] = col("CUSTOMER_ID", 600, "point");
+        let err = plan_merge(&customers(), &staging, &casts(), "updated_at").unwrap_err();
+        assert_eq!(err.state, SqlState::CannotCoerce);
+        assert!(err.message.contains("customer_id"), "{}", err.message);
+    }
+
+    #[test]
+    fn no_primary_key_is_a_clear_error() {
+        let mut t = customers();
+        t.primary_key = None;
+        let err = plan_merge(&t, &dms_staging(), &casts(), "updated_at").unwrap_err();
+        assert_eq!(err.state, SqlState::ObjectNotInPrerequisiteState);
+        assert_eq!(err.message, "table production.customers has no primary key");
+        assert!(err.hint.unwrap().contains("ADD PRIMARY KEY"));
+    }
+
+    #[test]
+    fn missing_version_column_names_it() {
+        let err = plan_merge(&customers(), &dms_staging(), &casts(), "modified").unwrap_err();
+        assert_eq!(err.state, SqlState::UndefinedColumn);
+        assert!(err.message.contains("modified"));
+    }
+
+    #[test]
+    fn unorderable_version_column_is_refused() {
+        let mut t = customers();
+        t.columns.push(col("doc", JSON, "json"));
+        let mut s = dms_staging();
+        s.columns.push(col("doc", JSON, "json"));
+        let err = plan_merge(&t, &s, &casts(), "doc").unwrap_err();
+        assert_eq!(err.state, SqlState::DatatypeMismatch);
+    }
+
+    #[test]
+    fn key_missing_in_staging_is_refused_and_other_columns_are_optional() {
+        let mut s = dms_staging();
+        s.columns.retain(|c| c.name != "NAME");
+        let plan = plan_merge(&customers(), &s, &casts(), "updated_at").unwrap();
+        assert!(plan.values.is_empty(), "name keeps its value: not written");
+        s.columns.retain(|c| c.name != "CUSTOMER_ID");
+        let err = plan_merge(&customers(), &s, &casts(), "updated_at").unwrap_err();
+        assert_eq!(err.state, SqlState::UndefinedColumn);
+    }
+
+    #[test]
+    fn ambiguous_case_insensitive_names_are_refused() {
+        let mut s = dms_staging();
+        s.columns
+            .push(col("Name", VARCHAR, "character varying(200)"));
+        let problems = verify(&customers(), &s, &casts(), "updated_at");
+        assert!(problems
+            .iter()
+            .any(|p| p.code == ProblemCode::AmbiguousName));
+        // an exact match wins over case-insensitive ones
+        s.columns
+            .push(col("name", VARCHAR, "character varying(100)"));
+        assert!(plan_merge(&customers(), &s, &casts(), "updated_at").is_ok());
+    }
+
+    #[test]
+    fn generated_columns_are_never_written_and_identity_always_is_insert_only() {
+        let mut t = customers();
+        let mut g = col("name_upper", TEXT, "text");
+        g.generated = "s".into();
+        t.columns.push(g);
+        let mut ident = col("seq_no", INT8, "bigint");
+        ident.identity = "a".into();
+        t.columns.push(ident);
+        let mut s = dms_staging();
+        s.columns.push(col("name_upper", TEXT, "text"));
+        s.columns.push(col("seq_no", INT8, "bigint"));
+        let plan = plan_merge(&t, &s, &casts(), "updated_at").unwrap();
+        assert!(plan.values.iter().all(|v| v.target != "name_upper"));
+        let seq = plan.values.iter().find(|v| v.target == "seq_no").unwrap();
+        assert!(seq.insert_only);
+        assert!(plan.overriding_system_value);
+    }
+
+    #[test]
+    fn metadata_columns_are_required_and_never_matched() {
+        let mut s = dms_staging();
+        s.columns.retain(|c| c.name != META_RUN_ID);
+        let err = plan_merge(&customers(), &s, &casts(), "updated_at").unwrap_err();
+        assert_eq!(err.state, SqlState::ObjectNotInPrerequisiteState);
+        assert!(err.hint.unwrap().contains("dwr_create_staging"));
+        let mut t = customers();
+        t.columns.push(col(META_STATUS, TEXT, "text"));
+        let staged = dms_staging();
+        let pairs = match_columns(&t, &staged);
+        assert!(pairs
+            .iter()
+            .find(|p| p.target.name == META_STATUS)
+            .unwrap()
+            .staging
+            .is_none());
+    }
+
+    #[test]
+    fn views_are_not_tables() {
+        let mut t = customers();
+        t.relkind = "v".into();
+        let err = plan_merge(&t, &dms_staging(), &casts(), "updated_at").unwrap_err();
+        assert_eq!(err.state, SqlState::WrongObjectType);
+        assert!(err.detail.unwrap().contains("view"));
+    }
+
+    #[test]
+    fn numeric_narrowing_compares_precision_and_scale() {
+        let mut s = col("x", NUMERIC, "numeric(12,2)");
+        let mut t = col("x", NUMERIC, "numeric(10,2)");
+        s.typmod = ((12 << 16) | 2) + 4;
+        t.typmod = ((10 << 16) | 2) + 4;
+        assert!(narrows(&s, &t));
+        assert!(!narrows(&t, &s));
+        s.typmod = ((10 << 16) | 3) + 4;
+        assert!(narrows(&s, &t), "a smaller scale rounds");
+    }
+}

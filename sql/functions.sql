@@ -1,0 +1,72 @@
+-- dms_window_reload: the SQL interface. Functions live in the schema CREATE EXTENSION installs
+-- into (@extschema@), so SELECT dwr_merge('customers') works as is; helpers the views use live in
+-- dwr. Every function pins search_path to pg_catalog, pg_temp: whatever a caller's search_path
+-- holds, the extension's own SQL resolves nothing through it. Table arguments are regclass, resolved
+-- by the caller's search_path when the call is parsed, as in any PostgreSQL function.
+--
+-- None is SECURITY DEFINER: they act with the caller's privileges on production and staging.
+
+CREATE FUNCTION dwr._create_staging(target pg_catalog.regclass, staging_schema pg_catalog.text,
+                                    version_column pg_catalog.text)
+RETURNS pg_catalog.regclass
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_create_staging_wrapper';
+COMMENT ON FUNCTION dwr._create_staging(pg_catalog.regclass, pg_catalog.text, pg_catalog.text) IS
+  'Implementation of dwr_create_staging.';
+
+CREATE FUNCTION @extschema@.dwr_create_staging(target pg_catalog.regclass,
+                                               staging_schema pg_catalog.name DEFAULT 'staging',
+                                               version_column pg_catalog.name DEFAULT 'updated_at')
+RETURNS pg_catalog.regclass
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT dwr._create_staging($1, $2::pg_catalog.text, $3::pg_catalog.text) $$;
+COMMENT ON FUNCTION @extschema@.dwr_create_staging(pg_catalog.regclass, pg_catalog.name, pg_catalog.name) IS
+  'Creates staging_schema.<table> (the target''s columns and primary key plus the _dwr_ metadata columns), or adopts a table of that name that a DMS full load created (adding the metadata columns, changing no row), and registers the pair in dwr.tables. Returns the staging table.';
+
+CREATE FUNCTION @extschema@.dwr_drop_staging(target pg_catalog.regclass)
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_drop_staging_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_drop_staging(pg_catalog.regclass) IS
+  'Drops the staging table of target and its registration; dwr.merge_runs keeps the history.';
+
+CREATE FUNCTION @extschema@.dwr_purge_staging(target pg_catalog.regclass,
+                                              status pg_catalog.text DEFAULT 'PROCESSED')
+RETURNS pg_catalog.int8
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_purge_staging_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_purge_staging(pg_catalog.regclass, pg_catalog.text) IS
+  'Deletes the staged rows of target in that status (NEW, PROCESSED, SKIPPED, ERROR, or ALL); returns how many.';
+
+CREATE FUNCTION @extschema@.dwr_merge(target pg_catalog.regclass,
+                                      dry_run pg_catalog.bool DEFAULT false)
+RETURNS dwr.merge_result
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_merge_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_merge(pg_catalog.regclass, pg_catalog.bool) IS
+  'Merges the NEW rows of target''s staging table into target: a staged row replaces a production row only when its version is strictly greater, inserts a missing key, and ends PROCESSED, SKIPPED or ERROR. One transaction; dry_run computes every count and changes nothing.';
+
+CREATE FUNCTION @extschema@.dwr_verify(target pg_catalog.regclass)
+RETURNS TABLE (column_name pg_catalog.text, problem pg_catalog.text,
+               production_type pg_catalog.text, staging_type pg_catalog.text,
+               severity pg_catalog.text, detail pg_catalog.text)
+LANGUAGE c STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_verify_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_verify(pg_catalog.regclass) IS
+  'Type and shape problems between target and its staging table: severity error (the merge refuses to run), warning (rows may become ERROR rows or values change on the way), info.';
+
+CREATE FUNCTION dwr._staging_status()
+RETURNS TABLE (target pg_catalog.regclass, staging pg_catalog.regclass,
+               new_rows pg_catalog.int8, processed pg_catalog.int8, skipped pg_catalog.int8,
+               error_rows pg_catalog.int8, total pg_catalog.int8)
+LANGUAGE c STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'staging_status_wrapper';
+COMMENT ON FUNCTION dwr._staging_status() IS
+  'Implementation of the view dwr.staging_status.';

@@ -1,0 +1,110 @@
+-- dms_window_reload: the extension's own schema, tables and types.
+--
+-- Every name is schema-qualified and every function and operator comes from pg_catalog, so the
+-- search_path in force at CREATE EXTENSION changes nothing. The tables are owned by the role that
+-- runs CREATE EXTENSION; nobody else may write them: merges append their runs through the
+-- extension's own code, which writes as that owner (see README, "Security").
+
+CREATE SCHEMA dwr;
+COMMENT ON SCHEMA dwr IS
+  'dms_window_reload: registrations, merge runs and reports. Functions live in the schema the extension was installed into.';
+GRANT USAGE ON SCHEMA dwr TO PUBLIC;
+
+CREATE TABLE dwr.tables (
+    target           pg_catalog.regclass    PRIMARY KEY,
+    staging          pg_catalog.regclass    NOT NULL UNIQUE,
+    version_column   pg_catalog.name        NOT NULL,
+    staging_created  pg_catalog.bool        NOT NULL,
+    tracking_since   pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    registered_at    pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    registered_by    pg_catalog.name        NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE dwr.tables IS
+  'One row a production table registered by dwr_create_staging: its staging table and version column.';
+COMMENT ON COLUMN dwr.tables.target IS 'the production table';
+COMMENT ON COLUMN dwr.tables.staging IS 'the staging table a full load fills';
+COMMENT ON COLUMN dwr.tables.version_column IS 'the production column that orders versions of a row (a staged row wins only when strictly greater)';
+COMMENT ON COLUMN dwr.tables.staging_created IS 'true when dwr_create_staging created staging, false when it adopted a table that already existed (one a DMS task created)';
+COMMENT ON COLUMN dwr.tables.tracking_since IS 'when staging was created or last emptied of NEW rows by dwr_purge_staging';
+COMMENT ON COLUMN dwr.tables.registered_at IS 'when the table was registered (or registered again)';
+COMMENT ON COLUMN dwr.tables.registered_by IS 'the role that registered it';
+
+CREATE TABLE dwr.merge_runs (
+    run_id                  pg_catalog.int8        GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind                    pg_catalog.text        NOT NULL DEFAULT 'merge'
+                            CHECK (kind OPERATOR(pg_catalog.=) ANY ('{merge}'::pg_catalog.text[])),
+    target                  pg_catalog.oid         NOT NULL,
+    target_name             pg_catalog.text        NOT NULL,
+    source_name             pg_catalog.text        NOT NULL,
+    dry_run                 pg_catalog.bool        NOT NULL,
+    status                  pg_catalog.text        NOT NULL
+                            CHECK (status OPERATOR(pg_catalog.=) ANY
+                                   ('{RUNNING,SUCCEEDED,SUCCEEDED_WITH_ERRORS,DRY_RUN,FAILED}'::pg_catalog.text[])),
+    run_by                  pg_catalog.name        NOT NULL,
+    session_user_name       pg_catalog.name        NOT NULL,
+    backend_pid             pg_catalog.int4        NOT NULL,
+    started_at              pg_catalog.timestamptz NOT NULL,
+    finished_at             pg_catalog.timestamptz,
+    duration                pg_catalog.interval,
+    inserted                pg_catalog.int8,
+    updated                 pg_catalog.int8,
+    unchanged               pg_catalog.int8,
+    skipped_stale           pg_catalog.int8,
+    skipped_deleted         pg_catalog.int8,
+    skipped_outside_window  pg_catalog.int8,
+    deferred                pg_catalog.int8,
+    errors                  pg_catalog.int8,
+    error_sqlstate          pg_catalog.text,
+    error_message           pg_catalog.text
+);
+CREATE INDEX merge_runs_target_idx ON dwr.merge_runs (target, run_id);
+COMMENT ON TABLE dwr.merge_runs IS
+  'One row a merge: who ran it, when, on what, with which counts and outcome. Appended by the extension only.';
+COMMENT ON COLUMN dwr.merge_runs.run_id IS 'the run; staged rows it decided carry it in _dwr_run_id';
+COMMENT ON COLUMN dwr.merge_runs.kind IS 'merge';
+COMMENT ON COLUMN dwr.merge_runs.target IS 'OID of the production table (kept after the table is dropped)';
+COMMENT ON COLUMN dwr.merge_runs.target_name IS 'schema-qualified name of the production table at the time of the run';
+COMMENT ON COLUMN dwr.merge_runs.source_name IS 'schema-qualified name of the table merged from';
+COMMENT ON COLUMN dwr.merge_runs.dry_run IS 'true when the run computed its counts and changed nothing';
+COMMENT ON COLUMN dwr.merge_runs.status IS 'RUNNING, SUCCEEDED, SUCCEEDED_WITH_ERRORS (some rows ERROR), DRY_RUN, FAILED';
+COMMENT ON COLUMN dwr.merge_runs.run_by IS 'the role whose privileges the merge used (current_user)';
+COMMENT ON COLUMN dwr.merge_runs.session_user_name IS 'the session''s login role';
+COMMENT ON COLUMN dwr.merge_runs.backend_pid IS 'the server process that ran the merge';
+COMMENT ON COLUMN dwr.merge_runs.started_at IS 'when the merge started (clock time)';
+COMMENT ON COLUMN dwr.merge_runs.finished_at IS 'when it finished';
+COMMENT ON COLUMN dwr.merge_runs.duration IS 'finished_at - started_at';
+COMMENT ON COLUMN dwr.merge_runs.inserted IS 'staged rows inserted into production';
+COMMENT ON COLUMN dwr.merge_runs.updated IS 'staged rows that replaced an older production version';
+COMMENT ON COLUMN dwr.merge_runs.unchanged IS 'staged rows whose version production already had';
+COMMENT ON COLUMN dwr.merge_runs.skipped_stale IS 'staged rows older than production, or superseded by a newer staged row of the same key';
+COMMENT ON COLUMN dwr.merge_runs.skipped_deleted IS 'staged rows whose key production deleted since tracking began';
+COMMENT ON COLUMN dwr.merge_runs.skipped_outside_window IS 'staged rows outside the open reload''s window (left NEW)';
+COMMENT ON COLUMN dwr.merge_runs.deferred IS 'staged rows left NEW because CDC held the production row';
+COMMENT ON COLUMN dwr.merge_runs.errors IS 'staged rows marked ERROR';
+COMMENT ON COLUMN dwr.merge_runs.error_sqlstate IS 'SQLSTATE of the error that failed the run';
+COMMENT ON COLUMN dwr.merge_runs.error_message IS 'text of the error that failed the run';
+
+-- Both tables hold the operator's data: pg_dump keeps their rows.
+SELECT pg_catalog.pg_extension_config_dump('dwr.tables', '');
+SELECT pg_catalog.pg_extension_config_dump('dwr.merge_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('dwr.merge_runs_run_id_seq', '');
+
+REVOKE ALL ON dwr.tables, dwr.merge_runs FROM PUBLIC;
+GRANT SELECT ON dwr.tables, dwr.merge_runs TO PUBLIC;
+
+CREATE TYPE dwr.merge_result AS (
+    run_id                  pg_catalog.int8,
+    target                  pg_catalog.regclass,
+    status                  pg_catalog.text,
+    inserted                pg_catalog.int8,
+    updated                 pg_catalog.int8,
+    unchanged               pg_catalog.int8,
+    skipped_stale           pg_catalog.int8,
+    skipped_deleted         pg_catalog.int8,
+    skipped_outside_window  pg_catalog.int8,
+    deferred                pg_catalog.int8,
+    errors                  pg_catalog.int8,
+    duration                pg_catalog.interval
+);
+COMMENT ON TYPE dwr.merge_result IS
+  'What one merge did: its run, the table, its status and a count for every outcome of a staged row.';

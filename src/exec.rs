@@ -1,0 +1,324 @@
+//! Stage 4 of the data flow: execution. The only module that talks to the server: it runs the
+//! engine's SQL through SPI, reads the catalog, runs statements in subtransactions so one bad row
+//! cannot sink a merge, and turns the engine's errors into PostgreSQL errors.
+
+use dwr_engine::catalog::{CastInfo, Casts, Relation, CASTS_SQL, RELATION_SQL};
+use dwr_engine::{DwrError, SqlState};
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
+use pgrx::prelude::*;
+use std::panic::AssertUnwindSafe;
+
+/// `MAKE_SQLSTATE` of a five-character code.
+pub fn sqlstate_code(state: &str) -> PgSqlErrorCode {
+    let b = state.as_bytes();
+    let six = |c: u8| ((c.wrapping_sub(b'0')) & 0x3f) as i32;
+    let code = if b.len() == 5 {
+        six(b[0]) + (six(b[1]) << 6) + (six(b[2]) << 12) + (six(b[3]) << 18) + (six(b[4]) << 24)
+    } else {
+        0
+    };
+    PgSqlErrorCode::from(code)
+}
+
+/// The five-character code of an error code.
+pub fn sqlstate_text(code: PgSqlErrorCode) -> String {
+    let mut v = code as i32;
+    let mut s = String::with_capacity(5);
+    for _ in 0..5 {
+        s.push(((v & 0x3f) as u8 + b'0') as char);
+        v >>= 6;
+    }
+    s
+}
+
+/// Raise `e` as a PostgreSQL ERROR with its SQLSTATE, DETAIL and HINT.
+pub fn raise(e: DwrError) -> ! {
+    let mut report = ErrorReport::new(
+        sqlstate_code(e.state.code()),
+        e.message,
+        "dms_window_reload",
+    );
+    if let Some(d) = e.detail {
+        report = report.set_detail(d);
+    }
+    if let Some(h) = e.hint {
+        report = report.set_hint(h);
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ereport(ERROR) returned")
+}
+
+/// Unwrap an engine result or raise its error.
+pub fn check<T>(r: dwr_engine::Result<T>) -> T {
+    r.unwrap_or_else(|e| raise(e))
+}
+
+/// An SPI failure that is not a PostgreSQL error (a bug of ours): raised as an internal error.
+fn spi_failed(e: pgrx::spi::Error, sql: &str) -> ! {
+    raise(
+        DwrError::new(SqlState::FeatureNotSupported, format!("SPI failed: {e}"))
+            .detail(format!("statement: {sql}"))
+            .hint("This is a bug in dms_window_reload; please report it."),
+    )
+}
+
+/// Run a statement that returns no rows worth reading; the number of rows it processed.
+pub fn execute(sql: &str, args: &[DatumWithOid]) -> u64 {
+    Spi::connect_mut(|client| match client.update(sql, None, args) {
+        Ok(t) => t.len() as u64,
+        Err(e) => spi_failed(e, sql),
+    })
+}
+
+/// Run a query and read the first column of its first row.
+pub fn query_one<T: FromDatum + IntoDatum>(sql: &str, args: &[DatumWithOid]) -> Option<T> {
+    Spi::connect_mut(|client| {
+        let table = client
+            .update(sql, Some(1), args)
+            .unwrap_or_else(|e| spi_failed(e, sql));
+        if table.is_empty() {
+            return None;
+        }
+        table
+            .first()
+            .get::<T>(1)
+            .unwrap_or_else(|e| spi_failed(e, sql))
+    })
+}
+
+/// Run a query and map every row.
+pub fn query_rows<R>(
+    sql: &str,
+    args: &[DatumWithOid],
+    mut f: impl FnMut(&pgrx::spi::SpiHeapTupleData) -> R,
+) -> Vec<R> {
+    Spi::connect_mut(|client| {
+        let table = client
+            .update(sql, None, args)
+            .unwrap_or_else(|e| spi_failed(e, sql));
+        table.map(|row| f(&row)).collect()
+    })
+}
+
+/// Read a column of an SPI row, raising on a type mismatch (a bug of ours).
+pub fn col<T: FromDatum + IntoDatum>(row: &pgrx::spi::SpiHeapTupleData, n: usize) -> Option<T> {
+    row.get::<T>(n)
+        .unwrap_or_else(|e| spi_failed(e, "reading a result column"))
+}
+
+/// What the catalog says about a relation, or `None` when the oid names none.
+pub fn relation(oid: pg_sys::Oid) -> Option<Relation> {
+    query_one::<String>(RELATION_SQL, &[oid.into()]).map(|json| check(Relation::from_json(&json)))
+}
+
+/// Like [`relation`], raising 42P01 when the relation does not exist.
+pub fn relation_or_raise(oid: pg_sys::Oid, what: &str) -> Relation {
+    relation(oid).unwrap_or_else(|| {
+        raise(
+            DwrError::new(
+                SqlState::UndefinedTable,
+                format!("{what} with OID {} does not exist", oid.to_u32()),
+            )
+            .hint("The table was dropped or renamed away; check dwr.tables."),
+        )
+    })
+}
+
+/// How every staging column's type converts into the production column of the same (or
+/// case-insensitively same) name.
+pub fn casts_between(staging: &Relation, target: &Relation) -> Casts {
+    let mut sources: Vec<pg_sys::Oid> = Vec::new();
+    let mut targets: Vec<pg_sys::Oid> = Vec::new();
+    for s in &staging.columns {
+        for t in target
+            .columns
+            .iter()
+            .filter(|t| t.name.to_lowercase() == s.name.to_lowercase())
+        {
+            sources.push(pg_sys::Oid::from(s.type_oid));
+            targets.push(pg_sys::Oid::from(t.type_oid));
+        }
+    }
+    if sources.is_empty() {
+        return Casts::default();
+    }
+    let json = query_one::<String>(CASTS_SQL, &[sources.into(), targets.into()])
+        .unwrap_or_else(|| "[]".into());
+    Casts(check(CastInfo::list_from_json(&json)))
+}
+
+/// A PostgreSQL error caught inside a subtransaction.
+#[derive(Debug, Clone)]
+pub struct Caught {
+    pub sqlstate: String,
+    pub message: String,
+    pub detail: Option<String>,
+}
+
+impl Caught {
+    /// An error about one row's data: a bad value, a violated constraint, a trigger's complaint.
+    /// Such an error marks that row `ERROR`; any other error (cancel, deadlock, out of memory, lock
+    /// timeout, a bug) fails the whole merge.
+    pub fn is_row_error(&self) -> bool {
+        matches!(
+            &self.sqlstate[..2],
+            "22" | "23" | "44" | "P0" | "2F" | "38" | "39"
+        ) || self.sqlstate == "42804"
+    }
+
+    /// The text stored in `_dwr_error`: the message and, when there is one, the detail.
+    pub fn text(&self) -> String {
+        match &self.detail {
+            Some(d) => format!("{} ({})", self.message, d),
+            None => self.message.clone(),
+        }
+    }
+}
+
+/// Run `f` in a subtransaction: when it raises a PostgreSQL error, the subtransaction is rolled back
+/// (undoing whatever `f` did) and the error returned; the outer transaction goes on. A Rust panic
+/// inside `f` rolls back the subtransaction and propagates.
+///
+/// `f` must open its own SPI connection (the helpers of this module do) so that a rollback leaves
+/// no SPI state behind. The pattern is PL/Python's `PLy_spi_subtransaction_*`.
+pub fn subtransaction<R>(f: impl FnOnce() -> R) -> Result<R, Caught> {
+    subxact(true, f)
+}
+
+/// Run `f` in a subtransaction and roll it back whatever happens: what `f` returns survives, what it
+/// changed does not (a dry run).
+pub fn rolled_back<R>(f: impl FnOnce() -> R) -> Result<R, Caught> {
+    subxact(false, f)
+}
+
+fn subxact<R>(commit: bool, f: impl FnOnce() -> R) -> Result<R, Caught> {
+    // SAFETY: we are in a transaction (called from SQL); the memory context and resource owner are
+    // restored on both paths exactly as PL/pgSQL's exception blocks do.
+    let (ctx, owner) = unsafe {
+        let ctx = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(ctx);
+        (ctx, owner)
+    };
+    let restore = move || unsafe {
+        pg_sys::MemoryContextSwitchTo(ctx);
+        pg_sys::CurrentResourceOwner = owner;
+    };
+    PgTryBuilder::new(AssertUnwindSafe(|| {
+        let r = f();
+        unsafe {
+            if commit {
+                pg_sys::ReleaseCurrentSubTransaction();
+            } else {
+                pg_sys::MemoryContextSwitchTo(ctx);
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            }
+        }
+        restore();
+        Ok(r)
+    }))
+    .catch_others(|e| {
+        unsafe {
+            pg_sys::MemoryContextSwitchTo(ctx);
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        restore();
+        match e {
+            CaughtError::PostgresError(report) => Err(Caught {
+                sqlstate: sqlstate_text(report.sql_error_code()),
+                message: report.message().to_string(),
+                detail: report.detail().map(str::to_string),
+            }),
+            other => other.rethrow(),
+        }
+    })
+    .execute()
+}
+
+/// Run a ranged statement (`$1`, `$2`: first and last work-table row) over `lo ..= hi`; when it fails
+/// on a row error, split the range and retry the halves, down to single rows, which `on_row_error`
+/// records. Rows that production accepts are applied; only the rejected ones are left out. With `k`
+/// bad rows among `n`, this runs about `2 k log2(n)` statements.
+pub fn bisect(sql: &str, lo: i64, hi: i64, on_row_error: &mut dyn FnMut(i64, &Caught)) {
+    if lo > hi {
+        return;
+    }
+    match subtransaction(|| execute(sql, &[lo.into(), hi.into()])) {
+        Ok(_) => {}
+        Err(e) if !e.is_row_error() => raise_caught(e),
+        Err(e) if lo == hi => on_row_error(lo, &e),
+        Err(_) => {
+            let mid = lo + (hi - lo) / 2;
+            bisect(sql, lo, mid, on_row_error);
+            bisect(sql, mid + 1, hi, on_row_error);
+        }
+    }
+}
+
+/// Raise a caught error again, as it was.
+pub fn raise_caught(e: Caught) -> ! {
+    let mut report = ErrorReport::new(sqlstate_code(&e.sqlstate), e.message, "dms_window_reload");
+    if let Some(d) = e.detail {
+        report = report.set_detail(d);
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ereport(ERROR) returned")
+}
+
+/// Run `f` as `role` with `SECURITY_LOCAL_USERID_CHANGE`, the way PostgreSQL runs referential
+/// integrity checks as the table's owner; the previous user and security context come back after.
+/// This is the extension's narrow path into its own audit tables: only code of this extension can
+/// take it, and it writes what the caller did, never what the caller says.
+pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    let mut saved_user = pg_sys::Oid::INVALID;
+    let mut saved_context: i32 = 0;
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(
+            role,
+            saved_context
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+    }
+    // an error inside f aborts the transaction, and transaction abort resets the user id
+    let r = f();
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
+    r
+}
+
+/// The role that owns the extension's objects (and so its audit tables).
+pub fn extension_owner() -> pg_sys::Oid {
+    query_one::<pg_sys::Oid>(
+        "SELECT c.relowner FROM pg_catalog.pg_class c \
+         WHERE c.oid OPERATOR(pg_catalog.=) 'dwr.merge_runs'::pg_catalog.regclass",
+        &[],
+    )
+    .unwrap_or_else(|| {
+        raise(DwrError::new(
+            SqlState::UndefinedTable,
+            "table dwr.merge_runs does not exist",
+        ))
+    })
+}
+
+/// The current user's oid.
+pub fn current_user() -> pg_sys::Oid {
+    unsafe { pg_sys::GetUserId() }
+}
+
+/// A `regclass` value, for composite attributes declared `regclass` (an `Oid` is an `oid`).
+pub struct RegClass(pub pg_sys::Oid);
+
+impl IntoDatum for RegClass {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        self.0.into_datum()
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::REGCLASSOID
+    }
+}

@@ -1,0 +1,54 @@
+//! dms_window_reload: merge a reloaded past time window from staging tables into production tables
+//! that a CDC pipeline (AWS DMS, logical replication) keeps writing.
+//!
+//! The data flow, one module per stage:
+//! 1. catalog metadata, 2. merge plan, 3. SQL text: the pgrx-free crate `dwr_engine` (`engine/`);
+//! 4. execution: [`exec`] (SPI, subtransactions, errors), driven by [`merge`], [`staging`],
+//!    [`verify`];
+//! 5. audit: [`audit`] (the `dwr.merge_runs` trail).
+//!
+//! The SQL interface is declared in `sql/`; the functions here are its C entry points.
+
+use pgrx::prelude::*;
+
+pub mod audit;
+pub mod exec;
+pub mod guc;
+pub mod merge;
+pub mod staging;
+pub mod verify;
+
+::pgrx::pg_module_magic!(name, version);
+
+pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!(
+    "../sql/functions.sql",
+    name = "functions",
+    requires = ["schema"]
+);
+pgrx::extension_sql_file!(
+    "../sql/views.sql",
+    name = "views",
+    requires = ["functions"],
+    finalize
+);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::register();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

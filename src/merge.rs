@@ -1,0 +1,194 @@
+//! `dwr_merge`: read the catalog, plan, write the SQL (all in `dwr_engine`), then run it here.
+
+use crate::audit;
+use crate::exec::{
+    self, bisect, check, execute, query_one, query_rows, raise, rolled_back, subtransaction, Caught,
+};
+use crate::guc;
+use crate::staging::registration_or_raise;
+use dwr_engine::ident::display_ident;
+use dwr_engine::plan::plan_merge;
+use dwr_engine::sqlgen::{merge_sql, Counts, MergeSql, RowClass};
+use dwr_engine::{DwrError, SqlState};
+use pgrx::datum::Interval;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+/// The advisory-lock space of merges: `pg_advisory_xact_lock(MERGE_LOCK_SPACE, <target oid>)`
+/// serialises merges of one table (0x44575231, "DWR1").
+pub const MERGE_LOCK_SPACE: i32 = 0x4457_5231;
+
+/// What one merge did.
+pub struct MergeOutcome {
+    pub run_id: i64,
+    pub target: pg_sys::Oid,
+    pub status: &'static str,
+    pub counts: Counts,
+    pub duration: Option<Interval>,
+}
+
+#[pg_extern(sql = false)]
+fn dwr_merge(
+    target: Option<pg_sys::Oid>,
+    dry_run: Option<bool>,
+) -> pgrx::composite_type!('static, "dwr.merge_result") {
+    let target = target.unwrap_or_else(|| raise(DwrError::null_argument("dwr_merge", "target")));
+    let dry_run = dry_run.unwrap_or_else(|| raise(DwrError::null_argument("dwr_merge", "dry_run")));
+    result_tuple(&merge(target, dry_run))
+}
+
+/// Build a `dwr.merge_result` value.
+pub fn result_tuple(o: &MergeOutcome) -> pgrx::composite_type!('static, "dwr.merge_result") {
+    let mut t =
+        PgHeapTuple::new_composite_type("dwr.merge_result").expect("type dwr.merge_result exists");
+    let c = &o.counts;
+    let set = |t: &mut PgHeapTuple<'static, _>, name: &str, v: i64| {
+        t.set_by_name(name, v).expect("merge_result attribute");
+    };
+    set(&mut t, "run_id", o.run_id);
+    t.set_by_name("target", exec::RegClass(o.target))
+        .expect("merge_result.target");
+    t.set_by_name("status", o.status)
+        .expect("merge_result.status");
+    set(&mut t, "inserted", c.inserted);
+    set(&mut t, "updated", c.updated);
+    set(&mut t, "unchanged", c.unchanged);
+    set(&mut t, "skipped_stale", c.skipped_stale);
+    set(&mut t, "skipped_deleted", c.skipped_deleted);
+    set(&mut t, "skipped_outside_window", c.skipped_outside_window);
+    set(&mut t, "deferred", c.deferred);
+    set(&mut t, "errors", c.errors);
+    if let Some(d) = o.duration {
+        t.set_by_name("duration", d).expect("merge_result.duration");
+    }
+    t
+}
+
+/// Merge the registered staging table of `target` into it.
+pub fn merge(target_oid: pg_sys::Oid, dry_run: bool) -> MergeOutcome {
+    let reg = registration_or_raise(target_oid);
+    let target = exec::relation_or_raise(target_oid, "table");
+    let staging = exec::relation_or_raise(reg.staging, "staging table");
+    crate::staging::check_staging_owner(&target, &staging);
+    let casts = exec::casts_between(&staging, &target);
+    let plan = check(plan_merge(&target, &staging, &casts, &reg.version_column));
+    let sql = merge_sql(&plan);
+
+    lock_target(target_oid, &plan.target_display);
+    let run_id = audit::begin_run(
+        target_oid,
+        &plan.target_display,
+        &plan.staging_display,
+        dry_run,
+    );
+    let null_version = format!(
+        "version column {} is NULL",
+        display_ident(&plan.version.staging)
+    );
+    let null_key = "a primary key column is NULL or does not convert".to_string();
+
+    let counts = if dry_run {
+        // run everything, then roll it all back: the counts are exact, nothing changes
+        rolled_back(|| run_statements(&sql, run_id, &null_version, &null_key))
+            .unwrap_or_else(|e| exec::raise_caught(e))
+    } else {
+        run_statements(&sql, run_id, &null_version, &null_key)
+    };
+
+    let status = if dry_run {
+        "DRY_RUN"
+    } else if counts.errors > 0 {
+        "SUCCEEDED_WITH_ERRORS"
+    } else {
+        "SUCCEEDED"
+    };
+    let duration = audit::finish_run(run_id, status, &counts);
+    MergeOutcome {
+        run_id,
+        target: target_oid,
+        status,
+        counts,
+        duration,
+    }
+}
+
+/// Serialise merges of one table: wait for another merge of it to commit, or with
+/// `dwr.lock_timeout` set fail with 55P03 after that long.
+fn lock_target(target: pg_sys::Oid, display: &str) {
+    let key = target.to_u32() as i32;
+    let timeout = guc::LOCK_TIMEOUT.get();
+    if timeout <= 0 {
+        execute(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+            &[MERGE_LOCK_SPACE.into(), key.into()],
+        );
+        return;
+    }
+    let previous = query_one::<String>("SELECT pg_catalog.current_setting('lock_timeout')", &[])
+        .unwrap_or_default();
+    execute(
+        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
+        &[format!("{timeout}ms").as_str().into()],
+    );
+    let got = subtransaction(|| {
+        execute(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+            &[MERGE_LOCK_SPACE.into(), key.into()],
+        )
+    });
+    execute(
+        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
+        &[previous.as_str().into()],
+    );
+    match got {
+        Ok(_) => {}
+        Err(e) if e.sqlstate == "55P03" => raise(
+            DwrError::new(
+                SqlState::LockNotAvailable,
+                format!("another merge of {display} is running"),
+            )
+            .detail(format!("waited dwr.lock_timeout = {timeout}ms for it to finish"))
+            .hint("Wait for the other merge to commit, or raise dwr.lock_timeout (0 waits as long as it takes)."),
+        ),
+        Err(e) => exec::raise_caught(e),
+    }
+}
+
+/// Run the statements of a merge; returns the counts by final class.
+fn run_statements(sql: &MergeSql, run_id: i64, null_version: &str, null_key: &str) -> Counts {
+    let mut mark_error = |rn: i64, e: &Caught| {
+        execute(&sql.mark_row_error, &[rn.into(), e.text().as_str().into()]);
+    };
+    execute(&sql.create_work, &[]);
+    if sql.keys_need_cast {
+        execute(&sql.fill_work_rows, &[]);
+        let max = query_one::<i64>(&sql.max_row, &[]).unwrap_or(0);
+        bisect(&sql.cast_keys, 1, max, &mut mark_error);
+    } else {
+        execute(&sql.fill_work, &[]);
+    }
+    execute(&sql.mark_nulls, &[null_version.into(), null_key.into()]);
+    execute(&sql.mark_duplicates, &[]);
+    execute(&sql.classify_existing, &[]);
+    execute(&sql.classify_missing, &[]);
+    execute(&sql.lock_updates, &[]);
+    execute(&sql.defer_unlocked, &[]);
+    let max = query_one::<i64>(&sql.max_row, &[]).unwrap_or(0);
+    bisect(&sql.apply_updates, 1, max, &mut mark_error);
+    bisect(&sql.apply_inserts, 1, max, &mut mark_error);
+    execute(&sql.defer_conflicts, &[]);
+    execute(&sql.write_statuses, &[run_id.into()]);
+    let mut counts = Counts::default();
+    for (class, n) in query_rows(&sql.counts, &[], |row| {
+        (
+            exec::col::<String>(row, 1).unwrap_or_default(),
+            exec::col::<i64>(row, 2).unwrap_or(0),
+        )
+    }) {
+        if let Some(class) = RowClass::parse(&class) {
+            counts.add(class, n);
+        }
+    }
+    execute(&sql.drop_work, &[]);
+    counts
+}

@@ -1,0 +1,363 @@
+//! Staging tables: create or adopt, register, drop, purge, and count by status.
+
+use crate::exec::{self, as_role, check, execute, query_one, query_rows, raise};
+use dwr_engine::catalog::Relation;
+use dwr_engine::ddl::{adopt_staging, create_staging, STATUSES};
+use dwr_engine::ident::{display_ident, display_qualified, quote_ident};
+use dwr_engine::plan::{check_target, META_STATUS};
+use dwr_engine::{DwrError, SqlState};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+/// A row of `dwr.tables`.
+pub struct Registration {
+    pub staging: pg_sys::Oid,
+    pub version_column: String,
+}
+
+/// The registration of `target`, if any.
+pub fn registration(target: pg_sys::Oid) -> Option<Registration> {
+    query_rows(
+        "SELECT staging::pg_catalog.oid, version_column::pg_catalog.text FROM dwr.tables \
+         WHERE target OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+        &[target.into()],
+        |row| Registration {
+            staging: exec::col::<pg_sys::Oid>(row, 1).expect("staging is NOT NULL"),
+            version_column: exec::col::<String>(row, 2).expect("version_column is NOT NULL"),
+        },
+    )
+    .into_iter()
+    .next()
+}
+
+/// Like [`registration`], raising 55000 with a hint when `target` is not registered.
+pub fn registration_or_raise(target: pg_sys::Oid) -> Registration {
+    registration(target).unwrap_or_else(|| {
+        let name = exec::relation(target)
+            .map(|r| r.display())
+            .unwrap_or_else(|| format!("OID {}", target.to_u32()));
+        raise(
+            DwrError::new(
+                SqlState::ObjectNotInPrerequisiteState,
+                format!("table {name} has no registered staging table"),
+            )
+            .detail(format!("dwr.tables has no row for {name}."))
+            .hint(format!(
+                "Create or adopt its staging table first: SELECT dwr_create_staging('{name}');"
+            )),
+        )
+    })
+}
+
+/// Refuse staging owned by a role other than the target's owner: a merge run by a privileged role
+/// must not read (and fire triggers on) a table a less trusted role controls.
+pub fn check_staging_owner(target: &Relation, staging: &Relation) {
+    if staging.owner_oid != target.owner_oid {
+        raise(
+            DwrError::new(
+                SqlState::InsufficientPrivilege,
+                format!(
+                    "staging table {} is owned by {}, not by {}, the owner of {}",
+                    staging.display(),
+                    display_ident(&staging.owner),
+                    display_ident(&target.owner),
+                    target.display()
+                ),
+            )
+            .detail("A merge reads staging with the caller's privileges; a table another role owns could run that role's code (triggers, defaults) as the caller.")
+            .hint(format!(
+                "Give staging to the production table's owner: ALTER TABLE {} OWNER TO {};",
+                staging.display(),
+                display_ident(&target.owner)
+            )),
+        );
+    }
+}
+
+fn require_owner(target: &Relation) {
+    let owns = query_one::<bool>(
+        "SELECT pg_catalog.pg_has_role(pg_catalog.current_user(), $1, 'USAGE')",
+        &[pg_sys::Oid::from(target.owner_oid).into()],
+    )
+    .unwrap_or(false);
+    if !owns {
+        raise(
+            DwrError::new(
+                SqlState::InsufficientPrivilege,
+                format!("must be owner of table {}", target.display()),
+            )
+            .detail(format!(
+                "{} is owned by {}.",
+                target.display(),
+                display_ident(&target.owner)
+            ))
+            .hint("Register the table as its owner (or a member of the owning role)."),
+        );
+    }
+}
+
+fn non_empty<'a>(value: Option<&'a str>, function: &str, argument: &str) -> &'a str {
+    match value {
+        None => raise(DwrError::null_argument(function, argument)),
+        Some("") => raise(
+            DwrError::new(
+                SqlState::InvalidParameterValue,
+                format!("{function}: argument \"{argument}\" must not be empty"),
+            )
+            .hint(format!("Pass a name for {argument}.")),
+        ),
+        Some(v) => v,
+    }
+}
+
+#[pg_extern(sql = false)]
+fn dwr_create_staging(
+    target: Option<pg_sys::Oid>,
+    staging_schema: Option<&str>,
+    version_column: Option<&str>,
+) -> pg_sys::Oid {
+    let target =
+        target.unwrap_or_else(|| raise(DwrError::null_argument("dwr_create_staging", "target")));
+    let schema = non_empty(staging_schema, "dwr_create_staging", "staging_schema");
+    let version = non_empty(version_column, "dwr_create_staging", "version_column");
+    let t = exec::relation_or_raise(target, "table");
+    check(check_target(&t, version));
+    require_owner(&t);
+
+    let schema_exists = query_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1)",
+        &[schema.into()],
+    )
+    .unwrap_or(false);
+    if !schema_exists {
+        execute(&format!("CREATE SCHEMA {}", quote_ident(schema)), &[]);
+    }
+    if schema == t.schema {
+        raise(
+            DwrError::new(
+                SqlState::InvalidParameterValue,
+                format!(
+                    "staging schema {} is the schema of {}",
+                    display_ident(schema),
+                    t.display()
+                ),
+            )
+            .hint("Staging must live in another schema, for example 'staging'."),
+        );
+    }
+    let existing = query_one::<pg_sys::Oid>(
+        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+         ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
+        &[schema.into(), t.name.as_str().into()],
+    );
+    let (staging_oid, created) = match existing {
+        Some(oid) => {
+            let s = exec::relation_or_raise(oid, "staging table");
+            if !s.is_table() {
+                raise(
+                    DwrError::new(
+                        SqlState::WrongObjectType,
+                        format!(
+                            "{} exists and is a {}, not a table",
+                            s.display(),
+                            s.kind_name()
+                        ),
+                    )
+                    .hint("Drop or rename it, or choose another staging_schema."),
+                );
+            }
+            check_staging_owner(&t, &s);
+            if let Some(alter) = adopt_staging(&s) {
+                execute(&alter, &[]);
+            }
+            (oid, false)
+        }
+        None => {
+            execute(&create_staging(&t, schema), &[]);
+            let oid = query_one::<pg_sys::Oid>(
+                "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+                 ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+                 WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
+                &[schema.into(), t.name.as_str().into()],
+            )
+            .expect("staging table just created");
+            (oid, true)
+        }
+    };
+    // a staging table already registered for another target would be merged twice
+    let other = query_one::<String>(
+        "SELECT target::pg_catalog.text FROM dwr.tables WHERE staging OPERATOR(pg_catalog.=) $1::pg_catalog.regclass \
+         AND target OPERATOR(pg_catalog.<>) $2::pg_catalog.regclass",
+        &[staging_oid.into(), target.into()],
+    );
+    if let Some(other) = other {
+        raise(
+            DwrError::new(
+                SqlState::DuplicateTable,
+                format!(
+                    "staging table {} is already registered for {other}",
+                    display_qualified(schema, &t.name)
+                ),
+            )
+            .hint("Use another staging_schema, or dwr_drop_staging the other registration first."),
+        );
+    }
+    as_role(exec::extension_owner(), || {
+        execute(
+            "INSERT INTO dwr.tables (target, staging, version_column, staging_created, registered_by) \
+             VALUES ($1, $2, $3, $4, pg_catalog.pg_get_userbyid($5)) \
+             ON CONFLICT (target) DO UPDATE SET staging = EXCLUDED.staging, \
+             version_column = EXCLUDED.version_column, registered_at = pg_catalog.now(), \
+             registered_by = EXCLUDED.registered_by, \
+             staging_created = CASE WHEN dwr.tables.staging OPERATOR(pg_catalog.=) EXCLUDED.staging \
+                                    THEN dwr.tables.staging_created ELSE EXCLUDED.staging_created END",
+            &[
+                target.into(),
+                staging_oid.into(),
+                version.into(),
+                created.into(),
+                exec::current_user().into(),
+            ],
+        );
+    });
+    staging_oid
+}
+
+#[pg_extern(sql = false)]
+fn dwr_drop_staging(target: Option<pg_sys::Oid>) {
+    let target =
+        target.unwrap_or_else(|| raise(DwrError::null_argument("dwr_drop_staging", "target")));
+    let reg = registration_or_raise(target);
+    if let Some(t) = exec::relation(target) {
+        require_owner(&t);
+    }
+    if let Some(s) = exec::relation(reg.staging) {
+        execute(&format!("DROP TABLE {}", s.quoted()), &[]);
+    }
+    as_role(exec::extension_owner(), || {
+        execute(
+            "DELETE FROM dwr.tables WHERE target OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+            &[target.into()],
+        );
+    });
+}
+
+#[pg_extern(sql = false)]
+fn dwr_purge_staging(target: Option<pg_sys::Oid>, status: Option<&str>) -> i64 {
+    let target =
+        target.unwrap_or_else(|| raise(DwrError::null_argument("dwr_purge_staging", "target")));
+    let status =
+        status.unwrap_or_else(|| raise(DwrError::null_argument("dwr_purge_staging", "status")));
+    let status = status.to_uppercase();
+    if status != "ALL" && !STATUSES.contains(&status.as_str()) {
+        raise(
+            DwrError::new(
+                SqlState::InvalidParameterValue,
+                format!("unknown staging status \"{status}\""),
+            )
+            .hint(format!("Use one of {}, or ALL.", STATUSES.join(", "))),
+        );
+    }
+    let reg = registration_or_raise(target);
+    let s = exec::relation_or_raise(reg.staging, "staging table");
+    let deleted = if status == "ALL" {
+        execute(&format!("DELETE FROM {}", s.quoted()), &[])
+    } else {
+        execute(
+            &format!(
+                "DELETE FROM {} WHERE {} OPERATOR(pg_catalog.=) $1",
+                s.quoted(),
+                quote_ident(META_STATUS)
+            ),
+            &[status.as_str().into()],
+        )
+    };
+    // deletes count against staged rows from the moment staging holds no NEW row any more
+    let any_new = query_one::<bool>(
+        &format!(
+            "SELECT EXISTS (SELECT FROM {} WHERE {} OPERATOR(pg_catalog.=) 'NEW')",
+            s.quoted(),
+            quote_ident(META_STATUS)
+        ),
+        &[],
+    )
+    .unwrap_or(false);
+    if !any_new {
+        as_role(exec::extension_owner(), || {
+            execute(
+                "UPDATE dwr.tables SET tracking_since = pg_catalog.now() \
+                 WHERE target OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+                &[target.into()],
+            );
+        });
+    }
+    deleted as i64
+}
+
+#[pg_extern(sql = false)]
+fn staging_status() -> TableIterator<
+    'static,
+    (
+        name!(target, pg_sys::Oid),
+        name!(staging, pg_sys::Oid),
+        name!(new_rows, Option<i64>),
+        name!(processed, Option<i64>),
+        name!(skipped, Option<i64>),
+        name!(error_rows, Option<i64>),
+        name!(total, Option<i64>),
+    ),
+> {
+    let regs = query_rows(
+        "SELECT t.target::pg_catalog.oid, t.staging::pg_catalog.oid, \
+         pg_catalog.has_table_privilege(t.staging::pg_catalog.oid, 'SELECT') \
+         FROM dwr.tables t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.staging::pg_catalog.oid \
+         ORDER BY t.target::pg_catalog.text",
+        &[],
+        |row| {
+            (
+                exec::col::<pg_sys::Oid>(row, 1).expect("target"),
+                exec::col::<pg_sys::Oid>(row, 2).expect("staging"),
+                exec::col::<bool>(row, 3).unwrap_or(false),
+            )
+        },
+    );
+    let mut out = Vec::new();
+    for (target, staging, readable) in regs {
+        if !readable {
+            out.push((target, staging, None, None, None, None, None));
+            continue;
+        }
+        let Some(s) = exec::relation(staging) else {
+            continue;
+        };
+        if s.column(META_STATUS).is_none() {
+            continue;
+        }
+        let status = quote_ident(META_STATUS);
+        let counts = query_rows(
+            &format!(
+                "SELECT pg_catalog.count(*) FILTER (WHERE {status} OPERATOR(pg_catalog.=) 'NEW'), \
+                 pg_catalog.count(*) FILTER (WHERE {status} OPERATOR(pg_catalog.=) 'PROCESSED'), \
+                 pg_catalog.count(*) FILTER (WHERE {status} OPERATOR(pg_catalog.=) 'SKIPPED'), \
+                 pg_catalog.count(*) FILTER (WHERE {status} OPERATOR(pg_catalog.=) 'ERROR'), \
+                 pg_catalog.count(*) FROM {}",
+                s.quoted()
+            ),
+            &[],
+            |row| {
+                (
+                    exec::col::<i64>(row, 1),
+                    exec::col::<i64>(row, 2),
+                    exec::col::<i64>(row, 3),
+                    exec::col::<i64>(row, 4),
+                    exec::col::<i64>(row, 5),
+                )
+            },
+        );
+        if let Some((n, p, sk, e, total)) = counts.into_iter().next() {
+            out.push((target, staging, n, p, sk, e, total));
+        }
+    }
+    TableIterator::new(out)
+}

@@ -1,0 +1,43 @@
+//! `dwr_verify`: type and shape problems between production and its staging table.
+
+use crate::exec::{self, raise};
+use crate::staging::registration_or_raise;
+use dwr_engine::plan::verify;
+use dwr_engine::DwrError;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+#[pg_extern(sql = false)]
+fn dwr_verify(
+    target: Option<pg_sys::Oid>,
+) -> TableIterator<
+    'static,
+    (
+        name!(column_name, String),
+        name!(problem, String),
+        name!(production_type, Option<String>),
+        name!(staging_type, Option<String>),
+        name!(severity, String),
+        name!(detail, String),
+    ),
+> {
+    let target = target.unwrap_or_else(|| raise(DwrError::null_argument("dwr_verify", "target")));
+    let reg = registration_or_raise(target);
+    let t = exec::relation_or_raise(target, "table");
+    let s = exec::relation_or_raise(reg.staging, "staging table");
+    let casts = exec::casts_between(&s, &t);
+    let rows: Vec<_> = verify(&t, &s, &casts, &reg.version_column)
+        .into_iter()
+        .map(|p| {
+            (
+                p.column,
+                p.code.as_str().to_string(),
+                p.production_type,
+                p.staging_type,
+                p.severity.as_str().to_string(),
+                p.detail,
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
