@@ -85,7 +85,14 @@ pub fn merge(target_oid: pg_sys::Oid, dry_run: bool) -> MergeOutcome {
         "version column {} is NULL",
         display_ident(&plan.version.staging)
     );
-    let null_key = "a primary key column is NULL or does not convert".to_string();
+    let null_key = format!(
+        "primary key ({}) has a NULL value",
+        plan.keys
+            .iter()
+            .map(|k| display_ident(&k.staging))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
     let counts = if dry_run {
         // run everything, then roll it all back: the counts are exact, nothing changes

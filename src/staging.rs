@@ -295,6 +295,7 @@ fn dwr_purge_staging(target: Option<pg_sys::Oid>, status: Option<&str>) -> i64 {
     deleted as i64
 }
 
+#[allow(clippy::type_complexity)] // pgrx reads the column names from this signature
 #[pg_extern(sql = false)]
 fn staging_status() -> TableIterator<
     'static,

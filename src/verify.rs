@@ -7,6 +7,7 @@ use dwr_engine::DwrError;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+#[allow(clippy::type_complexity)] // pgrx reads the column names from this signature
 #[pg_extern(sql = false)]
 fn dwr_verify(
     target: Option<pg_sys::Oid>,

@@ -457,7 +457,11 @@ pub fn verify(
                         ProblemCode::Lossy,
                         Some(&t.type_name),
                         Some(&s.type_name),
-                        format!("{} into {} rounds away fractions", s.type_name, t.type_name),
+                        if t.type_oid == DATE_TYPE {
+                            format!("{} into {} drops the time of day", s.type_name, t.type_name)
+                        } else {
+                            format!("{} into {} rounds away fractions", s.type_name, t.type_name)
+                        },
                     );
                 } else if narrows(s, t) {
                     push(

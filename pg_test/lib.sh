@@ -1,0 +1,105 @@
+# Shared by pg_test/run-all (every test) and pg_test/demo (a demo reload): install what is
+# missing, build and install the extension into Debian's PostgreSQL 15, start throw-away clusters.
+# Sourced, not run. Everything is idempotent: a second run skips what is already there.
+
+set -euo pipefail
+
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG=$PG_BIN/pg_config
+PGX_DIR=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
+PGRX_VERSION=0.18.0
+SOCKET_DIR=${DWR_SOCKET_DIR:-/tmp}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages: the server, its headers and pg_regress, bindgen's clang, pg_cron.
+ensure_packages() {
+    local wanted=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR clang libclang-dev pkg-config sudo
+                  postgresql-$PG_MAJOR-cron gcc make)
+    local missing=()
+    for p in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing Debian packages: ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+}
+
+# cargo-pgrx of the version the crate pins, and its one-time init against Debian's pg_config.
+ensure_pgrx() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "cargo not found: install the Rust toolchain (rustup) first" >&2
+        exit 1
+    fi
+    if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
+        log "installing cargo-pgrx $PGRX_VERSION (takes several minutes, once)"
+        cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+    fi
+    if ! grep -qs "^pg$PG_MAJOR = " "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+        log "cargo pgrx init --pg$PG_MAJOR $PG_CONFIG"
+        cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG"
+    fi
+}
+
+ensure_all() {
+    ensure_packages
+    ensure_pgrx
+}
+
+# Build the extension and install it into Debian's PostgreSQL ($1: extra cargo pgrx flags).
+install_extension() {
+    log "building and installing dms_window_reload into PostgreSQL $PG_MAJOR"
+    (cd "$REPO" && as_root env "PATH=$PATH" "HOME=$HOME" "CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}" \
+        "RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}" \
+        cargo pgrx install --pg-config "$PG_CONFIG" ${1:-})
+}
+
+# Run a command as the postgres OS user (initdb refuses root), or as ourselves when not root.
+as_postgres() {
+    if [ "$(id -u)" -eq 0 ]; then sudo -u postgres "$@"; else "$@"; fi
+}
+
+# start_cluster DIR PORT [postgresql.conf lines...]: a fresh cluster, trust auth on a Unix socket.
+start_cluster() {
+    local dir=$1 port=$2
+    shift 2
+    stop_cluster "$dir"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+    as_postgres "$PG_BIN/initdb" -D "$dir" -A trust -U postgres --no-sync >/dev/null
+    {
+        echo "port = $port"
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$SOCKET_DIR'"
+        echo "fsync = off"
+        echo "synchronous_commit = off"
+        echo "full_page_writes = off"
+        echo "max_locks_per_transaction = 256"
+        echo "log_min_messages = warning"
+        for line in "$@"; do echo "$line"; done
+    } | as_postgres tee -a "$dir/postgresql.conf" >/dev/null
+    as_postgres "$PG_BIN/pg_ctl" -D "$dir" -l "$dir.log" -w -t 60 start >/dev/null
+}
+
+stop_cluster() {
+    local dir=$1
+    if [ -f "$dir/postmaster.pid" ]; then
+        as_postgres "$PG_BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+}
+
+# psql against a cluster started by start_cluster: psql_port PORT [psql args...]
+psql_port() {
+    local port=$1
+    shift
+    "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -h "$SOCKET_DIR" -p "$port" -U postgres "$@"
+}

@@ -1,0 +1,60 @@
+-- Errors an operator can act on: a real SQLSTATE, a message, a DETAIL naming the table or column,
+-- a HINT saying what to do. psql's LAST_ERROR_SQLSTATE shows the code after each.
+\set VERBOSITY default
+CREATE SCHEMA errs;
+CREATE TABLE errs.nopk (id int, updated_at timestamp);
+SELECT dwr_create_staging('errs.nopk');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE errs.t (id int PRIMARY KEY, updated_at timestamp, doc json);
+SELECT dwr_merge('errs.t');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_create_staging('errs.t', version_column => 'modified_at');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_create_staging('errs.t', version_column => 'doc');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_merge('errs.no_such_table');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_merge(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_merge('errs.t', dry_run => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_create_staging('errs.t', staging_schema => '');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_create_staging('errs.t', staging_schema => 'errs');
+\echo :LAST_ERROR_SQLSTATE
+CREATE VIEW errs.v AS SELECT * FROM errs.t;
+SELECT dwr_create_staging('errs.v');
+\echo :LAST_ERROR_SQLSTATE
+-- one staging table cannot serve two production tables
+SELECT dwr_create_staging('errs.t');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_create_staging('errs.t', staging_schema => 'errs_staging');
+SELECT dwr_purge_staging('errs.t', 'DONE');
+\echo :LAST_ERROR_SQLSTATE
+-- staging that lost its key or version column
+ALTER TABLE errs_staging.t DROP COLUMN updated_at;
+SELECT dwr_merge('errs.t');
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE errs_staging.t ADD COLUMN updated_at point;
+SELECT dwr_merge('errs.t');
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE errs_staging.t DROP COLUMN id;
+SELECT dwr_merge('errs.t');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_drop_staging('errs.t');
+-- a staging table that another role owns is refused: a privileged merge must not run its code
+CREATE ROLE dwr_intruder;
+CREATE TABLE errs.owned (id int PRIMARY KEY, updated_at timestamp);
+CREATE TABLE staging.owned (id int, updated_at timestamp);
+ALTER TABLE staging.owned OWNER TO dwr_intruder;
+SELECT dwr_create_staging('errs.owned');
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE staging.owned OWNER TO CURRENT_USER;
+SELECT dwr_create_staging('errs.owned');
+ALTER TABLE staging.owned OWNER TO dwr_intruder;
+SELECT dwr_merge('errs.owned');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE staging.owned;
+DROP ROLE dwr_intruder;
+-- none of the failures above left a run behind
+SELECT count(*) AS runs_of_errs FROM dwr.merge_runs WHERE target_name LIKE 'errs.%';
