@@ -75,7 +75,7 @@ start_cluster() {
     rm -rf "$dir"
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
-    as_postgres "$PG_BIN/initdb" -D "$dir" -A trust -U postgres --no-sync >/dev/null
+    as_postgres "$PG_BIN/initdb" -D "$dir" -A trust -U postgres --no-sync --encoding=UTF8 --locale=C.UTF-8 >/dev/null
     {
         echo "port = $port"
         echo "listen_addresses = ''"

@@ -174,10 +174,12 @@ fn run_statements(sql: &MergeSql, run_id: i64, null_version: &str, null_key: &st
     } else {
         execute(&sql.fill_work, &[]);
     }
+    execute(&sql.analyze_work, &[]);
     execute(&sql.mark_nulls, &[null_version.into(), null_key.into()]);
     execute(&sql.mark_duplicates, &[]);
     execute(&sql.classify_existing, &[]);
     execute(&sql.classify_missing, &[]);
+    execute(&sql.analyze_work, &[]); // the classes changed: estimates for the apply statements
     execute(&sql.lock_updates, &[]);
     execute(&sql.defer_unlocked, &[]);
     let max = query_one::<i64>(&sql.max_row, &[]).unwrap_or(0);

@@ -206,6 +206,9 @@ pub struct MergeSql {
     pub mark_row_error: String,
     /// the highest row number in the work table
     pub max_row: String,
+    /// statistics for the work table, so the planner joins it to production with hashes or merges
+    /// rather than nested loops (a fresh temporary table has none)
+    pub analyze_work: String,
     pub drop_work: String,
 }
 
@@ -463,6 +466,7 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
     );
     let max_row = format!("SELECT COALESCE(pg_catalog.max(rn), 0) FROM {WORK}");
     let drop_work = format!("DROP TABLE {WORK}");
+    let analyze_work = format!("ANALYZE {WORK}");
 
     MergeSql {
         create_work,
@@ -483,6 +487,7 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
         counts,
         mark_row_error,
         max_row,
+        analyze_work,
         drop_work,
     }
 }
@@ -561,6 +566,7 @@ mod tests {
             &sql.counts,
             &sql.mark_row_error,
             &sql.max_row,
+            &sql.analyze_work,
             &sql.drop_work,
         ]
     }
