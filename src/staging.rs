@@ -96,6 +96,16 @@ fn require_owner(target: &Relation) {
     }
 }
 
+/// The oid of the relation `schema.name`, if there is one.
+fn relation_named(schema: &str, name: &str) -> Option<pg_sys::Oid> {
+    query_one::<pg_sys::Oid>(
+        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+         ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
+        &[schema.into(), name.into()],
+    )
+}
+
 fn non_empty<'a>(value: Option<&'a str>, function: &str, argument: &str) -> &'a str {
     match value {
         None => raise(DwrError::null_argument(function, argument)),
@@ -145,12 +155,7 @@ fn dwr_create_staging(
             .hint("Staging must live in another schema, for example 'staging'."),
         );
     }
-    let existing = query_one::<pg_sys::Oid>(
-        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
-         ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-         WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
-        &[schema.into(), t.name.as_str().into()],
-    );
+    let existing = relation_named(schema, &t.name);
     let (staging_oid, created) = match existing {
         Some(oid) => {
             let s = exec::relation_or_raise(oid, "staging table");
@@ -175,13 +180,7 @@ fn dwr_create_staging(
         }
         None => {
             execute(&create_staging(&t, schema), &[]);
-            let oid = query_one::<pg_sys::Oid>(
-                "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
-                 ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-                 WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
-                &[schema.into(), t.name.as_str().into()],
-            )
-            .expect("staging table just created");
+            let oid = relation_named(schema, &t.name).expect("staging table just created");
             (oid, true)
         }
     };

@@ -5,18 +5,23 @@
 //! list to keep in step with the server and no case-folding surprise: the name in the catalog is the
 //! name in the SQL. Values never go through here: they are bound as `$n` parameters.
 
-/// Quote one identifier.
-pub fn quote_ident(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for ch in name.chars() {
-        if ch == '"' {
-            out.push('"');
+/// Surround `text` with `quote`, doubling every `quote` inside.
+fn quote_with(text: &str, quote: char) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(quote);
+    for ch in text.chars() {
+        if ch == quote {
+            out.push(quote);
         }
         out.push(ch);
     }
-    out.push('"');
+    out.push(quote);
     out
+}
+
+/// Quote one identifier.
+pub fn quote_ident(name: &str) -> String {
+    quote_with(name, '"')
 }
 
 /// Quote a schema-qualified name: `"schema"."name"`.
@@ -52,16 +57,7 @@ pub fn display_qualified(schema: &str, name: &str) -> String {
 /// `standard_conforming_strings` is on in every supported server version and the literal is not an
 /// `E''` string.
 pub fn quote_literal(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for ch in value.chars() {
-        if ch == '\'' {
-            out.push('\'');
-        }
-        out.push(ch);
-    }
-    out.push('\'');
-    out
+    quote_with(value, '\'')
 }
 
 #[cfg(test)]
