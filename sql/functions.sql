@@ -70,3 +70,21 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'staging_status_wrapper';
 COMMENT ON FUNCTION dwr._staging_status() IS
   'Implementation of the view dwr.staging_status.';
+
+CREATE FUNCTION @extschema@.dwr_begin_reload(targets pg_catalog.regclass[],
+                                             window_start pg_catalog.timestamptz,
+                                             window_end pg_catalog.timestamptz)
+RETURNS pg_catalog.int8
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_begin_reload_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_begin_reload(pg_catalog.regclass[], pg_catalog.timestamptz, pg_catalog.timestamptz) IS
+  'Opens a reload of these registered tables: while it is open, a merge takes only staged rows whose version lies in [window_start, window_end], and deletes in production from now on stop staged rows of the same key. Returns the reload id.';
+
+CREATE FUNCTION @extschema@.dwr_end_reload(reload_id pg_catalog.int8)
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_end_reload_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_end_reload(pg_catalog.int8) IS
+  'Closes a reload: its window no longer filters merges, and tombstones only it needed are pruned.';

@@ -54,6 +54,9 @@ CREATE TABLE dwr.merge_runs (
     skipped_outside_window  pg_catalog.int8,
     deferred                pg_catalog.int8,
     errors                  pg_catalog.int8,
+    reload_id               pg_catalog.int8,
+    window_start            pg_catalog.timestamptz,
+    window_end              pg_catalog.timestamptz,
     error_sqlstate          pg_catalog.text,
     error_message           pg_catalog.text
 );
@@ -81,16 +84,79 @@ COMMENT ON COLUMN dwr.merge_runs.skipped_deleted IS 'staged rows whose key produ
 COMMENT ON COLUMN dwr.merge_runs.skipped_outside_window IS 'staged rows outside the open reload''s window (left NEW)';
 COMMENT ON COLUMN dwr.merge_runs.deferred IS 'staged rows left NEW because CDC held the production row';
 COMMENT ON COLUMN dwr.merge_runs.errors IS 'staged rows marked ERROR';
+COMMENT ON COLUMN dwr.merge_runs.reload_id IS 'the open reload whose window the merge applied (NULL: none was open)';
+COMMENT ON COLUMN dwr.merge_runs.window_start IS 'start of that window (inclusive)';
+COMMENT ON COLUMN dwr.merge_runs.window_end IS 'end of that window (inclusive)';
 COMMENT ON COLUMN dwr.merge_runs.error_sqlstate IS 'SQLSTATE of the error that failed the run';
 COMMENT ON COLUMN dwr.merge_runs.error_message IS 'text of the error that failed the run';
 
+CREATE TABLE dwr.reloads (
+    reload_id     pg_catalog.int8        GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    targets       pg_catalog.regclass[]  NOT NULL,
+    window_start  pg_catalog.timestamptz NOT NULL,
+    window_end    pg_catalog.timestamptz NOT NULL,
+    began_at      pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    began_by      pg_catalog.name        NOT NULL DEFAULT CURRENT_USER,
+    ended_at      pg_catalog.timestamptz,
+    ended_by      pg_catalog.name,
+    CHECK (window_start OPERATOR(pg_catalog.<=) window_end)
+);
+COMMENT ON TABLE dwr.reloads IS
+  'One row a reload opened by dwr_begin_reload: its tables and time window; open until dwr_end_reload.';
+COMMENT ON COLUMN dwr.reloads.reload_id IS 'the reload';
+COMMENT ON COLUMN dwr.reloads.targets IS 'the production tables it reloads; a table is in at most one open reload';
+COMMENT ON COLUMN dwr.reloads.window_start IS 'first version (inclusive) a merge takes from staging while the reload is open';
+COMMENT ON COLUMN dwr.reloads.window_end IS 'last version (inclusive) a merge takes from staging while the reload is open';
+COMMENT ON COLUMN dwr.reloads.began_at IS 'when it was opened: deletes in production from then on stop staged rows of the same key';
+COMMENT ON COLUMN dwr.reloads.began_by IS 'the role that opened it';
+COMMENT ON COLUMN dwr.reloads.ended_at IS 'when dwr_end_reload closed it (NULL: open)';
+COMMENT ON COLUMN dwr.reloads.ended_by IS 'the role that closed it';
+
+CREATE TABLE dwr.tombstones (
+    target      pg_catalog.oid         NOT NULL,
+    key         pg_catalog.jsonb       NOT NULL,
+    deleted_at  pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    deleted_xid pg_catalog.xid8        NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
+);
+CREATE INDEX tombstones_target_key_idx ON dwr.tombstones (target, key, deleted_at);
+COMMENT ON TABLE dwr.tombstones IS
+  'Deletes seen on registered production tables (by their delete-tracking trigger, whatever session_replication_role): a staged row whose key production deleted since the reload began is skipped, never re-inserted. Pruned when no open reload or staging table needs a row any more.';
+COMMENT ON COLUMN dwr.tombstones.target IS 'OID of the production table (the root of a partitioned table)';
+COMMENT ON COLUMN dwr.tombstones.key IS 'the deleted row''s primary key, as a jsonb array in key column order';
+COMMENT ON COLUMN dwr.tombstones.deleted_at IS 'clock time of the delete';
+COMMENT ON COLUMN dwr.tombstones.deleted_xid IS 'the deleting transaction';
+
+-- The delete-tracking trigger: AFTER DELETE FOR EACH ROW, ENABLE ALWAYS (so it fires for appliers
+-- that run with session_replication_role = replica, as DMS and logical replication do). Its
+-- arguments are the primary key's column names. It runs as the extension owner, so the applier
+-- needs no right on dwr; it can only append a tombstone for the table it fired on.
+CREATE FUNCTION dwr._record_delete() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old_row pg_catalog.jsonb := pg_catalog.to_jsonb(OLD);
+BEGIN
+    INSERT INTO dwr.tombstones (target, key)
+    SELECT COALESCE(pg_catalog.pg_partition_root(TG_RELID), TG_RELID),
+           pg_catalog.jsonb_agg(old_row OPERATOR(pg_catalog.->) k.name ORDER BY k.ord)
+      FROM pg_catalog.unnest(TG_ARGV) WITH ORDINALITY AS k(name, ord);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION dwr._record_delete() IS
+  'Trigger function of the delete tracking that dwr_create_staging installs on a production table: records the deleted key in dwr.tombstones.';
+
 -- Both tables hold the operator's data: pg_dump keeps their rows.
 SELECT pg_catalog.pg_extension_config_dump('dwr.tables', '');
+SELECT pg_catalog.pg_extension_config_dump('dwr.reloads', '');
+SELECT pg_catalog.pg_extension_config_dump('dwr.reloads_reload_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('dwr.tombstones', '');
 SELECT pg_catalog.pg_extension_config_dump('dwr.merge_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('dwr.merge_runs_run_id_seq', '');
 
-REVOKE ALL ON dwr.tables, dwr.merge_runs FROM PUBLIC;
-GRANT SELECT ON dwr.tables, dwr.merge_runs TO PUBLIC;
+REVOKE ALL ON dwr.tables, dwr.merge_runs, dwr.reloads, dwr.tombstones FROM PUBLIC;
+GRANT SELECT ON dwr.tables, dwr.merge_runs, dwr.reloads, dwr.tombstones TO PUBLIC;
 
 CREATE TYPE dwr.merge_result AS (
     run_id                  pg_catalog.int8,

@@ -4,20 +4,36 @@
 //! knows it, never as the caller states it.
 
 use crate::exec::{self, as_role, query_one};
+use crate::reload::OpenReload;
 use dwr_engine::sqlgen::Counts;
 use pgrx::datum::Interval;
 use pgrx::pg_sys;
 
 /// Open a run: returns its id.
-pub fn begin_run(target: pg_sys::Oid, target_name: &str, source_name: &str, dry_run: bool) -> i64 {
+pub fn begin_run(
+    target: pg_sys::Oid,
+    target_name: &str,
+    source_name: &str,
+    dry_run: bool,
+    reload: Option<&OpenReload>,
+) -> i64 {
     let caller = exec::current_user();
     as_role(exec::extension_owner(), || {
         query_one::<i64>(
             "INSERT INTO dwr.merge_runs (kind, target, target_name, source_name, dry_run, status, \
-             run_by, session_user_name, backend_pid, started_at) \
+             run_by, session_user_name, backend_pid, started_at, reload_id, window_start, window_end) \
              VALUES ('merge', $1, $2, $3, $4, 'RUNNING', pg_catalog.pg_get_userbyid($5), \
-             SESSION_USER, pg_catalog.pg_backend_pid(), pg_catalog.clock_timestamp()) RETURNING run_id",
-            &[target.into(), target_name.into(), source_name.into(), dry_run.into(), caller.into()],
+             SESSION_USER, pg_catalog.pg_backend_pid(), pg_catalog.clock_timestamp(), $6, $7, $8) RETURNING run_id",
+            &[
+                target.into(),
+                target_name.into(),
+                source_name.into(),
+                dry_run.into(),
+                caller.into(),
+                reload.map(|r| r.reload_id).into(),
+                reload.map(|r| r.window_start).into(),
+                reload.map(|r| r.window_end).into(),
+            ],
         )
         .expect("INSERT ... RETURNING returns a row")
     })

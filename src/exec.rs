@@ -168,6 +168,11 @@ impl Caught {
         ) || self.sqlstate == "42804"
     }
 
+    /// A lock wait that ran out (`lock_timeout`): the rows involved can wait for a later merge.
+    pub fn is_lock_timeout(&self) -> bool {
+        self.sqlstate == "55P03"
+    }
+
     /// The text stored in `_dwr_error`: the message and, when there is one, the detail.
     pub fn text(&self) -> String {
         match &self.detail {
@@ -239,16 +244,16 @@ fn subxact<R>(commit: bool, f: impl FnOnce() -> R) -> Result<R, Caught> {
 }
 
 /// Run a ranged statement (`$1`, `$2`: first and last work-table row) over `lo ..= hi`; when it fails
-/// on a row error, split the range and retry the halves, down to single rows, which `on_row_error`
-/// records. Rows that production accepts are applied; only the rejected ones are left out. With `k`
-/// bad rows among `n`, this runs about `2 k log2(n)` statements.
+/// on a row error (or a lock wait that ran out), split the range and retry the halves, down to single
+/// rows, which `on_row_error` records. Rows that production accepts are applied; only the rejected
+/// ones are left out. With `k` bad rows among `n`, this runs about `2 k log2(n)` statements.
 pub fn bisect(sql: &str, lo: i64, hi: i64, on_row_error: &mut dyn FnMut(i64, &Caught)) {
     if lo > hi {
         return;
     }
     match subtransaction(|| execute(sql, &[lo.into(), hi.into()])) {
         Ok(_) => {}
-        Err(e) if !e.is_row_error() => raise_caught(e),
+        Err(e) if !e.is_row_error() && !e.is_lock_timeout() => raise_caught(e),
         Err(e) if lo == hi => on_row_error(lo, &e),
         Err(_) => {
             let mid = lo + (hi - lo) / 2;
@@ -303,6 +308,23 @@ pub fn extension_owner() -> pg_sys::Oid {
             "table dwr.merge_runs does not exist",
         ))
     })
+}
+
+/// Run `f` with the server's `lock_timeout` set to `ms` (transaction-local), then put the previous
+/// value back.
+pub fn with_lock_timeout<R>(ms: i32, f: impl FnOnce() -> R) -> R {
+    let previous = query_one::<String>("SELECT pg_catalog.current_setting('lock_timeout')", &[])
+        .unwrap_or_default();
+    execute(
+        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
+        &[format!("{ms}ms").as_str().into()],
+    );
+    let r = f();
+    execute(
+        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
+        &[previous.as_str().into()],
+    );
+    r
 }
 
 /// The current user's oid.

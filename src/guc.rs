@@ -6,6 +6,17 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 /// 0 waits as long as it takes).
 pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
 
+/// `dwr.row_lock_timeout`: how long one write of a merge may wait for a lock another transaction
+/// holds (a key CDC is inserting or deleting at that moment, a parent row a foreign key needs)
+/// before the rows involved are left `NEW` (deferred). Below `deadlock_timeout`, so a merge gives up
+/// before any deadlock can be detected: CDC never sees a deadlock error because of a merge.
+pub static ROW_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(100);
+
+/// `dwr.test_hold_after_classify`: a test hook. When not 0, a merge waits for the advisory lock of
+/// that number (shared) after it has read and classified the staged rows and before it locks or
+/// writes anything, so a test can interleave another session's writes exactly there. Superuser only.
+pub static TEST_HOLD_AFTER_CLASSIFY: GucSetting<i32> = GucSetting::<i32>::new(0);
+
 pub fn register() {
     GucRegistry::define_int_guc(
         c"dwr.lock_timeout",
@@ -16,6 +27,26 @@ pub fn register() {
         i32::MAX,
         GucContext::Userset,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"dwr.row_lock_timeout",
+        c"How long one write of a merge waits for a row another transaction holds.",
+        c"After this long the rows of that write are left NEW (deferred) for a later merge. Keep it below deadlock_timeout.",
+        &ROW_LOCK_TIMEOUT,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"dwr.test_hold_after_classify",
+        c"Test hook: advisory lock a merge waits for between reading and writing.",
+        c"0 (the default) turns it off.",
+        &TEST_HOLD_AFTER_CLASSIFY,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::NO_SHOW_ALL,
     );
     #[cfg(any(feature = "pg15", feature = "pg16", feature = "pg17", feature = "pg18"))]
     unsafe {

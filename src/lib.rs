@@ -15,6 +15,7 @@ pub mod audit;
 pub mod exec;
 pub mod guc;
 pub mod merge;
+pub mod reload;
 pub mod staging;
 pub mod verify;
 

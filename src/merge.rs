@@ -5,12 +5,13 @@ use crate::exec::{
     self, bisect, check, execute, query_one, query_rows, raise, rolled_back, subtransaction, Caught,
 };
 use crate::guc;
+use crate::reload::{self, OpenReload};
 use crate::staging::registration_or_raise;
 use dwr_engine::ident::display_ident;
 use dwr_engine::plan::plan_merge;
 use dwr_engine::sqlgen::{merge_sql, Counts, MergeSql, RowClass};
 use dwr_engine::{DwrError, SqlState};
-use pgrx::datum::Interval;
+use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -75,12 +76,22 @@ pub fn merge(target_oid: pg_sys::Oid, dry_run: bool) -> MergeOutcome {
     let sql = merge_sql(&plan);
 
     lock_target(target_oid, &plan.target_display);
+    // read after the lock: a reload opened or ended meanwhile is seen
+    let reload = reload::open_reload(target_oid);
+    let since = reload::deletes_count_since(target_oid);
     let run_id = audit::begin_run(
         target_oid,
         &plan.target_display,
         &plan.staging_display,
         dry_run,
+        reload.as_ref(),
     );
+    let ctx = RunContext {
+        target: target_oid,
+        run_id,
+        reload: reload.as_ref(),
+        since,
+    };
     let null_version = format!(
         "version column {} is NULL",
         display_ident(&plan.version.staging)
@@ -96,10 +107,12 @@ pub fn merge(target_oid: pg_sys::Oid, dry_run: bool) -> MergeOutcome {
 
     let counts = if dry_run {
         // run everything, then roll it all back: the counts are exact, nothing changes
-        rolled_back(|| run_statements(&sql, run_id, &null_version, &null_key))
+        rolled_back(|| run_statements(&sql, &ctx, &null_version, &null_key))
             .unwrap_or_else(|e| exec::raise_caught(e))
     } else {
-        run_statements(&sql, run_id, &null_version, &null_key)
+        let counts = run_statements(&sql, &ctx, &null_version, &null_key);
+        reload::prune_tombstones(target_oid);
+        counts
     };
 
     let status = if dry_run {
@@ -131,22 +144,14 @@ fn lock_target(target: pg_sys::Oid, display: &str) {
         );
         return;
     }
-    let previous = query_one::<String>("SELECT pg_catalog.current_setting('lock_timeout')", &[])
-        .unwrap_or_default();
-    execute(
-        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
-        &[format!("{timeout}ms").as_str().into()],
-    );
-    let got = subtransaction(|| {
-        execute(
-            "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
-            &[MERGE_LOCK_SPACE.into(), key.into()],
-        )
+    let got = exec::with_lock_timeout(timeout, || {
+        subtransaction(|| {
+            execute(
+                "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+                &[MERGE_LOCK_SPACE.into(), key.into()],
+            )
+        })
     });
-    execute(
-        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
-        &[previous.as_str().into()],
-    );
     match got {
         Ok(_) => {}
         Err(e) if e.sqlstate == "55P03" => raise(
@@ -161,10 +166,42 @@ fn lock_target(target: pg_sys::Oid, display: &str) {
     }
 }
 
+/// What the statements of one merge need besides their SQL.
+struct RunContext<'a> {
+    target: pg_sys::Oid,
+    run_id: i64,
+    reload: Option<&'a OpenReload>,
+    /// deletes from this moment on stop staged rows
+    since: TimestampWithTimeZone,
+}
+
+/// How many writes may run out of `dwr.row_lock_timeout` before the merge gives up: past this,
+/// something holds far more than single rows (a table lock), and waiting row by row is pointless.
+const MAX_LOCK_TIMEOUTS: u32 = 64;
+
 /// Run the statements of a merge; returns the counts by final class.
-fn run_statements(sql: &MergeSql, run_id: i64, null_version: &str, null_key: &str) -> Counts {
+fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key: &str) -> Counts {
+    let mut lock_timeouts = 0u32;
     let mut mark_error = |rn: i64, e: &Caught| {
-        execute(&sql.mark_row_error, &[rn.into(), e.text().as_str().into()]);
+        if e.is_lock_timeout() {
+            lock_timeouts += 1;
+            if lock_timeouts > MAX_LOCK_TIMEOUTS {
+                raise(
+                    DwrError::new(
+                        SqlState::LockNotAvailable,
+                        "merge gave up: other transactions kept holding the rows it writes",
+                    )
+                    .detail(format!(
+                        "{MAX_LOCK_TIMEOUTS} writes each waited dwr.row_lock_timeout = {}ms",
+                        guc::ROW_LOCK_TIMEOUT.get()
+                    ))
+                    .hint("Something holds locks on many production rows (a long transaction, a table lock); retry when it is done."),
+                );
+            }
+            execute(&sql.mark_row_deferred, &[rn.into()]);
+        } else {
+            execute(&sql.mark_row_error, &[rn.into(), e.text().as_str().into()]);
+        }
     };
     execute(&sql.create_work, &[]);
     if sql.keys_need_cast {
@@ -176,17 +213,34 @@ fn run_statements(sql: &MergeSql, run_id: i64, null_version: &str, null_key: &st
     }
     execute(&sql.analyze_work, &[]);
     execute(&sql.mark_nulls, &[null_version.into(), null_key.into()]);
+    if let Some(r) = ctx.reload {
+        execute(
+            &sql.mark_outside_window,
+            &[r.window_start.into(), r.window_end.into()],
+        );
+    }
     execute(&sql.mark_duplicates, &[]);
     execute(&sql.classify_existing, &[]);
-    execute(&sql.classify_missing, &[]);
+    execute(
+        &sql.classify_missing,
+        &[ctx.target.into(), ctx.since.into()],
+    );
     execute(&sql.analyze_work, &[]); // the classes changed: estimates for the apply statements
+    test_hold_after_classify();
     execute(&sql.lock_updates, &[]);
     execute(&sql.defer_unlocked, &[]);
     let max = query_one::<i64>(&sql.max_row, &[]).unwrap_or(0);
-    bisect(&sql.apply_updates, 1, max, &mut mark_error);
-    bisect(&sql.apply_inserts, 1, max, &mut mark_error);
+    exec::with_lock_timeout(guc::ROW_LOCK_TIMEOUT.get(), || {
+        bisect(&sql.apply_updates, 1, max, &mut mark_error);
+        bisect(&sql.apply_inserts, 1, max, &mut mark_error);
+    });
     execute(&sql.defer_conflicts, &[]);
-    execute(&sql.write_statuses, &[run_id.into()]);
+    // a delete that committed while the inserts ran: its key must not come back
+    execute(
+        &sql.recheck_inserted,
+        &[ctx.target.into(), ctx.since.into()],
+    );
+    execute(&sql.write_statuses, &[ctx.run_id.into()]);
     let mut counts = Counts::default();
     for (class, n) in query_rows(&sql.counts, &[], |row| {
         (
@@ -200,4 +254,20 @@ fn run_statements(sql: &MergeSql, run_id: i64, null_version: &str, null_key: &st
     }
     execute(&sql.drop_work, &[]);
     counts
+}
+
+/// The test hook `dwr.test_hold_after_classify`: wait for that advisory lock between reading and
+/// writing, so an isolation test can put another session's writes exactly there.
+fn test_hold_after_classify() {
+    let key = guc::TEST_HOLD_AFTER_CLASSIFY.get();
+    if key != 0 {
+        execute(
+            "SELECT pg_catalog.pg_advisory_lock_shared($1::pg_catalog.int8)",
+            &[i64::from(key).into()],
+        );
+        execute(
+            "SELECT pg_catalog.pg_advisory_unlock_shared($1::pg_catalog.int8)",
+            &[i64::from(key).into()],
+        );
+    }
 }

@@ -2,7 +2,10 @@
 
 use crate::exec::{self, as_role, check, execute, query_one, query_rows, raise};
 use dwr_engine::catalog::Relation;
-use dwr_engine::ddl::{adopt_staging, create_staging, STATUSES};
+use dwr_engine::ddl::{
+    adopt_staging, create_staging, install_delete_tracking, remove_delete_tracking, DELETE_TRIGGER,
+    STATUSES,
+};
 use dwr_engine::ident::{display_ident, display_qualified, quote_ident};
 use dwr_engine::plan::{check_target, META_STATUS};
 use dwr_engine::{DwrError, SqlState};
@@ -74,7 +77,7 @@ pub fn check_staging_owner(target: &Relation, staging: &Relation) {
     }
 }
 
-fn require_owner(target: &Relation) {
+pub fn require_owner(target: &Relation) {
     let owns = query_one::<bool>(
         "SELECT pg_catalog.pg_has_role(pg_catalog.current_user(), $1, 'USAGE')",
         &[pg_sys::Oid::from(target.owner_oid).into()],
@@ -94,6 +97,16 @@ fn require_owner(target: &Relation) {
             .hint("Register the table as its owner (or a member of the owning role)."),
         );
     }
+}
+
+/// Whether `target` carries the delete-tracking trigger.
+fn has_delete_tracking(target: pg_sys::Oid) -> bool {
+    query_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1 \
+         AND tgname OPERATOR(pg_catalog.=) $2 AND NOT tgisinternal)",
+        &[target.into(), DELETE_TRIGGER.into()],
+    )
+    .unwrap_or(false)
 }
 
 /// The oid of the relation `schema.name`, if there is one.
@@ -220,6 +233,13 @@ fn dwr_create_staging(
             ],
         );
     });
+    // deletes CDC applies from now on are recorded, whatever session_replication_role it runs with
+    if has_delete_tracking(target) {
+        execute(&remove_delete_tracking(&t), &[]);
+    }
+    for stmt in install_delete_tracking(&t) {
+        execute(&stmt, &[]);
+    }
     staging_oid
 }
 
@@ -230,6 +250,9 @@ fn dwr_drop_staging(target: Option<pg_sys::Oid>) {
     let reg = registration_or_raise(target);
     if let Some(t) = exec::relation(target) {
         require_owner(&t);
+        if has_delete_tracking(target) {
+            execute(&remove_delete_tracking(&t), &[]);
+        }
     }
     if let Some(s) = exec::relation(reg.staging) {
         execute(&format!("DROP TABLE {}", s.quoted()), &[]);
@@ -237,6 +260,10 @@ fn dwr_drop_staging(target: Option<pg_sys::Oid>) {
     as_role(exec::extension_owner(), || {
         execute(
             "DELETE FROM dwr.tables WHERE target OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+            &[target.into()],
+        );
+        execute(
+            "DELETE FROM dwr.tombstones WHERE target OPERATOR(pg_catalog.=) $1",
             &[target.into()],
         );
     });
@@ -291,6 +318,7 @@ fn dwr_purge_staging(target: Option<pg_sys::Oid>, status: Option<&str>) -> i64 {
             );
         });
     }
+    crate::reload::prune_tombstones(target);
     deleted as i64
 }
 

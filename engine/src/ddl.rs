@@ -2,8 +2,42 @@
 //! load created.
 
 use crate::catalog::Relation;
-use crate::ident::{quote_ident, quote_qualified};
+use crate::ident::{quote_ident, quote_literal, quote_qualified};
 use crate::plan::{META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS};
+
+/// The name of the delete-tracking trigger on a registered production table.
+pub const DELETE_TRIGGER: &str = "dwr_record_delete";
+
+/// Install delete tracking on `target` (drop an older one first with [`remove_delete_tracking`]):
+/// an `AFTER DELETE FOR EACH ROW` trigger calling `dwr._record_delete` with the primary key's column
+/// names, `ENABLE ALWAYS` so that it fires when the applier runs with
+/// `session_replication_role = replica`.
+pub fn install_delete_tracking(target: &Relation) -> Vec<String> {
+    let keys = target
+        .primary_key
+        .as_ref()
+        .map(|pk| pk.columns.clone())
+        .unwrap_or_default();
+    let args: Vec<String> = keys.iter().map(|k| quote_literal(k)).collect();
+    let trigger = quote_ident(DELETE_TRIGGER);
+    vec![
+        format!(
+            "CREATE TRIGGER {trigger} AFTER DELETE ON {} FOR EACH ROW EXECUTE FUNCTION dwr._record_delete({})",
+            target.quoted(),
+            args.join(", ")
+        ),
+        format!("ALTER TABLE {} ENABLE ALWAYS TRIGGER {trigger}", target.quoted()),
+    ]
+}
+
+/// Remove delete tracking from `target`.
+pub fn remove_delete_tracking(target: &Relation) -> String {
+    format!(
+        "DROP TRIGGER {} ON {}",
+        quote_ident(DELETE_TRIGGER),
+        target.quoted()
+    )
+}
 
 /// The statuses a staged row can have.
 pub const STATUSES: [&str; 4] = ["NEW", "PROCESSED", "SKIPPED", "ERROR"];
@@ -123,6 +157,30 @@ mod tests {
              CHECK (\"_dwr_status\" OPERATOR(pg_catalog.=) ANY ('{NEW,PROCESSED,SKIPPED,ERROR}'::pg_catalog.text[])), \
              \"_dwr_loaded_at\" pg_catalog.timestamptz DEFAULT pg_catalog.clock_timestamp(), \
              \"_dwr_error\" pg_catalog.text, \"_dwr_run_id\" pg_catalog.int8)"
+        );
+    }
+
+    #[test]
+    fn delete_tracking_fires_always_and_names_the_key() {
+        let t = table(
+            "p",
+            "Odd\\Name",
+            vec![col("a'b", INT4, "integer"), col("c", TEXT, "text")],
+            &["a'b", "c"],
+        );
+        let sql = install_delete_tracking(&t);
+        assert_eq!(
+            remove_delete_tracking(&t),
+            "DROP TRIGGER \"dwr_record_delete\" ON \"p\".\"Odd\\Name\""
+        );
+        assert_eq!(
+            sql[0],
+            "CREATE TRIGGER \"dwr_record_delete\" AFTER DELETE ON \"p\".\"Odd\\Name\" FOR EACH ROW \
+             EXECUTE FUNCTION dwr._record_delete('a''b', 'c')"
+        );
+        assert_eq!(
+            sql[1],
+            "ALTER TABLE \"p\".\"Odd\\Name\" ENABLE ALWAYS TRIGGER \"dwr_record_delete\""
         );
     }
 

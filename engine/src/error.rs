@@ -30,6 +30,8 @@ pub enum SqlState {
     UndefinedTable,
     /// 42P07: a table already exists
     DuplicateTable,
+    /// 42704: an object (a reload, a run) does not exist
+    UndefinedObject,
     /// 55000: the object is not in the state this needs (no primary key, not registered)
     ObjectNotInPrerequisiteState,
     /// 55P03: a lock could not be had in time
@@ -52,6 +54,7 @@ impl SqlState {
             SqlState::WrongObjectType => "42809",
             SqlState::UndefinedTable => "42P01",
             SqlState::DuplicateTable => "42P07",
+            SqlState::UndefinedObject => "42704",
             SqlState::ObjectNotInPrerequisiteState => "55000",
             SqlState::LockNotAvailable => "55P03",
             SqlState::FeatureNotSupported => "0A000",
@@ -130,6 +133,7 @@ mod tests {
             SqlState::WrongObjectType,
             SqlState::UndefinedTable,
             SqlState::DuplicateTable,
+            SqlState::UndefinedObject,
             SqlState::ObjectNotInPrerequisiteState,
             SqlState::LockNotAvailable,
             SqlState::FeatureNotSupported,

@@ -52,12 +52,16 @@ pub fn display_qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", display_ident(schema), display_ident(name))
 }
 
-/// A SQL string literal, for the few places where SQL text must carry a constant of this
-/// project's own (never a user's value): `'it''s'`. Backslashes are safe because
-/// `standard_conforming_strings` is on in every supported server version and the literal is not an
-/// `E''` string.
+/// A SQL string literal, for the few places where SQL text cannot take a `$n` parameter (DDL such
+/// as a trigger's arguments) or carries a constant of this project's own: `'it''s'`. A value with a
+/// backslash becomes an `E''` literal with the backslashes doubled, as PostgreSQL's own
+/// `quote_literal` does, so the text means the same whatever `standard_conforming_strings` is.
 pub fn quote_literal(value: &str) -> String {
-    quote_with(value, '\'')
+    if value.contains('\\') {
+        format!("E{}", quote_with(&value.replace('\\', "\\\\"), '\''))
+    } else {
+        quote_with(value, '\'')
+    }
 }
 
 #[cfg(test)]
@@ -103,6 +107,7 @@ mod tests {
     #[test]
     fn literals_double_single_quotes() {
         assert_eq!(quote_literal("it's"), "'it''s'");
-        assert_eq!(quote_literal("\\"), "'\\'");
+        assert_eq!(quote_literal("\\"), "E'\\\\'");
+        assert_eq!(quote_literal("a\\'b"), "E'a\\\\''b'");
     }
 }

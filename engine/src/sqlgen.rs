@@ -189,8 +189,11 @@ pub struct MergeSql {
     pub keys_need_cast: bool,
     /// `$1`: message for a NULL version, `$2`: message for a NULL key
     pub mark_nulls: String,
+    /// `$1`, `$2`: the open reload's window (timestamptz, both ends included)
+    pub mark_outside_window: String,
     pub mark_duplicates: String,
     pub classify_existing: String,
+    /// `$1`: target oid, `$2`: deletes count from this moment (timestamptz)
     pub classify_missing: String,
     pub lock_updates: String,
     pub defer_unlocked: String,
@@ -199,11 +202,16 @@ pub struct MergeSql {
     /// ranged
     pub apply_inserts: String,
     pub defer_conflicts: String,
+    /// `$1`: target oid, `$2`: since. Takes back an insert whose key CDC deleted while the insert
+    /// ran (the delete's tombstone committed after the insert's snapshot)
+    pub recheck_inserted: String,
     /// `$1`: run id
     pub write_statuses: String,
     pub counts: String,
     /// `$1`: row number, `$2`: error text
     pub mark_row_error: String,
+    /// `$1`: row number
+    pub mark_row_deferred: String,
     /// the highest row number in the work table
     pub max_row: String,
     /// statistics for the work table, so the planner joins it to production with hashes or merges
@@ -293,6 +301,23 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
         class_is("", RowClass::New),
     );
 
+    let mark_outside_window = format!(
+        "UPDATE {WORK} SET cls = {} WHERE {} AND NOT ({} AND {})",
+        RowClass::OutsideWindow.lit(),
+        class_is("", RowClass::New),
+        op(
+            "v",
+            &ver.ord_schema,
+            ">=",
+            &format!("CAST($1::pg_catalog.timestamptz AS {})", ver.base_type)
+        ),
+        op(
+            "v",
+            &ver.ord_schema,
+            "<=",
+            &format!("CAST($2::pg_catalog.timestamptz AS {})", ver.base_type)
+        ),
+    );
     let mark_duplicates = format!(
         "UPDATE {WORK} w SET cls = {} FROM (SELECT rn, pg_catalog.row_number() OVER \
          (PARTITION BY {} ORDER BY v DESC, loaded_at DESC NULLS LAST, sctid DESC) AS r \
@@ -329,10 +354,31 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
         RowClass::Stale.lit(),
         class_is("w.", RowClass::New),
     );
+    let work_key = format!(
+        "pg_catalog.jsonb_build_array({})",
+        (0..keys.len())
+            .map(|i| format!("w.{}", kcol(i)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let tombstoned = format!(
+        "EXISTS (SELECT FROM dwr.tombstones tb WHERE {} AND {} AND {})",
+        pg_op("tb.target", "=", "$1::pg_catalog.oid"),
+        pg_op("tb.key", "=", &work_key),
+        pg_op("tb.deleted_at", ">=", "$2::pg_catalog.timestamptz"),
+    );
     let classify_missing = format!(
-        "UPDATE {WORK} SET cls = {} WHERE {}",
+        "UPDATE {WORK} w SET cls = CASE WHEN {tombstoned} THEN {} ELSE {} END WHERE {}",
+        RowClass::Deleted.lit(),
         RowClass::Insert.lit(),
-        class_is("", RowClass::New)
+        class_is("w.", RowClass::New)
+    );
+    let recheck_inserted = format!(
+        "WITH gone AS (DELETE FROM {t} t USING {WORK} w WHERE {} AND {join_keys} AND {tombstoned} RETURNING w.rn) \
+         UPDATE {WORK} w SET cls = {} FROM gone WHERE {}",
+        class_is("w.", RowClass::Inserted),
+        RowClass::Deleted.lit(),
+        pg_op("w.rn", "=", "gone.rn"),
     );
 
     let lock_updates = format!(
@@ -464,6 +510,11 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
         RowClass::Error.lit(),
         pg_op("rn", "=", "$1")
     );
+    let mark_row_deferred = format!(
+        "UPDATE {WORK} SET cls = {} WHERE {}",
+        RowClass::Deferred.lit(),
+        pg_op("rn", "=", "$1")
+    );
     let max_row = format!("SELECT COALESCE(pg_catalog.max(rn), 0) FROM {WORK}");
     let drop_work = format!("DROP TABLE {WORK}");
     let analyze_work = format!("ANALYZE {WORK}");
@@ -475,6 +526,7 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
         cast_keys,
         keys_need_cast,
         mark_nulls,
+        mark_outside_window,
         mark_duplicates,
         classify_existing,
         classify_missing,
@@ -483,9 +535,11 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
         apply_updates,
         apply_inserts,
         defer_conflicts,
+        recheck_inserted,
         write_statuses,
         counts,
         mark_row_error,
+        mark_row_deferred,
         max_row,
         analyze_work,
         drop_work,
@@ -554,6 +608,7 @@ mod tests {
             &sql.fill_work_rows,
             &sql.cast_keys,
             &sql.mark_nulls,
+            &sql.mark_outside_window,
             &sql.mark_duplicates,
             &sql.classify_existing,
             &sql.classify_missing,
@@ -562,9 +617,11 @@ mod tests {
             &sql.apply_updates,
             &sql.apply_inserts,
             &sql.defer_conflicts,
+            &sql.recheck_inserted,
             &sql.write_statuses,
             &sql.counts,
             &sql.mark_row_error,
+            &sql.mark_row_deferred,
             &sql.max_row,
             &sql.analyze_work,
             &sql.drop_work,
@@ -639,6 +696,27 @@ mod tests {
             assert!(stmt.contains("$1") && stmt.contains("$2"), "{stmt}");
             assert!(!stmt.contains("$3"));
         }
+    }
+
+    #[test]
+    fn inserts_check_tombstones_before_and_after() {
+        let sql = merge_sql(&plan());
+        let probe = "pg_catalog.jsonb_build_array(w.k1, w.k2)";
+        assert!(
+            sql.classify_missing.contains(probe),
+            "{}",
+            sql.classify_missing
+        );
+        assert!(sql
+            .classify_missing
+            .contains("tb.deleted_at OPERATOR(pg_catalog.>=) $2::pg_catalog.timestamptz"));
+        assert!(sql
+            .recheck_inserted
+            .starts_with("WITH gone AS (DELETE FROM \"production\".\"customers\" t"));
+        assert!(sql.recheck_inserted.contains(probe));
+        assert!(sql
+            .mark_outside_window
+            .contains("v OPERATOR(\"pg_catalog\".>=) CAST($1::pg_catalog.timestamptz AS timestamp without time zone)"));
     }
 
     #[test]
