@@ -88,3 +88,19 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'dwr_end_reload_wrapper';
 COMMENT ON FUNCTION @extschema@.dwr_end_reload(pg_catalog.int8) IS
   'Closes a reload: its window no longer filters merges, and tombstones only it needed are pruned.';
+
+CREATE FUNCTION @extschema@.dwr_undo(run_id pg_catalog.int8)
+RETURNS dwr.merge_result
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_undo_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_undo(pg_catalog.int8) IS
+  'Takes a merge back from its row images: deletes the rows it inserted and restores the rows it updated, except rows changed (or deleted) since, which it leaves alone and counts. Itself a run in dwr.merge_runs (kind undo).';
+
+CREATE FUNCTION @extschema@.dwr_purge_audit(older_than pg_catalog.interval)
+RETURNS pg_catalog.int8
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_purge_audit_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_purge_audit(pg_catalog.interval) IS
+  'Deletes the row images (dwr.row_changes) of runs that finished longer ago than older_than; dwr.merge_runs keeps every run. Extension owner only. Returns how many images were deleted.';

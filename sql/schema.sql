@@ -32,7 +32,7 @@ COMMENT ON COLUMN dwr.tables.registered_by IS 'the role that registered it';
 CREATE TABLE dwr.merge_runs (
     run_id                  pg_catalog.int8        GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     kind                    pg_catalog.text        NOT NULL DEFAULT 'merge'
-                            CHECK (kind OPERATOR(pg_catalog.=) ANY ('{merge}'::pg_catalog.text[])),
+                            CHECK (kind OPERATOR(pg_catalog.=) ANY ('{merge,undo}'::pg_catalog.text[])),
     target                  pg_catalog.oid         NOT NULL,
     target_name             pg_catalog.text        NOT NULL,
     source_name             pg_catalog.text        NOT NULL,
@@ -54,6 +54,9 @@ CREATE TABLE dwr.merge_runs (
     skipped_outside_window  pg_catalog.int8,
     deferred                pg_catalog.int8,
     errors                  pg_catalog.int8,
+    deleted                 pg_catalog.int8,
+    undo_of                 pg_catalog.int8,
+    row_audit               pg_catalog.bool,
     reload_id               pg_catalog.int8,
     window_start            pg_catalog.timestamptz,
     window_end              pg_catalog.timestamptz,
@@ -61,10 +64,14 @@ CREATE TABLE dwr.merge_runs (
     error_message           pg_catalog.text
 );
 CREATE INDEX merge_runs_target_idx ON dwr.merge_runs (target, run_id);
+CREATE UNIQUE INDEX merge_runs_undo_of_idx ON dwr.merge_runs (undo_of) WHERE undo_of IS NOT NULL;
 COMMENT ON TABLE dwr.merge_runs IS
   'One row a merge: who ran it, when, on what, with which counts and outcome. Appended by the extension only.';
 COMMENT ON COLUMN dwr.merge_runs.run_id IS 'the run; staged rows it decided carry it in _dwr_run_id';
-COMMENT ON COLUMN dwr.merge_runs.kind IS 'merge';
+COMMENT ON COLUMN dwr.merge_runs.kind IS 'merge, or undo (a dwr_undo of the run in undo_of)';
+COMMENT ON COLUMN dwr.merge_runs.deleted IS 'undo: rows the undone merge had inserted and the undo deleted';
+COMMENT ON COLUMN dwr.merge_runs.undo_of IS 'undo: the run it took back';
+COMMENT ON COLUMN dwr.merge_runs.row_audit IS 'whether the run wrote before and after images to dwr.row_changes (dwr.row_audit)';
 COMMENT ON COLUMN dwr.merge_runs.target IS 'OID of the production table (kept after the table is dropped)';
 COMMENT ON COLUMN dwr.merge_runs.target_name IS 'schema-qualified name of the production table at the time of the run';
 COMMENT ON COLUMN dwr.merge_runs.source_name IS 'schema-qualified name of the table merged from';
@@ -89,6 +96,25 @@ COMMENT ON COLUMN dwr.merge_runs.window_start IS 'start of that window (inclusiv
 COMMENT ON COLUMN dwr.merge_runs.window_end IS 'end of that window (inclusive)';
 COMMENT ON COLUMN dwr.merge_runs.error_sqlstate IS 'SQLSTATE of the error that failed the run';
 COMMENT ON COLUMN dwr.merge_runs.error_message IS 'text of the error that failed the run';
+
+CREATE TABLE dwr.row_changes (
+    run_id      pg_catalog.int8        NOT NULL,
+    target      pg_catalog.oid         NOT NULL,
+    key         pg_catalog.jsonb       NOT NULL,
+    action      pg_catalog.text        NOT NULL
+                CHECK (action OPERATOR(pg_catalog.=) ANY ('{insert,update,delete,restore}'::pg_catalog.text[])),
+    before      pg_catalog.jsonb,
+    after       pg_catalog.jsonb
+);
+CREATE INDEX row_changes_run_idx ON dwr.row_changes (run_id);
+COMMENT ON TABLE dwr.row_changes IS
+  'Before and after image of every production row a merge (or an undo) changed, when dwr.row_audit is on. Readable by the extension owner only: the images hold production data.';
+COMMENT ON COLUMN dwr.row_changes.run_id IS 'the run in dwr.merge_runs';
+COMMENT ON COLUMN dwr.row_changes.target IS 'OID of the production table';
+COMMENT ON COLUMN dwr.row_changes.key IS 'the row''s primary key, as a jsonb array in key column order';
+COMMENT ON COLUMN dwr.row_changes.action IS 'insert or update (a merge); delete (an undo removing an inserted row) or restore (an undo putting the before image back)';
+COMMENT ON COLUMN dwr.row_changes.before IS 'the whole row before the change (to_jsonb); NULL for an insert';
+COMMENT ON COLUMN dwr.row_changes.after IS 'the whole row after the change; NULL for a delete';
 
 CREATE TABLE dwr.reloads (
     reload_id     pg_catalog.int8        GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -152,11 +178,13 @@ SELECT pg_catalog.pg_extension_config_dump('dwr.tables', '');
 SELECT pg_catalog.pg_extension_config_dump('dwr.reloads', '');
 SELECT pg_catalog.pg_extension_config_dump('dwr.reloads_reload_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('dwr.tombstones', '');
+SELECT pg_catalog.pg_extension_config_dump('dwr.row_changes', '');
 SELECT pg_catalog.pg_extension_config_dump('dwr.merge_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('dwr.merge_runs_run_id_seq', '');
 
 REVOKE ALL ON dwr.tables, dwr.merge_runs, dwr.reloads, dwr.tombstones FROM PUBLIC;
 GRANT SELECT ON dwr.tables, dwr.merge_runs, dwr.reloads, dwr.tombstones TO PUBLIC;
+REVOKE ALL ON dwr.row_changes FROM PUBLIC;
 
 CREATE TYPE dwr.merge_result AS (
     run_id                  pg_catalog.int8,

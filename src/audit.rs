@@ -9,21 +9,35 @@ use dwr_engine::sqlgen::Counts;
 use pgrx::datum::Interval;
 use pgrx::pg_sys;
 
+/// What kind of run.
+pub enum RunKind {
+    Merge,
+    /// an undo of that run
+    Undo(i64),
+}
+
 /// Open a run: returns its id.
+#[allow(clippy::too_many_arguments)]
 pub fn begin_run(
+    kind: RunKind,
     target: pg_sys::Oid,
     target_name: &str,
     source_name: &str,
     dry_run: bool,
     reload: Option<&OpenReload>,
+    row_audit: bool,
 ) -> i64 {
     let caller = exec::current_user();
+    let (kind, undo_of) = match kind {
+        RunKind::Merge => ("merge", None),
+        RunKind::Undo(run) => ("undo", Some(run)),
+    };
     as_role(exec::extension_owner(), || {
         query_one::<i64>(
-            "INSERT INTO dwr.merge_runs (kind, target, target_name, source_name, dry_run, status, \
-             run_by, session_user_name, backend_pid, started_at, reload_id, window_start, window_end) \
-             VALUES ('merge', $1, $2, $3, $4, 'RUNNING', pg_catalog.pg_get_userbyid($5), \
-             SESSION_USER, pg_catalog.pg_backend_pid(), pg_catalog.clock_timestamp(), $6, $7, $8) RETURNING run_id",
+            "INSERT INTO dwr.merge_runs (undo_of, kind, target, target_name, source_name, dry_run, status, \
+             run_by, session_user_name, backend_pid, started_at, reload_id, window_start, window_end, row_audit) \
+             VALUES ($10, $11, $1, $2, $3, $4, 'RUNNING', pg_catalog.pg_get_userbyid($5), \
+             SESSION_USER, pg_catalog.pg_backend_pid(), pg_catalog.clock_timestamp(), $6, $7, $8, $9) RETURNING run_id",
             &[
                 target.into(),
                 target_name.into(),
@@ -33,6 +47,9 @@ pub fn begin_run(
                 reload.map(|r| r.reload_id).into(),
                 reload.map(|r| r.window_start).into(),
                 reload.map(|r| r.window_end).into(),
+                row_audit.into(),
+                undo_of.into(),
+                kind.into(),
             ],
         )
         .expect("INSERT ... RETURNING returns a row")
@@ -40,13 +57,13 @@ pub fn begin_run(
 }
 
 /// Close a run with its status and counts; returns its duration.
-pub fn finish_run(run_id: i64, status: &str, c: &Counts) -> Option<Interval> {
+pub fn finish_run(run_id: i64, status: &str, c: &Counts, deleted: Option<i64>) -> Option<Interval> {
     as_role(exec::extension_owner(), || {
         query_one::<Interval>(
             "UPDATE dwr.merge_runs SET status = $2, finished_at = pg_catalog.clock_timestamp(), \
              duration = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) started_at, \
              inserted = $3, updated = $4, unchanged = $5, skipped_stale = $6, skipped_deleted = $7, \
-             skipped_outside_window = $8, deferred = $9, errors = $10 \
+             skipped_outside_window = $8, deferred = $9, errors = $10, deleted = $11 \
              WHERE run_id OPERATOR(pg_catalog.=) $1 \
              RETURNING duration",
             &[
@@ -60,6 +77,7 @@ pub fn finish_run(run_id: i64, status: &str, c: &Counts) -> Option<Interval> {
                 c.skipped_outside_window.into(),
                 c.deferred.into(),
                 c.errors.into(),
+                deleted.into(),
             ],
         )
     })

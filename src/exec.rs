@@ -155,6 +155,7 @@ pub struct Caught {
     pub sqlstate: String,
     pub message: String,
     pub detail: Option<String>,
+    pub hint: Option<String>,
 }
 
 impl Caught {
@@ -232,11 +233,14 @@ fn subxact<R>(commit: bool, f: impl FnOnce() -> R) -> Result<R, Caught> {
         }
         restore();
         match e {
-            CaughtError::PostgresError(report) => Err(Caught {
+            // an error the server raised, or one this extension raised with ereport
+            CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => Err(Caught {
                 sqlstate: sqlstate_text(report.sql_error_code()),
                 message: report.message().to_string(),
                 detail: report.detail().map(str::to_string),
+                hint: report.hint().map(str::to_string),
             }),
+            // a Rust panic is a bug: let it through
             other => other.rethrow(),
         }
     })
@@ -268,6 +272,9 @@ pub fn raise_caught(e: Caught) -> ! {
     let mut report = ErrorReport::new(sqlstate_code(&e.sqlstate), e.message, "dms_window_reload");
     if let Some(d) = e.detail {
         report = report.set_detail(d);
+    }
+    if let Some(h) = e.hint {
+        report = report.set_hint(h);
     }
     report.report(PgLogLevel::ERROR);
     unreachable!("ereport(ERROR) returned")
@@ -325,6 +332,22 @@ pub fn with_lock_timeout<R>(ms: i32, f: impl FnOnce() -> R) -> R {
         &[previous.as_str().into()],
     );
     r
+}
+
+/// Let `role` read and write the session's work table (a temporary table the caller owns), so that
+/// code running as `role` (the audit path) can copy from it.
+pub fn share_work_table(table: &str, role: pg_sys::Oid) {
+    if role != current_user() {
+        let name = query_one::<String>(
+            "SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid($1)::pg_catalog.text)",
+            &[role.into()],
+        )
+        .expect("role exists");
+        execute(
+            &format!("GRANT SELECT, INSERT, UPDATE ON {table} TO {name}"),
+            &[],
+        );
+    }
 }
 
 /// The current user's oid.

@@ -12,6 +12,10 @@ pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// before any deadlock can be detected: CDC never sees a deadlock error because of a merge.
 pub static ROW_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(100);
 
+/// `dwr.row_audit`: whether a merge writes the before and after image of every row it changes to
+/// `dwr.row_changes` (needed by `dwr_undo`).
+pub static ROW_AUDIT: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 /// `dwr.test_hold_after_classify`: a test hook. When not 0, a merge waits for the advisory lock of
 /// that number (shared) after it has read and classified the staged rows and before it locks or
 /// writes anything, so a test can interleave another session's writes exactly there. Superuser only.
@@ -37,6 +41,14 @@ pub fn register() {
         i32::MAX,
         GucContext::Userset,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_bool_guc(
+        c"dwr.row_audit",
+        c"Whether merges record the before and after image of every row they change.",
+        c"The images go to dwr.row_changes; dwr_undo needs them.",
+        &ROW_AUDIT,
+        GucContext::Userset,
+        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"dwr.test_hold_after_classify",

@@ -13,10 +13,12 @@ use pgrx::prelude::*;
 
 pub mod audit;
 pub mod exec;
+pub mod failure;
 pub mod guc;
 pub mod merge;
 pub mod reload;
 pub mod staging;
+pub mod undo;
 pub mod verify;
 
 ::pgrx::pg_module_magic!(name, version);

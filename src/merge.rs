@@ -4,9 +4,10 @@ use crate::audit;
 use crate::exec::{
     self, bisect, check, execute, query_one, query_rows, raise, rolled_back, subtransaction, Caught,
 };
+use crate::failure;
 use crate::guc;
 use crate::reload::{self, OpenReload};
-use crate::staging::registration_or_raise;
+use crate::staging::{registration_or_raise, Registration};
 use dwr_engine::ident::display_ident;
 use dwr_engine::plan::plan_merge;
 use dwr_engine::sqlgen::{merge_sql, Counts, MergeSql, RowClass};
@@ -65,32 +66,68 @@ pub fn result_tuple(o: &MergeOutcome) -> pgrx::composite_type!('static, "dwr.mer
     t
 }
 
-/// Merge the registered staging table of `target` into it.
+/// Merge the registered staging table of `target` into it. A merge that fails once the target is
+/// known to be registered is recorded as `FAILED` in `dwr.merge_runs` by a background worker (see
+/// `failure`), then its error is raised: the whole merge runs in a subtransaction, so that after a
+/// failure the session is clean enough to start the worker.
 pub fn merge(target_oid: pg_sys::Oid, dry_run: bool) -> MergeOutcome {
     let reg = registration_or_raise(target_oid);
+    let started_at =
+        query_one::<String>("SELECT pg_catalog.clock_timestamp()::pg_catalog.text", &[])
+            .unwrap_or_default();
+    let run_id = std::cell::Cell::new(None);
+    match subtransaction(|| merge_registered(target_oid, &reg, dry_run, &run_id)) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let name = |oid| exec::relation(oid).map(|r| r.display()).unwrap_or_default();
+            let start = failure::RunStart {
+                kind: "merge",
+                target: target_oid,
+                target_name: name(target_oid),
+                source_name: name(reg.staging),
+                dry_run,
+                started_at,
+            };
+            failure::record(&failure::describe(&start, run_id.get(), &e));
+            exec::raise_caught(e)
+        }
+    }
+}
+
+fn merge_registered(
+    target_oid: pg_sys::Oid,
+    reg: &Registration,
+    dry_run: bool,
+    run_id_out: &std::cell::Cell<Option<i64>>,
+) -> MergeOutcome {
     let target = exec::relation_or_raise(target_oid, "table");
     let staging = exec::relation_or_raise(reg.staging, "staging table");
     crate::staging::check_staging_owner(&target, &staging);
     let casts = exec::casts_between(&staging, &target);
     let plan = check(plan_merge(&target, &staging, &casts, &reg.version_column));
-    let sql = merge_sql(&plan);
+    let row_audit = guc::ROW_AUDIT.get();
+    let sql = merge_sql(&plan, row_audit);
 
     lock_target(target_oid, &plan.target_display);
     // read after the lock: a reload opened or ended meanwhile is seen
     let reload = reload::open_reload(target_oid);
     let since = reload::deletes_count_since(target_oid);
     let run_id = audit::begin_run(
+        audit::RunKind::Merge,
         target_oid,
         &plan.target_display,
         &plan.staging_display,
         dry_run,
         reload.as_ref(),
+        row_audit,
     );
+    run_id_out.set(Some(run_id));
     let ctx = RunContext {
         target: target_oid,
         run_id,
         reload: reload.as_ref(),
         since,
+        row_audit,
     };
     let null_version = format!(
         "version column {} is NULL",
@@ -122,7 +159,7 @@ pub fn merge(target_oid: pg_sys::Oid, dry_run: bool) -> MergeOutcome {
     } else {
         "SUCCEEDED"
     };
-    let duration = audit::finish_run(run_id, status, &counts);
+    let duration = audit::finish_run(run_id, status, &counts, None);
     MergeOutcome {
         run_id,
         target: target_oid,
@@ -134,7 +171,7 @@ pub fn merge(target_oid: pg_sys::Oid, dry_run: bool) -> MergeOutcome {
 
 /// Serialise merges of one table: wait for another merge of it to commit, or with
 /// `dwr.lock_timeout` set fail with 55P03 after that long.
-fn lock_target(target: pg_sys::Oid, display: &str) {
+pub fn lock_target(target: pg_sys::Oid, display: &str) {
     let key = target.to_u32() as i32;
     let timeout = guc::LOCK_TIMEOUT.get();
     if timeout <= 0 {
@@ -173,6 +210,7 @@ struct RunContext<'a> {
     reload: Option<&'a OpenReload>,
     /// deletes from this moment on stop staged rows
     since: TimestampWithTimeZone,
+    row_audit: bool,
 }
 
 /// How many writes may run out of `dwr.row_lock_timeout` before the merge gives up: past this,
@@ -241,6 +279,16 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
         &[ctx.target.into(), ctx.since.into()],
     );
     execute(&sql.write_statuses, &[ctx.run_id.into()]);
+    if ctx.row_audit {
+        let owner = exec::extension_owner();
+        exec::share_work_table(dwr_engine::sqlgen::WORK, owner);
+        exec::as_role(owner, || {
+            execute(
+                &sql.write_row_changes,
+                &[ctx.run_id.into(), ctx.target.into()],
+            );
+        });
+    }
     let mut counts = Counts::default();
     for (class, n) in query_rows(&sql.counts, &[], |row| {
         (

@@ -17,5 +17,6 @@ pub mod error;
 pub mod ident;
 pub mod plan;
 pub mod sqlgen;
+pub mod undo;
 
 pub use error::{DwrError, Result, SqlState};

@@ -207,6 +207,9 @@ pub struct MergeSql {
     pub recheck_inserted: String,
     /// `$1`: run id
     pub write_statuses: String,
+    /// `$1`: run id, `$2`: target oid. Copies the kept images to `dwr.row_changes` (run as the
+    /// extension owner)
+    pub write_row_changes: String,
     pub counts: String,
     /// `$1`: row number, `$2`: error text
     pub mark_row_error: String,
@@ -221,7 +224,9 @@ pub struct MergeSql {
 }
 
 /// Write the SQL of a merge of `plan`.
-pub fn merge_sql(plan: &MergePlan) -> MergeSql {
+/// With `row_audit`, the statements also keep each written row's before and after image
+/// (`to_jsonb`) in the work table, and `write_row_changes` copies them to `dwr.row_changes`.
+pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
     let t = &plan.target;
     let s = &plan.staging;
     let ver = &plan.version;
@@ -234,7 +239,8 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
         .collect();
     let create_work = format!(
         "CREATE TEMPORARY TABLE \"_dwr_work\" (rn pg_catalog.int8 NOT NULL, sctid pg_catalog.tid NOT NULL, \
-         loaded_at pg_catalog.timestamptz, {}, v {}, cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text) \
+         loaded_at pg_catalog.timestamptz, {}, v {}, cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text, \
+         before pg_catalog.jsonb, after pg_catalog.jsonb) \
          ON COMMIT DROP",
         key_cols_def.join(", "),
         ver.base_type,
@@ -381,10 +387,21 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
         pg_op("w.rn", "=", "gone.rn"),
     );
 
+    // with row audit, a write also keeps the row's image: before from the locked row, after from
+    // RETURNING
+    let (img, keep_before, keep_after) = if row_audit {
+        (
+            ", pg_catalog.to_jsonb(t.*) AS img",
+            ", before = l.img",
+            ", after = {}.img",
+        )
+    } else {
+        ("", "", "")
+    };
     let lock_updates = format!(
-        "WITH l AS (SELECT w.rn FROM {WORK} w JOIN {t} t ON {join_keys} WHERE {} AND {newer} \
+        "WITH l AS (SELECT w.rn{img} FROM {WORK} w JOIN {t} t ON {join_keys} WHERE {} AND {newer} \
          FOR UPDATE OF t SKIP LOCKED) \
-         UPDATE {WORK} w SET cls = {} FROM l WHERE {}",
+         UPDATE {WORK} w SET cls = {}{keep_before} FROM l WHERE {}",
         class_is("w.", RowClass::Update),
         RowClass::Locked.lit(),
         pg_op("w.rn", "=", "l.rn"),
@@ -411,13 +428,14 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
     sets.push(format!("{} = w.v", quote_ident(&ver.target)));
     let apply_updates = format!(
         "WITH u AS (UPDATE {t} t SET {} FROM {WORK} w JOIN {s} s ON {} \
-         WHERE {} AND {} AND {join_keys} RETURNING w.rn) \
-         UPDATE {WORK} w SET cls = {} FROM u WHERE {}",
+         WHERE {} AND {} AND {join_keys} RETURNING w.rn{img}) \
+         UPDATE {WORK} w SET cls = {}{} FROM u WHERE {}",
         sets.join(", "),
         pg_op("s.ctid", "=", "w.sctid"),
         class_is("w.", RowClass::Locked),
         in_range("w."),
         RowClass::Updated.lit(),
+        keep_after.replace("{}", "u"),
         pg_op("w.rn", "=", "u.rn"),
     );
 
@@ -429,7 +447,8 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
     insert_vals.extend(plan.values.iter().map(value_expr));
     let returning: Vec<String> = keys
         .iter()
-        .map(|k| format!("t.{}", quote_ident(&k.target)))
+        .enumerate()
+        .map(|(i, k)| format!("t.{} AS {}", quote_ident(&k.target), kcol(i)))
         .collect();
     let inserted_match = keys
         .iter()
@@ -439,15 +458,15 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
                 &format!("w.{}", kcol(i)),
                 &k.eq_schema,
                 "=",
-                &format!("i.{}", quote_ident(&k.target)),
+                &format!("i.{}", kcol(i)),
             )
         })
         .collect::<Vec<_>>()
         .join(" AND ");
     let apply_inserts = format!(
         "WITH i AS (INSERT INTO {t} AS t ({}) {}SELECT {} FROM {WORK} w JOIN {s} s ON {} \
-         WHERE {} AND {} ON CONFLICT ON CONSTRAINT {} DO NOTHING RETURNING {}) \
-         UPDATE {WORK} w SET cls = {} FROM i WHERE {} AND {inserted_match}",
+         WHERE {} AND {} ON CONFLICT ON CONSTRAINT {} DO NOTHING RETURNING {}{img}) \
+         UPDATE {WORK} w SET cls = {}{} FROM i WHERE {} AND {inserted_match}",
         insert_cols.join(", "),
         if plan.overriding_system_value {
             "OVERRIDING SYSTEM VALUE "
@@ -461,7 +480,19 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
         plan.pk_constraint,
         returning.join(", "),
         RowClass::Inserted.lit(),
+        keep_after.replace("{}", "i"),
         class_is("w.", RowClass::Insert),
+    );
+    let write_row_changes = format!(
+        "INSERT INTO dwr.row_changes (run_id, target, key, action, before, after) \
+         SELECT $1, $2::pg_catalog.oid, {work_key}, CASE WHEN {} THEN 'insert' ELSE 'update' END, \
+         w.before, w.after FROM {WORK} w WHERE {}",
+        class_is("w.", RowClass::Inserted),
+        pg_op(
+            "w.cls",
+            "=",
+            "ANY ('{inserted,updated}'::pg_catalog.text[])"
+        ),
     );
     let defer_conflicts = format!(
         "UPDATE {WORK} SET cls = {} WHERE {}",
@@ -537,6 +568,7 @@ pub fn merge_sql(plan: &MergePlan) -> MergeSql {
         defer_conflicts,
         recheck_inserted,
         write_statuses,
+        write_row_changes,
         counts,
         mark_row_error,
         mark_row_deferred,
@@ -619,6 +651,7 @@ mod tests {
             &sql.defer_conflicts,
             &sql.recheck_inserted,
             &sql.write_statuses,
+            &sql.write_row_changes,
             &sql.counts,
             &sql.mark_row_error,
             &sql.mark_row_deferred,
@@ -630,7 +663,7 @@ mod tests {
 
     #[test]
     fn every_operator_is_schema_qualified() {
-        let sql = merge_sql(&plan());
+        let sql = merge_sql(&plan(), false);
         for stmt in all(&sql) {
             // strip quoted identifiers and literals, then look for a bare comparison operator
             let mut bare = String::new();
@@ -665,7 +698,7 @@ mod tests {
 
     #[test]
     fn identifiers_are_quoted_and_casts_go_to_base_types() {
-        let sql = merge_sql(&plan());
+        let sql = merge_sql(&plan(), false);
         assert!(sql.keys_need_cast);
         assert!(
             sql.cast_keys
@@ -691,7 +724,7 @@ mod tests {
 
     #[test]
     fn ranged_statements_take_two_parameters() {
-        let sql = merge_sql(&plan());
+        let sql = merge_sql(&plan(), false);
         for stmt in [&sql.cast_keys, &sql.apply_updates, &sql.apply_inserts] {
             assert!(stmt.contains("$1") && stmt.contains("$2"), "{stmt}");
             assert!(!stmt.contains("$3"));
@@ -700,7 +733,7 @@ mod tests {
 
     #[test]
     fn inserts_check_tombstones_before_and_after() {
-        let sql = merge_sql(&plan());
+        let sql = merge_sql(&plan(), false);
         let probe = "pg_catalog.jsonb_build_array(w.k1, w.k2)";
         assert!(
             sql.classify_missing.contains(probe),
@@ -720,6 +753,25 @@ mod tests {
     }
 
     #[test]
+    fn row_audit_keeps_images_only_when_asked() {
+        let plain = merge_sql(&plan(), false);
+        let audited = merge_sql(&plan(), true);
+        assert!(!plain.lock_updates.contains("to_jsonb"));
+        assert!(audited
+            .lock_updates
+            .contains("pg_catalog.to_jsonb(t.*) AS img"));
+        assert!(audited.lock_updates.contains("before = l.img"));
+        assert!(audited.apply_updates.contains("after = u.img"));
+        assert!(audited.apply_inserts.contains("after = i.img"));
+        assert!(audited
+            .apply_inserts
+            .contains("RETURNING t.\"region\" AS k1, t.\"customer_id\" AS k2"));
+        assert!(audited
+            .write_row_changes
+            .contains("pg_catalog.jsonb_build_array(w.k1, w.k2)"));
+    }
+
+    #[test]
     fn statuses_follow_classes() {
         assert_eq!(RowClass::Inserted.final_status(), Some("PROCESSED"));
         assert_eq!(RowClass::Unchanged.final_status(), Some("PROCESSED"));
@@ -731,7 +783,7 @@ mod tests {
         for c in RowClass::ALL {
             assert_eq!(RowClass::parse(c.as_str()), Some(c));
         }
-        let sql = merge_sql(&plan());
+        let sql = merge_sql(&plan(), false);
         assert!(
             sql.write_statuses
                 .contains("'{duplicate,stale,unchanged,deleted,updated,inserted,error}'")
@@ -768,7 +820,7 @@ mod tests {
         let mut p = plan();
         p.overriding_system_value = true;
         p.values[0].insert_only = true;
-        let sql = merge_sql(&p);
+        let sql = merge_sql(&p, false);
         assert!(sql.apply_inserts.contains("OVERRIDING SYSTEM VALUE SELECT"));
         assert!(
             !sql.apply_updates.contains("\"name\" ="),

@@ -15,7 +15,7 @@ SELECT (SELECT count(*) FROM (TABLE atom.t EXCEPT TABLE prod_before) d) AS prod_
        (SELECT count(*) FROM (TABLE atom_staging.t EXCEPT TABLE stage_before) d) AS staging_changed;
 -- the real merge gives the same counts
 SELECT status, inserted, updated, unchanged, skipped_stale, errors FROM dwr_merge('atom.t');
-SELECT run_id, dry_run, status, inserted, updated, skipped_stale, errors
+SELECT dry_run, status, inserted, updated, skipped_stale, errors
   FROM dwr.merge_runs WHERE target_name = 'atom.t' ORDER BY run_id;
 
 -- a merge inside a transaction that rolls back leaves no trace in production or staging

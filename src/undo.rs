@@ -1,0 +1,236 @@
+//! `dwr_undo` and `dwr_purge_audit`: the row images of `dwr.row_changes`, used and pruned.
+
+use crate::audit::{self, RunKind};
+use crate::exec::{self, as_role, bisect, execute, query_one, query_rows, raise, Caught};
+use crate::guc;
+use crate::merge::{lock_target, result_tuple, MergeOutcome};
+use dwr_engine::sqlgen::Counts;
+use dwr_engine::undo::{undo_sql, UndoCounts, UNDO_WORK};
+use dwr_engine::{DwrError, SqlState};
+use pgrx::datum::Interval;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+/// The parts of a `dwr.merge_runs` row an undo checks.
+struct RunToUndo {
+    kind: String,
+    target: pg_sys::Oid,
+    target_name: String,
+    dry_run: bool,
+    status: String,
+    changed: i64,
+    undone_by: Option<i64>,
+}
+
+fn run_to_undo(run_id: i64) -> RunToUndo {
+    query_rows(
+        "SELECT r.kind, r.target, r.target_name, r.dry_run, r.status, \
+                COALESCE(r.inserted, 0) OPERATOR(pg_catalog.+) COALESCE(r.updated, 0), \
+                (SELECT u.run_id FROM dwr.merge_runs u WHERE u.undo_of OPERATOR(pg_catalog.=) r.run_id) \
+           FROM dwr.merge_runs r WHERE r.run_id OPERATOR(pg_catalog.=) $1",
+        &[run_id.into()],
+        |row| RunToUndo {
+            kind: exec::col::<String>(row, 1).unwrap_or_default(),
+            target: exec::col::<pg_sys::Oid>(row, 2).unwrap_or(pg_sys::Oid::INVALID),
+            target_name: exec::col::<String>(row, 3).unwrap_or_default(),
+            dry_run: exec::col::<bool>(row, 4).unwrap_or(false),
+            status: exec::col::<String>(row, 5).unwrap_or_default(),
+            changed: exec::col::<i64>(row, 6).unwrap_or(0),
+            undone_by: exec::col::<i64>(row, 7),
+        },
+    )
+    .into_iter()
+    .next()
+    .unwrap_or_else(|| {
+        raise(
+            DwrError::new(SqlState::UndefinedObject, format!("run {run_id} does not exist"))
+                .hint("See SELECT * FROM dwr.merge_runs ORDER BY run_id DESC;"),
+        )
+    })
+}
+
+fn refuse(run_id: i64, why: String, hint: &str) -> ! {
+    raise(
+        DwrError::new(
+            SqlState::ObjectNotInPrerequisiteState,
+            format!("run {run_id} cannot be undone: {why}"),
+        )
+        .hint(hint.to_string()),
+    )
+}
+
+#[pg_extern(sql = false)]
+fn dwr_undo(run_id: Option<i64>) -> pgrx::composite_type!('static, "dwr.merge_result") {
+    let run_id = run_id.unwrap_or_else(|| raise(DwrError::null_argument("dwr_undo", "run_id")));
+    let run = run_to_undo(run_id);
+    if run.kind != "merge" {
+        raise(
+            DwrError::new(
+                SqlState::FeatureNotSupported,
+                format!("run {run_id} is an undo; an undo cannot be undone"),
+            )
+            .hint("Stage the rows again and merge them."),
+        );
+    }
+    if run.dry_run {
+        refuse(
+            run_id,
+            "it was a dry run and changed nothing".into(),
+            "Nothing to do.",
+        );
+    }
+    if run.status != "SUCCEEDED" && run.status != "SUCCEEDED_WITH_ERRORS" {
+        refuse(
+            run_id,
+            format!("its status is {}", run.status),
+            "Only a merge that committed can be undone.",
+        );
+    }
+    if let Some(by) = run.undone_by {
+        refuse(
+            run_id,
+            format!("it was already undone by run {by}"),
+            "See SELECT * FROM dwr.merge_runs WHERE undo_of IS NOT NULL;",
+        );
+    }
+    if run.changed == 0 {
+        refuse(run_id, "it changed no row".into(), "Nothing to do.");
+    }
+    let owner = exec::extension_owner();
+    let images = as_role(owner, || {
+        query_one::<i64>(
+            "SELECT pg_catalog.count(*) FROM dwr.row_changes WHERE run_id OPERATOR(pg_catalog.=) $1",
+            &[run_id.into()],
+        )
+        .unwrap_or(0)
+    });
+    if images == 0 {
+        refuse(
+            run_id,
+            "dwr.row_changes has no images of its rows".into(),
+            "The run ran with dwr.row_audit = off, or dwr_purge_audit removed its images.",
+        );
+    }
+    let target = exec::relation(run.target).unwrap_or_else(|| {
+        raise(DwrError::new(
+            SqlState::UndefinedTable,
+            format!(
+                "table {} of run {run_id} does not exist any more",
+                run.target_name
+            ),
+        ))
+    });
+    let sql = undo_sql(&target);
+    lock_target(run.target, &target.display());
+    let row_audit = guc::ROW_AUDIT.get();
+    let undo_id = audit::begin_run(
+        RunKind::Undo(run_id),
+        run.target,
+        &target.display(),
+        &format!("dwr.row_changes of run {run_id}"),
+        false,
+        None,
+        row_audit,
+    );
+
+    let mut lock_timeouts = 0u32;
+    let mut on_row_error = |n: i64, e: &Caught| {
+        if e.is_lock_timeout() {
+            lock_timeouts += 1;
+            execute(&sql.mark_row_deferred, &[n.into()]);
+        } else {
+            execute(&sql.mark_row_error, &[n.into(), e.text().as_str().into()]);
+        }
+    };
+    execute(&sql.create_work, &[]);
+    exec::share_work_table(UNDO_WORK, owner);
+    as_role(owner, || {
+        execute(&sql.fill_work, &[run_id.into()]);
+    });
+    execute(&format!("ANALYZE {UNDO_WORK}"), &[]);
+    execute(&sql.classify, &[]);
+    execute(&sql.lock, &[]);
+    execute(&sql.defer_unlocked, &[]);
+    let max = query_one::<i64>(&sql.max_row, &[]).unwrap_or(0);
+    exec::with_lock_timeout(guc::ROW_LOCK_TIMEOUT.get(), || {
+        bisect(&sql.apply_deletes, 1, max, &mut on_row_error);
+        bisect(&sql.apply_restores, 1, max, &mut on_row_error);
+    });
+    if row_audit {
+        as_role(owner, || {
+            execute(&sql.write_row_changes, &[undo_id.into(), run.target.into()]);
+        });
+    }
+    let mut u = UndoCounts::default();
+    for (class, n) in query_rows(&sql.counts, &[], |row| {
+        (
+            exec::col::<String>(row, 1).unwrap_or_default(),
+            exec::col::<i64>(row, 2).unwrap_or(0),
+        )
+    }) {
+        u.add(&class, n);
+    }
+    execute(&sql.drop_work, &[]);
+
+    // in dwr.merge_result terms: restored rows are updates, rows changed since are stale, rows
+    // deleted since are deleted; rows the undo deleted are counted in dwr.merge_runs.deleted
+    let counts = Counts {
+        updated: u.restored,
+        skipped_stale: u.changed_since,
+        skipped_deleted: u.gone_since,
+        deferred: u.deferred,
+        errors: u.errors,
+        ..Counts::default()
+    };
+    let status = if u.errors > 0 {
+        "SUCCEEDED_WITH_ERRORS"
+    } else {
+        "SUCCEEDED"
+    };
+    let duration: Option<Interval> = audit::finish_run(undo_id, status, &counts, Some(u.deleted));
+    pgrx::notice!(
+        "undo of run {run_id}: {} inserted rows deleted, {} updated rows restored, {} left alone because they changed since, {} because they were deleted since, {} deferred, {} errors",
+        u.deleted,
+        u.restored,
+        u.changed_since,
+        u.gone_since,
+        u.deferred,
+        u.errors
+    );
+    result_tuple(&MergeOutcome {
+        run_id: undo_id,
+        target: run.target,
+        status,
+        counts,
+        duration,
+    })
+}
+
+#[pg_extern(sql = false)]
+fn dwr_purge_audit(older_than: Option<Interval>) -> i64 {
+    let older_than = older_than
+        .unwrap_or_else(|| raise(DwrError::null_argument("dwr_purge_audit", "older_than")));
+    let owner = exec::extension_owner();
+    let allowed = query_one::<bool>(
+        "SELECT pg_catalog.pg_has_role(pg_catalog.current_user(), $1, 'USAGE')",
+        &[owner.into()],
+    )
+    .unwrap_or(false);
+    if !allowed {
+        raise(
+            DwrError::new(
+                SqlState::InsufficientPrivilege,
+                "only the owner of dms_window_reload may purge its audit",
+            )
+            .hint("Ask the extension's owner (or a member of that role) to run dwr_purge_audit."),
+        );
+    }
+    as_role(owner, || {
+        exec::execute(
+            "DELETE FROM dwr.row_changes c USING dwr.merge_runs r \
+             WHERE c.run_id OPERATOR(pg_catalog.=) r.run_id \
+             AND COALESCE(r.finished_at, r.started_at) OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1)",
+            &[older_than.into()],
+        ) as i64
+    })
+}
