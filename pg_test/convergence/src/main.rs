@@ -352,7 +352,7 @@ fn run_seed(o: &Options, seed: u64) -> Outcome {
                         Err(e) if is_deadlock(&e) => {
                             deadlocks.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(e) => panic!("applier: {e}"),
+                        Err(e) => panic!("applier: {e:?}"),
                     }
                     if r.chance(10) {
                         std::thread::sleep(Duration::from_micros(300));
@@ -376,7 +376,7 @@ fn run_seed(o: &Options, seed: u64) -> Outcome {
                 ) {
                     Ok(row) => results.push(Ok((row.get::<_, i64>(0), row.get(1), row.get(2), row.get(3), row.get(4)))),
                     Err(e) if is_deadlock(&e) => results.push(Err(())),
-                    Err(e) => panic!("merge: {e}"),
+                    Err(e) => panic!("merge: {e:?}"),
                 }
                 if finished {
                     break;
