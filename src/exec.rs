@@ -339,12 +339,15 @@ pub fn with_lock_timeout<R>(ms: i32, f: impl FnOnce() -> R) -> R {
 pub fn share_work_table(table: &str, role: pg_sys::Oid) {
     if role != current_user() {
         let name = query_one::<String>(
-            "SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid($1)::pg_catalog.text)",
+            "SELECT pg_catalog.pg_get_userbyid($1)::pg_catalog.text",
             &[role.into()],
         )
         .expect("role exists");
         execute(
-            &format!("GRANT SELECT, INSERT, UPDATE ON {table} TO {name}"),
+            &format!(
+                "GRANT SELECT, INSERT, UPDATE ON {table} TO {}",
+                dwr_engine::ident::quote_ident(&name)
+            ),
             &[],
         );
     }

@@ -661,37 +661,54 @@ mod tests {
         ]
     }
 
+    /// The statement with quoted identifiers and string literals blanked out and every
+    /// `OPERATOR(schema.op)` removed: what is left must hold no operator spelled bare.
+    fn bare_text(stmt: &str) -> String {
+        let mut bare = String::new();
+        let mut quote: Option<char> = None;
+        for ch in stmt.chars() {
+            match quote {
+                Some(q) if ch == q => {
+                    quote = None;
+                    bare.push('X');
+                }
+                Some(_) => {}
+                None if ch == '"' || ch == '\'' => quote = Some(ch),
+                None => bare.push(ch),
+            }
+        }
+        while let Some(start) = bare.find("OPERATOR(") {
+            let end = bare[start..]
+                .find(')')
+                .map(|e| start + e + 1)
+                .expect("closing parenthesis");
+            bare.replace_range(start..end, " ");
+        }
+        bare
+    }
+
     #[test]
     fn every_operator_is_schema_qualified() {
-        let sql = merge_sql(&plan(), false);
-        for stmt in all(&sql) {
-            // strip quoted identifiers and literals, then look for a bare comparison operator
-            let mut bare = String::new();
-            let mut quote: Option<char> = None;
-            for ch in stmt.chars() {
-                match quote {
-                    Some(q) if ch == q => quote = None,
-                    Some(_) => {}
-                    None if ch == '"' || ch == '\'' => quote = Some(ch),
-                    None => bare.push(ch),
+        for audit in [false, true] {
+            let sql = merge_sql(&plan(), audit);
+            for stmt in all(&sql) {
+                let bare = bare_text(stmt);
+                for bad in ["<", ">", "!=", "||", " BETWEEN ", " LIKE ", "+", "-"] {
+                    assert!(!bare.contains(bad), "bare {bad:?} in {stmt}\n{bare}");
                 }
-            }
-            let bare = bare
-                .replace("OPERATOR(pg_catalog.=)", "")
-                .replace("OPERATOR(pg_catalog.<=)", "");
-            let bare = bare
-                .replace("OPERATOR(pg_catalog.>=)", "")
-                .replace("OPERATOR(pg_catalog.<)", "")
-                .replace("OPERATOR(pg_catalog.>)", "")
-                .replace("OPERATOR(.=)", "")
-                .replace("OPERATOR(.<)", "");
-            for bad in [" = ", " < ", " > ", " <> ", " BETWEEN "] {
-                let sets_ok =
-                    bad == " = " && (stmt.starts_with("UPDATE") || stmt.starts_with("WITH"));
-                if sets_ok {
-                    continue; // SET col = value is assignment, not an operator
+                // "=" survives only as the assignment of SET lists: "<column> = <value>" right after
+                // SET or a comma
+                let mut rest = bare.as_str();
+                while let Some(i) = rest.find(" = ") {
+                    let before = rest[..i].trim_end();
+                    let token_start = before.rfind([' ', ',', '(']).map(|p| p + 1).unwrap_or(0);
+                    let lead = before[..token_start].trim_end();
+                    assert!(
+                        lead.ends_with("SET") || lead.ends_with(','),
+                        "a bare = that is not an assignment in {stmt}\n{bare}"
+                    );
+                    rest = &rest[i + 3..];
                 }
-                assert!(!bare.contains(bad), "bare {bad:?} in {stmt}");
             }
         }
     }
