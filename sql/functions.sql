@@ -104,3 +104,49 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'dwr_purge_audit_wrapper';
 COMMENT ON FUNCTION @extschema@.dwr_purge_audit(pg_catalog.interval) IS
   'Deletes the row images (dwr.row_changes) of runs that finished longer ago than older_than; dwr.merge_runs keeps every run. Extension owner only. Returns how many images were deleted.';
+
+CREATE FUNCTION @extschema@.dwr_dms_table_mappings(reload_id pg_catalog.int8,
+                                                   source_schema pg_catalog.text,
+                                                   source_engine pg_catalog.text DEFAULT 'oracle',
+                                                   source_tables pg_catalog.jsonb DEFAULT '{}',
+                                                   lowercase_columns pg_catalog.bool DEFAULT NULL,
+                                                   source_time_zone pg_catalog.text DEFAULT 'UTC')
+RETURNS pg_catalog.jsonb
+LANGUAGE c STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_dms_table_mappings_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_dms_table_mappings(pg_catalog.int8, pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.bool, pg_catalog.text) IS
+  'AWS DMS table mappings for the reload: a selection rule per table with one between filter on the version column (the window, both ends included, in source_time_zone, widened to whole seconds), a schema rename into staging, a table rename per table, convert-lowercase of columns (default for Oracle, whose names are upper case), change-data-type where staging and production types differ. source_tables maps production tables to other source names.';
+
+CREATE FUNCTION @extschema@.dwr_dms_task_settings(reload_id pg_catalog.int8,
+                                                  overrides pg_catalog.jsonb DEFAULT '{}')
+RETURNS pg_catalog.jsonb
+LANGUAGE c STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_dms_task_settings_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_dms_task_settings(pg_catalog.int8, pg_catalog.jsonb) IS
+  'AWS DMS task settings for a full load of the reload into its existing staging tables (TargetSchema = the staging schema, TargetTablePrepMode = DO_NOTHING, limited LOB mode, logging on); overrides is merged in deeply.';
+
+CREATE FUNCTION @extschema@.dwr_merge_all(reload_id pg_catalog.int8 DEFAULT NULL)
+RETURNS SETOF dwr.merge_result
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_merge_all_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_merge_all(pg_catalog.int8) IS
+  'Merges every table of the open reload (or, with NULL, every registered table) in one transaction, parents before children by the foreign keys among them; a foreign-key cycle is refused with the tables named. One dwr.merge_result a table.';
+
+CREATE FUNCTION @extschema@.dwr_schedule(target pg_catalog.regclass, cron pg_catalog.text)
+RETURNS pg_catalog.int8
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_schedule_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_schedule(pg_catalog.regclass, pg_catalog.text) IS
+  'Schedules SELECT * FROM dwr_merge(target) as a pg_cron job named "dwr_merge <table>" (run as the caller); returns the job id. pg_cron must be installed in this database; otherwise the error says what to run where.';
+
+CREATE FUNCTION @extschema@.dwr_unschedule(target pg_catalog.regclass)
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_unschedule_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_unschedule(pg_catalog.regclass) IS
+  'Removes the pg_cron job dwr_schedule made for target.';

@@ -12,11 +12,13 @@
 use pgrx::prelude::*;
 
 pub mod audit;
+pub mod dms;
 pub mod exec;
 pub mod failure;
 pub mod guc;
 pub mod merge;
 pub mod reload;
+pub mod schedule;
 pub mod staging;
 pub mod undo;
 pub mod verify;

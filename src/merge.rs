@@ -319,3 +319,110 @@ fn test_hold_after_classify() {
         );
     }
 }
+
+#[pg_extern(sql = false)]
+fn dwr_merge_all(
+    reload_id: Option<i64>,
+) -> SetOfIterator<'static, pgrx::composite_type!('static, "dwr.merge_result")> {
+    let targets: Vec<pg_sys::Oid> = match reload_id {
+        Some(id) => {
+            let found = query_rows(
+                "SELECT ended_at IS NOT NULL, targets::pg_catalog.oid[] FROM dwr.reloads \
+                 WHERE reload_id OPERATOR(pg_catalog.=) $1",
+                &[id.into()],
+                |row| {
+                    (
+                        exec::col::<bool>(row, 1).unwrap_or(false),
+                        exec::col::<Vec<pg_sys::Oid>>(row, 2).unwrap_or_default(),
+                    )
+                },
+            );
+            match found.into_iter().next() {
+                None => raise(
+                    DwrError::new(
+                        SqlState::UndefinedObject,
+                        format!("reload {id} does not exist"),
+                    )
+                    .hint("See SELECT * FROM dwr.reloads;"),
+                ),
+                Some((true, _)) => raise(
+                    DwrError::new(
+                        SqlState::ObjectNotInPrerequisiteState,
+                        format!("reload {id} is ended"),
+                    )
+                    .hint(
+                        "Merge every registered table with dwr_merge_all(), or open a new reload.",
+                    ),
+                ),
+                Some((false, t)) => t,
+            }
+        }
+        None => {
+            // every registration whose production and staging tables both exist; a broken one is
+            // named and left out rather than failing the others
+            let regs = query_rows(
+                "SELECT t.target::pg_catalog.oid, t.target::pg_catalog.text, \
+                        EXISTS (SELECT FROM pg_catalog.pg_class s \
+                                 WHERE s.oid OPERATOR(pg_catalog.=) t.staging::pg_catalog.oid) \
+                   FROM dwr.tables t \
+                   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.target::pg_catalog.oid",
+                &[],
+                |row| {
+                    (
+                        exec::col::<pg_sys::Oid>(row, 1).expect("target"),
+                        exec::col::<String>(row, 2).unwrap_or_default(),
+                        exec::col::<bool>(row, 3).unwrap_or(false),
+                    )
+                },
+            );
+            regs.into_iter()
+                .filter_map(|(oid, name, staged)| {
+                    if !staged {
+                        pgrx::warning!(
+                            "dwr_merge_all: skipping {name}: its staging table no longer exists (re-create it with dwr_create_staging)"
+                        );
+                    }
+                    staged.then_some(oid)
+                })
+                .collect()
+        }
+    };
+    // parents before children, by the foreign keys among these tables
+    let names: Vec<(pg_sys::Oid, String)> = targets
+        .iter()
+        .map(|&oid| (oid, exec::relation_or_raise(oid, "table").display()))
+        .collect();
+    let edges = query_rows(
+        "SELECT c.conrelid, c.confrelid FROM pg_catalog.pg_constraint c \
+         WHERE c.contype OPERATOR(pg_catalog.=) 'f' \
+           AND c.conrelid OPERATOR(pg_catalog.=) ANY ($1) AND c.confrelid OPERATOR(pg_catalog.=) ANY ($1)",
+        &[targets.clone().into()],
+        |row| (exec::col::<pg_sys::Oid>(row, 1).expect("conrelid"), exec::col::<pg_sys::Oid>(row, 2).expect("confrelid")),
+    );
+    let name_of = |oid: pg_sys::Oid| {
+        names
+            .iter()
+            .find(|(o, _)| *o == oid)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_default()
+    };
+    let order = check(dwr_engine::order::parents_first(
+        &names.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(),
+        &edges
+            .iter()
+            .map(|&(c, p)| (name_of(c), name_of(p)))
+            .collect::<Vec<_>>(),
+    ));
+    let results: Vec<_> = order
+        .iter()
+        .map(|name| {
+            let oid = names
+                .iter()
+                .find(|(_, n)| n == name)
+                .map(|(o, _)| *o)
+                .expect("ordered name");
+            result_tuple(&merge(oid, false))
+        })
+        .collect();
+    SetOfIterator::new(results)
+}

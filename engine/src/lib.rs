@@ -13,8 +13,10 @@
 
 pub mod catalog;
 pub mod ddl;
+pub mod dms;
 pub mod error;
 pub mod ident;
+pub mod order;
 pub mod plan;
 pub mod sqlgen;
 pub mod undo;

@@ -1,0 +1,447 @@
+//! AWS DMS documents for a reload: the table mappings of a filtered full-load task into staging, and
+//! its task settings. Pure JSON (serde_json); the extension feeds it catalog facts.
+//!
+//! DMS rules this follows (AWS DMS User Guide, "Table mapping"): a `selection` rule includes a
+//! table; its `filters` are ANDed, and the `filter-conditions` inside one filter are ORed, so a
+//! window must be one `between` condition (both ends included), never `gte` and `lte` in one filter
+//! (which selects every row). `transformation` rules rename the schema and tables into staging,
+//! lower-case column names, and `change-data-type` columns. Timestamps are `YYYY-MM-DD HH:MI:SS`.
+
+use crate::error::{DwrError, Result, SqlState};
+use serde_json::{json, Map, Value};
+
+/// One table of a reload, as the mapping needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmsTable {
+    /// production `schema.table`, for ordering and messages
+    pub target: String,
+    /// the table's name in the source
+    pub source_table: String,
+    /// the version column's name in the source
+    pub source_version_column: String,
+    pub staging_schema: String,
+    pub staging_table: String,
+    /// columns whose staging type differs from production: (source column name, DMS data type)
+    pub type_changes: Vec<(String, Value)>,
+}
+
+/// How the source names things and what to emit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingOptions {
+    pub source_schema: String,
+    /// add `convert-lowercase` for every column (an Oracle source names columns in upper case)
+    pub lowercase_columns: bool,
+    /// `YYYY-MM-DD HH:MI:SS`, already rounded down to the second
+    pub window_start: String,
+    /// `YYYY-MM-DD HH:MI:SS`, already rounded up to the second
+    pub window_end: String,
+}
+
+/// The DMS data type for a PostgreSQL type (from `format_type`), if DMS has one.
+pub fn dms_data_type(type_name: &str) -> Option<Value> {
+    let t = type_name.trim();
+    let (base, args) = match t.find('(') {
+        Some(i) => (
+            &t[..i],
+            t[i + 1..]
+                .trim_end_matches(')')
+                .split(',')
+                .map(|a| a.trim().parse::<u32>().ok())
+                .collect::<Vec<_>>(),
+        ),
+        None => (t, vec![]),
+    };
+    let v = match base {
+        "smallint" => json!({"type": "int2"}),
+        "integer" => json!({"type": "int4"}),
+        "bigint" => json!({"type": "int8"}),
+        "numeric" => match args.as_slice() {
+            [Some(p), Some(s)] => json!({"type": "numeric", "precision": p, "scale": s}),
+            [Some(p)] => json!({"type": "numeric", "precision": p, "scale": 0}),
+            _ => json!({"type": "numeric"}),
+        },
+        "real" => json!({"type": "real4"}),
+        "double precision" => json!({"type": "real8"}),
+        "boolean" => json!({"type": "boolean"}),
+        "date" => json!({"type": "date"}),
+        "time without time zone" => json!({"type": "time"}),
+        "timestamp without time zone" | "timestamp with time zone" => {
+            json!({"type": "datetime", "precision": 6})
+        }
+        "character varying" | "character" => match args.as_slice() {
+            [Some(n)] => json!({"type": "string", "length": n}),
+            _ => json!({"type": "string"}),
+        },
+        "text" => json!({"type": "string"}),
+        "bytea" => json!({"type": "blob"}),
+        _ => return None,
+    };
+    Some(v)
+}
+
+fn rule(id: &mut u32, mut body: Map<String, Value>) -> Value {
+    *id += 1;
+    let mut r = Map::new();
+    r.insert(
+        "rule-type".into(),
+        body.remove("rule-type").unwrap_or(Value::Null),
+    );
+    r.insert("rule-id".into(), json!(id.to_string()));
+    r.insert("rule-name".into(), json!(id.to_string()));
+    r.extend(body);
+    Value::Object(r)
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The table-mapping document of a reload. Rule ids are numbered in a fixed order (tables by
+/// production name), so the same reload always gives the same document.
+pub fn table_mappings(tables: &[DmsTable], o: &MappingOptions) -> Result<Value> {
+    let mut tables: Vec<&DmsTable> = tables.iter().collect();
+    tables.sort_by(|a, b| a.target.cmp(&b.target));
+    let staging_schema = match tables.first() {
+        None => {
+            return Err(DwrError::new(
+                SqlState::InvalidParameterValue,
+                "the reload has no tables",
+            ));
+        }
+        Some(t) => t.staging_schema.clone(),
+    };
+    if let Some(other) = tables.iter().find(|t| t.staging_schema != staging_schema) {
+        return Err(DwrError::new(
+            SqlState::FeatureNotSupported,
+            "the tables of this reload are staged in different schemas",
+        )
+        .detail(format!(
+            "{} is staged in {}, {} in {}; a DMS schema rename has one target.",
+            tables[0].target, staging_schema, other.target, other.staging_schema
+        ))
+        .hint("Register the reload's tables with one staging_schema, or open one reload per staging schema."));
+    }
+    let mut id = 0u32;
+    let mut rules = Vec::new();
+    for t in &tables {
+        rules.push(rule(
+            &mut id,
+            obj(json!({
+                "rule-type": "selection",
+                "object-locator": {"schema-name": o.source_schema, "table-name": t.source_table},
+                "rule-action": "include",
+                "filters": [{
+                    "filter-type": "source",
+                    "column-name": t.source_version_column,
+                    "filter-conditions": [{
+                        "filter-operator": "between",
+                        "start-value": o.window_start,
+                        "end-value": o.window_end
+                    }]
+                }]
+            })),
+        ));
+    }
+    rules.push(rule(
+        &mut id,
+        obj(json!({
+            "rule-type": "transformation",
+            "rule-target": "schema",
+            "object-locator": {"schema-name": o.source_schema},
+            "rule-action": "rename",
+            "value": staging_schema
+        })),
+    ));
+    for t in &tables {
+        rules.push(rule(
+            &mut id,
+            obj(json!({
+                "rule-type": "transformation",
+                "rule-target": "table",
+                "object-locator": {"schema-name": o.source_schema, "table-name": t.source_table},
+                "rule-action": "rename",
+                "value": t.staging_table
+            })),
+        ));
+        if o.lowercase_columns {
+            rules.push(rule(
+                &mut id,
+                obj(json!({
+                    "rule-type": "transformation",
+                    "rule-target": "column",
+                    "object-locator": {"schema-name": o.source_schema, "table-name": t.source_table, "column-name": "%"},
+                    "rule-action": "convert-lowercase"
+                })),
+            ));
+        }
+        for (column, data_type) in &t.type_changes {
+            rules.push(rule(
+                &mut id,
+                obj(json!({
+                    "rule-type": "transformation",
+                    "rule-target": "column",
+                    "object-locator": {"schema-name": o.source_schema, "table-name": t.source_table, "column-name": column},
+                    "rule-action": "change-data-type",
+                    "data-type": data_type
+                })),
+            ));
+        }
+    }
+    Ok(json!({ "rules": rules }))
+}
+
+/// Task settings for a full load into existing staging tables; `overrides` is merged in deeply
+/// (objects merge key by key, anything else replaces).
+pub fn task_settings(staging_schema: &str, overrides: &Value) -> Value {
+    let mut s = json!({
+        "TargetMetadata": {
+            "TargetSchema": staging_schema,
+            "SupportLobs": true,
+            "FullLobMode": false,
+            "LobChunkSize": 64,
+            "LimitedSizeLobMode": true,
+            "LobMaxSize": 32,
+            "BatchApplyEnabled": false
+        },
+        "FullLoadSettings": {
+            "TargetTablePrepMode": "DO_NOTHING",
+            "CreatePkAfterFullLoad": false,
+            "StopTaskCachedChangesApplied": false,
+            "StopTaskCachedChangesNotApplied": false,
+            "MaxFullLoadSubTasks": 8,
+            "TransactionConsistencyTimeout": 600,
+            "CommitRate": 10000
+        },
+        "Logging": {
+            "EnableLogging": true
+        },
+        "ErrorBehavior": {
+            "DataErrorPolicy": "LOG_ERROR",
+            "TableErrorPolicy": "SUSPEND_TABLE"
+        }
+    });
+    deep_merge(&mut s, overrides);
+    s
+}
+
+/// Merge `patch` into `base`: objects key by key, recursively; any other value replaces.
+pub fn deep_merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                match b.get_mut(k) {
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        deep_merge(existing, v)
+                    }
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DMS's documented filter semantics, to test the documents by their meaning: is `row` (column
+    /// name → value as DMS compares it, a string) of `schema.table` selected?
+    fn dms_selects(
+        mapping: &Value,
+        schema: &str,
+        table: &str,
+        row: &[(&str, Option<&str>)],
+    ) -> bool {
+        let value = |c: &str| row.iter().find(|(n, _)| *n == c).and_then(|(_, v)| *v);
+        mapping["rules"].as_array().unwrap().iter().any(|r| {
+            r["rule-type"] == "selection"
+                && r["rule-action"] == "include"
+                && r["object-locator"]["schema-name"] == schema
+                && r["object-locator"]["table-name"] == table
+                && r["filters"].as_array().is_none_or(|filters| {
+                    // filters are ANDed; the conditions of one filter are ORed
+                    filters.iter().all(|f| {
+                        let v = value(f["column-name"].as_str().unwrap());
+                        f["filter-conditions"].as_array().unwrap().iter().any(|c| {
+                            let s = |k: &str| c[k].as_str().unwrap_or_default();
+                            match (c["filter-operator"].as_str().unwrap(), v) {
+                                ("null", v) => v.is_none(),
+                                ("notnull", v) => v.is_some(),
+                                (_, None) => false,
+                                ("eq", Some(v)) => v == s("value"),
+                                ("noteq", Some(v)) => v != s("value"),
+                                ("gte", Some(v)) => v >= s("value"),
+                                ("lte" | "ste", Some(v)) => v <= s("value"),
+                                ("between", Some(v)) => {
+                                    v >= s("start-value") && v <= s("end-value")
+                                }
+                                ("notbetween", Some(v)) => {
+                                    v < s("start-value") || v > s("end-value")
+                                }
+                                (op, _) => panic!("unknown operator {op}"),
+                            }
+                        })
+                    })
+                })
+        })
+    }
+
+    fn reload() -> (Vec<DmsTable>, MappingOptions) {
+        let t = |target: &str, src: &str, staging: &str| DmsTable {
+            target: target.into(),
+            source_table: src.into(),
+            source_version_column: "UPDATED_AT".into(),
+            staging_schema: "staging".into(),
+            staging_table: staging.into(),
+            type_changes: vec![],
+        };
+        let mut orders = t("production.orders", "ORDERS", "orders");
+        orders.type_changes.push((
+            "AMOUNT".into(),
+            json!({"type": "numeric", "precision": 12, "scale": 2}),
+        ));
+        (
+            vec![orders, t("production.customers", "CUSTOMERS", "customers")],
+            MappingOptions {
+                source_schema: "SALES".into(),
+                lowercase_columns: true,
+                window_start: "2025-01-01 00:00:00".into(),
+                window_end: "2025-02-01 00:00:00".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn the_window_selects_exactly_its_rows_both_ends_included() {
+        let (tables, o) = reload();
+        let m = table_mappings(&tables, &o).unwrap();
+        for table in ["CUSTOMERS", "ORDERS"] {
+            let sel = |v: Option<&str>| dms_selects(&m, "SALES", table, &[("UPDATED_AT", v)]);
+            assert!(!sel(Some("2024-12-31 23:59:59")), "just before the start");
+            assert!(sel(Some("2025-01-01 00:00:00")), "the start");
+            assert!(sel(Some("2025-01-15 12:00:00")));
+            assert!(sel(Some("2025-02-01 00:00:00")), "the end");
+            assert!(!sel(Some("2025-02-01 00:00:01")), "just after the end");
+            assert!(!sel(None), "no version");
+        }
+        assert!(!dms_selects(
+            &m,
+            "SALES",
+            "INVOICES",
+            &[("UPDATED_AT", Some("2025-01-15 00:00:00"))]
+        ));
+        assert!(!dms_selects(
+            &m,
+            "HR",
+            "CUSTOMERS",
+            &[("UPDATED_AT", Some("2025-01-15 00:00:00"))]
+        ));
+    }
+
+    #[test]
+    fn the_seeds_gte_and_lte_in_one_filter_select_everything() {
+        // the evaluator is faithful: the seed document's filter (two conditions in one filter) is ORed
+        let seed = json!({"rules": [{"rule-type": "selection", "rule-action": "include",
+            "object-locator": {"schema-name": "SALES", "table-name": "CUSTOMERS"},
+            "filters": [{"filter-type": "source", "column-name": "UPDATED_AT", "filter-conditions": [
+                {"filter-operator": "gte", "value": "2025-01-01 00:00:00"},
+                {"filter-operator": "lte", "value": "2025-02-01 00:00:00"}]}]}]});
+        for v in ["1999-01-01 00:00:00", "2030-01-01 00:00:00"] {
+            assert!(dms_selects(
+                &seed,
+                "SALES",
+                "CUSTOMERS",
+                &[("UPDATED_AT", Some(v))]
+            ));
+        }
+    }
+
+    #[test]
+    fn rules_are_numbered_stably_and_rename_into_staging() {
+        let (tables, o) = reload();
+        let a = table_mappings(&tables, &o).unwrap();
+        let mut reversed = tables.clone();
+        reversed.reverse();
+        assert_eq!(
+            a,
+            table_mappings(&reversed, &o).unwrap(),
+            "same document whatever the order"
+        );
+        let rules = a["rules"].as_array().unwrap();
+        let ids: Vec<&str> = rules
+            .iter()
+            .map(|r| r["rule-id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            (1..=rules.len())
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            rules[0]["object-locator"]["table-name"], "CUSTOMERS",
+            "tables sorted by production name"
+        );
+        let schema_rename = rules.iter().find(|r| r["rule-target"] == "schema").unwrap();
+        assert_eq!(schema_rename["value"], "staging");
+        assert!(rules
+            .iter()
+            .any(|r| r["rule-target"] == "table" && r["value"] == "orders"));
+        assert!(rules.iter().any(|r| r["rule-action"] == "convert-lowercase"
+            && r["object-locator"]["column-name"] == "%"));
+        let change = rules
+            .iter()
+            .find(|r| r["rule-action"] == "change-data-type")
+            .unwrap();
+        assert_eq!(change["object-locator"]["column-name"], "AMOUNT");
+        assert_eq!(change["data-type"]["precision"], 12);
+    }
+
+    #[test]
+    fn different_staging_schemas_are_refused() {
+        let (mut tables, o) = reload();
+        tables[0].staging_schema = "other".into();
+        let e = table_mappings(&tables, &o).unwrap_err();
+        assert_eq!(e.state, SqlState::FeatureNotSupported);
+        assert!(table_mappings(&[], &o).is_err());
+    }
+
+    #[test]
+    fn task_settings_merge_overrides_deeply() {
+        let s = task_settings(
+            "staging",
+            &json!({"FullLoadSettings": {"CommitRate": 50000}, "Logging": {"EnableLogging": false}, "New": 1}),
+        );
+        assert_eq!(s["TargetMetadata"]["TargetSchema"], "staging");
+        assert_eq!(
+            s["FullLoadSettings"]["TargetTablePrepMode"], "DO_NOTHING",
+            "kept"
+        );
+        assert_eq!(s["FullLoadSettings"]["CommitRate"], 50000, "overridden");
+        assert_eq!(s["Logging"]["EnableLogging"], false);
+        assert_eq!(s["New"], 1);
+    }
+
+    #[test]
+    fn data_types_map_to_dms_names() {
+        assert_eq!(dms_data_type("integer"), Some(json!({"type": "int4"})));
+        assert_eq!(
+            dms_data_type("numeric(10,2)"),
+            Some(json!({"type": "numeric", "precision": 10, "scale": 2}))
+        );
+        assert_eq!(
+            dms_data_type("character varying(100)"),
+            Some(json!({"type": "string", "length": 100}))
+        );
+        assert_eq!(dms_data_type("point"), None);
+    }
+}

@@ -1,0 +1,74 @@
+-- The DMS documents of a reload, merging every table of it in foreign-key order, and scheduling
+-- without pg_cron.
+CREATE SCHEMA dms;
+CREATE TABLE dms.customers (customer_id int PRIMARY KEY, name varchar(100), updated_at timestamp);
+CREATE TABLE dms.orders (order_id int PRIMARY KEY, customer_id int NOT NULL REFERENCES dms.customers,
+                         amount numeric(12,2), updated_at timestamp);
+CREATE TABLE dms.lines (order_id int REFERENCES dms.orders, line_no int, qty int, updated_at timestamp,
+                        PRIMARY KEY (order_id, line_no));
+CREATE SCHEMA dms_staging;
+-- lines' staging was made by a DMS task: looser types
+CREATE TABLE dms_staging.lines ("ORDER_ID" numeric, "LINE_NO" numeric, "QTY" numeric, "UPDATED_AT" timestamp);
+SELECT dwr_create_staging('dms.customers', 'dms_staging');
+SELECT dwr_create_staging('dms.orders', 'dms_staging');
+SELECT dwr_create_staging('dms.lines', 'dms_staging');
+SELECT dwr_begin_reload('{dms.lines, dms.customers, dms.orders}', '2025-01-01 00:00+00', '2025-01-31 23:59:59.5+00') AS rid \gset
+
+-- the table mappings for an Oracle source: one between filter a table (both ends included, widened
+-- to whole seconds), schema and table renames into staging, lower-case columns, and type changes
+-- where staging and production differ
+SELECT jsonb_pretty(dwr_dms_table_mappings(:rid, 'SALES'));
+-- another source: names as they are, one table named differently, no column lower-casing
+SELECT r->>'rule-id' AS id, r->>'rule-type' AS type, r->>'rule-action' AS action,
+       r->'object-locator'->>'table-name' AS source_table, r->>'value' AS value,
+       r->'filters'->0->>'column-name' AS filter_column
+  FROM jsonb_array_elements(dwr_dms_table_mappings(:rid, 'public', source_engine => 'postgresql',
+         source_tables => '{"dms.orders": "order_headers"}')->'rules') r;
+-- the window in the source's time zone
+SELECT r->'filters'->0->'filter-conditions'->0 AS condition
+  FROM jsonb_array_elements(dwr_dms_table_mappings(:rid, 'SALES', source_time_zone => 'Europe/Oslo')->'rules') r
+ WHERE r->>'rule-type' = 'selection' LIMIT 1;
+-- the same call gives the same document
+SELECT dwr_dms_table_mappings(:rid, 'SALES') = dwr_dms_table_mappings(:rid, 'SALES') AS stable;
+
+-- task settings for a full load into the existing staging tables, with overrides merged in deeply
+SELECT jsonb_pretty(dwr_dms_task_settings(:rid, '{"FullLoadSettings": {"CommitRate": 50000}, "Logging": {"LogComponents": []}}'));
+
+\set VERBOSITY default
+SELECT dwr_dms_table_mappings(-1, 'SALES');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_dms_table_mappings(:rid, 'SALES', source_tables => '[1]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_dms_task_settings(:rid, '"x"');
+\echo :LAST_ERROR_SQLSTATE
+
+-- merging a whole reload: children were loaded before their parents, and still merge, parents first
+INSERT INTO dms_staging.lines VALUES (10, 1, 5, '2025-01-10'), (10, 2, 1, '2025-01-10'), (11, 1, 2, '2025-01-11');
+INSERT INTO dms_staging.orders VALUES (10, 1, 9.99, '2025-01-10'), (11, 2, 19.99, '2025-01-11');
+INSERT INTO dms_staging.customers VALUES (1, 'Ann', '2025-01-09'), (2, 'Bob', '2025-01-09');
+SELECT target, status, inserted, updated, errors FROM dwr_merge_all(:rid);
+SELECT count(*) AS lines FROM dms.lines;
+SELECT dwr_merge_all(-1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_end_reload(:rid);
+SELECT dwr_merge_all(:rid);
+\echo :LAST_ERROR_SQLSTATE
+-- with no reload: every registered table (here nothing is NEW any more)
+SELECT target, inserted FROM dwr_merge_all() WHERE target::text LIKE 'dms.%';
+
+-- a foreign-key cycle is refused, naming the tables
+CREATE TABLE dms.a (id int PRIMARY KEY, b_id int, updated_at timestamp);
+CREATE TABLE dms.b (id int PRIMARY KEY, a_id int REFERENCES dms.a, updated_at timestamp);
+ALTER TABLE dms.a ADD FOREIGN KEY (b_id) REFERENCES dms.b;
+SELECT dwr_create_staging('dms.a', 'dms_staging');
+SELECT dwr_create_staging('dms.b', 'dms_staging');
+SELECT dwr_begin_reload('{dms.a, dms.b}', '2025-01-01', '2025-02-01') AS rid2 \gset
+SELECT dwr_merge_all(:rid2);
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_end_reload(:rid2);
+
+-- scheduling needs pg_cron; this server does not preload it
+SELECT dwr_schedule('dms.customers', '* * * * *');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dwr_schedule('dms.customers', NULL);
+\echo :LAST_ERROR_SQLSTATE

@@ -1,0 +1,141 @@
+//! `dwr_dms_table_mappings`, `dwr_dms_task_settings`: the AWS DMS documents of a reload, from the
+//! catalog (the JSON itself is written by `dwr_engine::dms`).
+
+use crate::exec::{self, check, query_rows, raise};
+use crate::staging::registration_or_raise;
+use dwr_engine::dms::{dms_data_type, table_mappings, task_settings, DmsTable, MappingOptions};
+use dwr_engine::plan::match_columns;
+use dwr_engine::{DwrError, SqlState};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+/// The reload's tables and window (formatted for DMS in `time_zone`, widened to whole seconds).
+fn reload_for_dms(reload_id: i64, time_zone: &str) -> (Vec<pg_sys::Oid>, String, String) {
+    query_rows(
+        "SELECT targets::pg_catalog.oid[], \
+                pg_catalog.to_char(pg_catalog.date_trunc('second', window_start AT TIME ZONE $2), 'YYYY-MM-DD HH24:MI:SS'), \
+                pg_catalog.to_char(pg_catalog.date_trunc('second', (window_end AT TIME ZONE $2) \
+                    OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => 0.999999)), 'YYYY-MM-DD HH24:MI:SS') \
+           FROM dwr.reloads WHERE reload_id OPERATOR(pg_catalog.=) $1",
+        &[reload_id.into(), time_zone.into()],
+        |row| {
+            (
+                exec::col::<Vec<pg_sys::Oid>>(row, 1).unwrap_or_default(),
+                exec::col::<String>(row, 2).unwrap_or_default(),
+                exec::col::<String>(row, 3).unwrap_or_default(),
+            )
+        },
+    )
+    .into_iter()
+    .next()
+    .unwrap_or_else(|| {
+        raise(
+            DwrError::new(SqlState::UndefinedObject, format!("reload {reload_id} does not exist"))
+                .hint("See SELECT * FROM dwr.reloads;"),
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false)]
+fn dwr_dms_table_mappings(
+    reload_id: Option<i64>,
+    source_schema: Option<&str>,
+    source_engine: Option<&str>,
+    source_tables: Option<JsonB>,
+    lowercase_columns: Option<bool>,
+    source_time_zone: Option<&str>,
+) -> JsonB {
+    let f = "dwr_dms_table_mappings";
+    let reload_id = reload_id.unwrap_or_else(|| raise(DwrError::null_argument(f, "reload_id")));
+    let source_schema =
+        source_schema.unwrap_or_else(|| raise(DwrError::null_argument(f, "source_schema")));
+    let engine = source_engine.unwrap_or("oracle").to_lowercase();
+    let oracle = engine == "oracle";
+    let time_zone = source_time_zone.unwrap_or("UTC");
+    let renames = match source_tables.map(|j| j.0) {
+        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+        Some(serde_json::Value::Object(m)) => m,
+        Some(_) => raise(
+            DwrError::new(SqlState::InvalidParameterValue, format!("{f}: source_tables must be a JSON object"))
+                .hint("Map production tables to source table names: '{\"production.customers\": \"CUST\"}'."),
+        ),
+    };
+    let (targets, start, end) = reload_for_dms(reload_id, time_zone);
+    let source_name = |name: &str| {
+        if oracle {
+            name.to_uppercase()
+        } else {
+            name.to_string()
+        }
+    };
+    let mut tables = Vec::new();
+    for oid in targets {
+        let reg = registration_or_raise(oid);
+        let t = exec::relation_or_raise(oid, "table");
+        let s = exec::relation_or_raise(reg.staging, "staging table");
+        let renamed = renames
+            .get(&t.display())
+            .or_else(|| renames.get(&t.name))
+            .and_then(|v| v.as_str());
+        let type_changes = match_columns(&t, &s)
+            .into_iter()
+            .filter_map(|p| {
+                let staged = p.staging?;
+                if staged.type_name == p.target.type_name || p.target.is_generated() {
+                    return None;
+                }
+                dms_data_type(&p.target.type_name).map(|dt| (source_name(&p.target.name), dt))
+            })
+            .collect();
+        tables.push(DmsTable {
+            target: t.display(),
+            source_table: renamed
+                .map(str::to_string)
+                .unwrap_or_else(|| source_name(&t.name)),
+            source_version_column: source_name(&reg.version_column),
+            staging_schema: s.schema.clone(),
+            staging_table: s.name.clone(),
+            type_changes,
+        });
+    }
+    let options = MappingOptions {
+        source_schema: source_schema.to_string(),
+        lowercase_columns: lowercase_columns.unwrap_or(oracle),
+        window_start: start,
+        window_end: end,
+    };
+    JsonB(check(table_mappings(&tables, &options)))
+}
+
+#[pg_extern(sql = false)]
+fn dwr_dms_task_settings(reload_id: Option<i64>, overrides: Option<JsonB>) -> JsonB {
+    let f = "dwr_dms_task_settings";
+    let reload_id = reload_id.unwrap_or_else(|| raise(DwrError::null_argument(f, "reload_id")));
+    let overrides = overrides.map(|j| j.0).unwrap_or(serde_json::Value::Null);
+    if !overrides.is_object() && !overrides.is_null() {
+        raise(DwrError::new(
+            SqlState::InvalidParameterValue,
+            format!("{f}: overrides must be a JSON object"),
+        ));
+    }
+    let (targets, _, _) = reload_for_dms(reload_id, "UTC");
+    let mut schemas: Vec<String> = targets
+        .iter()
+        .map(|&oid| {
+            let reg = registration_or_raise(oid);
+            exec::relation_or_raise(reg.staging, "staging table").schema
+        })
+        .collect();
+    schemas.sort();
+    schemas.dedup();
+    if schemas.len() != 1 {
+        raise(
+            DwrError::new(SqlState::FeatureNotSupported, "the tables of this reload are staged in different schemas")
+                .detail(format!("staging schemas: {}", schemas.join(", ")))
+                .hint("A DMS task has one TargetSchema: register the reload's tables with one staging_schema."),
+        );
+    }
+    JsonB(task_settings(&schemas[0], &overrides))
+}
