@@ -9,10 +9,17 @@ use pgrx::prelude::*;
 
 /// The schema pg_cron is installed in, in this database; or an error that says how to get there.
 fn cron_schema(merge_command: &str, job: &str, cron: &str) -> String {
+    // pg_cron keeps its functions in a schema of its own ("cron"), whatever its extnamespace says:
+    // ask where the extension's cron.schedule lives
     if let Some(schema) = query_one::<String>(
         "SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
-         WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron'",
+         JOIN pg_catalog.pg_depend d ON d.refobjid OPERATOR(pg_catalog.=) e.oid \
+          AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \
+          AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass \
+         JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace \
+         WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron' AND p.proname OPERATOR(pg_catalog.=) 'schedule' \
+         LIMIT 1",
         &[],
     ) {
         return schema;
