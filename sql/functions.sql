@@ -43,13 +43,14 @@ COMMENT ON FUNCTION @extschema@.dwr_purge_staging(pg_catalog.regclass, pg_catalo
   'Deletes the staged rows of target in that status (NEW, PROCESSED, SKIPPED, ERROR, or ALL); returns how many.';
 
 CREATE FUNCTION @extschema@.dwr_merge(target pg_catalog.regclass,
-                                      dry_run pg_catalog.bool DEFAULT false)
+                                      dry_run pg_catalog.bool DEFAULT false,
+                                      source pg_catalog.regclass DEFAULT NULL)
 RETURNS dwr.merge_result
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'dwr_merge_wrapper';
-COMMENT ON FUNCTION @extschema@.dwr_merge(pg_catalog.regclass, pg_catalog.bool) IS
-  'Merges the NEW rows of target''s staging table into target: a staged row replaces a production row only when its version is strictly greater, inserts a missing key, and ends PROCESSED, SKIPPED or ERROR. One transaction; dry_run computes every count and changes nothing.';
+COMMENT ON FUNCTION @extschema@.dwr_merge(pg_catalog.regclass, pg_catalog.bool, pg_catalog.regclass) IS
+  'Merges the NEW rows of target''s staging table into target: a staged row replaces a production row only when its version is strictly greater, inserts a missing key, and ends PROCESSED, SKIPPED or ERROR. One transaction; dry_run computes every count and changes nothing. With source, merges every row of that table (a replayed CDC schema, a restored snapshot, a foreign table) instead, never writing it.';
 
 CREATE FUNCTION @extschema@.dwr_verify(target pg_catalog.regclass)
 RETURNS TABLE (column_name pg_catalog.text, problem pg_catalog.text,
@@ -150,3 +151,45 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'dwr_unschedule_wrapper';
 COMMENT ON FUNCTION @extschema@.dwr_unschedule(pg_catalog.regclass) IS
   'Removes the pg_cron job dwr_schedule made for target.';
+
+CREATE FUNCTION dwr._diff_query(target pg_catalog.regclass, source pg_catalog.regclass, summary pg_catalog.bool)
+RETURNS pg_catalog.text
+LANGUAGE c STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'diff_query_wrapper';
+COMMENT ON FUNCTION dwr._diff_query(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.bool) IS
+  'Implementation of dwr_diff and dwr_diff_summary: the SQL of the comparison ($1, $2: the open reload''s window).';
+
+CREATE FUNCTION @extschema@.dwr_diff(target pg_catalog.regclass, source pg_catalog.regclass DEFAULT NULL)
+RETURNS TABLE (key pg_catalog.jsonb, difference pg_catalog.text, production pg_catalog.jsonb, staged pg_catalog.jsonb)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ws pg_catalog.timestamptz;
+    we pg_catalog.timestamptz;
+BEGIN
+    SELECT r.window_start, r.window_end INTO ws, we FROM dwr.reloads r
+     WHERE r.ended_at IS NULL AND dwr_diff.target OPERATOR(pg_catalog.=) ANY (r.targets);
+    RETURN QUERY EXECUTE dwr._diff_query(dwr_diff.target, dwr_diff.source, false) USING ws, we;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.dwr_diff(pg_catalog.regclass, pg_catalog.regclass) IS
+  'Rows whose content differs between staging (or source) and production, changing nothing: missing_in_production, missing_in_staging (production rows in the open reload''s window that staging lacks), older_in_production, newer_in_production, same_version_other_content; with the key and both images.';
+
+CREATE FUNCTION @extschema@.dwr_diff_summary(target pg_catalog.regclass, source pg_catalog.regclass DEFAULT NULL)
+RETURNS TABLE (difference pg_catalog.text, count pg_catalog.int8)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ws pg_catalog.timestamptz;
+    we pg_catalog.timestamptz;
+BEGIN
+    SELECT r.window_start, r.window_end INTO ws, we FROM dwr.reloads r
+     WHERE r.ended_at IS NULL AND dwr_diff_summary.target OPERATOR(pg_catalog.=) ANY (r.targets);
+    RETURN QUERY EXECUTE dwr._diff_query(dwr_diff_summary.target, dwr_diff_summary.source, true) USING ws, we;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.dwr_diff_summary(pg_catalog.regclass, pg_catalog.regclass) IS
+  'dwr_diff counted by kind of difference, in one pass (a hash full join of staging and production).';

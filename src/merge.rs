@@ -33,10 +33,11 @@ pub struct MergeOutcome {
 fn dwr_merge(
     target: Option<pg_sys::Oid>,
     dry_run: Option<bool>,
+    source: Option<pg_sys::Oid>,
 ) -> pgrx::composite_type!('static, "dwr.merge_result") {
     let target = target.unwrap_or_else(|| raise(DwrError::null_argument("dwr_merge", "target")));
     let dry_run = dry_run.unwrap_or_else(|| raise(DwrError::null_argument("dwr_merge", "dry_run")));
-    result_tuple(&merge(target, dry_run))
+    result_tuple(&merge_from(target, dry_run, source))
 }
 
 /// Build a `dwr.merge_result` value.
@@ -71,12 +72,21 @@ pub fn result_tuple(o: &MergeOutcome) -> pgrx::composite_type!('static, "dwr.mer
 /// `failure`), then its error is raised: the whole merge runs in a subtransaction, so that after a
 /// failure the session is clean enough to start the worker.
 pub fn merge(target_oid: pg_sys::Oid, dry_run: bool) -> MergeOutcome {
+    merge_from(target_oid, dry_run, None)
+}
+
+/// Like [`merge`], from `source` instead of the registered staging table when given.
+pub fn merge_from(
+    target_oid: pg_sys::Oid,
+    dry_run: bool,
+    source: Option<pg_sys::Oid>,
+) -> MergeOutcome {
     let reg = registration_or_raise(target_oid);
     let started_at =
         query_one::<String>("SELECT pg_catalog.clock_timestamp()::pg_catalog.text", &[])
             .unwrap_or_default();
     let run_id = std::cell::Cell::new(None);
-    match subtransaction(|| merge_registered(target_oid, &reg, dry_run, &run_id)) {
+    match subtransaction(|| merge_registered(target_oid, &reg, dry_run, source, &run_id)) {
         Ok(outcome) => outcome,
         Err(e) => {
             let name = |oid| exec::relation(oid).map(|r| r.display()).unwrap_or_default();
@@ -84,7 +94,7 @@ pub fn merge(target_oid: pg_sys::Oid, dry_run: bool) -> MergeOutcome {
                 kind: "merge",
                 target: target_oid,
                 target_name: name(target_oid),
-                source_name: name(reg.staging),
+                source_name: name(source.unwrap_or(reg.staging)),
                 dry_run,
                 started_at,
             };
@@ -98,13 +108,46 @@ fn merge_registered(
     target_oid: pg_sys::Oid,
     reg: &Registration,
     dry_run: bool,
+    source: Option<pg_sys::Oid>,
     run_id_out: &std::cell::Cell<Option<i64>>,
 ) -> MergeOutcome {
     let target = exec::relation_or_raise(target_oid, "table");
-    let staging = exec::relation_or_raise(reg.staging, "staging table");
-    crate::staging::check_staging_owner(&target, &staging);
+    let (staging, source_display) = match source {
+        None => {
+            let staging = exec::relation_or_raise(reg.staging, "staging table");
+            crate::staging::check_staging_owner(&target, &staging);
+            let display = staging.display();
+            (staging, display)
+        }
+        Some(oid) => {
+            // any table (or view, foreign table) with the target's key and version columns: read
+            // once into a temporary table, which the merge then treats like staging without
+            // metadata columns; the source itself is never written
+            let src = crate::staging::checked_source(&target, oid);
+            execute(
+                &format!(
+                    "CREATE TEMPORARY TABLE \"_dwr_source\" ON COMMIT DROP AS SELECT * FROM {}",
+                    src.quoted()
+                ),
+                &[],
+            );
+            let copy = query_one::<pg_sys::Oid>(
+                "SELECT 'pg_temp._dwr_source'::pg_catalog.regclass::pg_catalog.oid",
+                &[],
+            )
+            .expect("temporary source copy exists");
+            (exec::relation_or_raise(copy, "source copy"), src.display())
+        }
+    };
     let casts = exec::casts_between(&staging, &target);
-    let plan = check(plan_merge(&target, &staging, &casts, &reg.version_column));
+    let mut plan = check(plan_merge(
+        &target,
+        &staging,
+        &casts,
+        &reg.version_column,
+        source.is_none(),
+    ));
+    plan.staging_display = source_display;
     let row_audit = guc::ROW_AUDIT.get();
     let sql = merge_sql(&plan, row_audit);
 
@@ -278,7 +321,9 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
         &sql.recheck_inserted,
         &[ctx.target.into(), ctx.since.into()],
     );
-    execute(&sql.write_statuses, &[ctx.run_id.into()]);
+    if !sql.write_statuses.is_empty() {
+        execute(&sql.write_statuses, &[ctx.run_id.into()]);
+    }
     if ctx.row_audit {
         let owner = exec::extension_owner();
         exec::share_work_table(dwr_engine::sqlgen::WORK, owner);
@@ -301,6 +346,10 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
         }
     }
     execute(&sql.drop_work, &[]);
+    if sql.write_statuses.is_empty() {
+        // merged from a source: drop the session's copy of it
+        execute("DROP TABLE pg_temp.\"_dwr_source\"", &[]);
+    }
     counts
 }
 

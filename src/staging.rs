@@ -77,6 +77,44 @@ pub fn check_staging_owner(target: &Relation, staging: &Relation) {
     }
 }
 
+/// A table `dwr_merge(..., source =>)` or `dwr_diff` may read: a relation with columns, owned by the
+/// target's owner or by the caller (a privileged merge must not run code a less trusted role
+/// planted in the source).
+pub fn checked_source(target: &Relation, source: pg_sys::Oid) -> Relation {
+    let src = exec::relation_or_raise(source, "source table");
+    if !matches!(src.relkind.as_str(), "r" | "p" | "v" | "m" | "f") {
+        raise(
+            DwrError::new(
+                SqlState::WrongObjectType,
+                format!("{} is {}, not a table", src.display(), src.a_kind()),
+            )
+            .hint("Name a table, view, materialized view or foreign table as the source."),
+        );
+    }
+    if src.owner_oid != target.owner_oid && pg_sys::Oid::from(src.owner_oid) != exec::current_user()
+    {
+        raise(
+            DwrError::new(
+                SqlState::InsufficientPrivilege,
+                format!(
+                    "source {} is owned by {}, neither the owner of {} nor you",
+                    src.display(),
+                    display_ident(&src.owner),
+                    target.display()
+                ),
+            )
+            .detail("Reading it could run that role's code (a view's functions, a foreign table's wrapper) with your privileges.")
+            .hint(format!(
+                "Give the source to {} (ALTER TABLE {} OWNER TO {}), or merge as its owner.",
+                display_ident(&target.owner),
+                src.display(),
+                display_ident(&target.owner)
+            )),
+        );
+    }
+    src
+}
+
 pub fn require_owner(target: &Relation) {
     let owns = query_one::<bool>(
         "SELECT pg_catalog.pg_has_role(pg_catalog.current_user(), $1, 'USAGE')",
@@ -176,11 +214,7 @@ fn dwr_create_staging(
                 raise(
                     DwrError::new(
                         SqlState::WrongObjectType,
-                        format!(
-                            "{} exists and is a {}, not a table",
-                            s.display(),
-                            s.kind_name()
-                        ),
+                        format!("{} exists and is {}, not a table", s.display(), s.a_kind()),
                     )
                     .hint("Drop or rename it, or choose another staging_schema."),
                 );

@@ -27,7 +27,7 @@ fn dwr_verify(
     let t = exec::relation_or_raise(target, "table");
     let s = exec::relation_or_raise(reg.staging, "staging table");
     let casts = exec::casts_between(&s, &t);
-    let rows: Vec<_> = verify(&t, &s, &casts, &reg.version_column)
+    let rows: Vec<_> = verify(&t, &s, &casts, &reg.version_column, true)
         .into_iter()
         .map(|p| {
             (

@@ -120,6 +120,17 @@ impl Relation {
         }
     }
 
+    /// The kind with its article, for messages: "a view", "an index".
+    pub fn a_kind(&self) -> String {
+        let kind = self.kind_name();
+        let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {kind}")
+    }
+
     /// A table rows can be merged into: an ordinary or partitioned table.
     pub fn is_table(&self) -> bool {
         matches!(self.relkind.as_str(), "r" | "p")

@@ -13,6 +13,7 @@
 
 pub mod catalog;
 pub mod ddl;
+pub mod diff;
 pub mod dms;
 pub mod error;
 pub mod ident;

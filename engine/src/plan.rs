@@ -256,12 +256,15 @@ fn loses_precision(staging: &Column, target: &Column) -> bool {
         || (TIMESTAMP_TYPES.contains(&staging.type_oid) && target.type_oid == DATE_TYPE)
 }
 
-/// Everything `dwr_verify` reports for this pair of tables, most severe first.
+/// Everything `dwr_verify` reports for this pair of tables, most severe first. `with_metadata`:
+/// staging must carry the `_dwr_` columns (a registered staging table); a `source` table of
+/// `dwr_merge(..., source =>)` need not.
 pub fn verify(
     target: &Relation,
     staging: &Relation,
     casts: &Casts,
     version_column: &str,
+    with_metadata: bool,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut push = |column: &str,
@@ -285,11 +288,7 @@ pub fn verify(
             ProblemCode::NotATable,
             None,
             None,
-            format!(
-                "{} is a {}, not a table",
-                target.display(),
-                target.kind_name()
-            ),
+            format!("{} is {}, not a table", target.display(), target.a_kind()),
         );
     }
     let key: Vec<&str> = match &target.primary_key {
@@ -334,7 +333,7 @@ pub fn verify(
         .copied()
         .filter(|m| staging.column(m).is_none())
         .collect();
-    if !missing_meta.is_empty() {
+    if with_metadata && !missing_meta.is_empty() {
         push(
             "",
             ProblemCode::MetadataMissing,
@@ -550,6 +549,8 @@ pub struct MergePlan {
     pub values: Vec<ValueColumn>,
     /// the INSERT needs `OVERRIDING SYSTEM VALUE` (a GENERATED ALWAYS identity column is written)
     pub overriding_system_value: bool,
+    /// staging carries the `_dwr_` metadata columns: read only `NEW` rows, write statuses back
+    pub with_metadata: bool,
 }
 
 /// Plan the merge of `staging` into `target`, or say why it cannot run.
@@ -558,8 +559,9 @@ pub fn plan_merge(
     staging: &Relation,
     casts: &Casts,
     version_column: &str,
+    with_metadata: bool,
 ) -> Result<MergePlan> {
-    let problems = verify(target, staging, casts, version_column);
+    let problems = verify(target, staging, casts, version_column, with_metadata);
     if let Some(p) = problems.iter().find(|p| p.severity == Severity::Error) {
         return Err(problem_error(p, target, staging));
     }
@@ -629,6 +631,7 @@ pub fn plan_merge(
         version,
         values,
         overriding_system_value,
+        with_metadata,
     })
 }
 
@@ -683,7 +686,7 @@ fn problem_error(p: &Problem, target: &Relation, staging: &Relation) -> DwrError
 /// Check that `target` can be registered with `version_column`: a table, with a primary key and an
 /// orderable version column.
 pub fn check_target(target: &Relation, version_column: &str) -> Result<()> {
-    let problems = verify(target, target, &Casts::default(), version_column);
+    let problems = verify(target, target, &Casts::default(), version_column, false);
     let table_level = [
         ProblemCode::NotATable,
         ProblemCode::NoPrimaryKey,
@@ -750,7 +753,7 @@ mod tests {
 
     #[test]
     fn oracle_upper_case_columns_match_and_convert() {
-        let plan = plan_merge(&customers(), &dms_staging(), &casts(), "updated_at").unwrap();
+        let plan = plan_merge(&customers(), &dms_staging(), &casts(), "updated_at", true).unwrap();
         assert_eq!(plan.keys.len(), 1);
         assert_eq!(plan.keys[0].staging, "CUSTOMER_ID");
         assert!(plan.keys[0].needs_cast, "numeric key compared as integer");
@@ -767,7 +770,7 @@ mod tests {
 
     #[test]
     fn verify_reports_case_matches_and_narrowing_as_non_errors() {
-        let problems = verify(&customers(), &dms_staging(), &casts(), "updated_at");
+        let problems = verify(&customers(), &dms_staging(), &casts(), "updated_at", true);
         let codes: Vec<_> = problems
             .iter()
             .map(|p| (p.column.as_str(), p.code))
@@ -791,7 +794,7 @@ mod tests {
     fn text_into_integer_is_a_warning_and_point_into_integer_an_error() {
         let mut staging = dms_staging();
         staging.columns[0] = col("CUSTOMER_ID", TEXT, "text");
-        let problems = verify(&customers(), &staging, &casts(), "updated_at");
+        let problems = verify(&customers(), &staging, &casts(), "updated_at", true);
         let p = problems
             .iter()
             .find(|p| p.code == ProblemCode::ExplicitCast)
@@ -800,7 +803,7 @@ mod tests {
         assert_eq!(p.staging_type.as_deref(), Some("text"));
 
         staging.columns[0] = col("CUSTOMER_ID", 600, "point");
-        let err = plan_merge(&customers(), &staging, &casts(), "updated_at").unwrap_err();
+        let err = plan_merge(&customers(), &staging, &casts(), "updated_at", true).unwrap_err();
         assert_eq!(err.state, SqlState::CannotCoerce);
         assert!(err.message.contains("customer_id"), "{}", err.message);
     }
@@ -809,7 +812,7 @@ mod tests {
     fn no_primary_key_is_a_clear_error() {
         let mut t = customers();
         t.primary_key = None;
-        let err = plan_merge(&t, &dms_staging(), &casts(), "updated_at").unwrap_err();
+        let err = plan_merge(&t, &dms_staging(), &casts(), "updated_at", true).unwrap_err();
         assert_eq!(err.state, SqlState::ObjectNotInPrerequisiteState);
         assert_eq!(err.message, "table production.customers has no primary key");
         assert!(err.hint.unwrap().contains("ADD PRIMARY KEY"));
@@ -817,7 +820,7 @@ mod tests {
 
     #[test]
     fn missing_version_column_names_it() {
-        let err = plan_merge(&customers(), &dms_staging(), &casts(), "modified").unwrap_err();
+        let err = plan_merge(&customers(), &dms_staging(), &casts(), "modified", true).unwrap_err();
         assert_eq!(err.state, SqlState::UndefinedColumn);
         assert!(err.message.contains("modified"));
     }
@@ -828,7 +831,7 @@ mod tests {
         t.columns.push(col("doc", JSON, "json"));
         let mut s = dms_staging();
         s.columns.push(col("doc", JSON, "json"));
-        let err = plan_merge(&t, &s, &casts(), "doc").unwrap_err();
+        let err = plan_merge(&t, &s, &casts(), "doc", true).unwrap_err();
         assert_eq!(err.state, SqlState::DatatypeMismatch);
     }
 
@@ -836,10 +839,10 @@ mod tests {
     fn key_missing_in_staging_is_refused_and_other_columns_are_optional() {
         let mut s = dms_staging();
         s.columns.retain(|c| c.name != "NAME");
-        let plan = plan_merge(&customers(), &s, &casts(), "updated_at").unwrap();
+        let plan = plan_merge(&customers(), &s, &casts(), "updated_at", true).unwrap();
         assert!(plan.values.is_empty(), "name keeps its value: not written");
         s.columns.retain(|c| c.name != "CUSTOMER_ID");
-        let err = plan_merge(&customers(), &s, &casts(), "updated_at").unwrap_err();
+        let err = plan_merge(&customers(), &s, &casts(), "updated_at", true).unwrap_err();
         assert_eq!(err.state, SqlState::UndefinedColumn);
     }
 
@@ -848,14 +851,14 @@ mod tests {
         let mut s = dms_staging();
         s.columns
             .push(col("Name", VARCHAR, "character varying(200)"));
-        let problems = verify(&customers(), &s, &casts(), "updated_at");
+        let problems = verify(&customers(), &s, &casts(), "updated_at", true);
         assert!(problems
             .iter()
             .any(|p| p.code == ProblemCode::AmbiguousName));
         // an exact match wins over case-insensitive ones
         s.columns
             .push(col("name", VARCHAR, "character varying(100)"));
-        assert!(plan_merge(&customers(), &s, &casts(), "updated_at").is_ok());
+        assert!(plan_merge(&customers(), &s, &casts(), "updated_at", true).is_ok());
     }
 
     #[test]
@@ -870,7 +873,7 @@ mod tests {
         let mut s = dms_staging();
         s.columns.push(col("name_upper", TEXT, "text"));
         s.columns.push(col("seq_no", INT8, "bigint"));
-        let plan = plan_merge(&t, &s, &casts(), "updated_at").unwrap();
+        let plan = plan_merge(&t, &s, &casts(), "updated_at", true).unwrap();
         assert!(plan.values.iter().all(|v| v.target != "name_upper"));
         let seq = plan.values.iter().find(|v| v.target == "seq_no").unwrap();
         assert!(seq.insert_only);
@@ -881,7 +884,7 @@ mod tests {
     fn metadata_columns_are_required_and_never_matched() {
         let mut s = dms_staging();
         s.columns.retain(|c| c.name != META_RUN_ID);
-        let err = plan_merge(&customers(), &s, &casts(), "updated_at").unwrap_err();
+        let err = plan_merge(&customers(), &s, &casts(), "updated_at", true).unwrap_err();
         assert_eq!(err.state, SqlState::ObjectNotInPrerequisiteState);
         assert!(err.hint.unwrap().contains("dwr_create_staging"));
         let mut t = customers();
@@ -900,7 +903,7 @@ mod tests {
     fn views_are_not_tables() {
         let mut t = customers();
         t.relkind = "v".into();
-        let err = plan_merge(&t, &dms_staging(), &casts(), "updated_at").unwrap_err();
+        let err = plan_merge(&t, &dms_staging(), &casts(), "updated_at", true).unwrap_err();
         assert_eq!(err.state, SqlState::WrongObjectType);
         assert!(err.detail.unwrap().contains("view"));
     }

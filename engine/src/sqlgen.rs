@@ -205,7 +205,7 @@ pub struct MergeSql {
     /// `$1`: target oid, `$2`: since. Takes back an insert whose key CDC deleted while the insert
     /// ran (the delete's tombstone committed after the insert's snapshot)
     pub recheck_inserted: String,
-    /// `$1`: run id
+    /// `$1`: run id. Empty for a source table without metadata columns: it is never written
     pub write_statuses: String,
     /// `$1`: run id, `$2`: target oid. Copies the kept images to `dwr.row_changes` (run as the
     /// extension owner)
@@ -267,21 +267,29 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
     let keys_need_cast = ver.needs_cast || keys.iter().any(|k| k.needs_cast);
     let key_list: Vec<String> = (0..keys.len()).map(kcol).collect();
     let staged_keys: Vec<String> = (0..keys.len()).map(staged_key).collect();
-    let new_rows = format!(
-        "FROM {s} s WHERE {}",
-        pg_op(&format!("s.{}", quote_ident(META_STATUS)), "=", "'NEW'")
-    );
+    // a registered staging table: its NEW rows; a source table: all of it
+    let new_rows = if plan.with_metadata {
+        format!(
+            "FROM {s} s WHERE {}",
+            pg_op(&format!("s.{}", quote_ident(META_STATUS)), "=", "'NEW'")
+        )
+    } else {
+        format!("FROM {s} s")
+    };
+    let loaded_at = if plan.with_metadata {
+        format!("s.{}", quote_ident(META_LOADED_AT))
+    } else {
+        "NULL::pg_catalog.timestamptz".to_string()
+    };
     let fill_work = format!(
         "INSERT INTO {WORK} (rn, sctid, loaded_at, {}, v) \
-         SELECT pg_catalog.row_number() OVER (), s.ctid, s.{}, {}, {staged_version} {new_rows}",
+         SELECT pg_catalog.row_number() OVER (), s.ctid, {loaded_at}, {}, {staged_version} {new_rows}",
         key_list.join(", "),
-        quote_ident(META_LOADED_AT),
         staged_keys.join(", "),
     );
     let fill_work_rows = format!(
         "INSERT INTO {WORK} (rn, sctid, loaded_at) \
-         SELECT pg_catalog.row_number() OVER (), s.ctid, s.{} {new_rows}",
-        quote_ident(META_LOADED_AT),
+         SELECT pg_catalog.row_number() OVER (), s.ctid, {loaded_at} {new_rows}",
     );
     let cast_sets: Vec<String> = key_list
         .iter()
@@ -519,22 +527,26 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
         .filter(|c| c.final_status().is_some())
         .map(|c| c.as_str().to_string())
         .collect();
-    let write_statuses = format!(
-        "UPDATE {s} s SET {} = {status_case}, {} = $1, {} = w.err FROM {WORK} w \
+    let write_statuses = if !plan.with_metadata {
+        String::new() // a source table is never written
+    } else {
+        format!(
+            "UPDATE {s} s SET {} = {status_case}, {} = $1, {} = w.err FROM {WORK} w \
          WHERE {} AND {}",
-        quote_ident(META_STATUS),
-        quote_ident(META_RUN_ID),
-        quote_ident(META_ERROR),
-        pg_op("s.ctid", "=", "w.sctid"),
-        pg_op(
-            "w.cls",
-            "=",
-            &format!(
-                "ANY ({}::pg_catalog.text[])",
-                quote_literal(&format!("{{{}}}", final_classes.join(",")))
-            )
-        ),
-    );
+            quote_ident(META_STATUS),
+            quote_ident(META_RUN_ID),
+            quote_ident(META_ERROR),
+            pg_op("s.ctid", "=", "w.sctid"),
+            pg_op(
+                "w.cls",
+                "=",
+                &format!(
+                    "ANY ({}::pg_catalog.text[])",
+                    quote_literal(&format!("{{{}}}", final_classes.join(",")))
+                )
+            ),
+        )
+    };
     let counts = format!("SELECT cls, pg_catalog.count(*) FROM {WORK} GROUP BY cls");
     let mark_row_error = format!(
         "UPDATE {WORK} SET cls = {}, err = $2 WHERE {}",
@@ -630,6 +642,7 @@ mod tests {
                 },
             ],
             overriding_system_value: false,
+            with_metadata: true,
         }
     }
 
