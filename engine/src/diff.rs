@@ -153,11 +153,16 @@ fn classified(plan: &MergePlan, rows: bool) -> String {
     let coalesced: Vec<String> = (0..n)
         .map(|i| format!("COALESCE(st.{0}, pr.{0})", k(i)))
         .collect();
-    let in_window = format!(
+    // only a date/time version can lie in a reload's window (reloads refuse other version types)
+    let in_window = if !ver.is_datetime {
+        "false".to_string()
+    } else {
+        format!(
         "$1::pg_catalog.timestamptz IS NOT NULL AND pr.v OPERATOR({ord}.>=) CAST($1::pg_catalog.timestamptz AS {ty}) \
          AND pr.v OPERATOR({ord}.<=) CAST($2::pg_catalog.timestamptz AS {ty})",
         ty = ver.base_type
-    );
+    )
+    };
     format!(
         "SELECT pg_catalog.jsonb_build_array({coalesced}) AS key, \
          CASE WHEN pr.present IS NULL THEN 'missing_in_production' \
@@ -208,6 +213,7 @@ mod tests {
                 base_type: "timestamp without time zone".into(),
                 needs_cast: false,
                 ord_schema: "pg_catalog".into(),
+                is_datetime: true,
             },
             values: vec![ValueColumn {
                 target: "name".into(),

@@ -523,6 +523,8 @@ pub struct VersionPart {
     pub needs_cast: bool,
     /// schema of the type's default btree `<`, `=`, `>`
     pub ord_schema: String,
+    /// a date/time type, which a reload's time window can bound
+    pub is_datetime: bool,
 }
 
 /// A non-key production column the merge writes.
@@ -603,6 +605,7 @@ pub fn plan_merge(
             .ordering_schema
             .clone()
             .expect("verified: orderable"),
+        is_datetime: v.target.type_category == "D",
     };
     let values: Vec<ValueColumn> = pairs
         .iter()

@@ -624,6 +624,7 @@ mod tests {
                 base_type: "timestamp without time zone".into(),
                 needs_cast: false,
                 ord_schema: "pg_catalog".into(),
+                is_datetime: true,
             },
             values: vec![
                 ValueColumn {

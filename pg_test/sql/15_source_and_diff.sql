@@ -16,19 +16,23 @@ INSERT INTO bey_staging.t (region, id, val, note, updated_at) VALUES
     ('eu', 2, 'newer staged', 'x',  '2025-01-15 00:00+00'),
     ('eu', 3, 'older staged', 'x',  '2025-01-15 00:00+00'),
     ('eu', 4, 'same version', 'not null any more', '2025-01-10 00:00+00'),
-    ('eu', 6, 'only staged',  NULL, '2025-01-15 00:00+00');
+    ('eu', 6, 'only staged',  NULL, '2025-01-15 00:00+00'),
+    ('eu', 8, 'deleted since', NULL, '2025-01-15 00:00+00'),   -- CDC deletes it below
+    ('eu', 9, 'after the window', NULL, '2025-03-01 00:00+00');
+INSERT INTO bey.t VALUES ('eu', 8, 'to be deleted', NULL, '2025-01-05 00:00+00');
 
 -- without a reload, a production row staging lacks is not a difference (no window says it should
 -- have been loaded)
 SELECT key, difference FROM dwr_diff('bey.t') ORDER BY key;
 SELECT dwr_begin_reload('{bey.t}', '2025-01-01 00:00+00', '2025-01-31 00:00+00') AS rid \gset
+DELETE FROM bey.t WHERE region = 'eu' AND id = 8;              -- CDC deletes it after the reload began
 SELECT key, difference, production ->> 'val' AS production_val, staged ->> 'val' AS staged_val
   FROM dwr_diff('bey.t') ORDER BY key;
 SELECT * FROM dwr_diff_summary('bey.t');
 -- the staged image leaves the metadata columns out
 SELECT staged FROM dwr_diff('bey.t') WHERE key = '["eu", 6]';
 -- diff, merge, diff again: only what the merge rightly refused is left
-SELECT inserted, updated, unchanged, skipped_stale FROM dwr_merge('bey.t');
+SELECT inserted, updated, unchanged, skipped_stale, skipped_deleted, skipped_outside_window FROM dwr_merge('bey.t');
 SELECT key, difference FROM dwr_diff('bey.t') ORDER BY key;
 
 -- a side copy filled another way: a schema a CDC task replayed into from a past position, with the
