@@ -35,15 +35,15 @@ pub fn sqlstate_text(code: PgSqlErrorCode) -> String {
 
 /// Raise `e` as a PostgreSQL ERROR with its SQLSTATE, DETAIL and HINT.
 pub fn raise(e: DwrError) -> ! {
-    let mut report = ErrorReport::new(
-        sqlstate_code(e.state.code()),
-        e.message,
-        "dms_window_reload",
-    );
-    if let Some(d) = e.detail {
+    report_error(e.state.code(), e.message, e.detail, e.hint)
+}
+
+fn report_error(state: &str, message: String, detail: Option<String>, hint: Option<String>) -> ! {
+    let mut report = ErrorReport::new(sqlstate_code(state), message, "dms_window_reload");
+    if let Some(d) = detail {
         report = report.set_detail(d);
     }
-    if let Some(h) = e.hint {
+    if let Some(h) = hint {
         report = report.set_hint(h);
     }
     report.report(PgLogLevel::ERROR);
@@ -269,15 +269,7 @@ pub fn bisect(sql: &str, lo: i64, hi: i64, on_row_error: &mut dyn FnMut(i64, &Ca
 
 /// Raise a caught error again, as it was.
 pub fn raise_caught(e: Caught) -> ! {
-    let mut report = ErrorReport::new(sqlstate_code(&e.sqlstate), e.message, "dms_window_reload");
-    if let Some(d) = e.detail {
-        report = report.set_detail(d);
-    }
-    if let Some(h) = e.hint {
-        report = report.set_hint(h);
-    }
-    report.report(PgLogLevel::ERROR);
-    unreachable!("ereport(ERROR) returned")
+    report_error(&e.sqlstate, e.message, e.detail, e.hint)
 }
 
 /// Run `f` as `role` with `SECURITY_LOCAL_USERID_CHANGE`, the way PostgreSQL runs referential

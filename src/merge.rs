@@ -374,38 +374,16 @@ fn dwr_merge_all(
     reload_id: Option<i64>,
 ) -> SetOfIterator<'static, pgrx::composite_type!('static, "dwr.merge_result")> {
     let targets: Vec<pg_sys::Oid> = match reload_id {
-        Some(id) => {
-            let found = query_rows(
-                "SELECT ended_at IS NOT NULL, targets::pg_catalog.oid[] FROM dwr.reloads \
-                 WHERE reload_id OPERATOR(pg_catalog.=) $1",
-                &[id.into()],
-                |row| {
-                    (
-                        exec::col::<bool>(row, 1).unwrap_or(false),
-                        exec::col::<Vec<pg_sys::Oid>>(row, 2).unwrap_or_default(),
-                    )
-                },
-            );
-            match found.into_iter().next() {
-                None => raise(
-                    DwrError::new(
-                        SqlState::UndefinedObject,
-                        format!("reload {id} does not exist"),
-                    )
-                    .hint("See SELECT * FROM dwr.reloads;"),
-                ),
-                Some((true, _)) => raise(
-                    DwrError::new(
-                        SqlState::ObjectNotInPrerequisiteState,
-                        format!("reload {id} is ended"),
-                    )
-                    .hint(
-                        "Merge every registered table with dwr_merge_all(), or open a new reload.",
-                    ),
-                ),
-                Some((false, t)) => t,
-            }
-        }
+        Some(id) => match reload::reload_state(id) {
+            (true, _) => raise(
+                DwrError::new(
+                    SqlState::ObjectNotInPrerequisiteState,
+                    format!("reload {id} is ended"),
+                )
+                .hint("Merge every registered table with dwr_merge_all(), or open a new reload."),
+            ),
+            (false, targets) => targets,
+        },
         None => {
             // every registration whose production and staging tables both exist; a broken one is
             // named and left out rather than failing the others

@@ -66,6 +66,32 @@ pub fn prune_tombstones(target: pg_sys::Oid) {
     });
 }
 
+/// Whether reload `id` has ended, and its tables; 42704 when there is no such reload.
+pub fn reload_state(id: i64) -> (bool, Vec<pg_sys::Oid>) {
+    query_rows(
+        "SELECT ended_at IS NOT NULL, targets::pg_catalog.oid[] FROM dwr.reloads \
+         WHERE reload_id OPERATOR(pg_catalog.=) $1",
+        &[id.into()],
+        |row| {
+            (
+                exec::col::<bool>(row, 1).unwrap_or(false),
+                exec::col::<Vec<pg_sys::Oid>>(row, 2).unwrap_or_default(),
+            )
+        },
+    )
+    .into_iter()
+    .next()
+    .unwrap_or_else(|| {
+        raise(
+            DwrError::new(
+                SqlState::UndefinedObject,
+                format!("reload {id} does not exist"),
+            )
+            .hint("See SELECT * FROM dwr.reloads;"),
+        )
+    })
+}
+
 #[pg_extern(sql = false)]
 fn dwr_begin_reload(
     targets: Option<Vec<Option<pg_sys::Oid>>>,
@@ -160,26 +186,7 @@ fn dwr_begin_reload(
 fn dwr_end_reload(reload_id: Option<i64>) {
     let id =
         reload_id.unwrap_or_else(|| raise(DwrError::null_argument("dwr_end_reload", "reload_id")));
-    let state = query_rows(
-        "SELECT ended_at IS NOT NULL, targets::pg_catalog.oid[] FROM dwr.reloads \
-         WHERE reload_id OPERATOR(pg_catalog.=) $1",
-        &[id.into()],
-        |row| {
-            (
-                exec::col::<bool>(row, 1).unwrap_or(false),
-                exec::col::<Vec<pg_sys::Oid>>(row, 2).unwrap_or_default(),
-            )
-        },
-    );
-    let Some((ended, targets)) = state.into_iter().next() else {
-        raise(
-            DwrError::new(
-                SqlState::UndefinedObject,
-                format!("reload {id} does not exist"),
-            )
-            .hint("See SELECT * FROM dwr.reloads;"),
-        )
-    };
+    let (ended, targets) = reload_state(id);
     if ended {
         raise(DwrError::new(
             SqlState::ObjectNotInPrerequisiteState,
