@@ -95,8 +95,12 @@ impl Relation {
         quote_qualified(&self.schema, &self.name)
     }
 
-    /// `schema.name`, for messages.
+    /// `schema.name`, for messages (a temporary table's schema as `pg_temp`, the name that works in
+    /// any session, rather than the session's own `pg_temp_N`).
     pub fn display(&self) -> String {
+        if self.persistence == "t" {
+            return display_qualified("pg_temp", &self.name);
+        }
         display_qualified(&self.schema, &self.name)
     }
 

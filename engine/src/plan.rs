@@ -44,6 +44,7 @@ impl Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemCode {
     NotATable,
+    TemporaryTable,
     NoPrimaryKey,
     VersionMissingInProduction,
     VersionNotOrderable,
@@ -67,6 +68,7 @@ impl ProblemCode {
     pub fn as_str(self) -> &'static str {
         match self {
             ProblemCode::NotATable => "not_a_table",
+            ProblemCode::TemporaryTable => "temporary_table",
             ProblemCode::NoPrimaryKey => "no_primary_key",
             ProblemCode::VersionMissingInProduction => "version_missing_in_production",
             ProblemCode::VersionNotOrderable => "version_not_orderable",
@@ -91,6 +93,7 @@ impl ProblemCode {
         use ProblemCode::*;
         match self {
             NotATable
+            | TemporaryTable
             | NoPrimaryKey
             | VersionMissingInProduction
             | VersionNotOrderable
@@ -109,6 +112,7 @@ impl ProblemCode {
         use ProblemCode::*;
         match self {
             NotATable => SqlState::WrongObjectType,
+            TemporaryTable => SqlState::FeatureNotSupported,
             NoPrimaryKey | MetadataMissing => SqlState::ObjectNotInPrerequisiteState,
             VersionMissingInProduction | KeyMissingInStaging | VersionMissingInStaging => {
                 SqlState::UndefinedColumn
@@ -289,6 +293,15 @@ pub fn verify(
             None,
             None,
             format!("{} is {}, not a table", target.display(), target.a_kind()),
+        );
+    }
+    if target.persistence == "t" {
+        push(
+            "",
+            ProblemCode::TemporaryTable,
+            None,
+            None,
+            format!("{} is a temporary table; its registration, staging table and delete tracking would outlive it", target.display()),
         );
     }
     let key: Vec<&str> = match &target.primary_key {
@@ -645,6 +658,10 @@ fn problem_error(p: &Problem, target: &Relation, staging: &Relation) -> DwrError
             format!("{table} is not a table"),
             "dms_window_reload merges into ordinary and partitioned tables; name the table the view or foreign table reads from.".to_string(),
         ),
+        ProblemCode::TemporaryTable => (
+            format!("{table} is a temporary table"),
+            "Reload into a permanent table.".to_string(),
+        ),
         ProblemCode::NoPrimaryKey => (
             format!("table {table} has no primary key"),
             format!("Rows are matched on the primary key: add one with ALTER TABLE {table} ADD PRIMARY KEY (...)."),
@@ -692,6 +709,7 @@ pub fn check_target(target: &Relation, version_column: &str) -> Result<()> {
     let problems = verify(target, target, &Casts::default(), version_column, false);
     let table_level = [
         ProblemCode::NotATable,
+        ProblemCode::TemporaryTable,
         ProblemCode::NoPrimaryKey,
         ProblemCode::VersionMissingInProduction,
         ProblemCode::VersionNotOrderable,

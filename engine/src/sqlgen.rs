@@ -202,6 +202,9 @@ pub struct MergeSql {
     /// ranged
     pub apply_inserts: String,
     pub defer_conflicts: String,
+    /// `$1`: target oid, `$2`: since. Whether an inserted key has a tombstone now (a CDC delete that
+    /// committed while the insert ran); only then is `recheck_inserted` run (it needs DELETE)
+    pub any_inserted_tombstoned: String,
     /// `$1`: target oid, `$2`: since. Takes back an insert whose key CDC deleted while the insert
     /// ran (the delete's tombstone committed after the insert's snapshot)
     pub recheck_inserted: String,
@@ -386,6 +389,10 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
         RowClass::Deleted.lit(),
         RowClass::Insert.lit(),
         class_is("w.", RowClass::New)
+    );
+    let any_inserted_tombstoned = format!(
+        "SELECT EXISTS (SELECT FROM {WORK} w WHERE {} AND {tombstoned})",
+        class_is("w.", RowClass::Inserted)
     );
     let recheck_inserted = format!(
         "WITH gone AS (DELETE FROM {t} t USING {WORK} w WHERE {} AND {join_keys} AND {tombstoned} RETURNING w.rn) \
@@ -578,6 +585,7 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
         apply_updates,
         apply_inserts,
         defer_conflicts,
+        any_inserted_tombstoned,
         recheck_inserted,
         write_statuses,
         write_row_changes,
@@ -663,6 +671,7 @@ mod tests {
             &sql.apply_updates,
             &sql.apply_inserts,
             &sql.defer_conflicts,
+            &sql.any_inserted_tombstoned,
             &sql.recheck_inserted,
             &sql.write_statuses,
             &sql.write_row_changes,
