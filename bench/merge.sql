@@ -1,0 +1,89 @@
+-- The merge against what operators write by hand, on fresh copies of the same data, in one
+-- session, three rounds each; medians and ratios reported. Sizes: :prod production rows, :staged
+-- staged rows (40% newer than production, 20% older, 10% equal, 30% new keys), the seed's
+-- customers columns. Run: psql -v prod=1000000 -v staged=200000 -f bench/merge.sql
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS dms_window_reload;
+DROP SCHEMA IF EXISTS bench CASCADE;
+DROP SCHEMA IF EXISTS bench_staging CASCADE;
+CREATE SCHEMA bench;
+CREATE TABLE bench.result (variant text, round int, seconds float8);
+
+CREATE FUNCTION bench.prepare(prod int, staged int) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF to_regclass('bench.customers') IS NOT NULL THEN
+    PERFORM dwr_drop_staging('bench.customers');
+    DROP TABLE bench.customers;
+  END IF;
+  CREATE TABLE bench.customers (customer_id int PRIMARY KEY, name varchar(100) NOT NULL, email text,
+                                city text, updated_at timestamptz NOT NULL);
+  INSERT INTO bench.customers
+  SELECT g, 'customer ' || g, 'c' || g || '@example.com', 'city ' || (g % 100),
+         '2025-01-01'::timestamptz + g * interval '1 second'
+    FROM generate_series(1, prod) g;
+  PERFORM dwr_create_staging('bench.customers', 'bench_staging');
+  INSERT INTO bench_staging.customers (customer_id, name, email, city, updated_at)
+  SELECT k, 'staged ' || k, 's' || k || '@example.com', 'city ' || (k % 100),
+         CASE WHEN i <= staged * 0.4 THEN '2025-01-01'::timestamptz + k * interval '1 second' + interval '1 hour'
+              WHEN i <= staged * 0.6 THEN '2025-01-01'::timestamptz + k * interval '1 second' - interval '1 hour'
+              WHEN i <= staged * 0.7 THEN '2025-01-01'::timestamptz + k * interval '1 second'
+              ELSE '2025-06-01'::timestamptz END
+    FROM (SELECT i, CASE WHEN i <= staged * 0.7 THEN (i * (prod / (staged * 0.7)::int))::int ELSE prod + i END AS k
+            FROM generate_series(1, staged) i) s;
+  ANALYZE bench.customers;
+  ANALYZE bench_staging.customers;
+END $$;
+
+CREATE FUNCTION bench.timed(variant text, round int, sql text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz;
+BEGIN
+  t0 := clock_timestamp();
+  EXECUTE sql;
+  INSERT INTO bench.result VALUES (variant, round, extract(epoch FROM clock_timestamp() - t0));
+END $$;
+
+CREATE TABLE bench.variants (ord int, variant text, audit boolean, sql text);
+INSERT INTO bench.variants VALUES
+ (1, 'seed procedure', false, $q$
+  UPDATE bench.customers p SET name = s.name, email = s.email, city = s.city, updated_at = s.updated_at
+    FROM bench_staging.customers s WHERE s.customer_id = p.customer_id AND s.updated_at > p.updated_at;
+  INSERT INTO bench.customers (customer_id, name, email, city, updated_at)
+  SELECT s.customer_id, s.name, s.email, s.city, s.updated_at FROM bench_staging.customers s
+   WHERE NOT EXISTS (SELECT 1 FROM bench.customers p WHERE p.customer_id = s.customer_id);
+  UPDATE bench_staging.customers SET _dwr_status = 'PROCESSED'$q$),
+ (2, 'INSERT ON CONFLICT + marking', false, $q$
+  INSERT INTO bench.customers AS p (customer_id, name, email, city, updated_at)
+  SELECT customer_id, name, email, city, updated_at FROM bench_staging.customers
+  ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, city = EXCLUDED.city,
+     updated_at = EXCLUDED.updated_at WHERE p.updated_at < EXCLUDED.updated_at;
+  UPDATE bench_staging.customers SET _dwr_status = 'PROCESSED'$q$),
+ (3, 'MERGE + marking', false, $q$
+  MERGE INTO bench.customers p USING bench_staging.customers s ON p.customer_id = s.customer_id
+  WHEN MATCHED AND p.updated_at < s.updated_at THEN
+    UPDATE SET name = s.name, email = s.email, city = s.city, updated_at = s.updated_at
+  WHEN NOT MATCHED THEN INSERT (customer_id, name, email, city, updated_at)
+    VALUES (s.customer_id, s.name, s.email, s.city, s.updated_at);
+  UPDATE bench_staging.customers SET _dwr_status = 'PROCESSED'$q$),
+ (4, 'bare upsert (no marking)', false, $q$
+  INSERT INTO bench.customers AS p (customer_id, name, email, city, updated_at)
+  SELECT customer_id, name, email, city, updated_at FROM bench_staging.customers
+  ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, city = EXCLUDED.city,
+     updated_at = EXCLUDED.updated_at WHERE p.updated_at < EXCLUDED.updated_at$q$),
+ (5, 'dwr_merge, row audit off', false, $q$SELECT dwr_merge('bench.customers')$q$),
+ (6, 'dwr_merge, row audit on', true, $q$SELECT dwr_merge('bench.customers')$q$);
+
+-- each round: every variant on a fresh copy (prepare commits before the timed statement)
+SELECT format('SELECT bench.prepare(%s, %s);' || E'\n' || 'SET dwr.row_audit = %s;' || E'\n' ||
+              'SELECT bench.timed(%L, %s, %L);', :prod, :staged, v.audit, v.variant, r, v.sql)
+  FROM generate_series(1, 3) r, bench.variants v ORDER BY r, v.ord \gexec
+
+WITH m AS (
+  SELECT v.ord, r.variant, percentile_cont(0.5) WITHIN GROUP (ORDER BY r.seconds) AS median
+    FROM bench.result r JOIN bench.variants v USING (variant) GROUP BY v.ord, r.variant)
+SELECT variant, round(median::numeric, 2) AS median_seconds,
+       round((median / (SELECT median FROM m WHERE ord = 1))::numeric, 2) AS ratio_to_seed,
+       round((median / (SELECT median FROM m WHERE ord = 4))::numeric, 2) AS ratio_to_bare_upsert
+  FROM m ORDER BY ord;
+SELECT dwr_drop_staging('bench.customers');
+DROP SCHEMA bench CASCADE;
