@@ -8,30 +8,11 @@ DROP SCHEMA IF EXISTS bench CASCADE;
 DROP SCHEMA IF EXISTS bench_staging CASCADE;
 CREATE SCHEMA bench;
 CREATE TABLE bench.result (variant text, round int, seconds float8);
-CREATE TABLE bench.customers (customer_id int PRIMARY KEY, name varchar(100) NOT NULL, email text,
-                              city text, updated_at timestamptz NOT NULL);
-INSERT INTO bench.customers
-SELECT g, 'customer ' || g, 'c' || g || '@example.com', 'city ' || (g % 100), '2025-01-01'::timestamptz + g * interval '1 second'
-  FROM generate_series(1, :prod) g;
-SELECT dwr_create_staging('bench.customers', 'bench_staging');
-INSERT INTO bench_staging.customers (customer_id, name, email, city, updated_at)
-SELECT k, 'staged ' || k, 's' || k || '@example.com', 'city ' || (k % 100),
-       CASE WHEN i <= :staged * 0.4 THEN '2025-01-01'::timestamptz + k * interval '1 second' + interval '1 hour'
-            WHEN i <= :staged * 0.6 THEN '2025-01-01'::timestamptz + k * interval '1 second' - interval '1 hour'
-            WHEN i <= :staged * 0.7 THEN '2025-01-01'::timestamptz + k * interval '1 second'
-            ELSE '2025-06-01'::timestamptz END
-  FROM (SELECT i, CASE WHEN i <= :staged * 0.7 THEN (i * (:prod / (:staged * 0.7)::int))::int ELSE :prod + i END AS k
-          FROM generate_series(1, :staged) i) s;
+\ir prepare.sql
+SELECT bench.prepare(:prod, :staged);
 VACUUM ANALYZE bench.customers;
 VACUUM ANALYZE bench_staging.customers;
 
-CREATE FUNCTION bench.timed(variant text, round int, sql text) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz;
-BEGIN
-  t0 := clock_timestamp();
-  EXECUTE sql;
-  INSERT INTO bench.result VALUES (variant, round, extract(epoch FROM clock_timestamp() - t0));
-END $$;
 
 SELECT bench.timed(v.variant, r, v.sql)
   FROM generate_series(1, 3) r,

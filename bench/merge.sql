@@ -10,38 +10,8 @@ DROP SCHEMA IF EXISTS bench_staging CASCADE;
 CREATE SCHEMA bench;
 CREATE TABLE bench.result (variant text, round int, seconds float8);
 
-CREATE FUNCTION bench.prepare(prod int, staged int) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  IF to_regclass('bench.customers') IS NOT NULL THEN
-    PERFORM dwr_drop_staging('bench.customers');
-    DROP TABLE bench.customers;
-  END IF;
-  CREATE TABLE bench.customers (customer_id int PRIMARY KEY, name varchar(100) NOT NULL, email text,
-                                city text, updated_at timestamptz NOT NULL);
-  INSERT INTO bench.customers
-  SELECT g, 'customer ' || g, 'c' || g || '@example.com', 'city ' || (g % 100),
-         '2025-01-01'::timestamptz + g * interval '1 second'
-    FROM generate_series(1, prod) g;
-  PERFORM dwr_create_staging('bench.customers', 'bench_staging');
-  INSERT INTO bench_staging.customers (customer_id, name, email, city, updated_at)
-  SELECT k, 'staged ' || k, 's' || k || '@example.com', 'city ' || (k % 100),
-         CASE WHEN i <= staged * 0.4 THEN '2025-01-01'::timestamptz + k * interval '1 second' + interval '1 hour'
-              WHEN i <= staged * 0.6 THEN '2025-01-01'::timestamptz + k * interval '1 second' - interval '1 hour'
-              WHEN i <= staged * 0.7 THEN '2025-01-01'::timestamptz + k * interval '1 second'
-              ELSE '2025-06-01'::timestamptz END
-    FROM (SELECT i, CASE WHEN i <= staged * 0.7 THEN (i * (prod / (staged * 0.7)::int))::int ELSE prod + i END AS k
-            FROM generate_series(1, staged) i) s;
-  ANALYZE bench.customers;
-  ANALYZE bench_staging.customers;
-END $$;
+\ir prepare.sql
 
-CREATE FUNCTION bench.timed(variant text, round int, sql text) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz;
-BEGIN
-  t0 := clock_timestamp();
-  EXECUTE sql;
-  INSERT INTO bench.result VALUES (variant, round, extract(epoch FROM clock_timestamp() - t0));
-END $$;
 
 CREATE TABLE bench.variants (ord int, variant text, audit boolean, sql text);
 INSERT INTO bench.variants VALUES

@@ -191,51 +191,17 @@ fn classified(plan: &MergePlan, rows: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{KeyPart, ValueColumn, VersionPart};
-
-    fn plan() -> MergePlan {
-        MergePlan {
-            target: "\"p\".\"t\"".into(),
-            target_display: "p.t".into(),
-            staging: "\"staging\".\"t\"".into(),
-            staging_display: "staging.t".into(),
-            pk_constraint: "\"t_pkey\"".into(),
-            keys: vec![KeyPart {
-                target: "id".into(),
-                staging: "ID".into(),
-                base_type: "integer".into(),
-                needs_cast: true,
-                eq_schema: "pg_catalog".into(),
-            }],
-            version: VersionPart {
-                target: "updated_at".into(),
-                staging: "UPDATED_AT".into(),
-                base_type: "timestamp without time zone".into(),
-                needs_cast: false,
-                ord_schema: "pg_catalog".into(),
-                is_datetime: true,
-            },
-            values: vec![ValueColumn {
-                target: "name".into(),
-                staging: "NAME".into(),
-                base_type: "text".into(),
-                conversion: Conversion::Assign,
-                insert_only: false,
-            }],
-            overriding_system_value: false,
-            with_metadata: true,
-        }
-    }
+    use crate::sqlgen::tests::plan;
 
     #[test]
     fn one_full_join_with_the_highest_staged_version_per_key() {
         let sql = diff_sql(&plan());
         assert_eq!(sql.matches("FULL JOIN").count(), 1);
-        assert!(sql.contains("DISTINCT ON (k1) CAST(s.\"ID\" AS integer) AS k1"));
+        assert!(sql.contains("DISTINCT ON (k1, k2) s.\"REGION\" AS k1, CAST(s.\"CUSTOMER_ID\" AS integer) AS k2"));
         assert!(sql.contains("\"_dwr_loaded_at\" DESC NULLS LAST"));
         assert!(sql.contains("st.k1 OPERATOR(\"pg_catalog\".=) pr.k1"));
-        assert!(sql.contains("CAST(s.\"NAME\" AS text) AS s1"));
-        assert!(sql.contains("pg_catalog.jsonb_build_object('name', pr.p1) OPERATOR(pg_catalog.<>) pg_catalog.jsonb_build_object('name', st.s1)"));
+        assert!(sql.contains("CAST(s.\"NAME\" AS character varying) AS s1"));
+        assert!(sql.contains("pg_catalog.jsonb_build_object('name', pr.p1, 'weird \"col\"; DROP TABLE x', pr.p2) OPERATOR(pg_catalog.<>)"));
         assert!(sql.contains(
             "OPERATOR(pg_catalog.-) '{_dwr_status,_dwr_loaded_at,_dwr_error,_dwr_run_id}'"
         ));

@@ -599,11 +599,13 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::plan::{KeyPart, ValueColumn, VersionPart};
 
-    fn plan() -> MergePlan {
+    /// A plan with a composite key (one part cast), and value columns with awkward names; shared
+    /// by the SQL-generating modules' tests.
+    pub(crate) fn plan() -> MergePlan {
         MergePlan {
             target: "\"production\".\"customers\"".into(),
             target_display: "production.customers".into(),
@@ -823,12 +825,20 @@ mod tests {
         for c in RowClass::ALL {
             assert_eq!(RowClass::parse(c.as_str()), Some(c));
         }
+        // exactly the classes with a final status are written back; deferred and out-of-window
+        // rows stay NEW
         let sql = merge_sql(&plan(), false);
         assert!(
             sql.write_statuses
-                .contains("'{duplicate,stale,unchanged,deleted,updated,inserted,error}'")
-                || sql.write_statuses.contains("ANY ('{")
+                .contains("ANY ('{duplicate,unchanged,stale,deleted,updated,inserted,error}'::pg_catalog.text[])"),
+            "{}",
+            sql.write_statuses
         );
+        let mut source = plan();
+        source.with_metadata = false;
+        let sql = merge_sql(&source, false);
+        assert!(sql.write_statuses.is_empty(), "a source table is never written");
+        assert!(!sql.fill_work_rows.contains("_dwr_status"), "a source table has no statuses to read");
     }
 
     #[test]
