@@ -197,7 +197,9 @@ mod tests {
     fn one_full_join_with_the_highest_staged_version_per_key() {
         let sql = diff_sql(&plan());
         assert_eq!(sql.matches("FULL JOIN").count(), 1);
-        assert!(sql.contains("DISTINCT ON (k1, k2) s.\"REGION\" AS k1, CAST(s.\"CUSTOMER_ID\" AS integer) AS k2"));
+        assert!(sql.contains(
+            "DISTINCT ON (k1, k2) s.\"REGION\" AS k1, CAST(s.\"CUSTOMER_ID\" AS integer) AS k2"
+        ));
         assert!(sql.contains("\"_dwr_loaded_at\" DESC NULLS LAST"));
         assert!(sql.contains("st.k1 OPERATOR(\"pg_catalog\".=) pr.k1"));
         assert!(sql.contains("CAST(s.\"NAME\" AS character varying) AS s1"));

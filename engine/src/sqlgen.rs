@@ -837,8 +837,14 @@ pub(crate) mod tests {
         let mut source = plan();
         source.with_metadata = false;
         let sql = merge_sql(&source, false);
-        assert!(sql.write_statuses.is_empty(), "a source table is never written");
-        assert!(!sql.fill_work_rows.contains("_dwr_status"), "a source table has no statuses to read");
+        assert!(
+            sql.write_statuses.is_empty(),
+            "a source table is never written"
+        );
+        assert!(
+            !sql.fill_work_rows.contains("_dwr_status"),
+            "a source table has no statuses to read"
+        );
     }
 
     #[test]
