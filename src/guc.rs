@@ -10,7 +10,7 @@ pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// holds (a key CDC is inserting or deleting at that moment, a parent row a foreign key needs)
 /// before the rows involved are left `NEW` (deferred). Below `deadlock_timeout`, so a merge gives up
 /// before any deadlock can be detected: CDC never sees a deadlock error because of a merge.
-pub static ROW_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(100);
+pub static ROW_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(20);
 
 /// `dwr.row_audit`: whether a merge writes the before and after image of every row it changes to
 /// `dwr.row_changes` (needed by `dwr_undo`).

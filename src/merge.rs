@@ -308,14 +308,16 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
     );
     execute(&sql.analyze_work, &[]); // the classes changed: estimates for the apply statements
     test_hold_after_classify();
+    let max = query_one::<i64>(&sql.max_row, &[]).unwrap_or(0);
+    let row_lock_timeout = guc::ROW_LOCK_TIMEOUT.get();
+    // inserts first, while the merge holds no lock a CDC transaction could be waiting on: an insert
+    // may have to wait for a CDC transaction inserting or deleting the same key, and a wait while
+    // CDC waits on a row the merge locked for update is how a deadlock would form
+    exec::with_lock_timeout(row_lock_timeout, || bisect(&sql.apply_inserts, 1, max, &mut mark_error));
+    execute(&sql.defer_conflicts, &[]);
     execute(&sql.lock_updates, &[]);
     execute(&sql.defer_unlocked, &[]);
-    let max = query_one::<i64>(&sql.max_row, &[]).unwrap_or(0);
-    exec::with_lock_timeout(guc::ROW_LOCK_TIMEOUT.get(), || {
-        bisect(&sql.apply_updates, 1, max, &mut mark_error);
-        bisect(&sql.apply_inserts, 1, max, &mut mark_error);
-    });
-    execute(&sql.defer_conflicts, &[]);
+    exec::with_lock_timeout(row_lock_timeout, || bisect(&sql.apply_updates, 1, max, &mut mark_error));
     // a delete that committed while the inserts ran: its key must not come back (checked first, so
     // that a caller without DELETE rights on production can merge when nothing needs taking back)
     let since_args = [ctx.target.into(), ctx.since.into()];
