@@ -313,11 +313,15 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
     // inserts first, while the merge holds no lock a CDC transaction could be waiting on: an insert
     // may have to wait for a CDC transaction inserting or deleting the same key, and a wait while
     // CDC waits on a row the merge locked for update is how a deadlock would form
-    exec::with_lock_timeout(row_lock_timeout, || bisect(&sql.apply_inserts, 1, max, &mut mark_error));
+    exec::with_lock_timeout(row_lock_timeout, || {
+        bisect(&sql.apply_inserts, 1, max, &mut mark_error)
+    });
     execute(&sql.defer_conflicts, &[]);
     execute(&sql.lock_updates, &[]);
     execute(&sql.defer_unlocked, &[]);
-    exec::with_lock_timeout(row_lock_timeout, || bisect(&sql.apply_updates, 1, max, &mut mark_error));
+    exec::with_lock_timeout(row_lock_timeout, || {
+        bisect(&sql.apply_updates, 1, max, &mut mark_error)
+    });
     // a delete that committed while the inserts ran: its key must not come back (checked first, so
     // that a caller without DELETE rights on production can merge when nothing needs taking back)
     let since_args = [ctx.target.into(), ctx.since.into()];
