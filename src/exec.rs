@@ -267,6 +267,32 @@ pub fn bisect(sql: &str, lo: i64, hi: i64, on_row_error: &mut dyn FnMut(i64, &Ca
     }
 }
 
+/// Like [`bisect`], but a range whose `fast` statement runs out of `lock_timeout` is handed whole
+/// to `slow` (bisected in turn): the fast statement is the cheap way when nothing is contended, the
+/// slow one the way that does not wait.
+pub fn bisect_or_fall_back(
+    fast: &str,
+    slow: &str,
+    lo: i64,
+    hi: i64,
+    on_row_error: &mut dyn FnMut(i64, &Caught),
+) {
+    if lo > hi {
+        return;
+    }
+    match subtransaction(|| execute(fast, &[lo.into(), hi.into()])) {
+        Ok(_) => {}
+        Err(e) if e.is_lock_timeout() => bisect(slow, lo, hi, on_row_error),
+        Err(e) if !e.is_row_error() => raise_caught(e),
+        Err(e) if lo == hi => on_row_error(lo, &e),
+        Err(_) => {
+            let mid = lo + (hi - lo) / 2;
+            bisect_or_fall_back(fast, slow, lo, mid, on_row_error);
+            bisect_or_fall_back(fast, slow, mid + 1, hi, on_row_error);
+        }
+    }
+}
+
 /// Raise a caught error again, as it was.
 pub fn raise_caught(e: Caught) -> ! {
     report_error(&e.sqlstate, e.message, e.detail, e.hint)

@@ -285,58 +285,66 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
         }
     };
     execute(&sql.create_work, &[]);
-    if sql.keys_need_cast {
-        execute(&sql.fill_work_rows, &[]);
-        let max = query_one::<i64>(&sql.max_row, &[]).unwrap_or(0);
-        bisect(&sql.cast_keys, 1, max, &mut mark_error);
+    if ctx.row_audit {
+        execute(&sql.create_images, &[]);
+    }
+    let (window_start, window_end) = match ctx.reload {
+        Some(r) => (Some(r.window_start), Some(r.window_end)),
+        None => (None, None),
+    };
+    let classify_args = [
+        null_version.into(),
+        null_key.into(),
+        window_start.into(),
+        window_end.into(),
+        ctx.target.into(),
+        ctx.since.into(),
+    ];
+    // the work rows are numbered 1..=rows
+    let rows = if sql.keys_need_cast {
+        let rows = execute(&sql.fill_work_rows, &[]) as i64;
+        bisect(&sql.cast_keys, 1, rows, &mut mark_error);
+        execute(&sql.classify_work, &classify_args);
+        rows
     } else {
-        execute(&sql.fill_work, &[]);
-    }
-    execute(&sql.analyze_work, &[]);
-    execute(&sql.mark_nulls, &[null_version.into(), null_key.into()]);
-    if let Some(r) = ctx.reload {
-        execute(
-            &sql.mark_outside_window,
-            &[r.window_start.into(), r.window_end.into()],
-        );
-    }
-    execute(&sql.mark_duplicates, &[]);
-    execute(&sql.classify_existing, &[]);
-    execute(
-        &sql.classify_missing,
-        &[ctx.target.into(), ctx.since.into()],
-    );
-    execute(&sql.analyze_work, &[]); // the classes changed: estimates for the apply statements
+        execute(&sql.fill_classified, &classify_args) as i64
+    };
+    execute(&sql.analyze_work, &[]); // estimates for the apply statements
     test_hold_after_classify();
-    let max = query_one::<i64>(&sql.max_row, &[]).unwrap_or(0);
     let row_lock_timeout = guc::ROW_LOCK_TIMEOUT.get();
     // inserts first, while the merge holds no lock a CDC transaction could be waiting on: an insert
     // may have to wait for a CDC transaction inserting or deleting the same key, and a wait while
     // CDC waits on a row the merge locked for update is how a deadlock would form
     exec::with_lock_timeout(row_lock_timeout, || {
-        bisect(&sql.apply_inserts, 1, max, &mut mark_error)
+        bisect(&sql.apply_inserts, 1, rows, &mut mark_error)
     });
-    execute(&sql.defer_conflicts, &[]);
-    execute(&sql.lock_updates, &[]);
-    execute(&sql.defer_unlocked, &[]);
     exec::with_lock_timeout(row_lock_timeout, || {
-        bisect(&sql.apply_updates, 1, max, &mut mark_error)
+        if sql.apply_updates_direct.is_empty() {
+            bisect(&sql.apply_updates, 1, rows, &mut mark_error)
+        } else {
+            exec::bisect_or_fall_back(
+                &sql.apply_updates_direct,
+                &sql.apply_updates,
+                1,
+                rows,
+                &mut mark_error,
+            )
+        }
     });
     // a delete that committed while the inserts ran: its key must not come back (checked first, so
     // that a caller without DELETE rights on production can merge when nothing needs taking back)
     let since_args = [ctx.target.into(), ctx.since.into()];
-    if query_one::<bool>(&sql.any_inserted_tombstoned, &since_args).unwrap_or(false) {
-        execute(
-            &sql.recheck_inserted,
-            &[ctx.target.into(), ctx.since.into()],
-        );
+    if query_one::<bool>(&sql.any_tombstones, &since_args).unwrap_or(false)
+        && query_one::<bool>(&sql.any_inserted_tombstoned, &since_args).unwrap_or(false)
+    {
+        execute(&sql.recheck_inserted, &since_args);
     }
     if !sql.write_statuses.is_empty() {
         execute(&sql.write_statuses, &[ctx.run_id.into()]);
     }
     if ctx.row_audit {
         let owner = exec::extension_owner();
-        exec::share_work_table(dwr_engine::sqlgen::WORK, owner);
+        exec::share_work_table(dwr_engine::sqlgen::IMAGES, owner);
         exec::as_role(owner, || {
             execute(
                 &sql.write_row_changes,

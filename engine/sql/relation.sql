@@ -21,6 +21,7 @@ SELECT pg_catalog.jsonb_build_object(
                    'type_name', pg_catalog.format_type(a.atttypid, a.atttypmod),
                    'base_type_name', pg_catalog.format_type(a.atttypid, NULL),
                    'typmod', a.atttypmod,
+                   'collation', a.attcollation::pg_catalog.int8,
                    'type_category', bt.typcategory::pg_catalog.text,
                    'not_null', a.attnotnull,
                    'has_default', a.atthasdef,

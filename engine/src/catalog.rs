@@ -27,6 +27,9 @@ pub struct Column {
     /// `format_type(atttypid, NULL)`: `character varying`, `numeric`; a cast to it never truncates
     pub base_type_name: String,
     pub typmod: i32,
+    /// `pg_attribute.attcollation`: 0 for a type without collation
+    #[serde(default)]
+    pub collation: u32,
     /// `pg_type.typcategory` of the (domain's base) type: `N` numeric, `S` string, `D` date/time
     pub type_category: String,
     pub not_null: bool,
@@ -223,6 +226,7 @@ pub(crate) mod fixtures {
             type_name: type_name.into(),
             base_type_name: base.into(),
             typmod,
+            collation: if category == "S" { 100 } else { 0 },
             type_category: category.into(),
             not_null: false,
             has_default: false,

@@ -566,6 +566,10 @@ pub struct MergePlan {
     pub overriding_system_value: bool,
     /// staging carries the `_dwr_` metadata columns: read only `NEW` rows, write statuses back
     pub with_metadata: bool,
+    /// staging's own primary key guarantees one staged row per production key (its key columns
+    /// are among the staged key columns, with the production types and collations, no cast), so
+    /// the merge need not look for duplicates
+    pub staging_keys_unique: bool,
 }
 
 /// Plan the merge of `staging` into `target`, or say why it cannot run.
@@ -605,7 +609,16 @@ pub fn plan_merge(
                 eq_schema: eq_schema.clone(),
             }
         })
-        .collect();
+        .collect::<Vec<KeyPart>>();
+    let staging_keys_unique = staging.primary_key.as_ref().is_some_and(|spk| {
+        spk.columns
+            .iter()
+            .all(|c| keys.iter().any(|k| &k.staging == c))
+    }) && pk.columns.iter().all(|name| {
+        let p = pair_of(name);
+        let s = p.staging.expect("verified: key staged");
+        s.type_oid == p.target.type_oid && s.collation == p.target.collation
+    });
     let v = pair_of(version_column);
     let vs = v.staging.expect("verified: version staged");
     let version = VersionPart {
@@ -648,6 +661,7 @@ pub fn plan_merge(
         values,
         overriding_system_value,
         with_metadata,
+        staging_keys_unique,
     })
 }
 
@@ -787,6 +801,54 @@ mod tests {
             "varchar(200) -> varchar(100) is assigned"
         );
         assert_eq!(plan.pk_constraint, "\"customers_pkey\"");
+    }
+
+    #[test]
+    fn staging_keys_are_unique_only_when_staging_own_key_proves_it() {
+        let mut staging = dms_staging();
+        staging.columns[0] = col("CUSTOMER_ID", INT4, "integer");
+        let unique = |s: &Relation| {
+            plan_merge(&customers(), s, &casts(), "updated_at", true)
+                .unwrap()
+                .staging_keys_unique
+        };
+        assert!(
+            !unique(&staging),
+            "no primary key on staging: duplicates possible"
+        );
+        staging.primary_key = customers().primary_key.map(|mut pk| {
+            pk.columns = vec!["CUSTOMER_ID".into()];
+            pk
+        });
+        assert!(unique(&staging));
+        // a key that needs a cast: '01' and '1' are two staged keys and one production key
+        staging.columns[0] = col("CUSTOMER_ID", NUMERIC, "numeric");
+        assert!(!unique(&staging));
+        // a key over a column that is not part of production's key proves nothing
+        staging.columns[0] = col("CUSTOMER_ID", INT4, "integer");
+        staging.primary_key.as_mut().unwrap().columns = vec!["CUSTOMER_ID".into(), "NAME".into()];
+        assert!(!unique(&staging));
+    }
+
+    #[test]
+    fn text_keys_need_the_same_collation_to_be_unique() {
+        let mut target = customers();
+        target.columns[0] = col("customer_id", TEXT, "text");
+        let mut staging = dms_staging();
+        staging.columns[0] = col("CUSTOMER_ID", TEXT, "text");
+        staging.primary_key = customers().primary_key.map(|mut pk| {
+            pk.columns = vec!["CUSTOMER_ID".into()];
+            pk
+        });
+        let unique = |t: &Relation, s: &Relation| {
+            plan_merge(t, s, &casts(), "updated_at", true)
+                .unwrap()
+                .staging_keys_unique
+        };
+        assert!(unique(&target, &staging));
+        // production compares case-insensitively, staging did not: 'A' and 'a' are one key
+        target.columns[0].collation = 12345;
+        assert!(!unique(&target, &staging));
     }
 
     #[test]

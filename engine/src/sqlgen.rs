@@ -8,40 +8,49 @@
 //!   `OPERATOR(pg_catalog.=)`, and for key and version columns the schema of the operator class the
 //!   catalog named, so a type whose operators live outside `pg_catalog` (citext) still works.
 //!
-//! The merge works through a temporary work table with one row per staged row in status `NEW`:
-//! each statement moves rows from one class ([`RowClass`]) to the next, so every staged row ends in
-//! exactly one class, and the counts of `dwr.merge_result` are a `GROUP BY` over it.
+//! The merge works through a temporary work table with one row per staged row in status `NEW`. The
+//! statements are few and each passes over the data once, because every pass over hundreds of
+//! thousands of rows costs about as much as the writes themselves:
+//! 1. `classify` reads staging, joins production and the tombstones, ranks duplicates and writes
+//!    each row's [`RowClass`] into the work table, in one statement;
+//! 2. `apply_inserts` and `apply_updates` write production and move only the rows production did
+//!    not take (a concurrent insert, a row lock) to `Deferred`: the work table is not rewritten for
+//!    the rows that went through;
+//! 3. `write_statuses` writes every staged row's final status in one `UPDATE` of staging.
+//!
+//! The counts of `dwr.merge_result` are a `GROUP BY` over the classes.
 
 use crate::ident::{quote_ident, quote_literal};
 use crate::plan::{Conversion, MergePlan, META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS};
 
 /// The work table, in the session's temporary schema.
 pub const WORK: &str = "pg_temp.\"_dwr_work\"";
+/// With row audit, the before and after images of the rows a merge wrote, in the session's
+/// temporary schema until `write_row_changes` copies them to `dwr.row_changes`.
+pub const IMAGES: &str = "pg_temp.\"_dwr_images\"";
 
 /// Where a staged row stands during and after a merge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RowClass {
-    /// read from staging, not yet classified
+    /// read from staging, not yet classified (only between the steps of a merge whose keys need a
+    /// cast)
     New,
     /// outside the open reload's window: stays `NEW`
     OutsideWindow,
     /// a higher version of the same key is staged too: `SKIPPED`
     Duplicate,
-    /// production has the key with a lower (or NULL) version: to be updated
+    /// production has the key with a lower (or NULL) version: updated. `apply_updates` moves the
+    /// rows it could not write to `Deferred` or `Error`
     Update,
-    /// ... and the merge holds the production row's lock
-    Locked,
     /// production has the same version: `PROCESSED`, nothing written
     Unchanged,
     /// production has a higher version: `SKIPPED`
     Stale,
-    /// production lacks the key: to be inserted
+    /// production lacks the key: inserted. `apply_inserts` moves the rows it could not write to
+    /// `Deferred` or `Error`
     Insert,
     /// production deleted the key since the reload began: `SKIPPED`
     Deleted,
-    /// written
-    Updated,
-    Inserted,
     /// CDC held the row (a lock, or a concurrent insert of the key): stays `NEW` for a later merge
     Deferred,
     /// production rejected the row, or its key or version is unusable: `ERROR`
@@ -49,18 +58,15 @@ pub enum RowClass {
 }
 
 impl RowClass {
-    pub const ALL: [RowClass; 13] = [
+    pub const ALL: [RowClass; 10] = [
         RowClass::New,
         RowClass::OutsideWindow,
         RowClass::Duplicate,
         RowClass::Update,
-        RowClass::Locked,
         RowClass::Unchanged,
         RowClass::Stale,
         RowClass::Insert,
         RowClass::Deleted,
-        RowClass::Updated,
-        RowClass::Inserted,
         RowClass::Deferred,
         RowClass::Error,
     ];
@@ -71,13 +77,10 @@ impl RowClass {
             RowClass::OutsideWindow => "outside_window",
             RowClass::Duplicate => "duplicate",
             RowClass::Update => "update",
-            RowClass::Locked => "locked",
             RowClass::Unchanged => "unchanged",
             RowClass::Stale => "stale",
             RowClass::Insert => "insert",
             RowClass::Deleted => "deleted",
-            RowClass::Updated => "updated",
-            RowClass::Inserted => "inserted",
             RowClass::Deferred => "deferred",
             RowClass::Error => "error",
         }
@@ -87,13 +90,14 @@ impl RowClass {
         RowClass::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
-    /// The staging status a row of this class ends in; `None` leaves it `NEW`.
+    /// The staging status a row of this class ends in (once the apply statements ran); `None`
+    /// leaves it `NEW`.
     pub fn final_status(self) -> Option<&'static str> {
         match self {
-            RowClass::Updated | RowClass::Inserted | RowClass::Unchanged => Some("PROCESSED"),
+            RowClass::Update | RowClass::Insert | RowClass::Unchanged => Some("PROCESSED"),
             RowClass::Duplicate | RowClass::Stale | RowClass::Deleted => Some("SKIPPED"),
             RowClass::Error => Some("ERROR"),
-            _ => None,
+            RowClass::New | RowClass::OutsideWindow | RowClass::Deferred => None,
         }
     }
 
@@ -116,20 +120,32 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// Add `n` rows that ended in `class`. A row superseded by a newer staged row of its key counts
-    /// as stale. Classes that are not final (a merge always moves rows on from them) count nowhere.
+    /// Add `n` rows that ended in `class` (once the apply statements ran). A row superseded by a
+    /// newer staged row of its key counts as stale. `New` is not final and counts nowhere.
     pub fn add(&mut self, class: RowClass, n: i64) {
         match class {
-            RowClass::Inserted => self.inserted += n,
-            RowClass::Updated => self.updated += n,
+            RowClass::Insert => self.inserted += n,
+            RowClass::Update => self.updated += n,
             RowClass::Unchanged => self.unchanged += n,
             RowClass::Stale | RowClass::Duplicate => self.skipped_stale += n,
             RowClass::Deleted => self.skipped_deleted += n,
             RowClass::OutsideWindow => self.skipped_outside_window += n,
             RowClass::Deferred => self.deferred += n,
             RowClass::Error => self.errors += n,
-            RowClass::New | RowClass::Update | RowClass::Locked | RowClass::Insert => {}
+            RowClass::New => {}
         }
+    }
+
+    /// Add another batch's counts.
+    pub fn merge(&mut self, other: &Counts) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.skipped_stale += other.skipped_stale;
+        self.skipped_deleted += other.skipped_deleted;
+        self.skipped_outside_window += other.skipped_outside_window;
+        self.deferred += other.deferred;
+        self.errors += other.errors;
     }
 
     pub fn total(&self) -> i64 {
@@ -178,30 +194,37 @@ fn kcol(i: usize) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergeSql {
     pub create_work: String,
-    /// fill the work table, keys and version included (when no key or version needs a cast, so
-    /// the statement cannot fail on a bad value)
-    pub fill_work: String,
-    /// fill the work table with row numbers only; then `cast_keys` (ranged) fills keys and version
+    /// with row audit: the images table; empty otherwise
+    pub create_images: String,
+    /// Fill the work table from staging and classify every row, in one statement (when no key or
+    /// version needs a cast, so the statement cannot fail on a bad value). `$1`: message for a NULL
+    /// version, `$2`: message for a NULL key, `$3`, `$4`: the open reload's window (timestamptz,
+    /// both ends included; NULL without a reload), `$5`: target oid, `$6`: deletes count from this
+    /// moment (timestamptz). Returns no rows; its row count is the number of work rows.
+    pub fill_classified: String,
+    /// fill the work table with row numbers only; then `cast_keys` (ranged) fills keys and version,
+    /// and `classify_work` classifies
     pub fill_work_rows: String,
     /// ranged
     pub cast_keys: String,
-    /// whether `fill_work` may be used (nothing to cast)
+    /// the parameters of `fill_classified`, over the rows `cast_keys` left in class `New`
+    pub classify_work: String,
+    /// whether `fill_classified` may be used (nothing to cast)
     pub keys_need_cast: bool,
-    /// `$1`: message for a NULL version, `$2`: message for a NULL key
-    pub mark_nulls: String,
-    /// `$1`, `$2`: the open reload's window (timestamptz, both ends included)
-    pub mark_outside_window: String,
-    pub mark_duplicates: String,
-    pub classify_existing: String,
-    /// `$1`: target oid, `$2`: deletes count from this moment (timestamptz)
-    pub classify_missing: String,
-    pub lock_updates: String,
-    pub defer_unlocked: String,
-    /// ranged
-    pub apply_updates: String,
-    /// ranged
+    /// ranged. Inserts the rows of class `Insert`; moves those production did not take (a
+    /// concurrent insert of the key) to `Deferred`
     pub apply_inserts: String,
-    pub defer_conflicts: String,
+    /// ranged. Locks (`SKIP LOCKED`, version re-checked on the newest row version) and updates the
+    /// rows of class `Update`; moves those it could not lock or that are no longer newer to
+    /// `Deferred`
+    pub apply_updates: String,
+    /// ranged. Without row audit: updates the rows of class `Update` without a lock step (waiting
+    /// for rows CDC holds); moves the rows whose version is no longer newer to `Deferred`. Empty
+    /// with row audit
+    pub apply_updates_direct: String,
+    /// `$1`: target oid, `$2`: since. Whether any delete of the target since then was recorded: if
+    /// none, no insert can need taking back
+    pub any_tombstones: String,
     /// `$1`: target oid, `$2`: since. Whether an inserted key has a tombstone now (a CDC delete that
     /// committed while the insert ran); only then is `recheck_inserted` run (it needs DELETE)
     pub any_inserted_tombstoned: String,
@@ -218,8 +241,6 @@ pub struct MergeSql {
     pub mark_row_error: String,
     /// `$1`: row number
     pub mark_row_deferred: String,
-    /// the highest row number in the work table
-    pub max_row: String,
     /// statistics for the work table, so the planner joins it to production with hashes or merges
     /// rather than nested loops (a fresh temporary table has none)
     pub analyze_work: String,
@@ -227,8 +248,8 @@ pub struct MergeSql {
 }
 
 /// Write the SQL of a merge of `plan`.
-/// With `row_audit`, the statements also keep each written row's before and after image
-/// (`to_jsonb`) in the work table, and `write_row_changes` copies them to `dwr.row_changes`.
+/// With `row_audit`, the apply statements also keep each written row's before and after image
+/// (`to_jsonb`) in [`IMAGES`], and `write_row_changes` copies them to `dwr.row_changes`.
 pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
     let t = &plan.target;
     let s = &plan.staging;
@@ -242,13 +263,19 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
         .collect();
     let create_work = format!(
         "CREATE TEMPORARY TABLE \"_dwr_work\" (rn pg_catalog.int8 NOT NULL, sctid pg_catalog.tid NOT NULL, \
-         loaded_at pg_catalog.timestamptz, {}, v {}, cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text, \
-         before pg_catalog.jsonb, after pg_catalog.jsonb) \
+         loaded_at pg_catalog.timestamptz, {}, v {}, cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text) \
          ON COMMIT DROP",
         key_cols_def.join(", "),
         ver.base_type,
         RowClass::New.lit()
     );
+    let create_images = if row_audit {
+        "CREATE TEMPORARY TABLE \"_dwr_images\" (key pg_catalog.jsonb NOT NULL, action pg_catalog.text NOT NULL, \
+         before pg_catalog.jsonb, after pg_catalog.jsonb) ON COMMIT DROP"
+            .to_string()
+    } else {
+        String::new()
+    };
 
     let staged_key = |i: usize| {
         let k = &keys[i];
@@ -270,6 +297,12 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
     let keys_need_cast = ver.needs_cast || keys.iter().any(|k| k.needs_cast);
     let key_list: Vec<String> = (0..keys.len()).map(kcol).collect();
     let staged_keys: Vec<String> = (0..keys.len()).map(staged_key).collect();
+    let prefixed = |alias: &str| -> Vec<String> {
+        key_list
+            .iter()
+            .map(|k| format!("{alias}.{k}"))
+            .collect::<Vec<_>>()
+    };
     // a registered staging table: its NEW rows; a source table: all of it
     let new_rows = if plan.with_metadata {
         format!(
@@ -284,12 +317,6 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
     } else {
         "NULL::pg_catalog.timestamptz".to_string()
     };
-    let fill_work = format!(
-        "INSERT INTO {WORK} (rn, sctid, loaded_at, {}, v) \
-         SELECT pg_catalog.row_number() OVER (), s.ctid, {loaded_at}, {}, {staged_version} {new_rows}",
-        key_list.join(", "),
-        staged_keys.join(", "),
-    );
     let fill_work_rows = format!(
         "INSERT INTO {WORK} (rn, sctid, loaded_at) \
          SELECT pg_catalog.row_number() OVER (), s.ctid, {loaded_at} {new_rows}",
@@ -306,48 +333,41 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
         in_range("w."),
     );
 
-    let null_key = key_list
+    // ---- classification: one SELECT over rows y(rn, sctid, loaded_at, k1.., v) ----
+    let y_keys = prefixed("y");
+    let x_keys = prefixed("x");
+    let null_key = x_keys
         .iter()
         .map(|k| format!("{k} IS NULL"))
         .collect::<Vec<_>>()
         .join(" OR ");
-    let mark_nulls = format!(
-        "UPDATE {WORK} SET cls = {}, err = CASE WHEN v IS NULL THEN $1 ELSE $2 END \
-         WHERE {} AND (v IS NULL OR {null_key})",
-        RowClass::Error.lit(),
-        class_is("", RowClass::New),
+    let window_bound =
+        |param: &str| format!("CAST({param}::pg_catalog.timestamptz AS {})", ver.base_type);
+    // only a date/time version can lie in a reload's window (reloads refuse other version types)
+    let in_window = |alias: &str| {
+        if !ver.is_datetime {
+            return "true".to_string();
+        }
+        let v = format!("{alias}.v");
+        format!(
+            "($3::pg_catalog.timestamptz IS NULL OR ({} AND {}))",
+            op(&v, &ver.ord_schema, ">=", &window_bound("$3")),
+            op(&v, &ver.ord_schema, "<=", &window_bound("$4")),
+        )
+    };
+    // the rows that compete as duplicates: usable key and version, inside the window
+    let eligible = format!(
+        "({} AND {} IS NOT NULL AND {})",
+        y_keys
+            .iter()
+            .map(|k| format!("{k} IS NOT NULL"))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+        "y.v",
+        in_window("y"),
     );
-
-    let mark_outside_window = format!(
-        "UPDATE {WORK} SET cls = {} WHERE {} AND NOT ({} AND {})",
-        RowClass::OutsideWindow.lit(),
-        class_is("", RowClass::New),
-        op(
-            "v",
-            &ver.ord_schema,
-            ">=",
-            &format!("CAST($1::pg_catalog.timestamptz AS {})", ver.base_type)
-        ),
-        op(
-            "v",
-            &ver.ord_schema,
-            "<=",
-            &format!("CAST($2::pg_catalog.timestamptz AS {})", ver.base_type)
-        ),
-    );
-    let mark_duplicates = format!(
-        "UPDATE {WORK} w SET cls = {} FROM (SELECT rn, pg_catalog.row_number() OVER \
-         (PARTITION BY {} ORDER BY v DESC, loaded_at DESC NULLS LAST, sctid DESC) AS r \
-         FROM {WORK} WHERE {}) d WHERE {} AND {}",
-        RowClass::Duplicate.lit(),
-        key_list.join(", "),
-        class_is("", RowClass::New),
-        pg_op("w.rn", "=", "d.rn"),
-        pg_op("d.r", ">", "1"),
-    );
-
-    // production row t matches work row w
-    let join_keys = keys
+    // production row t matches x
+    let join_keys_x = keys
         .iter()
         .enumerate()
         .map(|(i, k)| {
@@ -355,78 +375,118 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
                 &format!("t.{}", quote_ident(&k.target)),
                 &k.eq_schema,
                 "=",
-                &format!("w.{}", kcol(i)),
+                &format!("x.{}", kcol(i)),
             )
         })
         .collect::<Vec<_>>()
         .join(" AND ");
     let tv = format!("t.{}", quote_ident(&ver.target));
-    let newer = format!("({tv} IS NULL OR {})", op(&tv, &ver.ord_schema, "<", "w.v"));
-    let classify_existing = format!(
-        "UPDATE {WORK} w SET cls = CASE WHEN {newer} THEN {} WHEN {} THEN {} ELSE {} END \
-         FROM {t} t WHERE {} AND {join_keys}",
+    let newer_than = |alias: &str| {
+        format!(
+            "({tv} IS NULL OR {})",
+            op(&tv, &ver.ord_schema, "<", &format!("{alias}.v"))
+        )
+    };
+    let key_json = |alias: &str| {
+        format!(
+            "pg_catalog.jsonb_build_array({})",
+            prefixed(alias).join(", ")
+        )
+    };
+    // the keys CDC deleted since the reload began: an uncorrelated sub-select, hashed once
+    let tombstoned_keys = |target: &str, since: &str| {
+        format!(
+            "(SELECT tb.key FROM dwr.tombstones tb WHERE {} AND {})",
+            pg_op("tb.target", "=", &format!("{target}::pg_catalog.oid")),
+            pg_op(
+                "tb.deleted_at",
+                ">=",
+                &format!("{since}::pg_catalog.timestamptz")
+            ),
+        )
+    };
+    // production's key columns are NOT NULL (a primary key): t matched when its first one is set
+    let matched = format!("t.{} IS NOT NULL", quote_ident(&keys[0].target));
+    let class_case = format!(
+        "CASE WHEN x.v IS NULL OR {null_key} THEN {} \
+         WHEN NOT {} THEN {} \
+         WHEN {} THEN {} \
+         WHEN {matched} THEN CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END \
+         WHEN {} OPERATOR(pg_catalog.=) ANY {} THEN {} \
+         ELSE {} END",
+        RowClass::Error.lit(),
+        in_window("x"),
+        RowClass::OutsideWindow.lit(),
+        pg_op("x.dup", ">", "1"),
+        RowClass::Duplicate.lit(),
+        newer_than("x"),
         RowClass::Update.lit(),
-        op(&tv, &ver.ord_schema, "=", "w.v"),
+        op(&tv, &ver.ord_schema, "=", "x.v"),
         RowClass::Unchanged.lit(),
         RowClass::Stale.lit(),
-        class_is("w.", RowClass::New),
-    );
-    let work_key = format!(
-        "pg_catalog.jsonb_build_array({})",
-        (0..keys.len())
-            .map(|i| format!("w.{}", kcol(i)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let tombstoned = format!(
-        "EXISTS (SELECT FROM dwr.tombstones tb WHERE {} AND {} AND {})",
-        pg_op("tb.target", "=", "$1::pg_catalog.oid"),
-        pg_op("tb.key", "=", &work_key),
-        pg_op("tb.deleted_at", ">=", "$2::pg_catalog.timestamptz"),
-    );
-    let classify_missing = format!(
-        "UPDATE {WORK} w SET cls = CASE WHEN {tombstoned} THEN {} ELSE {} END WHERE {}",
+        key_json("x"),
+        tombstoned_keys("$5", "$6"),
         RowClass::Deleted.lit(),
         RowClass::Insert.lit(),
-        class_is("w.", RowClass::New)
     );
-    let any_inserted_tombstoned = format!(
-        "SELECT EXISTS (SELECT FROM {WORK} w WHERE {} AND {tombstoned})",
-        class_is("w.", RowClass::Inserted)
-    );
-    let recheck_inserted = format!(
-        "WITH gone AS (DELETE FROM {t} t USING {WORK} w WHERE {} AND {join_keys} AND {tombstoned} RETURNING w.rn) \
-         UPDATE {WORK} w SET cls = {} FROM gone WHERE {}",
-        class_is("w.", RowClass::Inserted),
-        RowClass::Deleted.lit(),
-        pg_op("w.rn", "=", "gone.rn"),
-    );
-
-    // with row audit, a write also keeps the row's image: before from the locked row, after from
-    // RETURNING
-    let (img, keep_before, keep_after) = if row_audit {
-        (
-            ", pg_catalog.to_jsonb(t.*) AS img",
-            ", before = l.img",
-            ", after = {}.img",
-        )
+    let err_case = format!("CASE WHEN x.v IS NULL THEN $1 WHEN {null_key} THEN $2 END");
+    // y ranked: x; x joined to production. Staging whose own key rules out duplicates needs no
+    // ranking (a sort of every staged row)
+    let rank = if plan.staging_keys_unique {
+        "1::pg_catalog.int8".to_string()
     } else {
-        ("", "", "")
+        format!(
+            "pg_catalog.row_number() OVER (PARTITION BY {}, {eligible} \
+             ORDER BY y.v DESC, y.loaded_at DESC NULLS LAST, y.sctid DESC)",
+            y_keys.join(", ")
+        )
     };
-    let lock_updates = format!(
-        "WITH l AS (SELECT w.rn{img} FROM {WORK} w JOIN {t} t ON {join_keys} WHERE {} AND {newer} \
-         FOR UPDATE OF t SKIP LOCKED) \
-         UPDATE {WORK} w SET cls = {}{keep_before} FROM l WHERE {}",
-        class_is("w.", RowClass::Update),
-        RowClass::Locked.lit(),
-        pg_op("w.rn", "=", "l.rn"),
+    let classified = |rows: &str| {
+        format!("FROM (SELECT y.*, {rank} AS dup FROM {rows} y) x LEFT JOIN {t} t ON {join_keys_x}")
+    };
+    let fill_classified = format!(
+        "INSERT INTO {WORK} (rn, sctid, loaded_at, {}, v, cls, err) \
+         SELECT x.rn, x.sctid, x.loaded_at, {}, x.v, {class_case}, {err_case} {}",
+        key_list.join(", "),
+        x_keys.join(", "),
+        classified(&format!(
+            "(SELECT pg_catalog.row_number() OVER () AS rn, s.ctid AS sctid, {loaded_at} AS loaded_at, {}, \
+             {staged_version} AS v {new_rows})",
+            staged_keys
+                .iter()
+                .zip(&key_list)
+                .map(|(e, k)| format!("{e} AS {k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
     );
-    let defer_unlocked = format!(
-        "UPDATE {WORK} SET cls = {} WHERE {}",
-        RowClass::Deferred.lit(),
-        class_is("", RowClass::Update)
+    let classify_work = format!(
+        "UPDATE {WORK} w SET cls = c.cls, err = c.err FROM (SELECT x.rn, {class_case} AS cls, {err_case} AS err {}) c \
+         WHERE {}",
+        classified(&format!(
+            "(SELECT rn, sctid, loaded_at, {}, v FROM {WORK} WHERE {})",
+            key_list.join(", "),
+            class_is("", RowClass::New)
+        )),
+        pg_op("w.rn", "=", "c.rn"),
     );
 
+    // ---- apply ----
+    // production row t matches work row w
+    let join_keys = |alias: &str| {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| {
+                op(
+                    &format!("t.{}", quote_ident(&k.target)),
+                    &k.eq_schema,
+                    "=",
+                    &format!("{alias}.{}", kcol(i)),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
     let value_expr = |v: &crate::plan::ValueColumn| {
         let col = format!("s.{}", quote_ident(&v.staging));
         match v.conversion {
@@ -434,30 +494,44 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
             _ => col,
         }
     };
-    let mut sets: Vec<String> = plan
-        .values
-        .iter()
-        .filter(|v| !v.insert_only)
-        .map(|v| format!("{} = {}", quote_ident(&v.target), value_expr(v)))
-        .collect();
-    sets.push(format!("{} = w.v", quote_ident(&ver.target)));
-    let apply_updates = format!(
-        "WITH u AS (UPDATE {t} t SET {} FROM {WORK} w JOIN {s} s ON {} \
-         WHERE {} AND {} AND {join_keys} RETURNING w.rn{img}) \
-         UPDATE {WORK} w SET cls = {}{} FROM u WHERE {}",
-        sets.join(", "),
-        pg_op("s.ctid", "=", "w.sctid"),
-        class_is("w.", RowClass::Locked),
-        in_range("w."),
-        RowClass::Updated.lit(),
-        keep_after.replace("{}", "u"),
-        pg_op("w.rn", "=", "u.rn"),
-    );
+    let same_key = |a: &str, b: &str| {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| {
+                op(
+                    &format!("{a}.{}", kcol(i)),
+                    &k.eq_schema,
+                    "=",
+                    &format!("{b}.{}", kcol(i)),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    // with row audit, a write also keeps the row's images: before from the locked row, after from
+    // RETURNING
+    let img = if row_audit {
+        ", pg_catalog.to_jsonb(t.*) AS img"
+    } else {
+        ""
+    };
+    let keep = |cte: &str, action: &str, before: &str| {
+        if row_audit {
+            format!(
+                ", a AS (INSERT INTO {IMAGES} (key, action, before, after) \
+                 SELECT {}, {}, {before}, {cte}.img FROM {cte})",
+                key_json(cte),
+                quote_literal(action),
+            )
+        } else {
+            String::new()
+        }
+    };
 
     let mut insert_cols: Vec<String> = keys.iter().map(|k| quote_ident(&k.target)).collect();
     insert_cols.push(quote_ident(&ver.target));
     insert_cols.extend(plan.values.iter().map(|v| quote_ident(&v.target)));
-    let mut insert_vals: Vec<String> = (0..keys.len()).map(|i| format!("w.{}", kcol(i))).collect();
+    let mut insert_vals: Vec<String> = prefixed("w");
     insert_vals.push("w.v".to_string());
     insert_vals.extend(plan.values.iter().map(value_expr));
     let returning: Vec<String> = keys
@@ -465,23 +539,10 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
         .enumerate()
         .map(|(i, k)| format!("t.{} AS {}", quote_ident(&k.target), kcol(i)))
         .collect();
-    let inserted_match = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            op(
-                &format!("w.{}", kcol(i)),
-                &k.eq_schema,
-                "=",
-                &format!("i.{}", kcol(i)),
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" AND ");
     let apply_inserts = format!(
         "WITH i AS (INSERT INTO {t} AS t ({}) {}SELECT {} FROM {WORK} w JOIN {s} s ON {} \
-         WHERE {} AND {} ON CONFLICT ON CONSTRAINT {} DO NOTHING RETURNING {}{img}) \
-         UPDATE {WORK} w SET cls = {}{} FROM i WHERE {} AND {inserted_match}",
+         WHERE {} AND {} ON CONFLICT ON CONSTRAINT {} DO NOTHING RETURNING {}{img}){} \
+         UPDATE {WORK} w SET cls = {} WHERE {} AND {} AND NOT EXISTS (SELECT FROM i WHERE {})",
         insert_cols.join(", "),
         if plan.overriding_system_value {
             "OVERRIDING SYSTEM VALUE "
@@ -494,25 +555,128 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
         in_range("w."),
         plan.pk_constraint,
         returning.join(", "),
-        RowClass::Inserted.lit(),
-        keep_after.replace("{}", "i"),
+        keep("i", "insert", "NULL::pg_catalog.jsonb"),
+        RowClass::Deferred.lit(),
         class_is("w.", RowClass::Insert),
+        in_range("w."),
+        same_key("i", "w"),
     );
+
+    // the lock reads the staged values too, so the update finds its rows by ctid: the newest row
+    // version, the one the lock returned (a version committed after this statement's snapshot is
+    // not visible to it: that row is left for the next merge, never written over)
+    let updated: Vec<&crate::plan::ValueColumn> =
+        plan.values.iter().filter(|v| !v.insert_only).collect();
+    let mut sets: Vec<String> = updated
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{} = l.c{}", quote_ident(&v.target), i + 1))
+        .collect();
+    sets.push(format!("{} = l.v", quote_ident(&ver.target)));
+    let staged_values: Vec<String> = updated
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!(", {} AS c{}", value_expr(v), i + 1))
+        .collect();
+    let apply_updates = format!(
+        "WITH l AS (SELECT t.ctid AS tid, w.rn, {}, w.v{}{} FROM {WORK} w JOIN {t} t ON {} \
+         JOIN {s} s ON {} WHERE {} AND {} AND {} FOR UPDATE OF t SKIP LOCKED), \
+         u AS (UPDATE {t} t SET {} FROM l WHERE {} RETURNING l.rn, {}{}){} \
+         UPDATE {WORK} w SET cls = {} WHERE {} AND {} AND NOT EXISTS (SELECT FROM u WHERE {})",
+        prefixed("w").join(", "),
+        staged_values.concat(),
+        if row_audit {
+            ", pg_catalog.to_jsonb(t.*) AS before"
+        } else {
+            ""
+        },
+        join_keys("w"),
+        pg_op("s.ctid", "=", "w.sctid"),
+        class_is("w.", RowClass::Update),
+        in_range("w."),
+        newer_than("w"),
+        sets.join(", "),
+        pg_op("t.ctid", "=", "l.tid"),
+        prefixed("l").join(", "),
+        if row_audit {
+            ", l.before, pg_catalog.to_jsonb(t.*) AS img"
+        } else {
+            ""
+        },
+        keep("u", "update", "u.before"),
+        RowClass::Deferred.lit(),
+        class_is("w.", RowClass::Update),
+        in_range("w."),
+        pg_op("u.rn", "=", "w.rn"),
+    );
+
+    // without row audit (nothing to read before the write), the update first runs without the lock
+    // step: one join, rows updated in place with the version compared again on a row that changed
+    // meanwhile. It waits for a row CDC holds (at most dwr.row_lock_timeout); if that runs out, the
+    // executor runs `apply_updates` (lock step, SKIP LOCKED) over the same range instead
+    let apply_updates_direct = if row_audit {
+        String::new()
+    } else {
+        let direct_sets: Vec<String> = updated
+            .iter()
+            .map(|v| format!("{} = {}", quote_ident(&v.target), value_expr(v)))
+            .chain(std::iter::once(format!(
+                "{} = w.v",
+                quote_ident(&ver.target)
+            )))
+            .collect();
+        format!(
+            "WITH u AS (UPDATE {t} t SET {} FROM {WORK} w JOIN {s} s ON {} WHERE {} AND {} AND {} AND {} \
+             RETURNING w.rn) \
+             UPDATE {WORK} w SET cls = {} WHERE {} AND {} AND NOT EXISTS (SELECT FROM u WHERE {})",
+            direct_sets.join(", "),
+            pg_op("s.ctid", "=", "w.sctid"),
+            class_is("w.", RowClass::Update),
+            in_range("w."),
+            join_keys("w"),
+            newer_than("w"),
+            RowClass::Deferred.lit(),
+            class_is("w.", RowClass::Update),
+            in_range("w."),
+            pg_op("u.rn", "=", "w.rn"),
+        )
+    };
+
+    let any_tombstones = format!(
+        "SELECT EXISTS (SELECT FROM dwr.tombstones tb WHERE {} AND {})",
+        pg_op("tb.target", "=", "$1::pg_catalog.oid"),
+        pg_op("tb.deleted_at", ">=", "$2::pg_catalog.timestamptz"),
+    );
+    let any_inserted_tombstoned = format!(
+        "SELECT EXISTS (SELECT FROM {WORK} x WHERE {} AND {} OPERATOR(pg_catalog.=) ANY {})",
+        class_is("x.", RowClass::Insert),
+        key_json("x"),
+        tombstoned_keys("$1", "$2"),
+    );
+    let recheck_inserted = format!(
+        "WITH gone AS (DELETE FROM {t} t USING {WORK} x WHERE {} AND {join_keys_x} AND {} OPERATOR(pg_catalog.=) ANY {} \
+         RETURNING x.rn, {}){} \
+         UPDATE {WORK} w SET cls = {} FROM gone WHERE {}",
+        class_is("x.", RowClass::Insert),
+        key_json("x"),
+        tombstoned_keys("$1", "$2"),
+        prefixed("x").join(", "),
+        if row_audit {
+            format!(
+                ", a AS (DELETE FROM {IMAGES} im USING gone WHERE {} AND {})",
+                pg_op("im.key", "=", &key_json("gone")),
+                pg_op("im.action", "=", "'insert'"),
+            )
+        } else {
+            String::new()
+        },
+        RowClass::Deleted.lit(),
+        pg_op("w.rn", "=", "gone.rn"),
+    );
+
     let write_row_changes = format!(
         "INSERT INTO dwr.row_changes (run_id, target, key, action, before, after) \
-         SELECT $1, $2::pg_catalog.oid, {work_key}, CASE WHEN {} THEN 'insert' ELSE 'update' END, \
-         w.before, w.after FROM {WORK} w WHERE {}",
-        class_is("w.", RowClass::Inserted),
-        pg_op(
-            "w.cls",
-            "=",
-            "ANY ('{inserted,updated}'::pg_catalog.text[])"
-        ),
-    );
-    let defer_conflicts = format!(
-        "UPDATE {WORK} SET cls = {} WHERE {}",
-        RowClass::Deferred.lit(),
-        class_is("", RowClass::Insert)
+         SELECT $1, $2::pg_catalog.oid, im.key, im.action, im.before, im.after FROM {IMAGES} im"
     );
 
     let status_case = {
@@ -565,26 +729,25 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
         RowClass::Deferred.lit(),
         pg_op("rn", "=", "$1")
     );
-    let max_row = format!("SELECT COALESCE(pg_catalog.max(rn), 0) FROM {WORK}");
-    let drop_work = format!("DROP TABLE {WORK}");
+    let drop_work = if row_audit {
+        format!("DROP TABLE {WORK}, {IMAGES}")
+    } else {
+        format!("DROP TABLE {WORK}")
+    };
     let analyze_work = format!("ANALYZE {WORK}");
 
     MergeSql {
         create_work,
-        fill_work,
+        create_images,
+        fill_classified,
         fill_work_rows,
         cast_keys,
+        classify_work,
         keys_need_cast,
-        mark_nulls,
-        mark_outside_window,
-        mark_duplicates,
-        classify_existing,
-        classify_missing,
-        lock_updates,
-        defer_unlocked,
-        apply_updates,
         apply_inserts,
-        defer_conflicts,
+        apply_updates,
+        apply_updates_direct,
+        any_tombstones,
         any_inserted_tombstoned,
         recheck_inserted,
         write_statuses,
@@ -592,7 +755,6 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
         counts,
         mark_row_error,
         mark_row_deferred,
-        max_row,
         analyze_work,
         drop_work,
     }
@@ -654,25 +816,22 @@ pub(crate) mod tests {
             ],
             overriding_system_value: false,
             with_metadata: true,
+            staging_keys_unique: false,
         }
     }
 
     fn all(sql: &MergeSql) -> Vec<&str> {
         vec![
             &sql.create_work,
-            &sql.fill_work,
+            &sql.create_images,
+            &sql.fill_classified,
             &sql.fill_work_rows,
             &sql.cast_keys,
-            &sql.mark_nulls,
-            &sql.mark_outside_window,
-            &sql.mark_duplicates,
-            &sql.classify_existing,
-            &sql.classify_missing,
-            &sql.lock_updates,
-            &sql.defer_unlocked,
-            &sql.apply_updates,
+            &sql.classify_work,
             &sql.apply_inserts,
-            &sql.defer_conflicts,
+            &sql.apply_updates,
+            &sql.apply_updates_direct,
+            &sql.any_tombstones,
             &sql.any_inserted_tombstoned,
             &sql.recheck_inserted,
             &sql.write_statuses,
@@ -680,7 +839,6 @@ pub(crate) mod tests {
             &sql.counts,
             &sql.mark_row_error,
             &sql.mark_row_deferred,
-            &sql.max_row,
             &sql.analyze_work,
             &sql.drop_work,
         ]
@@ -748,19 +906,24 @@ pub(crate) mod tests {
             "{}",
             sql.cast_keys
         );
-        assert!(sql
-            .apply_updates
-            .contains("\"weird \"\"col\"\"; DROP TABLE x\" = CAST(s.\"WEIRD\" AS integer)"));
         assert!(
-            sql.apply_updates.contains("\"name\" = s.\"NAME\""),
-            "assignment conversion: no explicit cast"
+            sql.apply_updates
+                .contains(", s.\"NAME\" AS c1, CAST(s.\"WEIRD\" AS integer) AS c2"),
+            "assignment conversion: no explicit cast; explicit: a cast\n{}",
+            sql.apply_updates
         );
+        assert!(sql.apply_updates.contains(
+            "SET \"name\" = l.c1, \"weird \"\"col\"\"; DROP TABLE x\" = l.c2, \"updated_at\" = l.v"
+        ));
         assert!(sql
             .apply_inserts
             .contains("ON CONFLICT ON CONSTRAINT \"customers_pkey\" DO NOTHING"));
         assert!(!sql.apply_inserts.contains("OVERRIDING"));
         assert!(sql
-            .classify_existing
+            .fill_classified
+            .contains("LEFT JOIN \"production\".\"customers\" t ON t.\"region\" OPERATOR(\"pg_catalog\".=) x.k1 AND t.\"customer_id\" OPERATOR(\"pg_catalog\".=) x.k2"));
+        assert!(sql
+            .apply_updates
             .contains("t.\"customer_id\" OPERATOR(\"pg_catalog\".=) w.k2"));
     }
 
@@ -776,46 +939,178 @@ pub(crate) mod tests {
     #[test]
     fn inserts_check_tombstones_before_and_after() {
         let sql = merge_sql(&plan(), false);
-        let probe = "pg_catalog.jsonb_build_array(w.k1, w.k2)";
+        let deleted = "pg_catalog.jsonb_build_array(x.k1, x.k2) OPERATOR(pg_catalog.=) ANY \
+                       (SELECT tb.key FROM dwr.tombstones tb WHERE tb.target OPERATOR(pg_catalog.=) $5::pg_catalog.oid \
+                       AND tb.deleted_at OPERATOR(pg_catalog.>=) $6::pg_catalog.timestamptz) THEN 'deleted'";
         assert!(
-            sql.classify_missing.contains(probe),
+            sql.fill_classified.contains(deleted),
             "{}",
-            sql.classify_missing
+            sql.fill_classified
         );
-        assert!(sql
-            .classify_missing
-            .contains("tb.deleted_at OPERATOR(pg_catalog.>=) $2::pg_catalog.timestamptz"));
+        assert!(sql.classify_work.contains(deleted), "{}", sql.classify_work);
+        // the tombstone test comes after the production match: a key production has is never
+        // classified deleted
+        let fill = &sql.fill_classified;
+        assert!(fill.find("WHEN t.\"region\" IS NOT NULL").unwrap() < fill.find(deleted).unwrap());
         assert!(sql
             .recheck_inserted
             .starts_with("WITH gone AS (DELETE FROM \"production\".\"customers\" t"));
-        assert!(sql.recheck_inserted.contains(probe));
+        assert!(sql.recheck_inserted.contains(
+            "pg_catalog.jsonb_build_array(x.k1, x.k2) OPERATOR(pg_catalog.=) ANY (SELECT tb.key"
+        ));
         assert!(sql
-            .mark_outside_window
-            .contains("v OPERATOR(\"pg_catalog\".>=) CAST($1::pg_catalog.timestamptz AS timestamp without time zone)"));
+            .any_tombstones
+            .contains("tb.target OPERATOR(pg_catalog.=) $1::pg_catalog.oid"));
+    }
+
+    #[test]
+    fn classification_keeps_the_order_of_the_rules() {
+        let sql = merge_sql(&plan(), false);
+        let fill = &sql.fill_classified;
+        let at = |needle: &str| {
+            fill.find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} not in {fill}"))
+        };
+        // unusable rows first, then the window, then duplicates, then production, then tombstones
+        let order = [
+            "WHEN x.v IS NULL OR x.k1 IS NULL OR x.k2 IS NULL THEN 'error'",
+            "WHEN NOT ($3::pg_catalog.timestamptz IS NULL OR (x.v OPERATOR(\"pg_catalog\".>=) \
+             CAST($3::pg_catalog.timestamptz AS timestamp without time zone)",
+            "WHEN x.dup OPERATOR(pg_catalog.>) 1 THEN 'duplicate'",
+            "THEN 'update'",
+            "THEN 'unchanged' ELSE 'stale'",
+            "THEN 'deleted'",
+            "ELSE 'insert' END",
+        ];
+        for pair in order.windows(2) {
+            assert!(
+                at(pair[0]) < at(pair[1]),
+                "{:?} before {:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+        // duplicates compete only among usable rows inside the window, newest version first
+        assert!(fill.contains(
+            "PARTITION BY y.k1, y.k2, (y.k1 IS NOT NULL AND y.k2 IS NOT NULL AND y.v IS NOT NULL AND \
+             ($3::pg_catalog.timestamptz IS NULL"
+        ));
+        assert!(fill.contains("ORDER BY y.v DESC, y.loaded_at DESC NULLS LAST, y.sctid DESC"));
+        // one pass: staging's NEW rows read once, keys cast where the plan says so
+        assert_eq!(fill.matches("FROM \"staging\".\"customers\" s").count(), 1);
+        assert!(fill.contains("s.\"_dwr_status\" OPERATOR(pg_catalog.=) 'NEW'"));
+        assert!(fill.contains("CAST(s.\"CUSTOMER_ID\" AS integer) AS k2"));
+        // the cast path classifies the rows cast_keys left NEW, with the same rules
+        assert!(sql.classify_work.contains(&order[0].replace("WHEN ", "")));
+        assert!(sql
+            .classify_work
+            .contains("FROM pg_temp.\"_dwr_work\" WHERE cls OPERATOR(pg_catalog.=) 'new'"));
+    }
+
+    #[test]
+    fn unique_staging_keys_skip_the_duplicate_ranking() {
+        let mut p = plan();
+        p.staging_keys_unique = true;
+        let sql = merge_sql(&p, false);
+        assert!(
+            !sql.fill_classified.contains("PARTITION BY"),
+            "{}",
+            sql.fill_classified
+        );
+        assert!(sql
+            .fill_classified
+            .contains("SELECT y.*, 1::pg_catalog.int8 AS dup"));
+        assert!(merge_sql(&plan(), false)
+            .fill_classified
+            .contains("PARTITION BY"));
+    }
+
+    #[test]
+    fn apply_statements_defer_only_what_production_did_not_take() {
+        let sql = merge_sql(&plan(), false);
+        assert!(sql.apply_inserts.contains(
+            "UPDATE pg_temp.\"_dwr_work\" w SET cls = 'deferred' WHERE w.cls OPERATOR(pg_catalog.=) 'insert' AND \
+             w.rn OPERATOR(pg_catalog.>=) $1 AND w.rn OPERATOR(pg_catalog.<=) $2 AND NOT EXISTS (SELECT FROM i WHERE \
+             i.k1 OPERATOR(\"pg_catalog\".=) w.k1 AND i.k2 OPERATOR(\"pg_catalog\".=) w.k2)"
+        ), "{}", sql.apply_inserts);
+        let upd = &sql.apply_updates;
+        assert!(upd.contains("FOR UPDATE OF t SKIP LOCKED"), "{upd}");
+        // the version is compared again on the newest row version the lock returns
+        assert!(upd.contains(
+            "AND (t.\"updated_at\" IS NULL OR t.\"updated_at\" OPERATOR(\"pg_catalog\".<) w.v) FOR UPDATE"
+        ), "{upd}");
+        assert!(upd.contains("\"updated_at\" = l.v"), "{upd}");
+        assert!(
+            upd.contains("WHERE t.ctid OPERATOR(pg_catalog.=) l.tid"),
+            "{upd}"
+        );
+        assert!(upd.contains(
+            "SET cls = 'deferred' WHERE w.cls OPERATOR(pg_catalog.=) 'update' AND w.rn OPERATOR(pg_catalog.>=) $1 \
+             AND w.rn OPERATOR(pg_catalog.<=) $2 AND NOT EXISTS (SELECT FROM u WHERE u.rn OPERATOR(pg_catalog.=) w.rn)"
+        ), "{upd}");
+    }
+
+    #[test]
+    fn the_direct_update_guards_the_version_and_exists_only_without_row_audit() {
+        let sql = merge_sql(&plan(), false);
+        let d = &sql.apply_updates_direct;
+        assert!(d.starts_with("WITH u AS (UPDATE \"production\".\"customers\" t SET \"name\" = s.\"NAME\", \
+             \"weird \"\"col\"\"; DROP TABLE x\" = CAST(s.\"WEIRD\" AS integer), \"updated_at\" = w.v FROM"), "{d}");
+        // the version predicate is part of the UPDATE's WHERE, so it is evaluated again on a row
+        // version committed while the statement ran
+        assert!(d.contains("AND (t.\"updated_at\" IS NULL OR t.\"updated_at\" OPERATOR(\"pg_catalog\".<) w.v) RETURNING w.rn"), "{d}");
+        assert!(!d.contains("FOR UPDATE"));
+        assert!(d.contains("NOT EXISTS (SELECT FROM u WHERE u.rn OPERATOR(pg_catalog.=) w.rn)"));
+        assert!(merge_sql(&plan(), true).apply_updates_direct.is_empty());
     }
 
     #[test]
     fn row_audit_keeps_images_only_when_asked() {
         let plain = merge_sql(&plan(), false);
         let audited = merge_sql(&plan(), true);
-        assert!(!plain.lock_updates.contains("to_jsonb"));
+        assert!(plain.create_images.is_empty());
+        for stmt in [
+            &plain.apply_updates,
+            &plain.apply_inserts,
+            &plain.recheck_inserted,
+        ] {
+            assert!(
+                !stmt.contains("to_jsonb") && !stmt.contains("_dwr_images"),
+                "{stmt}"
+            );
+        }
+        assert!(audited.create_images.contains("\"_dwr_images\""));
         assert!(audited
-            .lock_updates
-            .contains("pg_catalog.to_jsonb(t.*) AS img"));
-        assert!(audited.lock_updates.contains("before = l.img"));
-        assert!(audited.apply_updates.contains("after = u.img"));
-        assert!(audited.apply_inserts.contains("after = i.img"));
+            .apply_updates
+            .contains("AS c2, pg_catalog.to_jsonb(t.*) AS before FROM"));
+        assert!(
+            audited.apply_updates.contains(
+                "a AS (INSERT INTO pg_temp.\"_dwr_images\" (key, action, before, after) SELECT \
+             pg_catalog.jsonb_build_array(u.k1, u.k2), 'update', u.before, u.img FROM u)"
+            ),
+            "{}",
+            audited.apply_updates
+        );
+        assert!(audited.apply_inserts.contains(
+            "RETURNING t.\"region\" AS k1, t.\"customer_id\" AS k2, pg_catalog.to_jsonb(t.*) AS img"
+        ));
         assert!(audited
             .apply_inserts
-            .contains("RETURNING t.\"region\" AS k1, t.\"customer_id\" AS k2"));
+            .contains("SELECT pg_catalog.jsonb_build_array(i.k1, i.k2), 'insert', NULL::pg_catalog.jsonb, i.img FROM i"));
+        // an insert taken back leaves no image behind
+        assert!(audited
+            .recheck_inserted
+            .contains("DELETE FROM pg_temp.\"_dwr_images\" im USING gone"));
         assert!(audited
             .write_row_changes
-            .contains("pg_catalog.jsonb_build_array(w.k1, w.k2)"));
+            .contains("FROM pg_temp.\"_dwr_images\" im"));
+        assert!(audited.drop_work.contains("\"_dwr_images\""));
     }
 
     #[test]
     fn statuses_follow_classes() {
-        assert_eq!(RowClass::Inserted.final_status(), Some("PROCESSED"));
+        assert_eq!(RowClass::Insert.final_status(), Some("PROCESSED"));
+        assert_eq!(RowClass::Update.final_status(), Some("PROCESSED"));
         assert_eq!(RowClass::Unchanged.final_status(), Some("PROCESSED"));
         assert_eq!(RowClass::Stale.final_status(), Some("SKIPPED"));
         assert_eq!(RowClass::Duplicate.final_status(), Some("SKIPPED"));
@@ -830,7 +1125,7 @@ pub(crate) mod tests {
         let sql = merge_sql(&plan(), false);
         assert!(
             sql.write_statuses
-                .contains("ANY ('{duplicate,unchanged,stale,deleted,updated,inserted,error}'::pg_catalog.text[])"),
+                .contains("ANY ('{duplicate,update,unchanged,stale,insert,deleted,error}'::pg_catalog.text[])"),
             "{}",
             sql.write_statuses
         );
@@ -850,8 +1145,8 @@ pub(crate) mod tests {
     #[test]
     fn counts_add_up_by_class() {
         let mut c = Counts::default();
-        c.add(RowClass::Inserted, 1);
-        c.add(RowClass::Updated, 2);
+        c.add(RowClass::Insert, 1);
+        c.add(RowClass::Update, 2);
         c.add(RowClass::Unchanged, 1);
         c.add(RowClass::Stale, 1);
         c.add(RowClass::Duplicate, 2);
@@ -879,7 +1174,7 @@ pub(crate) mod tests {
         let sql = merge_sql(&p, false);
         assert!(sql.apply_inserts.contains("OVERRIDING SYSTEM VALUE SELECT"));
         assert!(
-            !sql.apply_updates.contains("\"name\" ="),
+            !sql.apply_updates.contains("\"name\" =") && !sql.apply_updates.contains("NAME"),
             "insert-only column not updated"
         );
     }
