@@ -12,6 +12,7 @@
 use pgrx::prelude::*;
 
 pub mod audit;
+pub mod batch;
 pub mod diff;
 pub mod dms;
 pub mod exec;

@@ -10,7 +10,7 @@ use crate::reload::{self, OpenReload};
 use crate::staging::{registration_or_raise, Registration};
 use dwr_engine::ident::display_ident;
 use dwr_engine::plan::plan_merge;
-use dwr_engine::sqlgen::{merge_sql, Counts, MergeSql, RowClass};
+use dwr_engine::sqlgen::{merge_sql, merge_sql_batch, Counts, MergeSql, RowClass};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::pg_sys;
@@ -81,12 +81,29 @@ pub fn merge_from(
     dry_run: bool,
     source: Option<pg_sys::Oid>,
 ) -> MergeOutcome {
+    merge_part(target_oid, dry_run, source, None)
+}
+
+/// The staged rows of one batch of `dwr_merge_batches`: keys above `lo` (exclusive) up to `hi`
+/// (inclusive), each a key's parts in their text form; `None` leaves that end open.
+pub struct BatchRange {
+    pub lo: Option<Vec<String>>,
+    pub hi: Option<Vec<String>>,
+}
+
+/// [`merge_from`], limited to one batch's rows when `batch` is given.
+pub fn merge_part(
+    target_oid: pg_sys::Oid,
+    dry_run: bool,
+    source: Option<pg_sys::Oid>,
+    batch: Option<&BatchRange>,
+) -> MergeOutcome {
     let reg = registration_or_raise(target_oid);
     let started_at =
         query_one::<String>("SELECT pg_catalog.clock_timestamp()::pg_catalog.text", &[])
             .unwrap_or_default();
     let run_id = std::cell::Cell::new(None);
-    match subtransaction(|| merge_registered(target_oid, &reg, dry_run, source, &run_id)) {
+    match subtransaction(|| merge_registered(target_oid, &reg, dry_run, source, batch, &run_id)) {
         Ok(outcome) => outcome,
         Err(e) => {
             let name = |oid| exec::relation(oid).map(|r| r.display()).unwrap_or_default();
@@ -109,6 +126,7 @@ fn merge_registered(
     reg: &Registration,
     dry_run: bool,
     source: Option<pg_sys::Oid>,
+    batch: Option<&BatchRange>,
     run_id_out: &std::cell::Cell<Option<i64>>,
 ) -> MergeOutcome {
     let target = exec::relation_or_raise(target_oid, "table");
@@ -149,7 +167,11 @@ fn merge_registered(
     ));
     plan.staging_display = source_display;
     let row_audit = guc::ROW_AUDIT.get();
-    let sql = merge_sql(&plan, row_audit);
+    let sql = if batch.is_some() {
+        merge_sql_batch(&plan, row_audit)
+    } else {
+        merge_sql(&plan, row_audit)
+    };
 
     lock_target(target_oid, &plan.target_display);
     // read after the lock: a reload opened or ended meanwhile is seen
@@ -171,6 +193,7 @@ fn merge_registered(
         reload: reload.as_ref(),
         since,
         row_audit,
+        batch,
     };
     let null_version = format!(
         "version column {} is NULL",
@@ -254,6 +277,7 @@ struct RunContext<'a> {
     /// deletes from this moment on stop staged rows
     since: TimestampWithTimeZone,
     row_audit: bool,
+    batch: Option<&'a BatchRange>,
 }
 
 /// How many writes may run out of `dwr.row_lock_timeout` before the merge gives up: past this,
@@ -292,7 +316,7 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
         Some(r) => (Some(r.window_start), Some(r.window_end)),
         None => (None, None),
     };
-    let classify_args = [
+    let mut classify_args = vec![
         null_version.into(),
         null_key.into(),
         window_start.into(),
@@ -300,13 +324,18 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
         ctx.target.into(),
         ctx.since.into(),
     ];
+    let batch_args: Vec<pgrx::datum::DatumWithOid> = match ctx.batch {
+        Some(b) => vec![b.lo.clone().into(), b.hi.clone().into()],
+        None => vec![],
+    };
     // the work rows are numbered 1..=rows
     let rows = if sql.keys_need_cast {
-        let rows = execute(&sql.fill_work_rows, &[]) as i64;
+        let rows = execute(&sql.fill_work_rows, &batch_args) as i64;
         bisect(&sql.cast_keys, 1, rows, &mut mark_error);
         execute(&sql.classify_work, &classify_args);
         rows
     } else {
+        classify_args.extend(batch_args);
         execute(&sql.fill_classified, &classify_args) as i64
     };
     execute(&sql.analyze_work, &[]); // estimates for the apply statements

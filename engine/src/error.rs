@@ -38,6 +38,8 @@ pub enum SqlState {
     LockNotAvailable,
     /// 0A000: a feature this project does not support
     FeatureNotSupported,
+    /// 25001: the call cannot run inside a transaction block (a procedure that commits)
+    ActiveSqlTransaction,
 }
 
 impl SqlState {
@@ -58,6 +60,7 @@ impl SqlState {
             SqlState::ObjectNotInPrerequisiteState => "55000",
             SqlState::LockNotAvailable => "55P03",
             SqlState::FeatureNotSupported => "0A000",
+            SqlState::ActiveSqlTransaction => "25001",
         }
     }
 }
@@ -137,6 +140,7 @@ mod tests {
             SqlState::ObjectNotInPrerequisiteState,
             SqlState::LockNotAvailable,
             SqlState::FeatureNotSupported,
+            SqlState::ActiveSqlTransaction,
         ];
         for s in all {
             assert_eq!(s.code().len(), 5, "{s:?}");

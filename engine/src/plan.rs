@@ -525,6 +525,10 @@ pub struct KeyPart {
     pub needs_cast: bool,
     /// schema of the equality operator of the key's index
     pub eq_schema: String,
+    /// the staging column's type without modifier (batches are cut in staging's own key order)
+    pub staging_base_type: String,
+    /// schema of the staging column type's default btree `<`; `None` when it has no ordering
+    pub staging_ord_schema: Option<String>,
 }
 
 /// The version column of the plan.
@@ -607,6 +611,8 @@ pub fn plan_merge(
                 base_type: p.target.base_type_name.clone(),
                 needs_cast: s.type_oid != p.target.type_oid,
                 eq_schema: eq_schema.clone(),
+                staging_base_type: s.base_type_name.clone(),
+                staging_ord_schema: s.ordering_schema.clone(),
             }
         })
         .collect::<Vec<KeyPart>>();

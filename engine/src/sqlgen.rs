@@ -247,10 +247,163 @@ pub struct MergeSql {
     pub drop_work: String,
 }
 
+/// `a > b` (or `a <= b`) in staging's own key order, the lexicographic order of the key columns:
+/// a row comparison when every key type orders with `pg_catalog` operators (so an index on the key
+/// serves it), spelled out column by column otherwise.
+fn key_compare(plan: &MergePlan, strict_greater: bool, bound: &str) -> String {
+    let keys = &plan.keys;
+    let col = |i: usize| format!("s.{}", quote_ident(&keys[i].staging));
+    let val = |i: usize| {
+        format!(
+            "CAST(({bound}::pg_catalog.text[])[{}] AS {})",
+            i + 1,
+            keys[i].staging_base_type
+        )
+    };
+    let schema = |i: usize| {
+        keys[i]
+            .staging_ord_schema
+            .clone()
+            .unwrap_or_else(|| "pg_catalog".to_string())
+    };
+    let (last_op, inner_op) = if strict_greater {
+        (">", ">")
+    } else {
+        ("<=", "<")
+    };
+    if keys.len() == 1 {
+        return op(&col(0), &schema(0), last_op, &val(0));
+    }
+    if (0..keys.len()).all(|i| schema(i) == "pg_catalog") {
+        let cols: Vec<String> = (0..keys.len()).map(col).collect();
+        let vals: Vec<String> = (0..keys.len()).map(val).collect();
+        return pg_op(
+            &format!("ROW({})", cols.join(", ")),
+            last_op,
+            &format!("ROW({})", vals.join(", ")),
+        );
+    }
+    // k1 op1 v1 OR (k1 = v1 AND (k2 op2 v2 OR (k2 = v2 AND ... kn op vn)))
+    let mut expr = op(
+        &col(keys.len() - 1),
+        &schema(keys.len() - 1),
+        last_op,
+        &val(keys.len() - 1),
+    );
+    for i in (0..keys.len() - 1).rev() {
+        expr = format!(
+            "({} OR ({} AND {expr}))",
+            op(&col(i), &schema(i), inner_op, &val(i)),
+            op(&col(i), &schema(i), "=", &val(i)),
+        );
+    }
+    expr
+}
+
+/// The staged rows of one batch: key greater than `lo` (the previous batch's upper bound, `NULL`
+/// for the first batch, which also takes the rows with a NULL key part) and at most `hi` (`NULL`
+/// for the last batch). Both bounds are `text[]`, a key's parts in their text form.
+pub fn batch_range(plan: &MergePlan, lo: &str, hi: &str) -> String {
+    let null_key = plan
+        .keys
+        .iter()
+        .map(|k| format!("s.{} IS NULL", quote_ident(&k.staging)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    format!(
+        "(({lo}::pg_catalog.text[] IS NULL AND ({null_key})) OR (({lo}::pg_catalog.text[] IS NULL OR {}) \
+         AND ({hi}::pg_catalog.text[] IS NULL OR {})))",
+        key_compare(plan, true, lo),
+        key_compare(plan, false, hi),
+    )
+}
+
+/// The statements of `dwr_merge_batches` around the batches themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchSql {
+    /// `$1`: batch size (int8). Cuts the NEW staged rows' distinct keys, in staging's key order,
+    /// into batches of that many keys: one row per batch but the last, its upper bound (`text[]`)
+    pub create_bounds: String,
+    /// the NEW staged rows, all batches together
+    pub count_new: String,
+    /// `$1`: batch number. The batch's upper bound
+    pub bound: String,
+    /// whether the session still has bounds (of a call that was cancelled)
+    pub bounds_exist: String,
+    pub drop_bounds: String,
+}
+
+/// The table of batch bounds, in the session's temporary schema; it outlives the commits between
+/// batches.
+pub const BATCHES: &str = "pg_temp.\"_dwr_batches\"";
+
+/// The SQL around the batches of `plan`, or the key column that cannot be ordered.
+pub fn batch_sql(plan: &MergePlan) -> std::result::Result<BatchSql, String> {
+    if let Some(k) = plan.keys.iter().find(|k| k.staging_ord_schema.is_none()) {
+        return Err(k.staging.clone());
+    }
+    let s = &plan.staging;
+    let cols: Vec<String> = plan
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("s.{} AS c{}", quote_ident(&k.staging), i + 1))
+        .collect();
+    let c: Vec<String> = (1..=plan.keys.len()).map(|i| format!("d.c{i}")).collect();
+    let not_null: Vec<String> = plan
+        .keys
+        .iter()
+        .map(|k| format!("s.{} IS NOT NULL", quote_ident(&k.staging)))
+        .collect();
+    let new = pg_op(&format!("s.{}", quote_ident(META_STATUS)), "=", "'NEW'");
+    let create_bounds = format!(
+        "CREATE TEMPORARY TABLE \"_dwr_batches\" ON COMMIT PRESERVE ROWS AS \
+         SELECT ({})::pg_catalog.int4 AS batch, x.hi FROM \
+         (SELECT ARRAY[{}] AS hi, pg_catalog.row_number() OVER (ORDER BY {}) AS r, pg_catalog.count(*) OVER () AS n \
+          FROM (SELECT {} FROM {s} s WHERE {new} AND {} GROUP BY {}) d) x \
+         WHERE {} AND {}",
+        pg_op("x.r", "/", "$1::pg_catalog.int8"),
+        c.iter()
+            .map(|c| format!("CAST({c} AS pg_catalog.text)"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        c.join(", "),
+        cols.join(", "),
+        not_null.join(" AND "),
+        (1..=plan.keys.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+        pg_op(&pg_op("x.r", "%", "$1::pg_catalog.int8"), "=", "0"),
+        pg_op("x.r", "<", "x.n"),
+    );
+    Ok(BatchSql {
+        create_bounds,
+        count_new: format!("SELECT pg_catalog.count(*) FROM {s} s WHERE {new}"),
+        bound: format!(
+            "SELECT hi FROM {BATCHES} WHERE {}",
+            pg_op("batch", "=", "$1")
+        ),
+        bounds_exist: format!(
+            "SELECT pg_catalog.to_regclass({}) IS NOT NULL",
+            quote_literal(BATCHES)
+        ),
+        drop_bounds: format!("DROP TABLE {BATCHES}"),
+    })
+}
+
 /// Write the SQL of a merge of `plan`.
 /// With `row_audit`, the apply statements also keep each written row's before and after image
 /// (`to_jsonb`) in [`IMAGES`], and `write_row_changes` copies them to `dwr.row_changes`.
 pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
+    merge_sql_inner(plan, row_audit, false)
+}
+
+/// The SQL of one batch of `dwr_merge_batches`: [`merge_sql`] reading only the staged rows whose
+/// key lies in the batch's range (see [`batch_range`]): `fill_classified` takes the range as `$7`
+/// (lower bound, exclusive) and `$8` (upper bound, inclusive), `fill_work_rows` as `$1` and `$2`.
+pub fn merge_sql_batch(plan: &MergePlan, row_audit: bool) -> MergeSql {
+    merge_sql_inner(plan, row_audit, true)
+}
+
+fn merge_sql_inner(plan: &MergePlan, row_audit: bool, batched: bool) -> MergeSql {
     let t = &plan.target;
     let s = &plan.staging;
     let ver = &plan.version;
@@ -312,6 +465,15 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
     } else {
         format!("FROM {s} s")
     };
+    // ... of one batch: within its key range
+    let (new_rows, new_rows_numbered) = if batched {
+        (
+            format!("{new_rows} AND {}", batch_range(plan, "$7", "$8")),
+            format!("{new_rows} AND {}", batch_range(plan, "$1", "$2")),
+        )
+    } else {
+        (new_rows.clone(), new_rows)
+    };
     let loaded_at = if plan.with_metadata {
         format!("s.{}", quote_ident(META_LOADED_AT))
     } else {
@@ -319,7 +481,7 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
     };
     let fill_work_rows = format!(
         "INSERT INTO {WORK} (rn, sctid, loaded_at) \
-         SELECT pg_catalog.row_number() OVER (), s.ctid, {loaded_at} {new_rows}",
+         SELECT pg_catalog.row_number() OVER (), s.ctid, {loaded_at} {new_rows_numbered}",
     );
     let cast_sets: Vec<String> = key_list
         .iter()
@@ -781,6 +943,8 @@ pub(crate) mod tests {
                     base_type: "text".into(),
                     needs_cast: false,
                     eq_schema: "pg_catalog".into(),
+                    staging_base_type: "text".into(),
+                    staging_ord_schema: Some("pg_catalog".into()),
                 },
                 KeyPart {
                     target: "customer_id".into(),
@@ -788,6 +952,8 @@ pub(crate) mod tests {
                     base_type: "integer".into(),
                     needs_cast: true,
                     eq_schema: "pg_catalog".into(),
+                    staging_base_type: "numeric".into(),
+                    staging_ord_schema: Some("pg_catalog".into()),
                 },
             ],
             version: VersionPart {
@@ -842,6 +1008,24 @@ pub(crate) mod tests {
             &sql.analyze_work,
             &sql.drop_work,
         ]
+    }
+
+    #[test]
+    fn batch_statements_qualify_every_operator_too() {
+        let b = batch_sql(&plan()).unwrap();
+        let batch = merge_sql_batch(&plan(), false);
+        for stmt in [
+            &b.create_bounds,
+            &b.count_new,
+            &b.bound,
+            &batch.fill_classified,
+            &batch.fill_work_rows,
+        ] {
+            let bare = bare_text(stmt);
+            for bad in ["<", ">", "!=", "||", "+", "%", "/ "] {
+                assert!(!bare.contains(bad), "bare {bad:?} in {stmt}\n{bare}");
+            }
+        }
     }
 
     /// The statement with quoted identifiers and string literals blanked out and every
@@ -1023,6 +1207,57 @@ pub(crate) mod tests {
         assert!(merge_sql(&plan(), false)
             .fill_classified
             .contains("PARTITION BY"));
+    }
+
+    #[test]
+    fn batches_are_ranges_of_staging_key_order() {
+        let p = plan();
+        let range = batch_range(&p, "$7", "$8");
+        // both key types order with pg_catalog operators: one row comparison each way (an index on
+        // staging's key serves it), bounds cast from text to staging's own types
+        assert!(range.contains(
+            "ROW(s.\"REGION\", s.\"CUSTOMER_ID\") OPERATOR(pg_catalog.>) ROW(CAST(($7::pg_catalog.text[])[1] AS text), \
+             CAST(($7::pg_catalog.text[])[2] AS numeric))"
+        ), "{range}");
+        assert!(
+            range.contains("OPERATOR(pg_catalog.<=) ROW(CAST(($8::pg_catalog.text[])[1] AS text)")
+        );
+        // the first batch also takes the rows with a NULL key part
+        assert!(range.starts_with(
+            "(($7::pg_catalog.text[] IS NULL AND (s.\"REGION\" IS NULL OR s.\"CUSTOMER_ID\" IS NULL))"
+        ));
+        let batch = merge_sql_batch(&p, false);
+        assert!(batch.fill_classified.contains(&range));
+        assert!(batch.fill_work_rows.contains(&batch_range(&p, "$1", "$2")));
+        assert!(!merge_sql(&p, false).fill_classified.contains("$7"));
+
+        // a key type whose operators live elsewhere: spelled out column by column
+        let mut q = plan();
+        q.keys[0].staging_ord_schema = Some("public".into());
+        let range = batch_range(&q, "$7", "$8");
+        assert!(range.contains(
+            "(s.\"REGION\" OPERATOR(\"public\".>) CAST(($7::pg_catalog.text[])[1] AS text) OR \
+             (s.\"REGION\" OPERATOR(\"public\".=) CAST(($7::pg_catalog.text[])[1] AS text) AND \
+             s.\"CUSTOMER_ID\" OPERATOR(\"pg_catalog\".>) CAST(($7::pg_catalog.text[])[2] AS numeric)))"
+        ), "{range}");
+        assert!(range.contains("OPERATOR(\"public\".<) CAST(($8"), "{range}");
+
+        let b = batch_sql(&p).unwrap();
+        assert!(
+            b.create_bounds.contains("ORDER BY d.c1, d.c2"),
+            "{}",
+            b.create_bounds
+        );
+        assert!(b.create_bounds.contains("GROUP BY 1, 2"));
+        assert!(b
+            .create_bounds
+            .contains("x.r OPERATOR(pg_catalog.%) $1::pg_catalog.int8 OPERATOR(pg_catalog.=) 0"));
+        // the last batch has no upper bound
+        assert!(b
+            .create_bounds
+            .ends_with("AND x.r OPERATOR(pg_catalog.<) x.n"));
+        q.keys[1].staging_ord_schema = None;
+        assert_eq!(batch_sql(&q).unwrap_err(), "CUSTOMER_ID");
     }
 
     #[test]

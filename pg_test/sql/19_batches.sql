@@ -1,0 +1,80 @@
+-- CALL dwr_merge_batches: the merge of dwr_merge in committed batches ends in exactly the state of
+-- one single-transaction merge of the same data, also when a batch fails halfway and the call is
+-- made again. Two identical copies: one merged at once, one in batches.
+CREATE SCHEMA bat_one;
+CREATE SCHEMA bat_many;
+CREATE FUNCTION pg_temp.setup(s text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE format('CREATE TABLE %I.t (id int PRIMARY KEY, val text, qty int CHECK (qty >= 0), updated_at timestamptz NOT NULL)', s);
+  EXECUTE format($q$INSERT INTO %I.t SELECT g, 'prod ' || g, 1, '2025-01-01'::timestamptz + g * interval '1 minute'
+                    FROM generate_series(1, 1000) g$q$, s);
+  PERFORM dwr_create_staging(format('%I.t', s)::regclass, s || '_staging');
+  -- newer, older, equal, new keys, a NULL version, a row production refuses
+  EXECUTE format($q$INSERT INTO %I.t (id, val, qty, updated_at)
+    SELECT g, 'staged ' || g, CASE WHEN g = 777 THEN -1 ELSE 2 END,
+           CASE WHEN g %% 10 = 3 THEN NULL
+                WHEN g %% 4 = 0 THEN '2025-01-01'::timestamptz + g * interval '1 minute' + interval '1 hour'
+                WHEN g %% 4 = 1 THEN '2025-01-01'::timestamptz + g * interval '1 minute' - interval '1 hour'
+                WHEN g %% 4 = 2 THEN '2025-01-01'::timestamptz + g * interval '1 minute'
+                ELSE '2025-01-01'::timestamptz + g * interval '1 minute' + interval '2 hours' END
+      FROM generate_series(1, 1600, 3) g$q$, s || '_staging');
+END $$;
+SELECT pg_temp.setup('bat_one'), pg_temp.setup('bat_many');
+SELECT count(*) AS staged FROM bat_many_staging.t;
+
+SELECT inserted, updated, unchanged, skipped_stale, errors FROM dwr_merge('bat_one.t');
+
+-- a trigger that cancels the batch holding key 1150 (the fourth of five), the way a cancel or a
+-- crash would stop the call there
+CREATE FUNCTION bat_many.stop() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.id = 1150 THEN
+    RAISE EXCEPTION 'canceled halfway' USING ERRCODE = 'query_canceled';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER stop BEFORE INSERT ON bat_many.t FOR EACH ROW EXECUTE FUNCTION bat_many.stop();
+CALL dwr_merge_batches('bat_many.t', 110);
+-- the batches before it committed, the one it stopped in did not
+SELECT _dwr_status, count(*) FROM bat_many_staging.t GROUP BY 1 ORDER BY 1;
+SELECT max(id) AS highest_merged_key FROM bat_many_staging.t WHERE _dwr_status <> 'NEW';
+DROP TRIGGER stop ON bat_many.t;
+-- called again, it goes on with the rows still NEW
+CALL dwr_merge_batches('bat_many.t', 110);
+
+-- the same production rows, the same statuses and errors
+SELECT count(*) AS differing_rows FROM (
+  (SELECT * FROM bat_one.t EXCEPT SELECT * FROM bat_many.t)
+  UNION ALL (SELECT * FROM bat_many.t EXCEPT SELECT * FROM bat_one.t)) d;
+SELECT count(*) AS differing_statuses FROM (
+  (SELECT id, _dwr_status, _dwr_error FROM bat_one_staging.t EXCEPT SELECT id, _dwr_status, _dwr_error FROM bat_many_staging.t)
+  UNION ALL (SELECT id, _dwr_status, _dwr_error FROM bat_many_staging.t EXCEPT SELECT id, _dwr_status, _dwr_error FROM bat_one_staging.t)) d;
+SELECT _dwr_status, count(*) FROM bat_many_staging.t GROUP BY 1 ORDER BY 1;
+-- one merge run a batch, the canceled one recorded as FAILED
+SELECT status, count(*), sum(inserted) AS inserted, sum(updated) AS updated
+  FROM dwr.merge_runs WHERE target = 'bat_many.t'::regclass GROUP BY status ORDER BY status;
+
+-- nothing NEW: one empty batch
+CALL dwr_merge_batches('bat_many.t', 110);
+
+-- a composite key with a key part whose operators live outside pg_catalog is cut column by column
+CREATE EXTENSION IF NOT EXISTS citext;
+CREATE TABLE bat_many.c (region citext, id int, updated_at int, PRIMARY KEY (region, id));
+SELECT dwr_create_staging('bat_many.c', 'bat_many_staging');
+INSERT INTO bat_many_staging.c (region, id, updated_at)
+  SELECT r, g, 1 FROM unnest(ARRAY['North', 'east', 'South']) r, generate_series(1, 4) g;
+CALL dwr_merge_batches('bat_many.c', 5);
+SELECT region, count(*) FROM bat_many.c GROUP BY 1 ORDER BY 1;
+
+-- refused clearly
+\set VERBOSITY default
+BEGIN;
+CALL dwr_merge_batches('bat_many.t', 110);
+ROLLBACK;
+CALL dwr_merge_batches('bat_many.t', 0);
+CALL dwr_merge_batches('bat_many.t', NULL);
+CALL dwr_merge_batches('pg_catalog.pg_class');
+\set VERBOSITY terse
+
+SELECT dwr_drop_staging('bat_one.t'), dwr_drop_staging('bat_many.t'), dwr_drop_staging('bat_many.c');
+DROP SCHEMA bat_one, bat_one_staging, bat_many, bat_many_staging CASCADE;

@@ -1,0 +1,121 @@
+//! `CALL dwr_merge_batches(target, batch_size)`: the merge in committed batches. The procedure
+//! itself is PL/pgSQL (`sql/functions.sql`), because only a procedure's own language can commit
+//! between statements; it calls the two functions here:
+//! - [`dwr_batch_plan`] cuts the NEW staged rows' keys, in staging's own key order, into batches of
+//!   `batch_size` keys and keeps the bounds in a session temporary table that survives the
+//!   commits;
+//! - [`dwr_merge_batch`] merges the rows of one batch exactly as `dwr_merge` merges all of them
+//!   (same statements, limited to the batch's key range), as one merge run.
+//!
+//! Resuming needs no state of its own: a committed batch left its rows PROCESSED, SKIPPED or
+//! ERROR, so a new call plans over the rows still NEW, and a cancelled batch rolled back whole.
+
+use crate::exec::{self, check, execute, query_one, raise};
+use crate::merge::{self, BatchRange};
+use crate::staging::registration_or_raise;
+use dwr_engine::plan::plan_merge;
+use dwr_engine::sqlgen::batch_sql;
+use dwr_engine::{DwrError, SqlState};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+/// Plan the batches of a batched merge of `target`; returns the number of NEW staged rows. The
+/// bounds go to `pg_temp._dwr_batches` (one row per batch but the last).
+#[pg_extern(sql = false)]
+fn dwr_batch_plan(target: Option<pg_sys::Oid>, batch_size: Option<i32>) -> i64 {
+    let f = "dwr_merge_batches";
+    let target = target.unwrap_or_else(|| raise(DwrError::null_argument(f, "target")));
+    let batch_size = batch_size.unwrap_or_else(|| raise(DwrError::null_argument(f, "batch_size")));
+    if batch_size < 1 {
+        raise(
+            DwrError::new(
+                SqlState::InvalidParameterValue,
+                format!("{f}: batch_size must be at least 1"),
+            )
+            .detail(format!("batch_size is {batch_size}."))
+            .hint("Pass the number of staged keys to merge per transaction, for example 50000."),
+        );
+    }
+    if unsafe { pg_sys::IsTransactionBlock() } {
+        raise(
+            DwrError::new(
+                SqlState::ActiveSqlTransaction,
+                format!("{f} cannot run inside a transaction block"),
+            )
+            .detail("It commits after every batch.")
+            .hint("CALL it on its own, outside BEGIN ... COMMIT; for one transaction use SELECT * FROM dwr_merge(target)."),
+        );
+    }
+    let reg = registration_or_raise(target);
+    let t = exec::relation_or_raise(target, "table");
+    let staging = exec::relation_or_raise(reg.staging, "staging table");
+    crate::staging::check_staging_owner(&t, &staging);
+    let casts = exec::casts_between(&staging, &t);
+    let plan = check(plan_merge(&t, &staging, &casts, &reg.version_column, true));
+    let sql = batch_sql(&plan).unwrap_or_else(|column| {
+        raise(
+            DwrError::new(
+                SqlState::DatatypeMismatch,
+                format!("{f}: staging key column {column} cannot be ordered"),
+            )
+            .detail(format!(
+                "Batches are ranges of staging table {}'s key, in the order of its key columns' types.",
+                staging.display()
+            ))
+            .hint("Merge in one transaction with dwr_merge, or stage the key in an ordered type."),
+        )
+    });
+    if query_one::<bool>(&sql.bounds_exist, &[]).unwrap_or(false) {
+        execute(&sql.drop_bounds, &[]);
+    }
+    execute(&sql.create_bounds, &[i64::from(batch_size).into()]);
+    query_one::<i64>(&sql.count_new, &[]).unwrap_or(0)
+}
+
+/// Merge batch `batch` of `batches` (planned by [`dwr_batch_plan`]); `done` of `total` staged rows
+/// are done before it, for the progress shown in `pg_stat_activity`.
+#[pg_extern(sql = false)]
+fn dwr_merge_batch(
+    target: Option<pg_sys::Oid>,
+    batch: Option<i32>,
+    batches: Option<i32>,
+    done: Option<i64>,
+    total: Option<i64>,
+) -> pgrx::composite_type!('static, "dwr.merge_result") {
+    let f = "dwr_merge_batches";
+    let target = target.unwrap_or_else(|| raise(DwrError::null_argument(f, "target")));
+    let batch = batch.unwrap_or_else(|| raise(DwrError::null_argument(f, "batch")));
+    let bound = |n: i32| -> Option<Vec<String>> {
+        if n < 1 {
+            return None;
+        }
+        query_one::<Vec<String>>(
+            &format!(
+                "SELECT hi FROM {} WHERE batch OPERATOR(pg_catalog.=) $1",
+                dwr_engine::sqlgen::BATCHES
+            ),
+            &[n.into()],
+        )
+        // the last batch has no row: open above
+    };
+    let range = BatchRange {
+        lo: bound(batch - 1),
+        hi: bound(batch),
+    };
+    let name = exec::relation(target)
+        .map(|r| r.display())
+        .unwrap_or_default();
+    report_activity(&format!(
+        "CALL dwr_merge_batches('{name}'): batch {batch} of {}, {} of {} staged rows done",
+        batches.unwrap_or(0),
+        done.unwrap_or(0),
+        total.unwrap_or(0)
+    ));
+    merge::result_tuple(&merge::merge_part(target, false, None, Some(&range)))
+}
+
+/// Show `text` as this backend's query in `pg_stat_activity` (until the next top-level statement).
+fn report_activity(text: &str) {
+    let c = std::ffi::CString::new(text.replace('\0', "")).expect("no NUL left");
+    unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, c.as_ptr()) };
+}
