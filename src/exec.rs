@@ -252,19 +252,41 @@ fn subxact<R>(commit: bool, f: impl FnOnce() -> R) -> Result<R, Caught> {
 /// rows, which `on_row_error` records. Rows that production accepts are applied; only the rejected
 /// ones are left out. With `k` bad rows among `n`, this runs about `2 k log2(n)` statements.
 pub fn bisect(sql: &str, lo: i64, hi: i64, on_row_error: &mut dyn FnMut(i64, &Caught)) {
+    bisect_with(sql, lo, hi, &Vec::new, on_row_error)
+}
+
+/// [`bisect`] for a statement that takes more parameters after the range: `extra` makes them
+/// (`$3` on) for every run.
+pub fn bisect_with(
+    sql: &str,
+    lo: i64,
+    hi: i64,
+    extra: &dyn Fn() -> Vec<DatumWithOid<'static>>,
+    on_row_error: &mut dyn FnMut(i64, &Caught),
+) {
     if lo > hi {
         return;
     }
-    match subtransaction(|| execute(sql, &[lo.into(), hi.into()])) {
+    match subtransaction(|| execute(sql, &range_args(lo, hi, extra))) {
         Ok(_) => {}
         Err(e) if !e.is_row_error() && !e.is_lock_timeout() => raise_caught(e),
         Err(e) if lo == hi => on_row_error(lo, &e),
         Err(_) => {
             let mid = lo + (hi - lo) / 2;
-            bisect(sql, lo, mid, on_row_error);
-            bisect(sql, mid + 1, hi, on_row_error);
+            bisect_with(sql, lo, mid, extra, on_row_error);
+            bisect_with(sql, mid + 1, hi, extra, on_row_error);
         }
     }
+}
+
+fn range_args(
+    lo: i64,
+    hi: i64,
+    extra: &dyn Fn() -> Vec<DatumWithOid<'static>>,
+) -> Vec<DatumWithOid<'static>> {
+    let mut args: Vec<DatumWithOid<'static>> = vec![lo.into(), hi.into()];
+    args.extend(extra());
+    args
 }
 
 /// Like [`bisect`], but a range whose `fast` statement runs out of `lock_timeout` is handed whole
@@ -275,20 +297,21 @@ pub fn bisect_or_fall_back(
     slow: &str,
     lo: i64,
     hi: i64,
+    extra: &dyn Fn() -> Vec<DatumWithOid<'static>>,
     on_row_error: &mut dyn FnMut(i64, &Caught),
 ) {
     if lo > hi {
         return;
     }
-    match subtransaction(|| execute(fast, &[lo.into(), hi.into()])) {
+    match subtransaction(|| execute(fast, &range_args(lo, hi, extra))) {
         Ok(_) => {}
-        Err(e) if e.is_lock_timeout() => bisect(slow, lo, hi, on_row_error),
+        Err(e) if e.is_lock_timeout() => bisect_with(slow, lo, hi, extra, on_row_error),
         Err(e) if !e.is_row_error() => raise_caught(e),
         Err(e) if lo == hi => on_row_error(lo, &e),
         Err(_) => {
             let mid = lo + (hi - lo) / 2;
-            bisect_or_fall_back(fast, slow, lo, mid, on_row_error);
-            bisect_or_fall_back(fast, slow, mid + 1, hi, on_row_error);
+            bisect_or_fall_back(fast, slow, lo, mid, extra, on_row_error);
+            bisect_or_fall_back(fast, slow, mid + 1, hi, extra, on_row_error);
         }
     }
 }

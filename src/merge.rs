@@ -344,18 +344,26 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
     // inserts first, while the merge holds no lock a CDC transaction could be waiting on: an insert
     // may have to wait for a CDC transaction inserting or deleting the same key, and a wait while
     // CDC waits on a row the merge locked for update is how a deadlock would form
+    // a batch's statements also take its key range ($3, $4): they read only its part of staging
+    let bounds = || -> Vec<pgrx::datum::DatumWithOid<'static>> {
+        match ctx.batch {
+            Some(b) => vec![b.lo.clone().into(), b.hi.clone().into()],
+            None => vec![],
+        }
+    };
     exec::with_lock_timeout(row_lock_timeout, || {
-        bisect(&sql.apply_inserts, 1, rows, &mut mark_error)
+        exec::bisect_with(&sql.apply_inserts, 1, rows, &bounds, &mut mark_error)
     });
     exec::with_lock_timeout(row_lock_timeout, || {
         if sql.apply_updates_direct.is_empty() {
-            bisect(&sql.apply_updates, 1, rows, &mut mark_error)
+            exec::bisect_with(&sql.apply_updates, 1, rows, &bounds, &mut mark_error)
         } else {
             exec::bisect_or_fall_back(
                 &sql.apply_updates_direct,
                 &sql.apply_updates,
                 1,
                 rows,
+                &bounds,
                 &mut mark_error,
             )
         }
@@ -369,7 +377,9 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
         execute(&sql.recheck_inserted, &since_args);
     }
     if !sql.write_statuses.is_empty() {
-        execute(&sql.write_statuses, &[ctx.run_id.into()]);
+        let mut args = vec![ctx.run_id.into()];
+        args.extend(bounds());
+        execute(&sql.write_statuses, &args);
     }
     if ctx.row_audit {
         let owner = exec::extension_owner();

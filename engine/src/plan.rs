@@ -529,6 +529,8 @@ pub struct KeyPart {
     pub staging_base_type: String,
     /// schema of the staging column type's default btree `<`; `None` when it has no ordering
     pub staging_ord_schema: Option<String>,
+    /// schema of the production column type's default btree `<`; `None` when it has no ordering
+    pub ord_schema: Option<String>,
 }
 
 /// The version column of the plan.
@@ -574,6 +576,9 @@ pub struct MergePlan {
     /// are among the staged key columns, with the production types and collations, no cast), so
     /// the merge need not look for duplicates
     pub staging_keys_unique: bool,
+    /// staging's key columns have production's types and collations: staging's key order is
+    /// production's, so a batch's key range bounds production's rows too
+    pub key_order_shared: bool,
 }
 
 /// Plan the merge of `staging` into `target`, or say why it cannot run.
@@ -613,18 +618,21 @@ pub fn plan_merge(
                 eq_schema: eq_schema.clone(),
                 staging_base_type: s.base_type_name.clone(),
                 staging_ord_schema: s.ordering_schema.clone(),
+                ord_schema: p.target.ordering_schema.clone(),
             }
         })
         .collect::<Vec<KeyPart>>();
-    let staging_keys_unique = staging.primary_key.as_ref().is_some_and(|spk| {
-        spk.columns
-            .iter()
-            .all(|c| keys.iter().any(|k| &k.staging == c))
-    }) && pk.columns.iter().all(|name| {
+    let key_order_shared = pk.columns.iter().all(|name| {
         let p = pair_of(name);
         let s = p.staging.expect("verified: key staged");
         s.type_oid == p.target.type_oid && s.collation == p.target.collation
     });
+    let staging_keys_unique = key_order_shared
+        && staging.primary_key.as_ref().is_some_and(|spk| {
+            spk.columns
+                .iter()
+                .all(|c| keys.iter().any(|k| &k.staging == c))
+        });
     let v = pair_of(version_column);
     let vs = v.staging.expect("verified: version staged");
     let version = VersionPart {
@@ -668,6 +676,7 @@ pub fn plan_merge(
         overriding_system_value,
         with_metadata,
         staging_keys_unique,
+        key_order_shared,
     })
 }
 
@@ -821,6 +830,18 @@ mod tests {
         assert!(
             !unique(&staging),
             "no primary key on staging: duplicates possible"
+        );
+        assert!(
+            plan_merge(&customers(), &staging, &casts(), "updated_at", true)
+                .unwrap()
+                .key_order_shared,
+            "same type: staging's key order is production's"
+        );
+        assert!(
+            !plan_merge(&customers(), &dms_staging(), &casts(), "updated_at", true)
+                .unwrap()
+                .key_order_shared,
+            "numeric staged for an integer key: another order"
         );
         staging.primary_key = customers().primary_key.map(|mut pk| {
             pk.columns = vec!["CUSTOMER_ID".into()];

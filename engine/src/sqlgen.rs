@@ -251,20 +251,39 @@ pub struct MergeSql {
 /// a row comparison when every key type orders with `pg_catalog` operators (so an index on the key
 /// serves it), spelled out column by column otherwise.
 fn key_compare(plan: &MergePlan, strict_greater: bool, bound: &str) -> String {
+    key_compare_on(plan, strict_greater, bound, false)
+}
+
+/// [`key_compare`] on staging's key columns (`s.`), or with `production` on production's (`t.`, in
+/// production's types; only meaningful when the plan's key order is shared).
+fn key_compare_on(plan: &MergePlan, strict_greater: bool, bound: &str, production: bool) -> String {
     let keys = &plan.keys;
-    let col = |i: usize| format!("s.{}", quote_ident(&keys[i].staging));
+    let col = |i: usize| {
+        if production {
+            format!("t.{}", quote_ident(&keys[i].target))
+        } else {
+            format!("s.{}", quote_ident(&keys[i].staging))
+        }
+    };
     let val = |i: usize| {
         format!(
             "CAST(({bound}::pg_catalog.text[])[{}] AS {})",
             i + 1,
-            keys[i].staging_base_type
+            if production {
+                &keys[i].base_type
+            } else {
+                &keys[i].staging_base_type
+            }
         )
     };
     let schema = |i: usize| {
-        keys[i]
-            .staging_ord_schema
-            .clone()
-            .unwrap_or_else(|| "pg_catalog".to_string())
+        if production {
+            &keys[i].ord_schema
+        } else {
+            &keys[i].staging_ord_schema
+        }
+        .clone()
+        .unwrap_or_else(|| "pg_catalog".to_string())
     };
     let (last_op, inner_op) = if strict_greater {
         (">", ">")
@@ -398,7 +417,8 @@ pub fn merge_sql(plan: &MergePlan, row_audit: bool) -> MergeSql {
 
 /// The SQL of one batch of `dwr_merge_batches`: [`merge_sql`] reading only the staged rows whose
 /// key lies in the batch's range (see [`batch_range`]): `fill_classified` takes the range as `$7`
-/// (lower bound, exclusive) and `$8` (upper bound, inclusive), `fill_work_rows` as `$1` and `$2`.
+/// (lower bound, exclusive) and `$8` (upper bound, inclusive), `fill_work_rows` as `$1` and `$2`,
+/// the ranged apply statements as `$3` and `$4`, `write_statuses` as `$2` and `$3`.
 pub fn merge_sql_batch(plan: &MergePlan, row_audit: bool) -> MergeSql {
     merge_sql_inner(plan, row_audit, true)
 }
@@ -603,8 +623,21 @@ fn merge_sql_inner(plan: &MergePlan, row_audit: bool, batched: bool) -> MergeSql
             y_keys.join(", ")
         )
     };
+    // a batch whose key order production shares reads only production's rows in its key range
+    // (an index range scan), not all of production for every batch
+    let prod_range = if batched && plan.key_order_shared {
+        format!(
+            " AND ($7::pg_catalog.text[] IS NULL OR {}) AND ($8::pg_catalog.text[] IS NULL OR {})",
+            key_compare_on(plan, true, "$7", true),
+            key_compare_on(plan, false, "$8", true),
+        )
+    } else {
+        String::new()
+    };
     let classified = |rows: &str| {
-        format!("FROM (SELECT y.*, {rank} AS dup FROM {rows} y) x LEFT JOIN {t} t ON {join_keys_x}")
+        format!(
+            "FROM (SELECT y.*, {rank} AS dup FROM {rows} y) x LEFT JOIN {t} t ON {join_keys_x}{prod_range}"
+        )
     };
     let fill_classified = format!(
         "INSERT INTO {WORK} (rn, sctid, loaded_at, {}, v, cls, err) \
@@ -634,6 +667,16 @@ fn merge_sql_inner(plan: &MergePlan, row_audit: bool, batched: bool) -> MergeSql
     );
 
     // ---- apply ----
+    // in a batch, the statements that join staging read only the batch's key range of it (through
+    // staging's key index) rather than all of staging for every batch
+    let staged_in = |lo: &str, hi: &str| {
+        if batched {
+            format!(" AND {}", batch_range(plan, lo, hi))
+        } else {
+            String::new()
+        }
+    };
+    let staged_apply = staged_in("$3", "$4");
     // production row t matches work row w
     let join_keys = |alias: &str| {
         keys.iter()
@@ -702,7 +745,7 @@ fn merge_sql_inner(plan: &MergePlan, row_audit: bool, batched: bool) -> MergeSql
         .map(|(i, k)| format!("t.{} AS {}", quote_ident(&k.target), kcol(i)))
         .collect();
     let apply_inserts = format!(
-        "WITH i AS (INSERT INTO {t} AS t ({}) {}SELECT {} FROM {WORK} w JOIN {s} s ON {} \
+        "WITH i AS (INSERT INTO {t} AS t ({}) {}SELECT {} FROM {WORK} w JOIN {s} s ON {}{staged_apply} \
          WHERE {} AND {} ON CONFLICT ON CONSTRAINT {} DO NOTHING RETURNING {}{img}){} \
          UPDATE {WORK} w SET cls = {} WHERE {} AND {} AND NOT EXISTS (SELECT FROM i WHERE {})",
         insert_cols.join(", "),
@@ -724,6 +767,30 @@ fn merge_sql_inner(plan: &MergePlan, row_audit: bool, batched: bool) -> MergeSql
         same_key("i", "w"),
     );
 
+    // in a batch, production's rows between the lowest and the highest first key part of the work
+    // table: a bound that never excludes a match, and lets the planner read one key range of
+    // production (an index range scan) instead of all of it for every batch
+    let work_range = match (&keys[0].ord_schema, batched) {
+        (Some(schema), true) => {
+            let t0 = format!("t.{}", quote_ident(&keys[0].target));
+            format!(
+                " AND {} AND {}",
+                op(
+                    &t0,
+                    schema,
+                    ">=",
+                    &format!("(SELECT b.k1 FROM {WORK} b ORDER BY b.k1 LIMIT 1)")
+                ),
+                op(
+                    &t0,
+                    schema,
+                    "<=",
+                    &format!("(SELECT b.k1 FROM {WORK} b ORDER BY b.k1 DESC NULLS LAST LIMIT 1)")
+                ),
+            )
+        }
+        _ => String::new(),
+    };
     // the lock reads the staged values too, so the update finds its rows by ctid: the newest row
     // version, the one the lock returned (a version committed after this statement's snapshot is
     // not visible to it: that row is left for the next merge, never written over)
@@ -741,8 +808,8 @@ fn merge_sql_inner(plan: &MergePlan, row_audit: bool, batched: bool) -> MergeSql
         .map(|(i, v)| format!(", {} AS c{}", value_expr(v), i + 1))
         .collect();
     let apply_updates = format!(
-        "WITH l AS (SELECT t.ctid AS tid, w.rn, {}, w.v{}{} FROM {WORK} w JOIN {t} t ON {} \
-         JOIN {s} s ON {} WHERE {} AND {} AND {} FOR UPDATE OF t SKIP LOCKED), \
+        "WITH l AS (SELECT t.ctid AS tid, w.rn, {}, w.v{}{} FROM {WORK} w JOIN {t} t ON {}{work_range} \
+         JOIN {s} s ON {}{staged_apply} WHERE {} AND {} AND {} FOR UPDATE OF t SKIP LOCKED), \
          u AS (UPDATE {t} t SET {} FROM l WHERE {} RETURNING l.rn, {}{}){} \
          UPDATE {WORK} w SET cls = {} WHERE {} AND {} AND NOT EXISTS (SELECT FROM u WHERE {})",
         prefixed("w").join(", "),
@@ -788,7 +855,7 @@ fn merge_sql_inner(plan: &MergePlan, row_audit: bool, batched: bool) -> MergeSql
             )))
             .collect();
         format!(
-            "WITH u AS (UPDATE {t} t SET {} FROM {WORK} w JOIN {s} s ON {} WHERE {} AND {} AND {} AND {} \
+            "WITH u AS (UPDATE {t} t SET {} FROM {WORK} w JOIN {s} s ON {}{staged_apply} WHERE {} AND {} AND {}{work_range} AND {} \
              RETURNING w.rn) \
              UPDATE {WORK} w SET cls = {} WHERE {} AND {} AND NOT EXISTS (SELECT FROM u WHERE {})",
             direct_sets.join(", "),
@@ -865,7 +932,7 @@ fn merge_sql_inner(plan: &MergePlan, row_audit: bool, batched: bool) -> MergeSql
     } else {
         format!(
             "UPDATE {s} s SET {} = {status_case}, {} = $1, {} = w.err FROM {WORK} w \
-         WHERE {} AND {}",
+         WHERE {} AND {}{}",
             quote_ident(META_STATUS),
             quote_ident(META_RUN_ID),
             quote_ident(META_ERROR),
@@ -878,6 +945,7 @@ fn merge_sql_inner(plan: &MergePlan, row_audit: bool, batched: bool) -> MergeSql
                     quote_literal(&format!("{{{}}}", final_classes.join(",")))
                 )
             ),
+            staged_in("$2", "$3"),
         )
     };
     let counts = format!("SELECT cls, pg_catalog.count(*) FROM {WORK} GROUP BY cls");
@@ -945,6 +1013,7 @@ pub(crate) mod tests {
                     eq_schema: "pg_catalog".into(),
                     staging_base_type: "text".into(),
                     staging_ord_schema: Some("pg_catalog".into()),
+                    ord_schema: Some("pg_catalog".into()),
                 },
                 KeyPart {
                     target: "customer_id".into(),
@@ -954,6 +1023,7 @@ pub(crate) mod tests {
                     eq_schema: "pg_catalog".into(),
                     staging_base_type: "numeric".into(),
                     staging_ord_schema: Some("pg_catalog".into()),
+                    ord_schema: Some("pg_catalog".into()),
                 },
             ],
             version: VersionPart {
@@ -983,6 +1053,7 @@ pub(crate) mod tests {
             overriding_system_value: false,
             with_metadata: true,
             staging_keys_unique: false,
+            key_order_shared: false,
         }
     }
 
@@ -1241,6 +1312,47 @@ pub(crate) mod tests {
              s.\"CUSTOMER_ID\" OPERATOR(\"pg_catalog\".>) CAST(($7::pg_catalog.text[])[2] AS numeric)))"
         ), "{range}");
         assert!(range.contains("OPERATOR(\"public\".<) CAST(($8"), "{range}");
+
+        // production is read in the batch's range: by the bounds when its key order is staging's,
+        // by the work table's lowest and highest key in the apply statements
+        assert!(!batch
+            .fill_classified
+            .contains("t.\"region\" OPERATOR(pg_catalog.>)"));
+        let mut shared = plan();
+        shared.key_order_shared = true;
+        let sb = merge_sql_batch(&shared, false);
+        assert!(sb.fill_classified.contains(
+            "AND ($7::pg_catalog.text[] IS NULL OR ROW(t.\"region\", t.\"customer_id\") OPERATOR(pg_catalog.>) \
+             ROW(CAST(($7::pg_catalog.text[])[1] AS text), CAST(($7::pg_catalog.text[])[2] AS integer)))"
+        ), "{}", sb.fill_classified);
+        assert!(!merge_sql(&shared, false).fill_classified.contains("$7"));
+        let lowest = "t.\"region\" OPERATOR(\"pg_catalog\".>=) (SELECT b.k1 FROM pg_temp.\"_dwr_work\" b ORDER BY b.k1 LIMIT 1)";
+        assert!(
+            batch.apply_updates_direct.contains(lowest),
+            "{}",
+            batch.apply_updates_direct
+        );
+        assert!(batch.apply_updates.contains(lowest));
+        assert!(batch
+            .apply_updates
+            .contains("ORDER BY b.k1 DESC NULLS LAST LIMIT 1)"));
+        assert!(!merge_sql(&p, false).apply_updates_direct.contains(lowest));
+
+        // every statement that joins staging reads only the batch's range of it
+        assert!(batch.apply_inserts.contains(&batch_range(&p, "$3", "$4")));
+        assert!(batch.apply_updates.contains(&batch_range(&p, "$3", "$4")));
+        assert!(batch
+            .apply_updates_direct
+            .contains(&batch_range(&p, "$3", "$4")));
+        assert!(batch.write_statuses.contains(&batch_range(&p, "$2", "$3")));
+        let single = merge_sql(&p, false);
+        for stmt in [
+            &single.apply_inserts,
+            &single.apply_updates_direct,
+            &single.write_statuses,
+        ] {
+            assert!(!stmt.contains("::pg_catalog.text[] IS NULL"), "{stmt}");
+        }
 
         let b = batch_sql(&p).unwrap();
         assert!(
