@@ -264,34 +264,12 @@ pub fn bisect_with(
     extra: &dyn Fn() -> Vec<DatumWithOid<'static>>,
     on_row_error: &mut dyn FnMut(i64, &Caught),
 ) {
-    if lo > hi {
-        return;
-    }
-    match subtransaction(|| execute(sql, &range_args(lo, hi, extra))) {
-        Ok(_) => {}
-        Err(e) if !e.is_row_error() && !e.is_lock_timeout() => raise_caught(e),
-        Err(e) if lo == hi => on_row_error(lo, &e),
-        Err(_) => {
-            let mid = lo + (hi - lo) / 2;
-            bisect_with(sql, lo, mid, extra, on_row_error);
-            bisect_with(sql, mid + 1, hi, extra, on_row_error);
-        }
-    }
+    split(sql, None, lo, hi, extra, on_row_error)
 }
 
-fn range_args(
-    lo: i64,
-    hi: i64,
-    extra: &dyn Fn() -> Vec<DatumWithOid<'static>>,
-) -> Vec<DatumWithOid<'static>> {
-    let mut args: Vec<DatumWithOid<'static>> = vec![lo.into(), hi.into()];
-    args.extend(extra());
-    args
-}
-
-/// Like [`bisect`], but a range whose `fast` statement runs out of `lock_timeout` is handed whole
-/// to `slow` (bisected in turn): the fast statement is the cheap way when nothing is contended, the
-/// slow one the way that does not wait.
+/// Like [`bisect_with`], but a range whose `fast` statement runs out of `lock_timeout` is handed
+/// whole to `slow` (bisected in turn): the fast statement is the cheap way when nothing is
+/// contended, the slow one the way that does not wait.
 pub fn bisect_or_fall_back(
     fast: &str,
     slow: &str,
@@ -300,18 +278,33 @@ pub fn bisect_or_fall_back(
     extra: &dyn Fn() -> Vec<DatumWithOid<'static>>,
     on_row_error: &mut dyn FnMut(i64, &Caught),
 ) {
+    split(fast, Some(slow), lo, hi, extra, on_row_error)
+}
+
+fn split(
+    sql: &str,
+    fallback: Option<&str>,
+    lo: i64,
+    hi: i64,
+    extra: &dyn Fn() -> Vec<DatumWithOid<'static>>,
+    on_row_error: &mut dyn FnMut(i64, &Caught),
+) {
     if lo > hi {
         return;
     }
-    match subtransaction(|| execute(fast, &range_args(lo, hi, extra))) {
+    let mut args: Vec<DatumWithOid<'static>> = vec![lo.into(), hi.into()];
+    args.extend(extra());
+    match subtransaction(|| execute(sql, &args)) {
         Ok(_) => {}
-        Err(e) if e.is_lock_timeout() => bisect_with(slow, lo, hi, extra, on_row_error),
-        Err(e) if !e.is_row_error() => raise_caught(e),
+        Err(e) if e.is_lock_timeout() && fallback.is_some() => {
+            split(fallback.unwrap_or(sql), None, lo, hi, extra, on_row_error)
+        }
+        Err(e) if !e.is_row_error() && !e.is_lock_timeout() => raise_caught(e),
         Err(e) if lo == hi => on_row_error(lo, &e),
         Err(_) => {
             let mid = lo + (hi - lo) / 2;
-            bisect_or_fall_back(fast, slow, lo, mid, extra, on_row_error);
-            bisect_or_fall_back(fast, slow, mid + 1, hi, extra, on_row_error);
+            split(sql, fallback, lo, mid, extra, on_row_error);
+            split(sql, fallback, mid + 1, hi, extra, on_row_error);
         }
     }
 }

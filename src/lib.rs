@@ -34,9 +34,14 @@ pgrx::extension_sql_file!(
     requires = ["schema"]
 );
 pgrx::extension_sql_file!(
+    "../sql/dms_window_reload--0.1.0--0.2.0.sql",
+    name = "batches",
+    requires = ["functions"]
+);
+pgrx::extension_sql_file!(
     "../sql/views.sql",
     name = "views",
-    requires = ["functions"],
+    requires = ["functions", "batches"],
     finalize
 );
 

@@ -548,20 +548,22 @@ fn merge_sql_inner(plan: &MergePlan, row_audit: bool, batched: bool) -> MergeSql
         "y.v",
         in_window("y"),
     );
-    // production row t matches x
-    let join_keys_x = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            op(
-                &format!("t.{}", quote_ident(&k.target)),
-                &k.eq_schema,
-                "=",
-                &format!("x.{}", kcol(i)),
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    // production row t matches the work row (or classified row) `alias`
+    let join_keys = |alias: &str| {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| {
+                op(
+                    &format!("t.{}", quote_ident(&k.target)),
+                    &k.eq_schema,
+                    "=",
+                    &format!("{alias}.{}", kcol(i)),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let join_keys_x = join_keys("x");
     let tv = format!("t.{}", quote_ident(&ver.target));
     let newer_than = |alias: &str| {
         format!(
@@ -677,21 +679,6 @@ fn merge_sql_inner(plan: &MergePlan, row_audit: bool, batched: bool) -> MergeSql
         }
     };
     let staged_apply = staged_in("$3", "$4");
-    // production row t matches work row w
-    let join_keys = |alias: &str| {
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| {
-                op(
-                    &format!("t.{}", quote_ident(&k.target)),
-                    &k.eq_schema,
-                    "=",
-                    &format!("{alias}.{}", kcol(i)),
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
     let value_expr = |v: &crate::plan::ValueColumn| {
         let col = format!("s.{}", quote_ident(&v.staging));
         match v.conversion {
