@@ -2,6 +2,7 @@
 
 use crate::audit::{self, RunKind};
 use crate::exec::{self, as_role, bisect, execute, query_one, query_rows, raise, Caught};
+use crate::failure;
 use crate::guc;
 use crate::merge::{lock_target, result_tuple, MergeOutcome};
 use dwr_engine::sqlgen::Counts;
@@ -120,7 +121,39 @@ fn dwr_undo(run_id: Option<i64>) -> pgrx::composite_type!('static, "dwr.merge_re
             ),
         ))
     });
-    let sql = undo_sql(&target);
+    // from here on a failure is recorded as a FAILED undo run (outside this transaction, by the
+    // same background worker as a failed merge), then raised; the work runs in a subtransaction so
+    // that the session is clean enough to start the worker
+    let started_at =
+        query_one::<String>("SELECT pg_catalog.clock_timestamp()::pg_catalog.text", &[])
+            .unwrap_or_default();
+    let undo_id = std::cell::Cell::new(None);
+    match exec::subtransaction(|| undo_run(run_id, &run, &target, owner, &undo_id)) {
+        Ok(outcome) => result_tuple(&outcome),
+        Err(e) => {
+            let start = failure::RunStart {
+                kind: "undo",
+                target: run.target,
+                target_name: target.display(),
+                source_name: format!("dwr.row_changes of run {run_id}"),
+                dry_run: false,
+                started_at,
+            };
+            failure::record(&failure::describe(&start, undo_id.get(), &e));
+            exec::raise_caught(e)
+        }
+    }
+}
+
+/// The undo itself, once `dwr_undo` checked that `run` can be undone.
+fn undo_run(
+    run_id: i64,
+    run: &RunToUndo,
+    target: &dwr_engine::catalog::Relation,
+    owner: pg_sys::Oid,
+    undo_id_out: &std::cell::Cell<Option<i64>>,
+) -> MergeOutcome {
+    let sql = undo_sql(target);
     lock_target(run.target, &target.display());
     let row_audit = guc::ROW_AUDIT.get();
     let undo_id = audit::begin_run(
@@ -132,6 +165,7 @@ fn dwr_undo(run_id: Option<i64>) -> pgrx::composite_type!('static, "dwr.merge_re
         None,
         row_audit,
     );
+    undo_id_out.set(Some(undo_id));
 
     let mut lock_timeouts = 0u32;
     let mut on_row_error = |n: i64, e: &Caught| {
@@ -197,13 +231,13 @@ fn dwr_undo(run_id: Option<i64>) -> pgrx::composite_type!('static, "dwr.merge_re
         u.deferred,
         u.errors
     );
-    result_tuple(&MergeOutcome {
+    MergeOutcome {
         run_id: undo_id,
         target: run.target,
         status,
         counts,
         duration,
-    })
+    }
 }
 
 #[pg_extern(sql = false)]
