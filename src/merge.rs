@@ -308,7 +308,6 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
             execute(&sql.mark_row_error, &[rn.into(), e.text().as_str().into()]);
         }
     };
-    execute(&sql.create_work, &[]);
     if ctx.row_audit {
         execute(&sql.create_images, &[]);
     }
@@ -330,6 +329,7 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
     };
     // the work rows are numbered 1..=rows
     let rows = if sql.keys_need_cast {
+        execute(&sql.create_work, &[]);
         let rows = execute(&sql.fill_work_rows, &batch_args) as i64;
         bisect(&sql.cast_keys, 1, rows, &mut mark_error);
         execute(&sql.classify_work, &classify_args);
