@@ -89,13 +89,7 @@ fn dwr_merge_batch(
         if n < 1 {
             return None;
         }
-        query_one::<Vec<String>>(
-            &format!(
-                "SELECT hi FROM {} WHERE batch OPERATOR(pg_catalog.=) $1",
-                dwr_engine::sqlgen::BATCHES
-            ),
-            &[n.into()],
-        )
+        query_one::<Vec<String>>(&dwr_engine::sqlgen::batch_bound_sql(), &[n.into()])
         // the last batch has no row: open above
     };
     let range = BatchRange {

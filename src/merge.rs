@@ -315,6 +315,14 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
         Some(r) => (Some(r.window_start), Some(r.window_end)),
         None => (None, None),
     };
+    // a batch's statements also take its key range (see dwr_engine::sqlgen::merge_sql_batch): they
+    // read only its part of staging and production
+    let bounds = || -> Vec<pgrx::datum::DatumWithOid<'static>> {
+        match ctx.batch {
+            Some(b) => vec![b.lo.clone().into(), b.hi.clone().into()],
+            None => vec![],
+        }
+    };
     let mut classify_args = vec![
         null_version.into(),
         null_key.into(),
@@ -323,19 +331,15 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
         ctx.target.into(),
         ctx.since.into(),
     ];
-    let batch_args: Vec<pgrx::datum::DatumWithOid> = match ctx.batch {
-        Some(b) => vec![b.lo.clone().into(), b.hi.clone().into()],
-        None => vec![],
-    };
-    // the work rows are numbered 1..=rows
+    classify_args.extend(bounds()); // $7, $8
+                                    // the work rows are numbered 1..=rows
     let rows = if sql.keys_need_cast {
         execute(&sql.create_work, &[]);
-        let rows = execute(&sql.fill_work_rows, &batch_args) as i64;
+        let rows = execute(&sql.fill_work_rows, &bounds()) as i64;
         bisect(&sql.cast_keys, 1, rows, &mut mark_error);
         execute(&sql.classify_work, &classify_args);
         rows
     } else {
-        classify_args.extend(batch_args);
         execute(&sql.fill_classified, &classify_args) as i64
     };
     execute(&sql.analyze_work, &[]); // estimates for the apply statements
@@ -344,13 +348,6 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
     // inserts first, while the merge holds no lock a CDC transaction could be waiting on: an insert
     // may have to wait for a CDC transaction inserting or deleting the same key, and a wait while
     // CDC waits on a row the merge locked for update is how a deadlock would form
-    // a batch's statements also take its key range ($3, $4): they read only its part of staging
-    let bounds = || -> Vec<pgrx::datum::DatumWithOid<'static>> {
-        match ctx.batch {
-            Some(b) => vec![b.lo.clone().into(), b.hi.clone().into()],
-            None => vec![],
-        }
-    };
     exec::with_lock_timeout(row_lock_timeout, || {
         exec::bisect_with(&sql.apply_inserts, 1, rows, &bounds, &mut mark_error)
     });

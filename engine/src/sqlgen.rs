@@ -233,7 +233,8 @@ pub struct MergeSql {
     /// `$1`: target oid, `$2`: since. Takes back an insert whose key CDC deleted while the insert
     /// ran (the delete's tombstone committed after the insert's snapshot)
     pub recheck_inserted: String,
-    /// `$1`: run id. Empty for a source table without metadata columns: it is never written
+    /// `$1`: run id (and in a batch `$2`, `$3`: its key range). Empty for a source table without
+    /// metadata columns: it is never written
     pub write_statuses: String,
     /// `$1`: run id, `$2`: target oid. Copies the kept images to `dwr.row_changes` (run as the
     /// extension owner)
@@ -249,15 +250,11 @@ pub struct MergeSql {
     pub drop_work: String,
 }
 
-/// `a > b` (or `a <= b`) in staging's own key order, the lexicographic order of the key columns:
-/// a row comparison when every key type orders with `pg_catalog` operators (so an index on the key
-/// serves it), spelled out column by column otherwise.
-fn key_compare(plan: &MergePlan, strict_greater: bool, bound: &str) -> String {
-    key_compare_on(plan, strict_greater, bound, false)
-}
-
-/// [`key_compare`] on staging's key columns (`s.`), or with `production` on production's (`t.`, in
-/// production's types; only meaningful when the plan's key order is shared).
+/// `key > bound` (or `key <= bound`) in the lexicographic order of the key columns, on staging's
+/// key columns (`s.`, staging's types), or with `production` on production's (`t.`, production's
+/// types; meaningful only when the plan's key order is shared): a row comparison when every key
+/// type orders with `pg_catalog` operators (so an index on the key serves it), spelled out column
+/// by column otherwise.
 fn key_compare_on(plan: &MergePlan, strict_greater: bool, bound: &str, production: bool) -> String {
     let keys = &plan.keys;
     let col = |i: usize| {
@@ -334,8 +331,8 @@ pub fn batch_range(plan: &MergePlan, lo: &str, hi: &str) -> String {
     format!(
         "(({lo}::pg_catalog.text[] IS NULL AND ({null_key})) OR (({lo}::pg_catalog.text[] IS NULL OR {}) \
          AND ({hi}::pg_catalog.text[] IS NULL OR {})))",
-        key_compare(plan, true, lo),
-        key_compare(plan, false, hi),
+        key_compare_on(plan, true, lo, false),
+        key_compare_on(plan, false, hi, false),
     )
 }
 
@@ -347,8 +344,6 @@ pub struct BatchSql {
     pub create_bounds: String,
     /// the NEW staged rows, all batches together
     pub count_new: String,
-    /// `$1`: batch number. The batch's upper bound
-    pub bound: String,
     /// whether the session still has bounds (of a call that was cancelled)
     pub bounds_exist: String,
     pub drop_bounds: String,
@@ -357,6 +352,14 @@ pub struct BatchSql {
 /// The table of batch bounds, in the session's temporary schema; it outlives the commits between
 /// batches.
 pub const BATCHES: &str = "pg_temp.\"_dwr_batches\"";
+
+/// `$1`: batch number. That batch's upper bound; no row for the last batch, which is open above.
+pub fn batch_bound_sql() -> String {
+    format!(
+        "SELECT hi FROM {BATCHES} WHERE {}",
+        pg_op("batch", "=", "$1")
+    )
+}
 
 /// The SQL around the batches of `plan`, or the key column that cannot be ordered.
 pub fn batch_sql(plan: &MergePlan) -> std::result::Result<BatchSql, String> {
@@ -398,10 +401,6 @@ pub fn batch_sql(plan: &MergePlan) -> std::result::Result<BatchSql, String> {
     Ok(BatchSql {
         create_bounds,
         count_new: format!("SELECT pg_catalog.count(*) FROM {s} s WHERE {new}"),
-        bound: format!(
-            "SELECT hi FROM {BATCHES} WHERE {}",
-            pg_op("batch", "=", "$1")
-        ),
         bounds_exist: format!(
             "SELECT pg_catalog.to_regclass({}) IS NOT NULL",
             quote_literal(BATCHES)
@@ -1079,7 +1078,7 @@ pub(crate) mod tests {
         for stmt in [
             &b.create_bounds,
             &b.count_new,
-            &b.bound,
+            &batch_bound_sql(),
             &batch.fill_classified,
             &batch.fill_work_rows,
         ] {

@@ -66,6 +66,18 @@ INSERT INTO bat_many_staging.c (region, id, updated_at)
 CALL dwr_merge_batches('bat_many.c', 5);
 SELECT region, count(*) FROM bat_many.c GROUP BY 1 ORDER BY 1;
 
+-- a version staged in another type (a cast in every batch) with keys that need none: the rows are
+-- numbered and cast first, then classified with the batch's bounds on production
+CREATE TABLE bat_many.v (id int PRIMARY KEY, val text, updated_at bigint);
+INSERT INTO bat_many.v SELECT g, 'prod', 10 FROM generate_series(1, 6) g;
+CREATE TABLE bat_many_staging.v (id int PRIMARY KEY, val text, updated_at int);
+SELECT dwr_create_staging('bat_many.v', 'bat_many_staging');
+INSERT INTO bat_many_staging.v (id, val, updated_at)
+  SELECT g, 'staged', CASE WHEN g % 2 = 0 THEN 20 ELSE 5 END FROM generate_series(1, 9) g;
+CALL dwr_merge_batches('bat_many.v', 4);
+SELECT val, updated_at, count(*) FROM bat_many.v GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT _dwr_status, count(*) FROM bat_many_staging.v GROUP BY 1 ORDER BY 1;
+
 -- refused clearly
 \set VERBOSITY default
 BEGIN;
@@ -76,5 +88,6 @@ CALL dwr_merge_batches('bat_many.t', NULL);
 CALL dwr_merge_batches('pg_catalog.pg_class');
 \set VERBOSITY terse
 
-SELECT dwr_drop_staging('bat_one.t'), dwr_drop_staging('bat_many.t'), dwr_drop_staging('bat_many.c');
+SELECT dwr_drop_staging('bat_one.t'), dwr_drop_staging('bat_many.t'), dwr_drop_staging('bat_many.c'),
+       dwr_drop_staging('bat_many.v');
 DROP SCHEMA bat_one, bat_one_staging, bat_many, bat_many_staging CASCADE;
