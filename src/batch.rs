@@ -10,10 +10,9 @@
 //! Resuming needs no state of its own: a committed batch left its rows PROCESSED, SKIPPED or
 //! ERROR, so a new call plans over the rows still NEW, and a cancelled batch rolled back whole.
 
-use crate::exec::{self, check, execute, query_one, raise};
+use crate::exec::{self, execute, query_one, raise};
 use crate::merge::{self, BatchRange};
 use crate::staging::registration_or_raise;
-use dwr_engine::plan::plan_merge;
 use dwr_engine::sqlgen::batch_sql;
 use dwr_engine::{DwrError, SqlState};
 use pgrx::pg_sys;
@@ -48,10 +47,8 @@ fn dwr_batch_plan(target: Option<pg_sys::Oid>, batch_size: Option<i32>) -> i64 {
     }
     let reg = registration_or_raise(target);
     let t = exec::relation_or_raise(target, "table");
-    let staging = exec::relation_or_raise(reg.staging, "staging table");
-    crate::staging::check_staging_owner(&t, &staging);
-    let casts = exec::casts_between(&staging, &t);
-    let plan = check(plan_merge(&t, &staging, &casts, &reg.version_column, true));
+    let staging = merge::registered_staging(&t, &reg);
+    let plan = merge::plan_of(&t, &staging, &reg, true);
     let sql = batch_sql(&plan).unwrap_or_else(|column| {
         raise(
             DwrError::new(

@@ -8,8 +8,9 @@ use crate::failure;
 use crate::guc;
 use crate::reload::{self, OpenReload};
 use crate::staging::{registration_or_raise, Registration};
+use dwr_engine::catalog::Relation;
 use dwr_engine::ident::display_ident;
-use dwr_engine::plan::plan_merge;
+use dwr_engine::plan::{plan_merge, MergePlan};
 use dwr_engine::sqlgen::{merge_sql, merge_sql_batch, Counts, MergeSql, RowClass};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
@@ -121,6 +122,30 @@ pub fn merge_part(
     }
 }
 
+/// The registered staging table of `target`, checked to be owned by the target's owner.
+pub fn registered_staging(target: &Relation, reg: &Registration) -> Relation {
+    let staging = exec::relation_or_raise(reg.staging, "staging table");
+    crate::staging::check_staging_owner(target, &staging);
+    staging
+}
+
+/// The plan of merging `staging` into `target`, or the error that says why it cannot run.
+pub fn plan_of(
+    target: &Relation,
+    staging: &Relation,
+    reg: &Registration,
+    with_metadata: bool,
+) -> MergePlan {
+    let casts = exec::casts_between(staging, target);
+    check(plan_merge(
+        target,
+        staging,
+        &casts,
+        &reg.version_column,
+        with_metadata,
+    ))
+}
+
 fn merge_registered(
     target_oid: pg_sys::Oid,
     reg: &Registration,
@@ -132,8 +157,7 @@ fn merge_registered(
     let target = exec::relation_or_raise(target_oid, "table");
     let (staging, source_display) = match source {
         None => {
-            let staging = exec::relation_or_raise(reg.staging, "staging table");
-            crate::staging::check_staging_owner(&target, &staging);
+            let staging = registered_staging(&target, reg);
             let display = staging.display();
             (staging, display)
         }
@@ -157,14 +181,7 @@ fn merge_registered(
             (exec::relation_or_raise(copy, "source copy"), src.display())
         }
     };
-    let casts = exec::casts_between(&staging, &target);
-    let mut plan = check(plan_merge(
-        &target,
-        &staging,
-        &casts,
-        &reg.version_column,
-        source.is_none(),
-    ));
+    let mut plan = plan_of(&target, &staging, reg, source.is_none());
     plan.staging_display = source_display;
     let row_audit = guc::ROW_AUDIT.get();
     let sql = if batch.is_some() {
