@@ -51,7 +51,7 @@ fn status_check() -> String {
 }
 
 /// The metadata column definitions, as in `CREATE TABLE` or `ADD COLUMN`.
-fn meta_column_defs() -> [String; 4] {
+pub fn meta_column_defs() -> [String; 4] {
     [
         format!(
             "{} pg_catalog.text NOT NULL DEFAULT 'NEW' {}",

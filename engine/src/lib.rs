@@ -20,6 +20,7 @@ pub mod ident;
 pub mod order;
 pub mod plan;
 pub mod sqlgen;
+pub mod tle;
 pub mod undo;
 
 pub use error::{DwrError, Result, SqlState};

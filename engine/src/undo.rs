@@ -45,6 +45,18 @@ fn eq(a: &str, b: &str) -> String {
     format!("{a} OPERATOR(pg_catalog.=) {b}")
 }
 
+/// `$1`: run id. Copies the run's insert and update images into the undo work table (run as the
+/// extension owner: it reads `dwr.row_changes`). The same for every table.
+pub fn undo_fill_work() -> String {
+    format!(
+        "INSERT INTO {UNDO_WORK} (n, key, action, before, after) \
+         SELECT pg_catalog.row_number() OVER (), c.key, c.action, c.before, c.after \
+         FROM dwr.row_changes c WHERE {} AND {}",
+        eq("c.run_id", "$1"),
+        eq("c.action", "ANY ('{insert,update}'::pg_catalog.text[])")
+    )
+}
+
 /// Write the SQL of an undo on `target`.
 pub fn undo_sql(target: &Relation) -> UndoSql {
     let t = target.quoted();
@@ -80,13 +92,7 @@ pub fn undo_sql(target: &Relation) -> UndoSql {
          cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text, now pg_catalog.jsonb) ON COMMIT DROP",
         lit("gone")
     );
-    let fill_work = format!(
-        "INSERT INTO {w} (n, key, action, before, after) \
-         SELECT pg_catalog.row_number() OVER (), c.key, c.action, c.before, c.after \
-         FROM dwr.row_changes c WHERE {} AND {}",
-        eq("c.run_id", "$1"),
-        eq("c.action", "ANY ('{insert,update}'::pg_catalog.text[])")
-    );
+    let fill_work = undo_fill_work();
     let classify = format!(
         "UPDATE {w} u SET cls = CASE WHEN {} THEN CASE WHEN {} THEN {} ELSE {} END ELSE {} END \
          FROM {t} t WHERE {}",

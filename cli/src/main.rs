@@ -1,0 +1,354 @@
+//! `dwr`: the command-line edge of dms_window_reload for managed PostgreSQL (Amazon RDS, Aurora),
+//! where the compiled extension cannot be installed. It reads the catalog of the registered tables
+//! with the engine's own queries, plans their merges with the engine, and writes (or installs) a
+//! pg_tle package holding the same SQL interface in SQL and PL/pgSQL (`dwr_engine::tle`).
+//!
+//! ```text
+//! dwr tle install <connection string> [--schema public] [--quiet]
+//! dwr tle sql     <connection string> [--schema public]
+//! dwr tle check   <connection string>
+//! ```
+
+use dwr_engine::catalog::{CastInfo, Casts, Relation, CASTS_SQL, RELATION_SQL};
+use dwr_engine::plan::{plan_merge, verify};
+use dwr_engine::tle::{self, TableCode, TableInput, EXTENSION};
+use postgres::{Client, NoTls};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  dwr tle install <connection string> [--schema NAME] [--quiet]
+      generate the pg_tle package for every registered table and install it: CREATE EXTENSION
+      dms_window_reload_tle the first time (in schema NAME, default public), else a new version
+      with an update path and ALTER EXTENSION ... UPDATE
+  dwr tle sql <connection string>
+      print the script install would run, for review
+  dwr tle check <connection string>
+      exit 1 when a registered table has no generated merge, or one generated for other columns";
+
+type Error = Box<dyn std::error::Error>;
+
+struct Options {
+    command: String,
+    conn: String,
+    schema: String,
+    quiet: bool,
+}
+
+fn parse_args(args: &[String]) -> Option<Options> {
+    let mut it = args.iter();
+    if it.next()? != "tle" {
+        return None;
+    }
+    let command = it.next()?.clone();
+    // the connection string may come as one argument or as several (key=value words)
+    let mut conn: Vec<String> = Vec::new();
+    let mut schema = "public".to_string();
+    let mut quiet = false;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--schema" => schema = it.next()?.clone(),
+            "--quiet" | "-q" => quiet = true,
+            _ if a.starts_with('-') => return None,
+            _ => conn.push(a.clone()),
+        }
+    }
+    if conn.is_empty() {
+        return None;
+    }
+    Some(Options {
+        command,
+        conn: conn.join(" "),
+        schema,
+        quiet,
+    })
+}
+
+/// What the database holds now.
+struct State {
+    /// the installed version of the package, if it is installed
+    version: Option<String>,
+    /// the package's generated functions (`regprocedure` text)
+    generated: Vec<String>,
+    /// the registered tables, planned
+    tables: Vec<TableInput>,
+    owner: String,
+}
+
+fn relation(db: &mut Client, oid: u32) -> Result<Option<Relation>, Error> {
+    let row = db.query_opt(RELATION_SQL, &[&oid])?;
+    match row {
+        None => Ok(None),
+        Some(r) => {
+            let json: String = r.get(0);
+            Ok(Some(Relation::from_json(&json).map_err(|e| e.message)?))
+        }
+    }
+}
+
+/// How every staging column's type converts into the production column of the same name (the
+/// query of the compiled extension's `exec::casts_between`).
+fn casts(db: &mut Client, staging: &Relation, target: &Relation) -> Result<Casts, Error> {
+    let mut sources: Vec<u32> = Vec::new();
+    let mut targets: Vec<u32> = Vec::new();
+    for s in &staging.columns {
+        for t in target
+            .columns
+            .iter()
+            .filter(|t| t.name.to_lowercase() == s.name.to_lowercase())
+        {
+            sources.push(s.type_oid);
+            targets.push(t.type_oid);
+        }
+    }
+    if sources.is_empty() {
+        return Ok(Casts::default());
+    }
+    let row = db.query_opt(CASTS_SQL, &[&sources, &targets])?;
+    let json: String = row.map(|r| r.get(0)).unwrap_or_else(|| "[]".into());
+    Ok(Casts(
+        CastInfo::list_from_json(&json).map_err(|e| e.message)?,
+    ))
+}
+
+fn read_state(db: &mut Client) -> Result<State, Error> {
+    // the engine's catalog queries expect this search_path: types outside pg_catalog come out
+    // schema-qualified, and regclass prints as the generated dispatchers compare it
+    db.batch_execute("SET search_path = pg_catalog, pg_temp")?;
+    let has_tle = db
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_tle'",
+            &[],
+        )?
+        .is_some();
+    if !has_tle {
+        return Err("pg_tle is not installed in this database: run CREATE EXTENSION pg_tle as a superuser (rds_superuser on RDS), and GRANT pgtle_admin TO the role that installs the package".into());
+    }
+    let owner: String = db.query_one("SELECT CURRENT_USER::text", &[])?.get(0);
+    let ext = db.query_opt(
+        "SELECT oid, extversion FROM pg_catalog.pg_extension WHERE extname = $1",
+        &[&EXTENSION],
+    )?;
+    let Some(ext) = ext else {
+        return Ok(State {
+            version: None,
+            generated: vec![],
+            tables: vec![],
+            owner,
+        });
+    };
+    let ext_oid: u32 = ext.get(0);
+    let version: String = ext.get(1);
+    let generated: Vec<String> = db
+        .query(
+            "SELECT p.oid::pg_catalog.regprocedure::text, p.proname::text FROM pg_catalog.pg_depend d
+               JOIN pg_catalog.pg_proc p ON p.oid = d.objid
+              WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                AND d.refobjid = $1 AND d.deptype = 'e'
+                AND p.pronamespace = 'dwr'::pg_catalog.regnamespace
+              ORDER BY 1",
+            &[&ext_oid],
+        )?
+        .into_iter()
+        .filter(|r| tle::is_generated(r.get::<_, &str>(1)))
+        .map(|r| r.get(0))
+        .collect();
+    let regs = db.query(
+        "SELECT t.target::oid, t.staging::oid, t.version_column::text FROM dwr.tables t
+          WHERE EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = t.target::oid)
+            AND EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = t.staging::oid)
+          ORDER BY t.target::text",
+        &[],
+    )?;
+    let mut tables = Vec::new();
+    for r in regs {
+        let (t_oid, s_oid, version_column): (u32, u32, String) = (r.get(0), r.get(1), r.get(2));
+        let (Some(target), Some(staging)) = (relation(db, t_oid)?, relation(db, s_oid)?) else {
+            continue;
+        };
+        let casts = casts(db, &staging, &target)?;
+        let fingerprint = |db: &mut Client, oid: u32| -> Result<String, Error> {
+            Ok(db.query_one(tle::FINGERPRINT_SQL, &[&oid])?.get(0))
+        };
+        let target_fingerprint = fingerprint(db, t_oid)?;
+        let staging_fingerprint = fingerprint(db, s_oid)?;
+        tables.push(TableInput {
+            plan: plan_merge(&target, &staging, &casts, &version_column, true),
+            problems: verify(&target, &staging, &casts, &version_column, true),
+            undo: dwr_engine::undo::undo_sql(&target),
+            target,
+            staging,
+            version_column,
+            target_fingerprint,
+            staging_fingerprint,
+        });
+    }
+    Ok(State {
+        version: Some(version),
+        generated,
+        tables,
+        owner,
+    })
+}
+
+fn generate(state: &State) -> Vec<TableCode> {
+    state
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| tle::table_code(i + 1, t, &state.owner))
+        .collect()
+}
+
+/// The script to run: the whole package the first time, else the update from the installed one.
+fn script(state: &State) -> String {
+    let code = generate(state);
+    match &state.version {
+        None => tle::install_script(&code, &state.owner),
+        Some(_) => tle::update_script(&state.generated, &code, &state.owner),
+    }
+}
+
+fn install(db: &mut Client, o: &Options) -> Result<String, Error> {
+    let state = read_state(db)?;
+    let code = generate(&state);
+    let full = tle::install_script(&code, &state.owner);
+    let mut tx = db.transaction()?;
+    let new_version = match &state.version {
+        None => {
+            // versions of an earlier install that was dropped are replaced
+            tx.execute(
+                "SELECT pgtle.uninstall_extension_if_exists($1)",
+                &[&EXTENSION],
+            )?;
+            let version = tle::next_version(None);
+            tx.execute(
+                "SELECT pgtle.install_extension($1, $2, $3, $4, ARRAY['plpgsql'])",
+                &[
+                    &EXTENSION,
+                    &version,
+                    &"dms_window_reload as a pg_tle package: merge a reloaded past time window from staging into CDC-replicated tables",
+                    &full,
+                ],
+            )?;
+            tx.batch_execute(&format!(
+                "CREATE EXTENSION {} SCHEMA {}",
+                dwr_engine::ident::quote_ident(EXTENSION),
+                dwr_engine::ident::quote_ident(&o.schema)
+            ))?;
+            version
+        }
+        Some(current) => {
+            let version = tle::next_version(Some(current));
+            let update = tle::update_script(&state.generated, &code, &state.owner);
+            tx.execute(
+                "SELECT pgtle.install_extension_version_sql($1, $2, $3)",
+                &[&EXTENSION, &version, &full],
+            )?;
+            tx.execute(
+                "SELECT pgtle.install_update_path($1, $2, $3, $4)",
+                &[&EXTENSION, current, &version, &update],
+            )?;
+            tx.execute(
+                "SELECT pgtle.set_default_version($1, $2)",
+                &[&EXTENSION, &version],
+            )?;
+            tx.batch_execute(&format!(
+                "ALTER EXTENSION {} UPDATE TO {}",
+                dwr_engine::ident::quote_ident(EXTENSION),
+                dwr_engine::ident::quote_literal(&version)
+            ))?;
+            version
+        }
+    };
+    tx.commit()?;
+    let names: Vec<String> = code.iter().map(|c| c.target.clone()).collect();
+    Ok(format!(
+        "{EXTENSION} {new_version}: {} table(s){}{}",
+        names.len(),
+        if names.is_empty() { "" } else { ": " },
+        names.join(", ")
+    ))
+}
+
+/// Registered tables without a merge, or whose merge was generated for other columns.
+fn check(db: &mut Client) -> Result<Vec<String>, Error> {
+    let state = read_state(db)?;
+    let Some(_) = state.version else {
+        return Ok(vec![format!("{EXTENSION} is not installed")]);
+    };
+    let mut stale = Vec::new();
+    for t in &state.tables {
+        let name = tle::regclass_text(&t.target);
+        let generated: Option<String> = db
+            .query_opt(
+                "SELECT pg_catalog.pg_get_functiondef(p.oid) FROM pg_catalog.pg_proc p
+                  WHERE p.pronamespace = 'dwr'::pg_catalog.regnamespace
+                    AND p.proname ~ '^_t[0-9]+_merge$'
+                    AND pg_catalog.pg_get_functiondef(p.oid) LIKE '%' || $1 || '%'",
+                &[&format!("'{}'", name.replace('\'', "''"))],
+            )?
+            .map(|r| r.get(0));
+        match generated {
+            None => stale.push(format!("{name}: no merge generated")),
+            Some(def)
+                if !def.contains(&t.target_fingerprint)
+                    || !def.contains(&t.staging_fingerprint) =>
+            {
+                stale.push(format!(
+                    "{name}: columns changed since the merge was generated"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(stale)
+}
+
+fn run(o: &Options) -> Result<ExitCode, Error> {
+    let mut db = Client::connect(&o.conn, NoTls)?;
+    match o.command.as_str() {
+        "install" => {
+            let summary = install(&mut db, o)?;
+            if !o.quiet {
+                println!("{summary}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        "sql" => {
+            let state = read_state(&mut db)?;
+            print!("{}", script(&state));
+            Ok(ExitCode::SUCCESS)
+        }
+        "check" => {
+            let stale = check(&mut db)?;
+            for s in &stale {
+                println!("{s}");
+            }
+            Ok(if stale.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(o) = parse_args(&args) else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    match run(&o) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dwr: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
