@@ -49,9 +49,44 @@ ensure_pgrx() {
     fi
 }
 
+# pg_tle (Trusted Language Extensions, how Amazon RDS and Aurora let a non-superuser install an
+# extension written in SQL and PL/pgSQL): not in Debian's archive, so built from the vendored release
+# tarball (pg_test/vendor, checked against its sha256) into Debian's PostgreSQL, once.
+PG_TLE_VERSION=1.5.2
+PG_TLE_SHA256=8fb28f2a79d452ebd244a072f5eee7570894abca3112fbb27df033f78003480f
+ensure_pg_tle() {
+    local sharedir
+    sharedir=$("$PG_CONFIG" --sharedir)
+    if [ -f "$sharedir/extension/pg_tle--$PG_TLE_VERSION.sql" ] || ls "$sharedir"/extension/pg_tle--*--"$PG_TLE_VERSION".sql >/dev/null 2>&1; then
+        return 0
+    fi
+    local tarball=$REPO/pg_test/vendor/pg_tle-$PG_TLE_VERSION.tar.gz
+    if ! echo "$PG_TLE_SHA256  $tarball" | sha256sum -c --quiet; then
+        echo "$tarball does not have the sha256 of pg_tle $PG_TLE_VERSION" >&2
+        return 1
+    fi
+    local missing=()
+    for p in flex bison libkrb5-dev; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing Debian packages for pg_tle: ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+    log "building pg_tle $PG_TLE_VERSION from $tarball"
+    local build
+    build=$(mktemp -d)
+    tar -xzf "$tarball" -C "$build"
+    (cd "$build/pg_tle-$PG_TLE_VERSION" && make -s PG_CONFIG="$PG_CONFIG" >/dev/null 2>&1 &&
+        as_root make -s PG_CONFIG="$PG_CONFIG" install >/dev/null)
+    rm -rf "$build"
+}
+
 ensure_all() {
     ensure_packages
     ensure_pgrx
+    ensure_pg_tle
 }
 
 # Build the extension and install it into Debian's PostgreSQL ($1: extra cargo pgrx flags).

@@ -1,6 +1,9 @@
 -- The seed document's scenario: production.customers and production.orders replicated by CDC; a
 -- past window reloaded into staging; the merge inserts what is missing, updates what is older,
 -- leaves equal versions alone and refuses older ones.
+-- (errors raised inside PL/pgSQL carry a CONTEXT line in the pg_tle package; not shown, as in
+-- the compiled extension; ${DWR_TLE_SYNC:-true} is where a pg_tle operator runs dwr tle install)
+\set SHOW_CONTEXT never
 CREATE SCHEMA production;
 CREATE TABLE production.customers (
     customer_id integer PRIMARY KEY,
@@ -28,6 +31,7 @@ INSERT INTO production.orders VALUES
 
 SELECT dwr_create_staging('production.customers');
 SELECT dwr_create_staging('production.orders');
+\! ${DWR_TLE_SYNC:-true}
 
 -- the full load of the window, as DMS writes it: plain INSERTs that know nothing of _dwr_ columns
 INSERT INTO staging.customers (customer_id, name, email, updated_at) VALUES

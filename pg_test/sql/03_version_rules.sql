@@ -1,6 +1,9 @@
 -- The version column decides. Strictly newer replaces; equal is unchanged; older is stale; a NULL
 -- production version loses; a NULL staged version is an ERROR row; several staged rows of one key:
 -- the highest version merges, the rest are SKIPPED.
+-- (errors raised inside PL/pgSQL carry a CONTEXT line in the pg_tle package; not shown, as in
+-- the compiled extension; ${DWR_TLE_SYNC:-true} is where a pg_tle operator runs dwr tle install)
+\set SHOW_CONTEXT never
 CREATE SCHEMA versions;
 CREATE TABLE versions.t (id int PRIMARY KEY, val text, updated_at timestamp);
 INSERT INTO versions.t VALUES
@@ -9,6 +12,7 @@ INSERT INTO versions.t VALUES
     (3, 'production v5', '2025-01-05'),
     (4, 'production has no version', NULL);
 SELECT dwr_create_staging('versions.t');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO versions.t VALUES (9, 'untouched', '2025-01-01');
 INSERT INTO staging.t (id, val, updated_at) VALUES
     (1, 'staged v6', '2025-01-06'),            -- newer: updated
@@ -25,6 +29,7 @@ CREATE TABLE versions.d (id int PRIMARY KEY, val text, updated_at timestamp);
 INSERT INTO versions.d VALUES (1, 'production', '2025-01-01');
 CREATE TABLE staging.d (id int, val text, updated_at timestamp);
 SELECT dwr_create_staging('versions.d');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO staging.d (id, val, updated_at) VALUES
     (1, 'older duplicate', '2025-01-02'),
     (1, 'newest', '2025-01-04'),

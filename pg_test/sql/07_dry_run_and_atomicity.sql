@@ -1,8 +1,12 @@
 -- dry_run computes every count and changes nothing; a merge is one transaction: all or nothing.
+-- (errors raised inside PL/pgSQL carry a CONTEXT line in the pg_tle package; not shown, as in
+-- the compiled extension; ${DWR_TLE_SYNC:-true} is where a pg_tle operator runs dwr tle install)
+\set SHOW_CONTEXT never
 CREATE SCHEMA atom;
 CREATE TABLE atom.t (id int PRIMARY KEY, val text CHECK (val <> 'bad'), updated_at timestamp);
 INSERT INTO atom.t VALUES (1, 'one', '2025-01-01'), (2, 'two', '2025-01-05');
 SELECT dwr_create_staging('atom.t', staging_schema => 'atom_staging');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO atom_staging.t (id, val, updated_at) VALUES
     (1, 'one, newer', '2025-01-02'), (2, 'two, older', '2025-01-04'), (3, 'three', '2025-01-01'),
     (4, 'bad', '2025-01-01'), (5, 'five', NULL);

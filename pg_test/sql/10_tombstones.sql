@@ -2,11 +2,15 @@
 -- in dwr.tombstones, also when the applier runs with session_replication_role = replica (as DMS
 -- and logical replication do). A staged row whose key production deleted since staging was created
 -- is skipped_deleted: the merge never resurrects it.
+-- (errors raised inside PL/pgSQL carry a CONTEXT line in the pg_tle package; not shown, as in
+-- the compiled extension; ${DWR_TLE_SYNC:-true} is where a pg_tle operator runs dwr tle install)
+\set SHOW_CONTEXT never
 CREATE SCHEMA tomb;
 CREATE TABLE tomb.t (id int PRIMARY KEY, val text, updated_at timestamp);
 INSERT INTO tomb.t SELECT g, 'v1', '2025-01-01' FROM generate_series(1, 5) g;
 DELETE FROM tomb.t WHERE id = 4;            -- before tracking began: does not count
 SELECT dwr_create_staging('tomb.t', staging_schema => 'tomb_staging');
+\! ${DWR_TLE_SYNC:-true}
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'tomb.t'::regclass AND NOT tgisinternal;
 DELETE FROM tomb.t WHERE id = 3;            -- a CDC delete
 SET session_replication_role = replica;     -- the way DMS applies changes
@@ -28,6 +32,7 @@ SELECT id, _dwr_status FROM tomb_staging.t ORDER BY id;
 CREATE TABLE tomb.c (region text, id int, updated_at timestamp, PRIMARY KEY (region, id));
 INSERT INTO tomb.c VALUES ('eu', 1, '2025-01-01'), ('us', 1, '2025-01-01');
 SELECT dwr_create_staging('tomb.c', staging_schema => 'tomb_staging');
+\! ${DWR_TLE_SYNC:-true}
 DELETE FROM tomb.c WHERE region = 'eu';
 SELECT key FROM dwr.tombstones WHERE target = 'tomb.c'::regclass;
 INSERT INTO tomb_staging.c VALUES ('eu', 1, '2025-01-02'), ('us', 1, '2025-01-02');
@@ -40,6 +45,7 @@ CREATE TABLE tomb.p_2024 PARTITION OF tomb.p FOR VALUES FROM ('2024-01-01') TO (
 CREATE TABLE tomb.p_2025 PARTITION OF tomb.p FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 INSERT INTO tomb.p VALUES (1, '2024-06-01', '2025-01-01'), (2, '2025-06-01', '2025-01-01');
 SELECT dwr_create_staging('tomb.p', staging_schema => 'tomb_staging');
+\! ${DWR_TLE_SYNC:-true}
 SET session_replication_role = replica;
 DELETE FROM tomb.p_2025 WHERE id = 2;
 RESET session_replication_role;
@@ -58,6 +64,7 @@ SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'tomb.c'::regclass A
 SELECT count(*) AS tombstones FROM dwr.tombstones WHERE target = 'tomb.c'::regclass;
 -- the applier needs no right on dwr for its deletes to be recorded
 CREATE ROLE dwr_applier;
+GRANT dwr_applier TO CURRENT_USER;  -- SET ROLE needs it unless a superuser runs this
 GRANT USAGE ON SCHEMA tomb TO dwr_applier;
 GRANT SELECT, DELETE ON tomb.t TO dwr_applier;
 INSERT INTO tomb.t VALUES (9, 'v1', '2025-01-01');

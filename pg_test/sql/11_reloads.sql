@@ -1,6 +1,9 @@
 -- Reloads: while a reload is open, a merge takes only staged rows whose version lies in its window
 -- (both ends included, as DMS's between does); the rest stay NEW and count as
 -- skipped_outside_window. Deletes since the reload began stop staged rows of the same key.
+-- (errors raised inside PL/pgSQL carry a CONTEXT line in the pg_tle package; not shown, as in
+-- the compiled extension; ${DWR_TLE_SYNC:-true} is where a pg_tle operator runs dwr tle install)
+\set SHOW_CONTEXT never
 CREATE SCHEMA rl;
 CREATE TABLE rl.t (id int PRIMARY KEY, val text, updated_at timestamp);
 INSERT INTO rl.t SELECT g, 'v1', '2024-12-01' FROM generate_series(1, 8) g;
@@ -9,6 +12,7 @@ CREATE TABLE rl.by_number (id int PRIMARY KEY, version bigint);
 SELECT dwr_create_staging('rl.t', staging_schema => 'rl_staging');
 SELECT dwr_create_staging('rl.other', staging_schema => 'rl_staging');
 SELECT dwr_create_staging('rl.by_number', staging_schema => 'rl_staging', version_column => 'version');
+\! ${DWR_TLE_SYNC:-true}
 
 -- bad reloads are refused
 \set VERBOSITY default

@@ -1,5 +1,10 @@
 -- The row audit: every production row a merge changes gets its before and after image in
 -- dwr.row_changes (dwr.row_audit, on by default), and dwr_undo takes a merge back from them.
+-- (errors raised inside PL/pgSQL carry a CONTEXT line in the pg_tle package; not shown, as in
+-- the compiled extension; ${DWR_TLE_SYNC:-true} is where a pg_tle operator runs dwr tle install)
+\set SHOW_CONTEXT never
+-- run ids from 1001 on, whichever scenarios ran before this one (messages below name runs)
+SELECT setval('dwr.merge_runs_run_id_seq', 1000) AS last_run_id_before;
 CREATE SCHEMA aud;
 CREATE TABLE aud.t (
     id       uuid PRIMARY KEY,
@@ -20,6 +25,7 @@ INSERT INTO aud.t VALUES
     ('00000000-0000-0000-0000-000000000003', 3, 3, false, 'three', '[]', '\x00', '{}', '2025-01-03 10:00+00', '2025-01-03', '2025-01-01');
 CREATE TEMP TABLE before_merge AS SELECT * FROM aud.t;
 SELECT dwr_create_staging('aud.t', staging_schema => 'aud_staging');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO aud_staging.t (id, n, i, b, txt, doc, raw, tags, at, day, updated_at) VALUES
     ('00000000-0000-0000-0000-000000000001', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '2025-01-02'),
     ('00000000-0000-0000-0000-000000000002', 2.25, 2, true, 'two', '{"b": null}', '\xbeef', '{"q r"}', '2025-01-02 10:00+00', '2025-01-02', '2025-01-02'),
@@ -62,6 +68,7 @@ SELECT dwr_undo(-42);
 CREATE TABLE aud.s (id int PRIMARY KEY, val text, updated_at timestamp);
 INSERT INTO aud.s VALUES (1, 'v1', '2025-01-01'), (2, 'v1', '2025-01-01'), (3, 'v1', '2025-01-01');
 SELECT dwr_create_staging('aud.s', staging_schema => 'aud_staging');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO aud_staging.s VALUES (1, 'v2', '2025-01-02'), (2, 'v2', '2025-01-02'), (3, 'v2', '2025-01-02'), (4, 'v2', '2025-01-02');
 SELECT run_id AS s_run FROM dwr_merge('aud.s') \gset
 UPDATE aud.s SET val = 'cdc v3', updated_at = '2025-01-03' WHERE id = 1;
@@ -73,6 +80,7 @@ TABLE aud.s ORDER BY id;
 CREATE TABLE aud.parent (id int PRIMARY KEY, updated_at timestamp);
 CREATE TABLE aud.child (id int PRIMARY KEY, parent_id int REFERENCES aud.parent);
 SELECT dwr_create_staging('aud.parent', staging_schema => 'aud_staging');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO aud_staging.parent VALUES (1, '2025-01-01'), (2, '2025-01-01');
 SELECT run_id AS p_run FROM dwr_merge('aud.parent') \gset
 INSERT INTO aud.child VALUES (10, 1);

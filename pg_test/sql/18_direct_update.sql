@@ -2,10 +2,14 @@
 -- way). A row that CDC holds makes that statement wait at most dwr.row_lock_timeout; then the
 -- locking statement (FOR UPDATE SKIP LOCKED) takes the whole range over and defers only that row.
 -- A prepared transaction holds the row here, exactly like an open CDC transaction would.
+-- (errors raised inside PL/pgSQL carry a CONTEXT line in the pg_tle package; not shown, as in
+-- the compiled extension; ${DWR_TLE_SYNC:-true} is where a pg_tle operator runs dwr tle install)
+\set SHOW_CONTEXT never
 CREATE SCHEMA direct;
 CREATE TABLE direct.t (id int PRIMARY KEY, val text, qty int CHECK (qty >= 0), updated_at int);
 INSERT INTO direct.t SELECT g, 'v1', 1, 1 FROM generate_series(1, 40) g;
 SELECT dwr_create_staging('direct.t', 'direct_staging');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO direct_staging.t (id, val, qty, updated_at) SELECT g, 'v2', 2, 2 FROM generate_series(1, 40) g;
 SET dwr.row_audit = off;
 SET dwr.row_lock_timeout = '50ms';

@@ -9,7 +9,8 @@
 //! connection. At the end production must equal the source model exactly.
 //!
 //! Usage: `dwr_convergence --host /tmp --port 54329 --dbname postgres --seeds 1,2,3 --rows 20000
-//! --events 5000`. Prints one line per seed and exits non-zero on any difference or deadlock.
+//! --events 5000`. Against the pg_tle package: `--user <its owner> --tle-sync '<dwr tle install ...>'`
+//! (the command an operator runs once staging exists, run after `dwr_create_staging`). Prints one line per seed and exits non-zero on any difference or deadlock.
 //!
 //! What it does not model: a CDC delete or update of a row that production does not have yet (its
 //! insert was lost in the outage and the merge has not brought it back) affects no row in PostgreSQL
@@ -66,6 +67,8 @@ fn payload(id: i32, version: i64) -> String {
 
 struct Options {
     conn: String,
+    /// the pg_tle package: the command that generates it, run once staging exists
+    tle_sync: Option<String>,
     seeds: Vec<u64>,
     rows: i32,
     events: usize,
@@ -77,8 +80,10 @@ fn parse_args() -> Options {
     let mut host = "/tmp".to_string();
     let mut port = "54329".to_string();
     let mut dbname = "postgres".to_string();
+    let mut user = "postgres".to_string();
     let mut o = Options {
         conn: String::new(),
+        tle_sync: None,
         seeds: vec![1, 2, 3],
         rows: 20_000,
         events: 5_000,
@@ -93,6 +98,8 @@ fn parse_args() -> Options {
             "--host" => host = v,
             "--port" => port = v,
             "--dbname" => dbname = v,
+            "--user" => user = v,
+            "--tle-sync" => o.tle_sync = Some(v),
             "--seeds" => {
                 o.seeds = v
                     .split(',')
@@ -107,7 +114,7 @@ fn parse_args() -> Options {
         }
         i += 2;
     }
-    o.conn = format!("host={host} port={port} dbname={dbname} user=postgres");
+    o.conn = format!("host={host} port={port} dbname={dbname} user={user}");
     o
 }
 
@@ -177,9 +184,14 @@ fn is_deadlock(e: &postgres::Error) -> bool {
 fn run_seed(o: &Options, seed: u64) -> Outcome {
     let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0xdead_beef);
     let mut db = Client::connect(&o.conn, NoTls).expect("connect");
+    if o.tle_sync.is_none() {
+        db.batch_execute(
+            "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS dms_window_reload;",
+        )
+        .expect("extension");
+    }
     db.batch_execute(
         "SET client_min_messages = warning;
-         CREATE EXTENSION IF NOT EXISTS dms_window_reload;
          SELECT dwr_end_reload(reload_id) FROM dwr.reloads
           WHERE ended_at IS NULL AND 'conv.t' = ANY (targets::text[]);
          SELECT dwr_drop_staging(target) FROM dwr.tables WHERE target::text = 'conv.t';
@@ -216,6 +228,15 @@ fn run_seed(o: &Options, seed: u64) -> Outcome {
     .expect("initial rows");
     db.execute("SELECT dwr_create_staging('conv.t', 'conv_staging')", &[])
         .expect("create staging");
+    if let Some(cmd) = &o.tle_sync {
+        // the pg_tle package: generate the table's merge, as an operator would now
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .status()
+            .expect("run --tle-sync");
+        assert!(status.success(), "--tle-sync failed: {cmd}");
+    }
 
     // the outage: versions 1000 ..< 2000; a share of the changes never reaches production
     let outage_events = o.events.max(1000);
