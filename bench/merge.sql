@@ -2,15 +2,26 @@
 -- session, three rounds each; medians and ratios reported. Sizes: :prod production rows, :staged
 -- staged rows (40% newer than production, 20% older, 10% equal, 30% new keys), the seed's
 -- customers columns. Run: psql -v prod=1000000 -v staged=200000 -f bench/merge.sql
+-- The pg_tle package (README, "Managed PostgreSQL"): in a database where dms_window_reload_tle is
+-- installed, as its owner, with DWR_TLE_SYNC='dwr tle install --quiet <connection string>' in the
+-- environment (run once bench.customers is registered, to generate its merge).
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
+SELECT NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'dms_window_reload_tle') AS compiled \gset
+\if :compiled
 CREATE EXTENSION IF NOT EXISTS dms_window_reload;
+\endif
+SELECT extname AS merging_with, extversion FROM pg_extension WHERE extname LIKE 'dms_window_reload%';
 DROP SCHEMA IF EXISTS bench CASCADE;
 DROP SCHEMA IF EXISTS bench_staging CASCADE;
 CREATE SCHEMA bench;
 CREATE TABLE bench.result (variant text, round int, seconds float8);
 
 \ir prepare.sql
+-- the pg_tle package generates the merge of bench.customers once it is registered (each round makes
+-- the table anew, with the same columns: the generated merge stays valid)
+SELECT bench.prepare(10, 5);
+\! ${DWR_TLE_SYNC:-true}
 
 
 CREATE TABLE bench.variants (ord int, variant text, audit boolean, sql text);

@@ -18,10 +18,11 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Debian packages: the server, its headers and pg_regress, bindgen's clang, pg_cron.
+# Debian packages: the server, its headers and pg_regress, bindgen's clang, pg_cron, OpenSSL's
+# headers (the dwr tool connects with TLS).
 ensure_packages() {
     local wanted=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR clang libclang-dev pkg-config sudo
-                  postgresql-$PG_MAJOR-cron gcc make)
+                  postgresql-$PG_MAJOR-cron gcc make libssl-dev)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,26 +4,32 @@
 //! pg_tle package holding the same SQL interface in SQL and PL/pgSQL (`dwr_engine::tle`).
 //!
 //! ```text
-//! dwr tle install <connection string> [--schema public] [--quiet]
-//! dwr tle sql     <connection string> [--schema public]
+//! dwr tle install <connection string> [--schema public] [--quiet] [--ca-file PEM]
+//! dwr tle sql     <connection string>
 //! dwr tle check   <connection string>
 //! ```
+//!
+//! TLS as libpq's `sslmode` says (`prefer` by default, `require`, `disable`); the server's
+//! certificate is verified against `--ca-file` (for Amazon RDS, its CA bundle) when given, and not
+//! verified otherwise (what libpq does with `sslmode=require`). The password: `password=` in the
+//! connection string, or `PGPASSWORD`.
 
 use dwr_engine::catalog::{CastInfo, Casts, Relation, CASTS_SQL, RELATION_SQL};
 use dwr_engine::plan::{plan_merge, verify};
 use dwr_engine::tle::{self, TableCode, TableInput, EXTENSION};
-use postgres::{Client, NoTls};
+use postgres::Client;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  dwr tle install <connection string> [--schema NAME] [--quiet]
+  dwr tle install <connection string> [--schema NAME] [--quiet] [--ca-file PEM]
       generate the pg_tle package for every registered table and install it: CREATE EXTENSION
       dms_window_reload_tle the first time (in schema NAME, default public), else a new version
       with an update path and ALTER EXTENSION ... UPDATE
   dwr tle sql <connection string>
       print the script install would run, for review
   dwr tle check <connection string>
-      exit 1 when a registered table has no generated merge, or one generated for other columns";
+      exit 1 when a registered table has no generated merge, or one generated for other columns
+  --ca-file PEM: verify the server's TLS certificate against these CAs (the RDS bundle)";
 
 type Error = Box<dyn std::error::Error>;
 
@@ -32,6 +38,7 @@ struct Options {
     conn: String,
     schema: String,
     quiet: bool,
+    ca_file: Option<String>,
 }
 
 fn parse_args(args: &[String]) -> Option<Options> {
@@ -44,10 +51,12 @@ fn parse_args(args: &[String]) -> Option<Options> {
     let mut conn: Vec<String> = Vec::new();
     let mut schema = "public".to_string();
     let mut quiet = false;
+    let mut ca_file = None;
     while let Some(a) = it.next() {
         match a.as_str() {
             "--schema" => schema = it.next()?.clone(),
             "--quiet" | "-q" => quiet = true,
+            "--ca-file" => ca_file = Some(it.next()?.clone()),
             _ if a.starts_with('-') => return None,
             _ => conn.push(a.clone()),
         }
@@ -60,6 +69,7 @@ fn parse_args(args: &[String]) -> Option<Options> {
         conn: conn.join(" "),
         schema,
         quiet,
+        ca_file,
     })
 }
 
@@ -212,7 +222,6 @@ fn script(state: &State) -> String {
 fn install(db: &mut Client, o: &Options) -> Result<String, Error> {
     let state = read_state(db)?;
     let code = generate(&state);
-    let full = tle::install_script(&code, &state.owner);
     let mut tx = db.transaction()?;
     let new_version = match &state.version {
         None => {
@@ -228,7 +237,7 @@ fn install(db: &mut Client, o: &Options) -> Result<String, Error> {
                     &EXTENSION,
                     &version,
                     &"dms_window_reload as a pg_tle package: merge a reloaded past time window from staging into CDC-replicated tables",
-                    &full,
+                    &tle::install_script(&code, &state.owner),
                 ],
             )?;
             tx.batch_execute(&format!(
@@ -241,23 +250,23 @@ fn install(db: &mut Client, o: &Options) -> Result<String, Error> {
         Some(current) => {
             let version = tle::next_version(Some(current));
             let update = tle::update_script(&state.generated, &code, &state.owner);
-            tx.execute(
-                "SELECT pgtle.install_extension_version_sql($1, $2, $3)",
-                &[&EXTENSION, &version, &full],
-            )?;
+            // only an update path: pg_tle makes the extension depend on the install script of
+            // every version it reaches, so a full script per version could never be removed
             tx.execute(
                 "SELECT pgtle.install_update_path($1, $2, $3, $4)",
                 &[&EXTENSION, current, &version, &update],
-            )?;
-            tx.execute(
-                "SELECT pgtle.set_default_version($1, $2)",
-                &[&EXTENSION, &version],
             )?;
             tx.batch_execute(&format!(
                 "ALTER EXTENSION {} UPDATE TO {}",
                 dwr_engine::ident::quote_ident(EXTENSION),
                 dwr_engine::ident::quote_literal(&version)
             ))?;
+            // applied: the path is not needed any more (the package is regenerated from the
+            // catalog, never replayed)
+            tx.execute(
+                "SELECT pgtle.uninstall_update_path($1, $2, $3)",
+                &[&EXTENSION, current, &version],
+            )?;
             version
         }
     };
@@ -305,8 +314,41 @@ fn check(db: &mut Client) -> Result<Vec<String>, Error> {
     Ok(stale)
 }
 
+/// Connect, with TLS when the server offers it (or `sslmode=require` demands it).
+fn connect(o: &Options) -> Result<Client, Error> {
+    let mut tls = native_tls::TlsConnector::builder();
+    match &o.ca_file {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+            let mut found = 0;
+            for block in pem.split_inclusive("-----END CERTIFICATE-----") {
+                if let Some(start) = block.find("-----BEGIN CERTIFICATE-----") {
+                    tls.add_root_certificate(native_tls::Certificate::from_pem(
+                        &block.as_bytes()[start..],
+                    )?);
+                    found += 1;
+                }
+            }
+            if found == 0 {
+                return Err(format!("{path}: no PEM certificate in it").into());
+            }
+        }
+        None => {
+            tls.danger_accept_invalid_certs(true);
+        }
+    }
+    let connector = postgres_native_tls::MakeTlsConnector::new(tls.build()?);
+    let mut config: postgres::Config = o.conn.parse()?;
+    if config.get_password().is_none() {
+        if let Ok(password) = std::env::var("PGPASSWORD") {
+            config.password(password);
+        }
+    }
+    Ok(config.connect(connector)?)
+}
+
 fn run(o: &Options) -> Result<ExitCode, Error> {
-    let mut db = Client::connect(&o.conn, NoTls)?;
+    let mut db = connect(o)?;
     match o.command.as_str() {
         "install" => {
             let summary = install(&mut db, o)?;
@@ -347,7 +389,14 @@ fn main() -> ExitCode {
     match run(&o) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("dwr: {e}");
+            // the postgres crate says "db error"; the server's message is in the source chain
+            let mut text = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            eprintln!("dwr: {text}");
             ExitCode::from(1)
         }
     }

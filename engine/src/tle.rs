@@ -27,7 +27,7 @@ use crate::undo::UndoSql;
 pub const EXTENSION: &str = "dms_window_reload_tle";
 
 /// The version of the SQL the package is generated from; a package version is this plus a
-/// generation number (`0.2.0.3`).
+/// generation number (`0.2.0.000003`).
 pub const BASE_VERSION: &str = "0.2.0";
 
 const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
@@ -60,8 +60,9 @@ pub struct TableInput {
 pub struct TableCode {
     /// the target's name, for messages
     pub target: String,
-    /// the target's quoted qualified name (what the dispatchers resolve with `to_regclass`)
-    pub qualified: String,
+    /// the condition under which a dispatcher's `nsp`, `rel` (the called table's schema and name,
+    /// read from the catalog without privilege checks) name this table
+    pub is_target: String,
     pub prefix: String,
     pub sql: String,
 }
@@ -695,11 +696,21 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
     out.push_str(&undo_code(&prefix, &input.target, &input.undo, owner));
     TableCode {
         target: target_text,
-        qualified: input.target.quoted(),
+        is_target: format!(
+            "nsp OPERATOR(pg_catalog.=) {} AND rel OPERATOR(pg_catalog.=) {}",
+            quote_literal(&input.target.schema),
+            quote_literal(&input.target.name)
+        ),
         prefix,
         sql: out,
     }
 }
+
+/// The called table's schema and name, read from the catalog (no privilege check: `to_regclass`
+/// of another registered table in a schema the caller may not use would fail).
+const NAME_LOOKUP: &str = "SELECT n.nspname, c.relname INTO nsp, rel FROM pg_catalog.pg_class c \
+     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+     WHERE c.oid OPERATOR(pg_catalog.=) target;\n";
 
 /// `dwr_merge`, `dwr_verify`: find the table's generated function (a `CASE` over the registered
 /// tables, no dynamic SQL).
@@ -709,8 +720,8 @@ fn dispatchers(tables: &[TableCode]) -> String {
             .iter()
             .map(|t| {
                 format!(
-                    "    WHEN target::pg_catalog.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass({})::pg_catalog.oid THEN {}",
-                    quote_literal(&t.qualified),
+                    "    WHEN {} THEN {}",
+                    t.is_target,
                     call.replace("{f}", &fname(&t.prefix, what))
                 )
             })
@@ -729,8 +740,8 @@ fn dispatchers(tables: &[TableCode]) -> String {
         .iter()
         .map(|t| {
             format!(
-                "    WHEN target::pg_catalog.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass({})::pg_catalog.oid THEN RETURN {}(run_id, target);",
-                quote_literal(&t.qualified),
+                "    WHEN {} THEN RETURN {}(run_id, target);",
+                t.is_target,
                 fname(&t.prefix, "undo")
             )
         })
@@ -748,10 +759,11 @@ fn dispatchers(tables: &[TableCode]) -> String {
          dry_run pg_catalog.bool DEFAULT false, source pg_catalog.regclass DEFAULT NULL)\n\
          RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
          SET search_path = pg_catalog, pg_temp AS {Q}\n\
-         DECLARE\n    reg record;\nBEGIN\n\
+         DECLARE\n    reg record;\n    nsp pg_catalog.name;\n    rel pg_catalog.name;\nBEGIN\n\
          IF target IS NULL THEN PERFORM dwr._raise_null('dwr_merge', 'target'); END IF;\n\
          IF dry_run IS NULL THEN PERFORM dwr._raise_null('dwr_merge', 'dry_run'); END IF;\n\
          SELECT * INTO reg FROM dwr._registration(target);\n\
+         {NAME_LOOKUP}\
          IF source IS NOT NULL THEN\n\
          RAISE EXCEPTION 'dwr_merge from a source table is not in the pg_tle package' USING ERRCODE = '0A000',\n\
          HINT = 'Copy the source into the staging table (INSERT INTO staging SELECT ...), then merge.';\nEND IF;\n\
@@ -763,25 +775,29 @@ fn dispatchers(tables: &[TableCode]) -> String {
          production_type pg_catalog.text, staging_type pg_catalog.text,\n\
          severity pg_catalog.text, detail pg_catalog.text)\n\
          LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS {Q}\n\
-         DECLARE\n    reg record;\nBEGIN\n\
+         DECLARE\n    reg record;\n    nsp pg_catalog.name;\n    rel pg_catalog.name;\nBEGIN\n\
          IF target IS NULL THEN PERFORM dwr._raise_null('dwr_verify', 'target'); END IF;\n\
          SELECT * INTO reg FROM dwr._registration(target);\n\
+         {NAME_LOOKUP}\
          {}\nEND\n{Q};\n\
          COMMENT ON FUNCTION @extschema@.dwr_verify(pg_catalog.regclass) IS\n\
          'Type and shape problems between target and its staging table: column, problem code, both types, severity (error, warning, info) and a detail. (pg_tle package: the findings of the generator, refused when the tables changed since.)';\n",
         case_or_nothing(&merge_cases),
         case_or_nothing(&verify_cases),
+        NAME_LOOKUP = NAME_LOOKUP,
     ) + &format!(
         "\nCREATE OR REPLACE FUNCTION @extschema@.dwr_undo(run_id pg_catalog.int8)\n\
          RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
          SET search_path = pg_catalog, pg_temp AS {Q}\n\
-         DECLARE\n    r record;\n    target pg_catalog.regclass;\nBEGIN\n\
+         DECLARE\n    r record;\n    target pg_catalog.regclass;\n    nsp pg_catalog.name;\n    rel pg_catalog.name;\nBEGIN\n\
          SELECT * INTO r FROM dwr._run_to_undo(run_id);\n\
          target := r.target::pg_catalog.regclass;\n\
+         {NAME_LOOKUP}\
          {}\nEND\n{Q};\n\
          COMMENT ON FUNCTION @extschema@.dwr_undo(pg_catalog.int8) IS\n\
          'Takes back a merge from its row images: deletes the rows it inserted and restores the rows it updated, leaving alone every row that changed since (CDC wins). Recorded as a run of kind undo.';\n",
-        case_or_nothing(&undo_cases)
+        case_or_nothing(&undo_cases),
+        NAME_LOOKUP = NAME_LOOKUP,
     )
 }
 
@@ -838,21 +854,17 @@ pub fn update_script(old_functions: &[String], tables: &[TableCode], owner: &str
     out
 }
 
-/// The next package version after `current` (`0.2.0` → `0.2.0.1`, `0.2.0.4` → `0.2.0.5`).
+/// The next package version after `current` (`0.2.0.000000`, then `0.2.0.000001`, ...). The
+/// generation number has a fixed width so that no version's text is part of another's: pg_tle finds
+/// the scripts of a version to uninstall by a `LIKE '%<version>%'` on their names.
 pub fn next_version(current: Option<&str>) -> String {
-    match current {
-        None => format!("{BASE_VERSION}.0"),
-        Some(v) => {
-            let n = v
-                .strip_prefix(BASE_VERSION)
-                .and_then(|r| r.strip_prefix('.'))
-                .and_then(|r| r.parse::<u64>().ok());
-            match n {
-                Some(n) => format!("{BASE_VERSION}.{}", n + 1),
-                None => format!("{BASE_VERSION}.0"),
-            }
-        }
-    }
+    let n = current
+        .and_then(|v| v.strip_prefix(BASE_VERSION))
+        .and_then(|r| r.strip_prefix('.'))
+        .and_then(|r| r.parse::<u64>().ok())
+        .map(|n| n + 1)
+        .unwrap_or(0);
+    format!("{BASE_VERSION}.{n:06}")
 }
 
 /// Whether a function name is one the generator made (`dwr._t<n>...`).
@@ -869,9 +881,22 @@ mod tests {
 
     #[test]
     fn versions_count_up() {
-        assert_eq!(next_version(None), "0.2.0.0");
-        assert_eq!(next_version(Some("0.2.0.0")), "0.2.0.1");
-        assert_eq!(next_version(Some("0.2.0.41")), "0.2.0.42");
+        assert_eq!(next_version(None), "0.2.0.000000");
+        assert_eq!(next_version(Some("0.2.0.000000")), "0.2.0.000001");
+        assert_eq!(next_version(Some("0.2.0.000041")), "0.2.0.000042");
+        // no version is part of another's text (pg_tle uninstalls by LIKE '%<version>%')
+        let versions: Vec<String> = (0..200)
+            .scan(None, |v: &mut Option<String>, _| {
+                *v = Some(next_version(v.as_deref()));
+                v.clone()
+            })
+            .collect();
+        for a in &versions {
+            assert_eq!(
+                versions.iter().filter(|b| b.contains(a.as_str())).count(),
+                1
+            );
+        }
     }
 
     #[test]
@@ -950,7 +975,7 @@ mod tests {
         assert!(!code.sql.contains("$_pgtle_"));
         let script = install_script(&[code], "owner");
         assert!(script.contains(
-            "to_regclass('\"production\".\"customers\"')::pg_catalog.oid THEN RETURN dwr.\"_t1_merge\""
+            "WHEN nsp OPERATOR(pg_catalog.=) 'production' AND rel OPERATOR(pg_catalog.=) 'customers' THEN RETURN dwr.\"_t1_merge\""
         ));
     }
 }

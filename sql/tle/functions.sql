@@ -208,8 +208,8 @@ DECLARE
     id pg_catalog.int8;
 BEGIN
     -- the run is the caller's own: a role the session may act as, on a table that role owns
-    IF NOT pg_catalog.pg_has_role(SESSION_USER, run_by, 'MEMBER')
-       OR NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) target
+    PERFORM dwr._check_caller(run_by);
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) target
                          AND (pg_catalog.pg_has_role(run_by, c.relowner, 'USAGE')
                               OR pg_catalog.has_table_privilege(run_by, c.oid, 'INSERT')
                               OR pg_catalog.has_table_privilege(run_by, c.oid, 'UPDATE'))) THEN
@@ -276,6 +276,18 @@ $dwr$;
 COMMENT ON FUNCTION dwr._prune_tombstones(pg_catalog.oid) IS
   'Deletes the tombstones of target that neither its staging table nor an open reload can need.';
 
+CREATE OR REPLACE FUNCTION dwr._check_caller(caller pg_catalog.name)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+BEGIN
+    -- a SECURITY DEFINER helper acts for caller only when the session may act as that role
+    IF caller IS NULL OR NOT pg_catalog.pg_has_role(SESSION_USER, caller, 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied to act as %', caller USING ERRCODE = '42501';
+    END IF;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._check_caller(pg_catalog.name) IS
+  'Raises 42501 unless the session''s login role may act as caller (the role a SECURITY DEFINER helper is told it works for).';
+
 CREATE OR REPLACE FUNCTION dwr._require_owner(target pg_catalog.regclass, role pg_catalog.name)
 RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
 #variable_conflict use_column
@@ -295,14 +307,16 @@ COMMENT ON FUNCTION dwr._require_owner(pg_catalog.regclass, pg_catalog.name) IS
   'Raises 42501 unless role owns target (or is a member of its owner).';
 
 CREATE OR REPLACE FUNCTION dwr._register(target pg_catalog.regclass, staging pg_catalog.regclass,
-                                         version_column pg_catalog.name, created pg_catalog.bool)
+                                         version_column pg_catalog.name, created pg_catalog.bool,
+                                         caller pg_catalog.name)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
 #variable_conflict use_column
 BEGIN
-    PERFORM dwr._require_owner(target, SESSION_USER);
+    PERFORM dwr._check_caller(caller);
+    PERFORM dwr._require_owner(target, caller);
     PERFORM dwr._check_staging_owner(target, staging);
     INSERT INTO dwr.tables (target, staging, version_column, staging_created, registered_by)
-    VALUES ($1, $2, $3, $4, SESSION_USER)
+    VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (target) DO UPDATE SET staging = EXCLUDED.staging,
        version_column = EXCLUDED.version_column, registered_at = pg_catalog.now(),
        registered_by = EXCLUDED.registered_by,
@@ -310,32 +324,37 @@ BEGIN
                               THEN dwr.tables.staging_created ELSE EXCLUDED.staging_created END;
 END
 $dwr$;
-COMMENT ON FUNCTION dwr._register(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.name, pg_catalog.bool) IS
-  'Writes the registration of dwr_create_staging (the session''s role must own target).';
+COMMENT ON FUNCTION dwr._register(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.name, pg_catalog.bool, pg_catalog.name) IS
+  'Writes the registration of dwr_create_staging for caller (a role the session may act as, which must own target).';
 
-CREATE OR REPLACE FUNCTION dwr._unregister(target pg_catalog.regclass)
+CREATE OR REPLACE FUNCTION dwr._unregister(target pg_catalog.regclass, caller pg_catalog.name)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
 #variable_conflict use_column
 BEGIN
+    PERFORM dwr._check_caller(caller);
     IF EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) target) THEN
-        PERFORM dwr._require_owner(target, SESSION_USER);
+        PERFORM dwr._require_owner(target, caller);
     END IF;
     DELETE FROM dwr.tables WHERE dwr.tables.target OPERATOR(pg_catalog.=) $1;
     DELETE FROM dwr.tombstones WHERE dwr.tombstones.target OPERATOR(pg_catalog.=) $1::pg_catalog.oid;
 END
 $dwr$;
-COMMENT ON FUNCTION dwr._unregister(pg_catalog.regclass) IS
+COMMENT ON FUNCTION dwr._unregister(pg_catalog.regclass, pg_catalog.name) IS
   'Removes the registration and tombstones of target (for dwr_drop_staging).';
 
-CREATE OR REPLACE FUNCTION dwr._restart_tracking(target pg_catalog.regclass)
+CREATE OR REPLACE FUNCTION dwr._restart_tracking(target pg_catalog.regclass, caller pg_catalog.name)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
 #variable_conflict use_column
 DECLARE
     s pg_catalog.regclass;
     any_new pg_catalog.bool;
 BEGIN
-    PERFORM dwr._require_owner(target, SESSION_USER);
+    PERFORM dwr._check_caller(caller);
     SELECT staging INTO s FROM dwr.tables WHERE dwr.tables.target OPERATOR(pg_catalog.=) $1;
+    -- only a caller that may empty staging (as dwr_purge_staging just did)
+    IF NOT pg_catalog.has_table_privilege(caller, s, 'DELETE') THEN
+        RAISE EXCEPTION 'permission denied for table %', s USING ERRCODE = '42501';
+    END IF;
     EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM %s WHERE _dwr_status OPERATOR(pg_catalog.=) ''NEW'')', s)
        INTO any_new;
     IF NOT any_new THEN
@@ -344,7 +363,7 @@ BEGIN
     PERFORM dwr._prune_tombstones(target::pg_catalog.oid);
 END
 $dwr$;
-COMMENT ON FUNCTION dwr._restart_tracking(pg_catalog.regclass) IS
+COMMENT ON FUNCTION dwr._restart_tracking(pg_catalog.regclass, pg_catalog.name) IS
   'After dwr_purge_staging: when staging holds no NEW row, deletes count from now on.';
 
 CREATE OR REPLACE FUNCTION @extschema@.dwr_create_staging(target pg_catalog.regclass,
@@ -440,7 +459,7 @@ BEGIN
         RAISE EXCEPTION 'staging table % is already registered for %', s, other USING ERRCODE = '42P07',
               HINT = 'Use another staging_schema, or dwr_drop_staging the other registration first.';
     END IF;
-    PERFORM dwr._register(target, s, version_column, created);
+    PERFORM dwr._register(target, s, version_column, created, CURRENT_USER);
     -- deletes CDC applies from now on are recorded, whatever session_replication_role it runs with
     IF EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) target
                   AND tgname OPERATOR(pg_catalog.=) 'dwr_record_delete' AND NOT tgisinternal) THEN
@@ -473,7 +492,7 @@ BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) reg.staging) THEN
         EXECUTE pg_catalog.format('DROP TABLE %s', reg.staging);
     END IF;
-    PERFORM dwr._unregister(target);
+    PERFORM dwr._unregister(target, CURRENT_USER);
 END
 $dwr$;
 COMMENT ON FUNCTION @extschema@.dwr_drop_staging(pg_catalog.regclass) IS
@@ -501,7 +520,7 @@ BEGIN
         EXECUTE pg_catalog.format('DELETE FROM %s WHERE _dwr_status OPERATOR(pg_catalog.=) $1', reg.staging) USING st;
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM dwr._restart_tracking(target);
+    PERFORM dwr._restart_tracking(target, CURRENT_USER);
     RETURN n;
 END
 $dwr$;
@@ -541,15 +560,16 @@ $dwr$;
 COMMENT ON FUNCTION dwr._staging_status() IS
   'Counts of staged rows by status for every registered table whose staging the caller may read (NULLs when not).';
 
-CREATE OR REPLACE FUNCTION @extschema@.dwr_purge_audit(older_than pg_catalog.interval)
+CREATE OR REPLACE FUNCTION dwr._purge_audit(older_than pg_catalog.interval, caller pg_catalog.name)
 RETURNS pg_catalog.int8 LANGUAGE plpgsql SECURITY DEFINER VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp AS $dwr$
 #variable_conflict use_column
 DECLARE
     n pg_catalog.int8;
 BEGIN
-    IF older_than IS NULL THEN PERFORM dwr._raise_null('dwr_purge_audit', 'older_than'); END IF;
-    IF NOT pg_catalog.pg_has_role(SESSION_USER, CURRENT_USER, 'USAGE') THEN
+    -- the caller: a role the session may act as, that is (or is a member of) the package owner
+    IF NOT pg_catalog.pg_has_role(SESSION_USER, caller, 'MEMBER')
+       OR NOT pg_catalog.pg_has_role(caller, CURRENT_USER, 'USAGE') THEN
         RAISE EXCEPTION 'only the owner of dms_window_reload may purge its audit' USING ERRCODE = '42501',
               HINT = 'Ask the extension''s owner (or a member of that role) to run dwr_purge_audit.';
     END IF;
@@ -560,11 +580,22 @@ BEGIN
     RETURN n;
 END
 $dwr$;
+COMMENT ON FUNCTION dwr._purge_audit(pg_catalog.interval, pg_catalog.name) IS
+  'Implementation of dwr_purge_audit (runs as the package owner; refuses a caller that is not the owner or a member of it).';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_purge_audit(older_than pg_catalog.interval)
+RETURNS pg_catalog.int8 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp AS $dwr$
+BEGIN
+    IF older_than IS NULL THEN PERFORM dwr._raise_null('dwr_purge_audit', 'older_than'); END IF;
+    RETURN dwr._purge_audit(older_than, CURRENT_USER);
+END
+$dwr$;
 COMMENT ON FUNCTION @extschema@.dwr_purge_audit(pg_catalog.interval) IS
   'Deletes the row images (dwr.row_changes) of runs finished longer ago than older_than; the runs stay in dwr.merge_runs. Only the extension''s owner may.';
 
 CREATE OR REPLACE FUNCTION dwr._reload_insert(targets pg_catalog.regclass[], window_start pg_catalog.timestamptz,
-                                              window_end pg_catalog.timestamptz)
+                                              window_end pg_catalog.timestamptz, caller pg_catalog.name)
 RETURNS pg_catalog.int8 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
 #variable_conflict use_column
 DECLARE
@@ -573,9 +604,10 @@ DECLARE
     id pg_catalog.int8;
 BEGIN
     -- serialise reload changes, so two sessions cannot put one table into two open reloads
+    PERFORM dwr._check_caller(caller);
     LOCK TABLE dwr.reloads IN SHARE ROW EXCLUSIVE MODE;
     FOREACH t IN ARRAY $1 LOOP
-        PERFORM dwr._require_owner(t, SESSION_USER);
+        PERFORM dwr._require_owner(t, caller);
         SELECT r.reload_id INTO other FROM dwr.reloads r
          WHERE r.ended_at IS NULL AND t OPERATOR(pg_catalog.=) ANY (r.targets);
         IF other IS NOT NULL THEN
@@ -584,12 +616,12 @@ BEGIN
         END IF;
     END LOOP;
     INSERT INTO dwr.reloads (targets, window_start, window_end, began_by)
-    VALUES ($1, $2, $3, SESSION_USER) RETURNING reload_id INTO id;
+    VALUES ($1, $2, $3, $4) RETURNING reload_id INTO id;
     RETURN id;
 END
 $dwr$;
-COMMENT ON FUNCTION dwr._reload_insert(pg_catalog.regclass[], pg_catalog.timestamptz, pg_catalog.timestamptz) IS
-  'Writes a reload of dwr_begin_reload (the session''s role must own every table; none may be in another open reload).';
+COMMENT ON FUNCTION dwr._reload_insert(pg_catalog.regclass[], pg_catalog.timestamptz, pg_catalog.timestamptz, pg_catalog.name) IS
+  'Writes a reload of dwr_begin_reload for caller (who must own every table; none may be in another open reload).';
 
 CREATE OR REPLACE FUNCTION @extschema@.dwr_begin_reload(targets pg_catalog.regclass[],
                                                         window_start pg_catalog.timestamptz,
@@ -632,20 +664,20 @@ BEGIN
                   HINT = 'A reload window needs a date, timestamp or timestamptz version column; merge without a reload otherwise.';
         END IF;
     END LOOP;
-    RETURN dwr._reload_insert(uniq, window_start, window_end);
+    RETURN dwr._reload_insert(uniq, window_start, window_end, CURRENT_USER);
 END
 $dwr$;
 COMMENT ON FUNCTION @extschema@.dwr_begin_reload(pg_catalog.regclass[], pg_catalog.timestamptz, pg_catalog.timestamptz) IS
   'Opens a reload of these tables for the window [window_start, window_end]: while it is open, merges of them take only staged rows whose version lies in the window, and deletes in production from now on stop staged rows of the same key. Returns the reload''s id.';
 
-CREATE OR REPLACE FUNCTION @extschema@.dwr_end_reload(reload_id pg_catalog.int8)
+CREATE OR REPLACE FUNCTION dwr._end_reload(reload_id pg_catalog.int8, caller pg_catalog.name)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
 #variable_conflict use_column
 DECLARE
     r record;
     t pg_catalog.regclass;
 BEGIN
-    IF $1 IS NULL THEN PERFORM dwr._raise_null('dwr_end_reload', 'reload_id'); END IF;
+    PERFORM dwr._check_caller(caller);
     SELECT x.ended_at IS NOT NULL AS ended, x.targets INTO r FROM dwr.reloads x WHERE x.reload_id OPERATOR(pg_catalog.=) $1;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'reload % does not exist', $1 USING ERRCODE = '42704', HINT = 'See SELECT * FROM dwr.reloads;';
@@ -655,14 +687,24 @@ BEGIN
     END IF;
     FOREACH t IN ARRAY r.targets LOOP
         IF EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) t) THEN
-            PERFORM dwr._require_owner(t, SESSION_USER);
+            PERFORM dwr._require_owner(t, caller);
         END IF;
     END LOOP;
-    UPDATE dwr.reloads x SET ended_at = pg_catalog.clock_timestamp(), ended_by = SESSION_USER
+    UPDATE dwr.reloads x SET ended_at = pg_catalog.clock_timestamp(), ended_by = caller
      WHERE x.reload_id OPERATOR(pg_catalog.=) $1;
     FOREACH t IN ARRAY r.targets LOOP
         PERFORM dwr._prune_tombstones(t::pg_catalog.oid);
     END LOOP;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._end_reload(pg_catalog.int8, pg_catalog.name) IS
+  'Implementation of dwr_end_reload for caller (who must own the reload''s tables).';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_end_reload(reload_id pg_catalog.int8)
+RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
+BEGIN
+    IF $1 IS NULL THEN PERFORM dwr._raise_null('dwr_end_reload', 'reload_id'); END IF;
+    PERFORM dwr._end_reload($1, CURRENT_USER);
 END
 $dwr$;
 COMMENT ON FUNCTION @extschema@.dwr_end_reload(pg_catalog.int8) IS
@@ -741,9 +783,7 @@ RETURNS pg_catalog.int8 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_c
 DECLARE
     id pg_catalog.int8;
 BEGIN
-    IF NOT pg_catalog.pg_has_role(SESSION_USER, $5, 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied to record a run as %', $5 USING ERRCODE = '42501';
-    END IF;
+    PERFORM dwr._check_caller($5);
     PERFORM dwr._registration($1);
     INSERT INTO dwr.merge_runs (kind, target, target_name, source_name, dry_run, status, run_by,
                                 session_user_name, backend_pid, started_at, finished_at, duration,
@@ -786,7 +826,14 @@ BEGIN
                                    msg OPERATOR(pg_catalog.||) COALESCE(' (' OPERATOR(pg_catalog.||) NULLIF(det, '') OPERATOR(pg_catalog.||) ')', ''));
         COMMIT;
     END IF;
-    RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = st, DETAIL = COALESCE(det, ''), HINT = COALESCE(hnt, '');
+    IF NULLIF(det, '') IS NOT NULL AND NULLIF(hnt, '') IS NOT NULL THEN
+        RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = st, DETAIL = det, HINT = hnt;
+    ELSIF NULLIF(det, '') IS NOT NULL THEN
+        RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = st, DETAIL = det;
+    ELSIF NULLIF(hnt, '') IS NOT NULL THEN
+        RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = st, HINT = hnt;
+    END IF;
+    RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = st;
 END
 $dwr$;
 COMMENT ON PROCEDURE @extschema@.dwr_merge_recorded(pg_catalog.regclass, pg_catalog.bool, dwr.merge_result) IS
