@@ -84,10 +84,67 @@ ensure_pg_tle() {
     rm -rf "$build"
 }
 
+# Citus (the tests' multi-node cluster): not in Debian's archive either, built from the vendored
+# release tarball (pg_test/vendor, sha256-checked) into Debian's PostgreSQL, once (about 3 minutes).
+CITUS_VERSION=12.1.12
+CITUS_SHA256=a344da15513601e718a268d907e1c86e43a69eb243398b929f65a4580723f552
+ensure_citus() {
+    local sharedir
+    sharedir=$("$PG_CONFIG" --sharedir)
+    if [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ] && grep -qs "default_version = '12.1-1'" "$sharedir/extension/citus.control"; then
+        return 0
+    fi
+    local tarball=$REPO/pg_test/vendor/citus-$CITUS_VERSION.tar.gz
+    if ! echo "$CITUS_SHA256  $tarball" | sha256sum -c --quiet; then
+        echo "$tarball does not have the sha256 of Citus $CITUS_VERSION" >&2
+        return 1
+    fi
+    local missing=()
+    for p in libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing Debian packages for Citus: ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+    log "building Citus $CITUS_VERSION from $tarball (once, a few minutes)"
+    local build
+    build=$(mktemp -d)
+    tar -xzf "$tarball" -C "$build"
+    (cd "$build/citus-$CITUS_VERSION" && ./configure PG_CONFIG="$PG_CONFIG" >"$build/configure.log" 2>&1 &&
+        make -j2 >"$build/make.log" 2>&1 && as_root make install >"$build/install.log" 2>&1) || {
+        tail -30 "$build"/*.log >&2
+        rm -rf "$build"
+        return 1
+    }
+    rm -rf "$build"
+}
+
+# start_citus_cluster DIR PORT: a coordinator on PORT and two workers on PORT+1, PORT+2 (localhost).
+start_citus_cluster() {
+    local dir=$1 port=$2 n
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+    for n in 0 1 2; do
+        start_cluster "$dir/node$n" $((port + n)) "shared_preload_libraries = 'citus'" \
+            "listen_addresses = 'localhost'" "max_prepared_transactions = 20" "wal_level = logical" || return 1
+        psql_port $((port + n)) -d postgres -q -c "SET client_min_messages = warning" -c "CREATE EXTENSION citus" || return 1
+    done
+    psql_port "$port" -d postgres -q -c "SELECT citus_set_coordinator_host('localhost', $port)" \
+        -c "SELECT citus_add_node('localhost', $((port + 1)))" -c "SELECT citus_add_node('localhost', $((port + 2)))" >/dev/null
+}
+
+stop_citus_cluster() {
+    local dir=$1 n
+    for n in 0 1 2; do stop_cluster "$dir/node$n"; done
+}
+
 ensure_all() {
     ensure_packages
     ensure_pgrx
     ensure_pg_tle
+    ensure_citus
 }
 
 # Build the extension and install it into Debian's PostgreSQL ($1: extra cargo pgrx flags).

@@ -181,6 +181,8 @@ fn merge_registered(
             (exec::relation_or_raise(copy, "source copy"), src.display())
         }
     };
+    exec::refuse_citus_table(&target, "production");
+    exec::refuse_citus_table(&staging, "staging");
     let mut plan = plan_of(&target, &staging, reg, source.is_none());
     plan.staging_display = source_display;
     let row_audit = guc::ROW_AUDIT.get();

@@ -184,6 +184,7 @@ fn dwr_create_staging(
     let t = exec::relation_or_raise(target, "table");
     check(check_target(&t, version));
     require_owner(&t);
+    exec::refuse_citus_table(&t, "production");
 
     let schema_exists = query_one::<bool>(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1)",

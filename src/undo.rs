@@ -121,6 +121,7 @@ fn dwr_undo(run_id: Option<i64>) -> pgrx::composite_type!('static, "dwr.merge_re
             ),
         ))
     });
+    exec::refuse_citus_table(&target, "production");
     // from here on a failure is recorded as a FAILED undo run (outside this transaction, by the
     // same background worker as a failed merge), then raised; the work runs in a subtransaction so
     // that the session is clean enough to start the worker

@@ -12,6 +12,7 @@
 //! Execution (SPI) and the audit trail live in the extension crate, at the edge.
 
 pub mod catalog;
+pub mod citus;
 pub mod ddl;
 pub mod diff;
 pub mod dms;
