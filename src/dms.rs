@@ -3,8 +3,7 @@
 
 use crate::exec::{self, check, query_rows, raise};
 use crate::staging::registration_or_raise;
-use dwr_engine::dms::{dms_data_type, table_mappings, task_settings, DmsTable, MappingOptions};
-use dwr_engine::plan::match_columns;
+use dwr_engine::dms::{dms_table, table_mappings, task_settings, MappingOptions};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -13,11 +12,7 @@ use pgrx::JsonB;
 /// The reload's tables and window (formatted for DMS in `time_zone`, widened to whole seconds).
 fn reload_for_dms(reload_id: i64, time_zone: &str) -> (Vec<pg_sys::Oid>, String, String) {
     query_rows(
-        "SELECT targets::pg_catalog.oid[], \
-                pg_catalog.to_char(pg_catalog.date_trunc('second', window_start AT TIME ZONE $2), 'YYYY-MM-DD HH24:MI:SS'), \
-                pg_catalog.to_char(pg_catalog.date_trunc('second', (window_end AT TIME ZONE $2) \
-                    OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => 0.999999)), 'YYYY-MM-DD HH24:MI:SS') \
-           FROM dwr.reloads WHERE reload_id OPERATOR(pg_catalog.=) $1",
+        dwr_engine::dms::RELOAD_SQL,
         &[reload_id.into(), time_zone.into()],
         |row| {
             (
@@ -31,8 +26,11 @@ fn reload_for_dms(reload_id: i64, time_zone: &str) -> (Vec<pg_sys::Oid>, String,
     .next()
     .unwrap_or_else(|| {
         raise(
-            DwrError::new(SqlState::UndefinedObject, format!("reload {reload_id} does not exist"))
-                .hint("See SELECT * FROM dwr.reloads;"),
+            DwrError::new(
+                SqlState::UndefinedObject,
+                format!("reload {reload_id} does not exist"),
+            )
+            .hint("See SELECT * FROM dwr.reloads;"),
         )
     })
 }
@@ -63,13 +61,6 @@ fn dwr_dms_table_mappings(
         ),
     };
     let (targets, start, end) = reload_for_dms(reload_id, time_zone);
-    let source_name = |name: &str| {
-        if oracle {
-            name.to_uppercase()
-        } else {
-            name.to_string()
-        }
-    };
     let mut tables = Vec::new();
     for oid in targets {
         let reg = registration_or_raise(oid);
@@ -79,26 +70,7 @@ fn dwr_dms_table_mappings(
             .get(&t.display())
             .or_else(|| renames.get(&t.name))
             .and_then(|v| v.as_str());
-        let type_changes = match_columns(&t, &s)
-            .into_iter()
-            .filter_map(|p| {
-                let staged = p.staging?;
-                if staged.type_name == p.target.type_name || p.target.is_generated() {
-                    return None;
-                }
-                dms_data_type(&p.target.type_name).map(|dt| (source_name(&p.target.name), dt))
-            })
-            .collect();
-        tables.push(DmsTable {
-            target: t.display(),
-            source_table: renamed
-                .map(str::to_string)
-                .unwrap_or_else(|| source_name(&t.name)),
-            source_version_column: source_name(&reg.version_column),
-            staging_schema: s.schema.clone(),
-            staging_table: s.name.clone(),
-            type_changes,
-        });
+        tables.push(dms_table(&t, &s, &reg.version_column, renamed, oracle));
     }
     let options = MappingOptions {
         source_schema: source_schema.to_string(),

@@ -21,6 +21,12 @@ use postgres::Client;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
+  dwr dms table-mappings <connection string> --reload ID --source-schema NAME
+      [--source-engine oracle] [--source-tables JSON] [--lowercase-columns true|false]
+      [--source-time-zone UTC]
+  dwr dms task-settings <connection string> --reload ID [--overrides JSON]
+      the AWS DMS documents of an open reload, as the compiled extension's
+      dwr_dms_table_mappings and dwr_dms_task_settings write them (one JSON object on stdout)
   dwr tle install <connection string> [--schema NAME] [--quiet] [--ca-file PEM]
       generate the pg_tle package for every registered table and install it: CREATE EXTENSION
       dms_window_reload_tle the first time (in schema NAME, default public), else a new version
@@ -34,16 +40,21 @@ const USAGE: &str = "usage:
 type Error = Box<dyn std::error::Error>;
 
 struct Options {
+    /// `tle` or `dms`
+    group: String,
     command: String,
     conn: String,
     schema: String,
     quiet: bool,
     ca_file: Option<String>,
+    /// the other `--name value` options (the `dms` commands')
+    values: std::collections::BTreeMap<String, String>,
 }
 
 fn parse_args(args: &[String]) -> Option<Options> {
     let mut it = args.iter();
-    if it.next()? != "tle" {
+    let group = it.next()?.clone();
+    if group != "tle" && group != "dms" {
         return None;
     }
     let command = it.next()?.clone();
@@ -52,11 +63,15 @@ fn parse_args(args: &[String]) -> Option<Options> {
     let mut schema = "public".to_string();
     let mut quiet = false;
     let mut ca_file = None;
+    let mut values = std::collections::BTreeMap::new();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--schema" => schema = it.next()?.clone(),
             "--quiet" | "-q" => quiet = true,
             "--ca-file" => ca_file = Some(it.next()?.clone()),
+            _ if a.starts_with("--") => {
+                values.insert(a.trim_start_matches("--").to_string(), it.next()?.clone());
+            }
             _ if a.starts_with('-') => return None,
             _ => conn.push(a.clone()),
         }
@@ -65,11 +80,13 @@ fn parse_args(args: &[String]) -> Option<Options> {
         return None;
     }
     Some(Options {
+        group,
         command,
         conn: conn.join(" "),
         schema,
         quiet,
         ca_file,
+        values,
     })
 }
 
@@ -81,6 +98,8 @@ struct State {
     generated: Vec<String>,
     /// the registered tables, planned
     tables: Vec<TableInput>,
+    /// their names, parents before children by their foreign keys (or why there is no such order)
+    order: Result<Vec<String>, dwr_engine::DwrError>,
     owner: String,
 }
 
@@ -143,6 +162,7 @@ fn read_state(db: &mut Client) -> Result<State, Error> {
             version: None,
             generated: vec![],
             tables: vec![],
+            order: Ok(vec![]),
             owner,
         });
     };
@@ -193,10 +213,31 @@ fn read_state(db: &mut Client) -> Result<State, Error> {
             staging_fingerprint,
         });
     }
+    // the foreign keys among the registered tables (the query of the compiled dwr_merge_all)
+    let oids: Vec<u32> = tables.iter().map(|t| t.target.oid).collect();
+    let name_of = |oid: u32| {
+        tables
+            .iter()
+            .find(|t| t.target.oid == oid)
+            .map(|t| t.target.display())
+            .unwrap_or_default()
+    };
+    let edges: Vec<(String, String)> = db
+        .query(
+            "SELECT c.conrelid, c.confrelid FROM pg_catalog.pg_constraint c
+              WHERE c.contype = 'f' AND c.conrelid = ANY ($1) AND c.confrelid = ANY ($1)",
+            &[&oids],
+        )?
+        .into_iter()
+        .map(|r| (name_of(r.get(0)), name_of(r.get(1))))
+        .collect();
+    let names: Vec<String> = tables.iter().map(|t| t.target.display()).collect();
+    let order = dwr_engine::order::parents_first(&names, &edges);
     Ok(State {
         version: Some(version),
         generated,
         tables,
+        order,
         owner,
     })
 }
@@ -214,8 +255,8 @@ fn generate(state: &State) -> Vec<TableCode> {
 fn script(state: &State) -> String {
     let code = generate(state);
     match &state.version {
-        None => tle::install_script(&code, &state.owner),
-        Some(_) => tle::update_script(&state.generated, &code, &state.owner),
+        None => tle::install_script(&code, &state.order, &state.owner),
+        Some(_) => tle::update_script(&state.generated, &code, &state.order, &state.owner),
     }
 }
 
@@ -237,7 +278,7 @@ fn install(db: &mut Client, o: &Options) -> Result<String, Error> {
                     &EXTENSION,
                     &version,
                     &"dms_window_reload as a pg_tle package: merge a reloaded past time window from staging into CDC-replicated tables",
-                    &tle::install_script(&code, &state.owner),
+                    &tle::install_script(&code, &state.order, &state.owner),
                 ],
             )?;
             tx.batch_execute(&format!(
@@ -249,7 +290,7 @@ fn install(db: &mut Client, o: &Options) -> Result<String, Error> {
         }
         Some(current) => {
             let version = tle::next_version(Some(current));
-            let update = tle::update_script(&state.generated, &code, &state.owner);
+            let update = tle::update_script(&state.generated, &code, &state.order, &state.owner);
             // only an update path: pg_tle makes the extension depend on the install script of
             // every version it reaches, so a full script per version could never be removed
             tx.execute(
@@ -314,6 +355,106 @@ fn check(db: &mut Client) -> Result<Vec<String>, Error> {
     Ok(stale)
 }
 
+/// The DMS documents of a reload: the engine's `dms` module fed with the catalog, as the compiled
+/// extension's `src/dms.rs` does.
+fn dms(db: &mut Client, o: &Options) -> Result<serde_json::Value, Error> {
+    use dwr_engine::dms::{dms_table, table_mappings, task_settings, MappingOptions, RELOAD_SQL};
+    db.batch_execute("SET search_path = pg_catalog, pg_temp")?;
+    let reload: i64 = o
+        .values
+        .get("reload")
+        .ok_or("--reload is required")?
+        .parse()
+        .map_err(|_| "--reload must be a number")?;
+    let json_option = |name: &str| -> Result<serde_json::Value, Error> {
+        match o.values.get(name) {
+            None => Ok(serde_json::Value::Null),
+            Some(v) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(v).map_err(|e| format!("--{name}: {e}"))?;
+                if !value.is_object() {
+                    return Err(format!("--{name} must be a JSON object").into());
+                }
+                Ok(value)
+            }
+        }
+    };
+    let engine = o
+        .values
+        .get("source-engine")
+        .map(|e| e.to_lowercase())
+        .unwrap_or_else(|| "oracle".into());
+    let oracle = engine == "oracle";
+    let time_zone = o
+        .values
+        .get("source-time-zone")
+        .cloned()
+        .unwrap_or_else(|| "UTC".into());
+    let row = db
+        .query_opt(RELOAD_SQL, &[&reload, &time_zone])?
+        .ok_or_else(|| format!("reload {reload} does not exist (see SELECT * FROM dwr.reloads)"))?;
+    let (targets, start, end): (Vec<u32>, String, String) = (row.get(0), row.get(1), row.get(2));
+    let mut tables = Vec::new();
+    let renames = json_option("source-tables")?;
+    for oid in targets {
+        let reg = db
+            .query_opt(
+                "SELECT staging::oid, version_column::text FROM dwr.tables WHERE target::oid = $1",
+                &[&oid],
+            )?
+            .ok_or_else(|| format!("table with OID {oid} has no registered staging table"))?;
+        let (s_oid, version_column): (u32, String) = (reg.get(0), reg.get(1));
+        let target = relation(db, oid)?.ok_or("a table of the reload does not exist")?;
+        let staging = relation(db, s_oid)?.ok_or("a staging table of the reload does not exist")?;
+        let renamed = renames
+            .get(target.display())
+            .or_else(|| renames.get(&target.name))
+            .and_then(|v| v.as_str());
+        tables.push(dms_table(
+            &target,
+            &staging,
+            &version_column,
+            renamed,
+            oracle,
+        ));
+    }
+    match o.command.as_str() {
+        "table-mappings" => {
+            let options = MappingOptions {
+                source_schema: o
+                    .values
+                    .get("source-schema")
+                    .ok_or("--source-schema is required")?
+                    .clone(),
+                lowercase_columns: match o.values.get("lowercase-columns") {
+                    None => oracle,
+                    Some(v) => v
+                        .parse()
+                        .map_err(|_| "--lowercase-columns: true or false")?,
+                },
+                window_start: start,
+                window_end: end,
+            };
+            Ok(table_mappings(&tables, &options).map_err(|e| e.message)?)
+        }
+        "task-settings" => {
+            let mut schemas: Vec<String> =
+                tables.iter().map(|t| t.staging_schema.clone()).collect();
+            schemas.sort();
+            schemas.dedup();
+            if schemas.len() != 1 {
+                return Err(format!(
+                    "the tables of this reload are staged in different schemas ({}): a DMS task has one TargetSchema",
+                    schemas.join(", ")
+                )
+                .into());
+            }
+            Ok(task_settings(&schemas[0], &json_option("overrides")?))
+        }
+        other => Err(format!("unknown command dwr dms {other}").into()),
+    }
+}
+
 /// Connect, with TLS when the server offers it (or `sslmode=require` demands it).
 fn connect(o: &Options) -> Result<Client, Error> {
     let mut tls = native_tls::TlsConnector::builder();
@@ -349,6 +490,11 @@ fn connect(o: &Options) -> Result<Client, Error> {
 
 fn run(o: &Options) -> Result<ExitCode, Error> {
     let mut db = connect(o)?;
+    if o.group == "dms" {
+        let doc = dms(&mut db, o)?;
+        println!("{doc}");
+        return Ok(ExitCode::SUCCESS);
+    }
     match o.command.as_str() {
         "install" => {
             let summary = install(&mut db, o)?;

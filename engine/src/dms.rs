@@ -10,6 +10,15 @@
 use crate::error::{DwrError, Result, SqlState};
 use serde_json::{json, Map, Value};
 
+/// `$1`: reload id, `$2`: the source's time zone. The reload's tables (oid[]) and its window as the
+/// source's wall-clock `YYYY-MM-DD HH:MI:SS`, the start rounded down and the end up to the second;
+/// no row when the reload does not exist.
+pub const RELOAD_SQL: &str = "SELECT targets::pg_catalog.oid[], \
+     pg_catalog.to_char(pg_catalog.date_trunc('second', window_start AT TIME ZONE $2), 'YYYY-MM-DD HH24:MI:SS'), \
+     pg_catalog.to_char(pg_catalog.date_trunc('second', (window_end AT TIME ZONE $2) \
+         OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => 0.999999)), 'YYYY-MM-DD HH24:MI:SS') \
+     FROM dwr.reloads WHERE reload_id OPERATOR(pg_catalog.=) $1";
+
 /// One table of a reload, as the mapping needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DmsTable {
@@ -35,6 +44,45 @@ pub struct MappingOptions {
     pub window_start: String,
     /// `YYYY-MM-DD HH:MI:SS`, already rounded up to the second
     pub window_end: String,
+}
+
+/// The DMS facts of one registered table: its source names (`oracle`: upper-cased, as an Oracle
+/// source spells unquoted names; `renamed`: the source table's name when the caller gave one) and
+/// the columns whose staging type differs from production's (DMS must write production's type).
+pub fn dms_table(
+    target: &crate::catalog::Relation,
+    staging: &crate::catalog::Relation,
+    version_column: &str,
+    renamed: Option<&str>,
+    oracle: bool,
+) -> DmsTable {
+    let source_name = |name: &str| {
+        if oracle {
+            name.to_uppercase()
+        } else {
+            name.to_string()
+        }
+    };
+    let type_changes = crate::plan::match_columns(target, staging)
+        .into_iter()
+        .filter_map(|p| {
+            let staged = p.staging?;
+            if staged.type_name == p.target.type_name || p.target.is_generated() {
+                return None;
+            }
+            dms_data_type(&p.target.type_name).map(|dt| (source_name(&p.target.name), dt))
+        })
+        .collect();
+    DmsTable {
+        target: target.display(),
+        source_table: renamed
+            .map(str::to_string)
+            .unwrap_or_else(|| source_name(&target.name)),
+        source_version_column: source_name(version_column),
+        staging_schema: staging.schema.clone(),
+        staging_table: staging.name.clone(),
+        type_changes,
+    }
 }
 
 /// The DMS data type for a PostgreSQL type (from `format_type`), if DMS has one.

@@ -628,7 +628,7 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                  RAISE EXCEPTION 'dry run' USING ERRCODE = 'DWR00';\n    EXCEPTION WHEN SQLSTATE 'DWR00' THEN NULL;\n    END;\n\
                  ELSE\n    IF _dwr_audit THEN _dwr_c := {arun}($1, _dwr_run, _dwr_ws, _dwr_we, _dwr_since, {nv}, {nk});\n    \
                  ELSE _dwr_c := {prun}($1, _dwr_run, _dwr_ws, _dwr_we, _dwr_since, {nv}, {nk}); END IF;\n    \
-                 PERFORM {drop}();\n    PERFORM dwr._prune_tombstones($1::pg_catalog.oid);\nEND IF;\n\
+                 IF _dwr_audit THEN PERFORM {adrop}(); ELSE PERFORM {pdrop}(); END IF;\n    PERFORM dwr._prune_tombstones($1::pg_catalog.oid);\nEND IF;\n\
                  _dwr_status := CASE WHEN $3 THEN 'DRY_RUN' WHEN _dwr_c[8] OPERATOR(pg_catalog.>) 0 THEN 'SUCCEEDED_WITH_ERRORS' ELSE 'SUCCEEDED' END;\n\
                  _dwr_r := ROW(_dwr_run, $1, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8],\n\
                  dwr._finish_run(_dwr_run, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8], NULL));\n\
@@ -637,7 +637,8 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                 staging = quote_literal(&plan.staging_display),
                 arun = fname(&audited, "run"),
                 prun = fname(&plain, "run"),
-                drop = fname(&plain, "drop_work"),
+                adrop = fname(&audited, "drop_work"),
+                pdrop = fname(&plain, "drop_work"),
                 nv = quote_literal(&null_version),
                 nk = quote_literal(&null_key),
             );
@@ -801,6 +802,64 @@ fn dispatchers(tables: &[TableCode]) -> String {
     )
 }
 
+/// `dwr_merge_all`: the registered tables (or the open reload's), parents before children in the
+/// order [`crate::order::parents_first`] gave for every registered table when the package was
+/// generated (a table it did not know comes last), each merged with `dwr_merge`.
+fn merge_all(order: &Result<Vec<String>, DwrError>) -> String {
+    let ordering = match order {
+        Ok(names) => format!(
+            "SELECT x FROM pg_catalog.unnest(chosen) AS x \
+             ORDER BY pg_catalog.array_position(ARRAY[{}]::pg_catalog.text[], dwr._display(x)) NULLS LAST, x::pg_catalog.text",
+            names.iter().map(|n| quote_literal(n)).collect::<Vec<_>>().join(", ")
+        ),
+        Err(_) => "SELECT x FROM pg_catalog.unnest(chosen) AS x ORDER BY x::pg_catalog.text".to_string(),
+    };
+    let cycle = match order {
+        Ok(_) => String::new(),
+        Err(e) => format!(
+            "IF pg_catalog.cardinality(chosen) OPERATOR(pg_catalog.>) 1 THEN\n{}\nEND IF;\n",
+            raise_error(e)
+        ),
+    };
+    format!(
+        "CREATE OR REPLACE FUNCTION @extschema@.dwr_merge_all(reload_id pg_catalog.int8 DEFAULT NULL)\n\
+         RETURNS SETOF dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
+         SET search_path = pg_catalog, pg_temp AS {Q}\n\
+         #variable_conflict use_column\n\
+         DECLARE\n    r record;\n    chosen pg_catalog.regclass[] := '{{}}';\n    t pg_catalog.regclass;\nBEGIN\n\
+         IF $1 IS NOT NULL THEN\n\
+             SELECT x.ended_at IS NOT NULL AS ended, x.targets INTO r FROM dwr.reloads x WHERE x.reload_id OPERATOR(pg_catalog.=) $1;\n\
+             IF NOT FOUND THEN\n\
+                 RAISE EXCEPTION 'reload % does not exist', $1 USING ERRCODE = '42704', HINT = 'See SELECT * FROM dwr.reloads;';\n\
+             END IF;\n\
+             IF r.ended THEN\n\
+                 RAISE EXCEPTION 'reload % is ended', $1 USING ERRCODE = '55000',\n\
+                       HINT = 'Merge every registered table with dwr_merge_all(), or open a new reload.';\n\
+             END IF;\n\
+             chosen := r.targets;\n\
+         ELSE\n\
+             -- every registration whose production and staging tables both exist; a broken one is\n\
+             -- named and left out rather than failing the others\n\
+             FOR r IN SELECT x.target, EXISTS (SELECT FROM pg_catalog.pg_class s WHERE s.oid OPERATOR(pg_catalog.=) x.staging::pg_catalog.oid) AS staged\n\
+                        FROM dwr.tables x JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.target::pg_catalog.oid LOOP\n\
+                 IF r.staged THEN\n\
+                     chosen := chosen OPERATOR(pg_catalog.||) r.target;\n\
+                 ELSE\n\
+                     RAISE WARNING 'dwr_merge_all: skipping %: its staging table no longer exists (re-create it with dwr_create_staging)', dwr._display(r.target);\n\
+                 END IF;\n\
+             END LOOP;\n\
+         END IF;\n\
+         {cycle}\
+         -- parents before children, by the foreign keys among the registered tables\n\
+         FOR t IN {ordering} LOOP\n\
+             RETURN NEXT @extschema@.dwr_merge(t);\n\
+         END LOOP;\n\
+         END\n{Q};\n\
+         COMMENT ON FUNCTION @extschema@.dwr_merge_all(pg_catalog.int8) IS\n\
+         'Merges every table of the open reload reload_id (or every registered table), parents before children by their foreign keys (pg_tle package: the order when the package was generated), each as dwr_merge would; one row per table.';\n"
+    )
+}
+
 /// The generic functions with the package owner and the staging metadata columns filled in.
 fn functions(owner: &str) -> String {
     let names = META_COLUMNS;
@@ -826,7 +885,11 @@ fn functions(owner: &str) -> String {
 }
 
 /// The whole install script of a package generated for `tables`.
-pub fn install_script(tables: &[TableCode], owner: &str) -> String {
+pub fn install_script(
+    tables: &[TableCode],
+    order: &Result<Vec<String>, DwrError>,
+    owner: &str,
+) -> String {
     let mut out = String::new();
     out.push_str(SCHEMA_SQL);
     out.push('\n');
@@ -835,13 +898,19 @@ pub fn install_script(tables: &[TableCode], owner: &str) -> String {
         out.push_str(&t.sql);
     }
     out.push_str(&dispatchers(tables));
+    out.push_str(&merge_all(order));
     out.push_str(VIEWS_SQL);
     out
 }
 
 /// The update script from a package whose generated functions are `old_functions` (their
 /// `regprocedure` text) to one generated for `tables`.
-pub fn update_script(old_functions: &[String], tables: &[TableCode], owner: &str) -> String {
+pub fn update_script(
+    old_functions: &[String],
+    tables: &[TableCode],
+    order: &Result<Vec<String>, DwrError>,
+    owner: &str,
+) -> String {
     let mut out = String::new();
     for f in old_functions {
         out.push_str(&format!("DROP FUNCTION {f};\n"));
@@ -851,6 +920,7 @@ pub fn update_script(old_functions: &[String], tables: &[TableCode], owner: &str
         out.push_str(&t.sql);
     }
     out.push_str(&dispatchers(tables));
+    out.push_str(&merge_all(order));
     out
 }
 
@@ -966,6 +1036,40 @@ mod tests {
         };
         let code = table_code(1, &input, "owner");
         assert_eq!(code.target, "production.customers");
+        // every statement of the compiled extension's merge and undo, word for word
+        let plan = input.plan.as_ref().expect("plannable");
+        for audit in [true, false] {
+            let m = merge_sql(plan, audit);
+            for stmt in [
+                &m.create_images,
+                &m.fill_classified,
+                &m.apply_inserts,
+                &m.apply_updates,
+                &m.apply_updates_direct,
+                &m.any_tombstones,
+                &m.any_inserted_tombstoned,
+                &m.recheck_inserted,
+                &m.write_statuses,
+                &m.write_row_changes,
+                &m.counts,
+                &m.mark_row_error,
+                &m.mark_row_deferred,
+                &m.analyze_work,
+                &m.drop_work,
+            ] {
+                assert!(code.sql.contains(stmt.as_str()), "missing: {stmt}");
+            }
+        }
+        let u = &input.undo;
+        for stmt in [
+            &u.classify,
+            &u.lock,
+            &u.apply_deletes,
+            &u.apply_restores,
+            &u.write_row_changes,
+        ] {
+            assert!(code.sql.contains(stmt.as_str()), "missing: {stmt}");
+        }
         assert!(code.sql.contains("CREATE FUNCTION dwr.\"_t1_merge\""));
         assert!(code.sql.contains("CREATE FUNCTION dwr.\"_t1a_run\""));
         assert!(code
@@ -973,7 +1077,8 @@ mod tests {
             .contains("CREATE FUNCTION dwr.\"_t1p_apply_updates_direct\""));
         assert!(!code.sql.contains("EXECUTE "));
         assert!(!code.sql.contains("$_pgtle_"));
-        let script = install_script(&[code], "owner");
+        let script = install_script(&[code], &Ok(vec!["production.customers".into()]), "owner");
+        assert!(script.contains("ARRAY['production.customers']::pg_catalog.text[]"));
         assert!(script.contains(
             "WHEN nsp OPERATOR(pg_catalog.=) 'production' AND rel OPERATOR(pg_catalog.=) 'customers' THEN RETURN dwr.\"_t1_merge\""
         ));

@@ -60,6 +60,17 @@ SELECT inserted FROM dwr_merge('public.not_generated');
 SELECT dwr_drop_staging('public.not_generated');
 DROP TABLE public.not_generated;
 \! ${DWR_TLE_SYNC:-true}
+-- a table whose merge cannot be planned gets a merge that raises the engine's error, and
+-- dwr_verify says why, as in the compiled extension
+CREATE TABLE public.unplannable (id int PRIMARY KEY, updated_at timestamptz);
+CREATE TABLE staging.unplannable (id int);
+SELECT dwr_create_staging('public.unplannable');
+\! ${DWR_TLE_SYNC:-true}
+SELECT * FROM dwr_merge('public.unplannable');
+SELECT column_name, problem, severity FROM dwr_verify('public.unplannable');
+SELECT dwr_drop_staging('public.unplannable');
+DROP TABLE public.unplannable;
+\! ${DWR_TLE_SYNC:-true}
 -- the scenarios after this one start from a package with no run (run ids as in the compiled run)
 DELETE FROM dwr.merge_runs;
 SELECT setval('dwr.merge_runs_run_id_seq', 1, false) IS NOT NULL AS reset;

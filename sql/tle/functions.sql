@@ -838,3 +838,108 @@ END
 $dwr$;
 COMMENT ON PROCEDURE @extschema@.dwr_merge_recorded(pg_catalog.regclass, pg_catalog.bool, dwr.merge_result) IS
   'pg_tle package: dwr_merge that leaves a FAILED run in dwr.merge_runs when it fails (the compiled extension''s background worker does this for every merge; a trusted extension has none). Call it outside a transaction block (as pg_cron does): CALL dwr_merge_recorded(''customers'').';
+
+CREATE OR REPLACE FUNCTION dwr._cron_schema(job pg_catalog.text, cron pg_catalog.text, command pg_catalog.text)
+RETURNS pg_catalog.text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    s pg_catalog.text;
+    cron_db pg_catalog.text;
+    here pg_catalog.text := pg_catalog.current_database();
+BEGIN
+    -- pg_cron keeps its functions in a schema of its own ("cron"): where its schedule lives
+    SELECT n.nspname INTO s FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_depend d ON d.refobjid OPERATOR(pg_catalog.=) e.oid
+       AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+       AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+      JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron' AND p.proname OPERATOR(pg_catalog.=) 'schedule'
+     LIMIT 1;
+    IF s IS NOT NULL THEN
+        RETURN s;
+    END IF;
+    BEGIN
+        -- a superuser-only setting: a role without pg_read_all_settings cannot read it
+        cron_db := NULLIF(pg_catalog.current_setting('cron.database_name', true), '');
+    EXCEPTION WHEN insufficient_privilege THEN
+        cron_db := NULL;
+    END;
+    IF NOT 'pg_cron' OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.btrim(l, ' "')
+                                                   FROM pg_catalog.unnest(pg_catalog.string_to_array(
+                                                        pg_catalog.current_setting('shared_preload_libraries'), ',')) l) THEN
+        RAISE EXCEPTION 'pg_cron is not installed' USING ERRCODE = '0A000',
+              DETAIL = 'dwr_schedule makes pg_cron jobs; pg_cron is not in shared_preload_libraries.',
+              HINT = 'Add pg_cron to shared_preload_libraries (the DB parameter group on RDS), restart, then CREATE EXTENSION pg_cron; or run dwr_merge from any other scheduler.';
+    ELSIF cron_db IS NOT NULL AND cron_db OPERATOR(pg_catalog.<>) here THEN
+        RAISE EXCEPTION 'pg_cron runs in database %, not in %', cron_db, here USING ERRCODE = '0A000',
+              HINT = pg_catalog.format('Schedule the merge from %s: SELECT cron.schedule_in_database(%L, %L, %L, %L);',
+                                       cron_db, job, cron, command, here);
+    END IF;
+    RAISE EXCEPTION 'the pg_cron extension is not created in this database' USING ERRCODE = '0A000',
+          HINT = 'Run CREATE EXTENSION pg_cron; in the database named by cron.database_name.';
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._cron_schema(pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+  'The schema of pg_cron in this database, or the error that says how to get there.';
+
+CREATE OR REPLACE FUNCTION dwr._cron_job(target pg_catalog.regclass, OUT job pg_catalog.text, OUT command pg_catalog.text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    ext_schema pg_catalog.text;
+    qualified pg_catalog.text;
+BEGIN
+    SELECT n.nspname INTO ext_schema FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'dms_window_reload_tle';
+    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) INTO qualified FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) target;
+    job := 'dwr_merge ' OPERATOR(pg_catalog.||) dwr._display(target);
+    -- the procedure: a scheduled merge that fails leaves a FAILED run (no background worker here)
+    command := pg_catalog.format('CALL %I.dwr_merge_recorded(%L::pg_catalog.regclass)', ext_schema, qualified);
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._cron_job(pg_catalog.regclass) IS
+  'The pg_cron job name and command of target''s scheduled merge.';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_schedule(target pg_catalog.regclass, cron pg_catalog.text)
+RETURNS pg_catalog.int8 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    j record;
+    id pg_catalog.int8;
+BEGIN
+    IF target IS NULL THEN PERFORM dwr._raise_null('dwr_schedule', 'target'); END IF;
+    IF cron IS NULL THEN PERFORM dwr._raise_null('dwr_schedule', 'cron'); END IF;
+    PERFORM dwr._registration(target);
+    SELECT * INTO j FROM dwr._cron_job(target);
+    EXECUTE pg_catalog.format('SELECT %I.schedule($1, $2, $3)', dwr._cron_schema(j.job, cron, j.command))
+       INTO id USING j.job, cron, j.command;
+    RETURN id;
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_schedule(pg_catalog.regclass, pg_catalog.text) IS
+  'Schedules the merge of target as a pg_cron job named ''dwr_merge <table>'' (pg_tle package: the job runs CALL dwr_merge_recorded, so a failed scheduled merge leaves a FAILED run); returns the job id. Scheduling again replaces the schedule.';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_unschedule(target pg_catalog.regclass)
+RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    j record;
+    s pg_catalog.text;
+    removed pg_catalog.bool;
+BEGIN
+    IF target IS NULL THEN PERFORM dwr._raise_null('dwr_unschedule', 'target'); END IF;
+    SELECT * INTO j FROM dwr._cron_job(target);
+    s := dwr._cron_schema(j.job, '* * * * *', j.command);
+    EXECUTE pg_catalog.format('SELECT %1$I.unschedule(x.jobid) FROM %1$I.job x WHERE x.jobname OPERATOR(pg_catalog.=) $1', s)
+       INTO removed USING j.job;
+    IF removed IS NULL THEN
+        RAISE EXCEPTION 'no pg_cron job named "%"', j.job USING ERRCODE = '42704', HINT = 'See SELECT * FROM cron.job;';
+    END IF;
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_unschedule(pg_catalog.regclass) IS
+  'Removes the pg_cron job dwr_schedule made for target.';
