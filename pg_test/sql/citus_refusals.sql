@@ -2,7 +2,8 @@
 -- coordinator. Tables Citus does not manage merge as on a single server; distributed, reference and
 -- Citus local tables are refused up front with 0A000 (the merge's temporary work table lives on
 -- the coordinator, where the workers holding the shards cannot see it), never half-way.
-SELECT nodename, nodeport, noderole, shouldhaveshards FROM pg_dist_node ORDER BY nodeport;
+SELECT nodeport = current_setting('port')::int AS coordinator, noderole, shouldhaveshards
+  FROM pg_dist_node ORDER BY nodeport;
 CREATE EXTENSION dms_window_reload;
 -- the extension is on the workers too (Citus propagates CREATE EXTENSION)
 SELECT success, result FROM run_command_on_workers(
