@@ -21,14 +21,19 @@ as_root() {
 # Debian packages: the server, its headers and pg_regress, bindgen's clang, pg_cron, OpenSSL's
 # headers (the dwr tool connects with TLS).
 ensure_packages() {
-    local wanted=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR clang libclang-dev pkg-config sudo
-                  postgresql-$PG_MAJOR-cron gcc make libssl-dev)
-    local missing=()
-    for p in "${wanted[@]}"; do
+    ensure_debian_packages "" postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR clang libclang-dev pkg-config \
+        sudo postgresql-$PG_MAJOR-cron gcc make libssl-dev
+}
+
+# ensure_debian_packages WHY PACKAGE...: apt-get install the ones that are missing (once).
+ensure_debian_packages() {
+    local why=$1 missing=() p
+    shift
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
-        log "installing Debian packages: ${missing[*]}"
+        log "installing Debian packages${why:+ for $why}: ${missing[*]}"
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
     fi
@@ -66,15 +71,7 @@ ensure_pg_tle() {
         echo "$tarball does not have the sha256 of pg_tle $PG_TLE_VERSION" >&2
         return 1
     fi
-    local missing=()
-    for p in flex bison libkrb5-dev; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "installing Debian packages for pg_tle: ${missing[*]}"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    fi
+    ensure_debian_packages pg_tle flex bison libkrb5-dev
     log "building pg_tle $PG_TLE_VERSION from $tarball"
     local build
     build=$(mktemp -d)
@@ -99,15 +96,8 @@ ensure_citus() {
         echo "$tarball does not have the sha256 of Citus $CITUS_VERSION" >&2
         return 1
     fi
-    local missing=()
-    for p in libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "installing Debian packages for Citus: ${missing[*]}"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    fi
+    ensure_debian_packages Citus libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libselinux1-dev \
+        libxslt1-dev libpam0g-dev libreadline-dev
     log "building Citus $CITUS_VERSION from $tarball (once, a few minutes)"
     local build
     build=$(mktemp -d)

@@ -9,7 +9,6 @@ use crate::guc;
 use crate::reload::{self, OpenReload};
 use crate::staging::{registration_or_raise, Registration};
 use dwr_engine::catalog::Relation;
-use dwr_engine::ident::display_ident;
 use dwr_engine::plan::{plan_merge, MergePlan};
 use dwr_engine::sqlgen::{merge_sql, merge_sql_batch, Counts, MergeSql, RowClass};
 use dwr_engine::{DwrError, SqlState};
@@ -214,18 +213,8 @@ fn merge_registered(
         row_audit,
         batch,
     };
-    let null_version = format!(
-        "version column {} is NULL",
-        display_ident(&plan.version.staging)
-    );
-    let null_key = format!(
-        "primary key ({}) has a NULL value",
-        plan.keys
-            .iter()
-            .map(|k| display_ident(&k.staging))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let null_version = plan.null_version_message();
+    let null_key = plan.null_key_message();
 
     let counts = if dry_run {
         // run everything, then roll it all back: the counts are exact, nothing changes

@@ -581,6 +581,28 @@ pub struct MergePlan {
     pub key_order_shared: bool,
 }
 
+impl MergePlan {
+    /// The `_dwr_error` of a staged row whose version is NULL.
+    pub fn null_version_message(&self) -> String {
+        format!(
+            "version column {} is NULL",
+            crate::ident::display_ident(&self.version.staging)
+        )
+    }
+
+    /// The `_dwr_error` of a staged row with a NULL key part.
+    pub fn null_key_message(&self) -> String {
+        format!(
+            "primary key ({}) has a NULL value",
+            self.keys
+                .iter()
+                .map(|k| crate::ident::display_ident(&k.staging))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
 /// Plan the merge of `staging` into `target`, or say why it cannot run.
 pub fn plan_merge(
     target: &Relation,

@@ -16,7 +16,7 @@
 use crate::catalog::Relation;
 use crate::ddl::{meta_column_defs, STAGING_FILLFACTOR};
 use crate::error::DwrError;
-use crate::ident::{display_ident, quote_ident, quote_literal};
+use crate::ident::{quote_ident, quote_literal};
 use crate::plan::{Problem, META_COLUMNS};
 use crate::sqlgen::{merge_sql, MergeSql, RowClass};
 use crate::undo::UndoSql;
@@ -152,6 +152,37 @@ fn bisect_function(name: &str, stmt: &str, failed: &str, fallback: Option<&str>)
     )
 }
 
+/// The function a bisection calls for the single row it could not write: a lock wait that ran out
+/// defers it (`count_lock_timeouts`: counted, and past `MAX_LOCK_TIMEOUTS` the merge gives up),
+/// any other row error marks it ERROR with the message and detail (`exec::Caught::text`).
+fn row_failed_function(
+    name: &str,
+    deferred: &str,
+    error: &str,
+    count_lock_timeouts: bool,
+) -> String {
+    stmt_function(
+        name,
+        &[
+            "pg_catalog.int8",
+            "pg_catalog.text",
+            "pg_catalog.text",
+            "pg_catalog.text",
+        ],
+        "void",
+        &format!(
+            "BEGIN\nIF $2 OPERATOR(pg_catalog.=) '55P03' THEN\n{}    PERFORM {deferred}($1);\n\
+             ELSE\n    PERFORM {error}($1, $3 OPERATOR(pg_catalog.||) COALESCE(' (' OPERATOR(pg_catalog.||) $4 OPERATOR(pg_catalog.||) ')', ''));\nEND IF;\nEND",
+            if count_lock_timeouts {
+                "    PERFORM dwr._count_lock_timeout();\n"
+            } else {
+                ""
+            }
+        ),
+        false,
+    )
+}
+
 /// The counts of `dwr.merge_result` from the class counts, in its column order (`Counts::add`).
 fn counts_case(class_col: &str) -> [String; 8] {
     let mut by_field: [Vec<&str>; 8] = Default::default();
@@ -181,13 +212,7 @@ fn counts_case(class_col: &str) -> [String; 8] {
 }
 
 /// The statements of one merge variant (with or without row audit) and the function running them.
-fn merge_variant(
-    p: &str,
-    sql: &MergeSql,
-    owner: &str,
-    null_version: &str,
-    null_key: &str,
-) -> String {
+fn merge_variant(p: &str, sql: &MergeSql, owner: &str) -> String {
     let mut out = String::new();
     let classify_args = [
         "pg_catalog.text",
@@ -211,24 +236,11 @@ fn merge_variant(
         &["pg_catalog.int8"],
         &sql.mark_row_deferred,
     ));
-    // a row production rejected: ERROR with the message (and detail); a lock wait that ran out:
-    // deferred, and past MAX_LOCK_TIMEOUTS of them the merge gives up
-    out.push_str(&stmt_function(
+    out.push_str(&row_failed_function(
         &f("row_failed"),
-        &[
-            "pg_catalog.int8",
-            "pg_catalog.text",
-            "pg_catalog.text",
-            "pg_catalog.text",
-        ],
-        "void",
-        &format!(
-            "BEGIN\nIF $2 OPERATOR(pg_catalog.=) '55P03' THEN\n    PERFORM dwr._count_lock_timeout();\n    PERFORM {}($1);\n\
-             ELSE\n    PERFORM {}($1, $3 OPERATOR(pg_catalog.||) COALESCE(' (' OPERATOR(pg_catalog.||) $4 OPERATOR(pg_catalog.||) ')', ''));\nEND IF;\nEND",
-            f("mark_row_deferred"),
-            f("mark_row_error")
-        ),
-        false,
+        &f("mark_row_deferred"),
+        &f("mark_row_error"),
+        true,
     ));
     if row_audit {
         out.push_str(&run_void(&f("create_images"), &[], &sql.create_images));
@@ -396,7 +408,6 @@ fn merge_variant(
         &body,
         false,
     ));
-    let _ = (null_version, null_key);
     out
 }
 
@@ -436,21 +447,11 @@ fn undo_code(prefix: &str, target: &Relation, undo: &UndoSql, owner: &str) -> St
         &["pg_catalog.int8"],
         &undo.mark_row_deferred,
     ));
-    out.push_str(&stmt_function(
+    // the compiled undo counts lock timeouts without a limit
+    out.push_str(&row_failed_function(
         &f("row_failed"),
-        &[
-            "pg_catalog.int8",
-            "pg_catalog.text",
-            "pg_catalog.text",
-            "pg_catalog.text",
-        ],
-        "void",
-        &format!(
-            "BEGIN\nIF $2 OPERATOR(pg_catalog.=) '55P03' THEN\n    PERFORM {}($1);\n\
-             ELSE\n    PERFORM {}($1, $3 OPERATOR(pg_catalog.||) COALESCE(' (' OPERATOR(pg_catalog.||) $4 OPERATOR(pg_catalog.||) ')', ''));\nEND IF;\nEND",
-            f("mark_row_deferred"),
-            f("mark_row_error")
-        ),
+        &f("mark_row_deferred"),
+        &f("mark_row_error"),
         false,
     ));
     out.push_str(&run_query(
@@ -585,34 +586,12 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
             ));
         }
         Ok(plan) => {
-            let null_version = format!(
-                "version column {} is NULL",
-                display_ident(&plan.version.staging)
-            );
-            let null_key = format!(
-                "primary key ({}) has a NULL value",
-                plan.keys
-                    .iter()
-                    .map(|k| display_ident(&k.staging))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            let null_version = plan.null_version_message();
+            let null_key = plan.null_key_message();
             let audited = format!("{prefix}a");
             let plain = format!("{prefix}p");
-            out.push_str(&merge_variant(
-                &audited,
-                &merge_sql(plan, true),
-                owner,
-                &null_version,
-                &null_key,
-            ));
-            out.push_str(&merge_variant(
-                &plain,
-                &merge_sql(plan, false),
-                owner,
-                &null_version,
-                &null_key,
-            ));
+            out.push_str(&merge_variant(&audited, &merge_sql(plan, true), owner));
+            out.push_str(&merge_variant(&plain, &merge_sql(plan, false), owner));
             // dwr_merge of this table: src/merge.rs merge_registered
             let body = format!(
                 "DECLARE\n    _dwr_audit pg_catalog.bool := dwr._row_audit();\n    _dwr_run pg_catalog.int8;\n    _dwr_since pg_catalog.timestamptz;\n\
