@@ -7,6 +7,8 @@
 //! dwr tle install <connection string> [--schema public] [--quiet] [--ca-file PEM]
 //! dwr tle sql     <connection string>
 //! dwr tle check   <connection string>
+//! dwr dms table-mappings <connection string> --reload ID --source-schema NAME [...]
+//! dwr dms task-settings  <connection string> --reload ID [--overrides JSON]
 //! ```
 //!
 //! TLS as libpq's `sslmode` says (`prefer` by default, `require`, `disable`); the server's
@@ -76,7 +78,18 @@ fn parse_args(args: &[String]) -> Option<Options> {
             _ => conn.push(a.clone()),
         }
     }
-    if conn.is_empty() {
+    // a misspelt option is an error, never ignored
+    const DMS_OPTIONS: [&str; 7] = [
+        "reload",
+        "source-schema",
+        "source-engine",
+        "source-tables",
+        "lowercase-columns",
+        "source-time-zone",
+        "overrides",
+    ];
+    let known = |k: &String| group == "dms" && DMS_OPTIONS.contains(&k.as_str());
+    if conn.is_empty() || !values.keys().all(known) {
         return None;
     }
     Some(Options {
@@ -545,5 +558,35 @@ fn main() -> ExitCode {
             eprintln!("dwr: {text}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &str) -> Vec<String> {
+        a.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn connection_string_in_one_or_several_words() {
+        let o = parse_args(&args("tle install host=/tmp port=5432 dbname=app --quiet")).unwrap();
+        assert_eq!(o.conn, "host=/tmp port=5432 dbname=app");
+        assert!(o.quiet);
+        assert_eq!(o.schema, "public");
+    }
+
+    #[test]
+    fn unknown_options_are_refused() {
+        assert!(parse_args(&args("tle install host=/tmp --scema x")).is_none());
+        assert!(parse_args(&args("tle install host=/tmp --reload 1")).is_none());
+        assert!(parse_args(&args(
+            "dms table-mappings host=/tmp --reload 1 --source-schema A"
+        ))
+        .is_some());
+        assert!(parse_args(&args("dms table-mappings host=/tmp --relaod 1")).is_none());
+        assert!(parse_args(&args("nope install host=/tmp")).is_none());
+        assert!(parse_args(&args("tle install")).is_none());
     }
 }
