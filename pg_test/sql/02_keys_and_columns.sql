@@ -1,6 +1,9 @@
 -- Keys of any type, single or composite, read from the catalog; columns matched by name (even
 -- when staging spells them in upper case); what production has and staging lacks; generated and
 -- identity columns.
+-- (errors raised inside PL/pgSQL carry a CONTEXT line in the pg_tle package; not shown, as in
+-- the compiled extension; ${DWR_TLE_SYNC:-true} is where a pg_tle operator runs dwr tle install)
+\set SHOW_CONTEXT never
 CREATE SCHEMA keys;
 
 -- a composite key of text and integer, with a column staging does not have
@@ -15,10 +18,12 @@ CREATE TABLE keys.stock (
 INSERT INTO keys.stock VALUES ('eu', 1, 5, 'kept on update', '2025-01-01 00:00+00'),
                               ('us', 1, 7, 'us row', '2025-01-01 00:00+00');
 SELECT dwr_create_staging('keys.stock');
+\! ${DWR_TLE_SYNC:-true}
 ALTER TABLE staging.stock DROP COLUMN note;
 INSERT INTO staging.stock (region, item_no, qty, updated_at) VALUES
     ('eu', 1, 6, '2025-01-02 00:00+00'),   -- same item_no as the us row: only (eu, 1) changes
     ('eu', 2, 1, '2025-01-02 00:00+00');   -- new: note takes its default
+\! ${DWR_TLE_SYNC:-true}
 SELECT inserted, updated FROM dwr_merge('keys.stock');
 TABLE keys.stock ORDER BY region, item_no;
 
@@ -32,6 +37,7 @@ INSERT INTO keys.by_time VALUES ('2025-01-01 12:00', 1, 1, 'noon');
 SELECT dwr_create_staging('keys.by_uuid', version_column => 'v');
 SELECT dwr_create_staging('keys.by_numeric', version_column => 'v');
 SELECT dwr_create_staging('keys.by_time', 'staging', 'v');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO staging.by_uuid (id, v, payload) VALUES
     ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 2, '{"a": 2}'),
     ('b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', 1, '{"b": 1}');
@@ -49,6 +55,7 @@ TABLE keys.by_time ORDER BY at, seq;
 CREATE TABLE keys."Odd Table" ("Key ""1""" int PRIMARY KEY, "val; DROP TABLE x" text, "Updated At" timestamp);
 INSERT INTO keys."Odd Table" VALUES (1, 'old', '2025-01-01');
 SELECT dwr_create_staging('keys."Odd Table"', version_column => 'Updated At');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO staging."Odd Table" VALUES (1, 'new', '2025-01-02'), (2, 'two', '2025-01-02');
 SELECT inserted, updated FROM dwr_merge('keys."Odd Table"');
 TABLE keys."Odd Table" ORDER BY 1;
@@ -63,6 +70,7 @@ CREATE TABLE keys.ident (
 );
 INSERT INTO keys.ident (qty, updated_at) VALUES (1, '2025-01-01');
 SELECT dwr_create_staging('keys.ident');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO staging.ident (id, other_id, qty, qty_x2, updated_at) VALUES
     (1, 10, 2, 999, '2025-01-02'),     -- update: qty_x2 is computed, not taken
     (50, 500, 3, 999, '2025-01-02');   -- insert with the source's identity values

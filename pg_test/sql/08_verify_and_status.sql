@@ -1,5 +1,8 @@
 -- dwr_verify reports type and shape problems between staging and production; the views cover
 -- every registered table.
+-- (errors raised inside PL/pgSQL carry a CONTEXT line in the pg_tle package; not shown, as in
+-- the compiled extension; ${DWR_TLE_SYNC:-true} is where a pg_tle operator runs dwr tle install)
+\set SHOW_CONTEXT never
 CREATE SCHEMA ver;
 CREATE TABLE ver.t (
     id          int PRIMARY KEY,
@@ -23,8 +26,10 @@ CREATE TABLE ver_staging.t2 (
 ALTER TABLE ver_staging.t2 RENAME TO t;
 CREATE TABLE ver.ok (id int PRIMARY KEY, updated_at timestamp);
 SELECT dwr_create_staging('ver.ok', staging_schema => 'ver_staging');
+\! ${DWR_TLE_SYNC:-true}
 -- ver.t cannot be merged yet: location has no conversion from integer to point
 SELECT dwr_create_staging('ver.t', staging_schema => 'ver_staging');
+\! ${DWR_TLE_SYNC:-true}
 SELECT * FROM dwr_verify('ver.t') ORDER BY severity DESC, column_name, problem;
 SELECT dwr_merge('ver.t');
 \echo :LAST_ERROR_SQLSTATE
@@ -32,6 +37,7 @@ SELECT target, column_name, problem, severity FROM dwr.type_verification
  WHERE severity <> 'info' ORDER BY 1, 2, 3;
 -- fixing the staging type clears the error
 ALTER TABLE ver_staging.t ALTER COLUMN location TYPE point USING NULL;
+\! ${DWR_TLE_SYNC:-true}
 SELECT count(*) FILTER (WHERE severity = 'error') AS errors FROM dwr_verify('ver.t');
 INSERT INTO ver_staging.t ("ID", "SHORT_NAME", amount, created, updated_at) VALUES (1, 'x', '12', '2025-01-01 10:00', '2025-01-01');
 SELECT inserted, errors FROM dwr_merge('ver.t');
