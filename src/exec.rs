@@ -129,18 +129,9 @@ pub fn relation_or_raise(oid: pg_sys::Oid, what: &str) -> Relation {
 /// How every staging column's type converts into the production column of the same (or
 /// case-insensitively same) name.
 pub fn casts_between(staging: &Relation, target: &Relation) -> Casts {
-    let mut sources: Vec<pg_sys::Oid> = Vec::new();
-    let mut targets: Vec<pg_sys::Oid> = Vec::new();
-    for s in &staging.columns {
-        for t in target
-            .columns
-            .iter()
-            .filter(|t| t.name.to_lowercase() == s.name.to_lowercase())
-        {
-            sources.push(pg_sys::Oid::from(s.type_oid));
-            targets.push(pg_sys::Oid::from(t.type_oid));
-        }
-    }
+    let (sources, targets) = Casts::type_pairs(staging, target);
+    let sources: Vec<pg_sys::Oid> = sources.into_iter().map(pg_sys::Oid::from).collect();
+    let targets: Vec<pg_sys::Oid> = targets.into_iter().map(pg_sys::Oid::from).collect();
     if sources.is_empty() {
         return Casts::default();
     }

@@ -130,18 +130,7 @@ fn relation(db: &mut Client, oid: u32) -> Result<Option<Relation>, Error> {
 /// How every staging column's type converts into the production column of the same name (the
 /// query of the compiled extension's `exec::casts_between`).
 fn casts(db: &mut Client, staging: &Relation, target: &Relation) -> Result<Casts, Error> {
-    let mut sources: Vec<u32> = Vec::new();
-    let mut targets: Vec<u32> = Vec::new();
-    for s in &staging.columns {
-        for t in target
-            .columns
-            .iter()
-            .filter(|t| t.name.to_lowercase() == s.name.to_lowercase())
-        {
-            sources.push(s.type_oid);
-            targets.push(t.type_oid);
-        }
-    }
+    let (sources, targets) = Casts::type_pairs(staging, target);
     if sources.is_empty() {
         return Ok(Casts::default());
     }
@@ -221,7 +210,6 @@ fn read_state(db: &mut Client) -> Result<State, Error> {
             undo: dwr_engine::undo::undo_sql(&target),
             target,
             staging,
-            version_column,
             target_fingerprint,
             staging_fingerprint,
         });
@@ -342,7 +330,7 @@ fn check(db: &mut Client) -> Result<Vec<String>, Error> {
     };
     let mut stale = Vec::new();
     for t in &state.tables {
-        let name = tle::regclass_text(&t.target);
+        let name = t.target.display();
         let generated: Option<String> = db
             .query_opt(
                 "SELECT pg_catalog.pg_get_functiondef(p.oid) FROM pg_catalog.pg_proc p

@@ -178,6 +178,24 @@ impl CastInfo {
 pub struct Casts(pub Vec<CastInfo>);
 
 impl Casts {
+    /// The `$1`, `$2` of [`CASTS_SQL`]: the type of every staging column and of the production
+    /// column of the same (or case-insensitively same) name, pair by pair.
+    pub fn type_pairs(staging: &Relation, target: &Relation) -> (Vec<u32>, Vec<u32>) {
+        let mut sources = Vec::new();
+        let mut targets = Vec::new();
+        for s in &staging.columns {
+            for t in target
+                .columns
+                .iter()
+                .filter(|t| t.name.to_lowercase() == s.name.to_lowercase())
+            {
+                sources.push(s.type_oid);
+                targets.push(t.type_oid);
+            }
+        }
+        (sources, targets)
+    }
+
     pub fn context(&self, source: u32, target: u32) -> CastContext {
         if source == target {
             return CastContext::Same;

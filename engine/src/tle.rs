@@ -46,7 +46,6 @@ const Q: &str = "$dwr$";
 pub struct TableInput {
     pub target: Relation,
     pub staging: Relation,
-    pub version_column: String,
     /// the plan, or the error that keeps the table from merging (raised by its merge function)
     pub plan: Result<crate::plan::MergePlan, DwrError>,
     pub problems: Vec<Problem>,
@@ -70,11 +69,6 @@ pub struct TableCode {
 /// The name of a generated function: `dwr."_t<n>_<what>"`.
 fn fname(prefix: &str, what: &str) -> String {
     format!("dwr.{}", quote_ident(&format!("{prefix}_{what}")))
-}
-
-/// `text` of the regclass of `rel` as PL/pgSQL with search_path = pg_catalog prints it.
-pub fn regclass_text(rel: &Relation) -> String {
-    crate::ident::display_qualified(&rel.schema, &rel.name)
 }
 
 /// A PL/pgSQL function whose body runs `stmt` once; `$n` in `stmt` are its arguments.
@@ -553,10 +547,25 @@ fn undo_code(prefix: &str, target: &Relation, undo: &UndoSql, owner: &str) -> St
     out
 }
 
+/// A table's merge: `$1` target, `$2` its staging table, `$3` dry run (what `dwr_merge` passes).
+fn merge_function(name: &str, body: &str) -> String {
+    stmt_function(
+        name,
+        &[
+            "pg_catalog.regclass",
+            "pg_catalog.regclass",
+            "pg_catalog.bool",
+        ],
+        "dwr.merge_result",
+        body,
+        false,
+    )
+}
+
 /// The generated functions of table number `n`.
 pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
     let prefix = format!("_t{n}");
-    let target_text = regclass_text(&input.target);
+    let target_text = input.target.display();
     let mut out = format!(
         "\n-- {target_text}: merged from {}\n",
         input.staging.display()
@@ -573,16 +582,9 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
     );
     match &input.plan {
         Err(e) => {
-            out.push_str(&stmt_function(
+            out.push_str(&merge_function(
                 &merge,
-                &[
-                    "pg_catalog.regclass",
-                    "pg_catalog.regclass",
-                    "pg_catalog.bool",
-                ],
-                "dwr.merge_result",
                 &format!("BEGIN\n{stale_check}{}\nEND", raise_error(e)),
-                false,
             ));
         }
         Ok(plan) => {
@@ -621,17 +623,7 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                 nv = quote_literal(&null_version),
                 nk = quote_literal(&null_key),
             );
-            out.push_str(&stmt_function(
-                &merge,
-                &[
-                    "pg_catalog.regclass",
-                    "pg_catalog.regclass",
-                    "pg_catalog.bool",
-                ],
-                "dwr.merge_result",
-                &body,
-                false,
-            ));
+            out.push_str(&merge_function(&merge, &body));
         }
     }
     // dwr_verify of this table: the engine's findings when the package was generated (the
@@ -1009,7 +1001,6 @@ mod tests {
             plan,
             target,
             staging,
-            version_column: "updated_at".into(),
             target_fingerprint: "a".into(),
             staging_fingerprint: "b".into(),
         };
