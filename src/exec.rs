@@ -395,17 +395,3 @@ impl IntoDatum for RegClass {
         pg_sys::REGCLASSOID
     }
 }
-
-/// Refuse a table Citus manages (see `dwr_engine::citus`): `role` is "production" or "staging".
-pub fn refuse_citus_table(rel: &Relation, role: &str) {
-    let has_citus = query_one::<bool>(dwr_engine::citus::HAS_CITUS_SQL, &[]).unwrap_or(false);
-    if !has_citus {
-        return;
-    }
-    if let Some(kind) = query_one::<String>(
-        dwr_engine::citus::CITUS_KIND_SQL,
-        &[pg_sys::Oid::from(rel.oid).into()],
-    ) {
-        raise(dwr_engine::citus::unsupported(&rel.display(), role, &kind));
-    }
-}

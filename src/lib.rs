@@ -13,6 +13,7 @@ use pgrx::prelude::*;
 
 pub mod audit;
 pub mod batch;
+pub mod citus;
 pub mod diff;
 pub mod dms;
 pub mod exec;

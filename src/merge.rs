@@ -154,6 +154,18 @@ fn merge_registered(
     run_id_out: &std::cell::Cell<Option<i64>>,
 ) -> MergeOutcome {
     let target = exec::relation_or_raise(target_oid, "table");
+    // a distributed or reference production table merges on its shards (see crate::citus)
+    let sharded = crate::citus::sharded(&target, "production");
+    if sharded.is_some() && (source.is_some() || batch.is_some()) {
+        raise(crate::citus::not_pushed_down(
+            &target.display(),
+            if batch.is_some() {
+                "dwr_merge_batches"
+            } else {
+                "a merge from another source table"
+            },
+        ));
+    }
     let (staging, source_display) = match source {
         None => {
             let staging = registered_staging(&target, reg);
@@ -180,11 +192,14 @@ fn merge_registered(
             (exec::relation_or_raise(copy, "source copy"), src.display())
         }
     };
-    exec::refuse_citus_table(&target, "production");
-    exec::refuse_citus_table(&staging, "staging");
+    crate::citus::check_staging_placed(&target, &staging, sharded.as_ref());
     let mut plan = plan_of(&target, &staging, reg, source.is_none());
     plan.staging_display = source_display;
     let row_audit = guc::ROW_AUDIT.get();
+    let citus_sql = sharded.as_ref().map(|p| {
+        let tombstones = crate::citus::tombstones_of(&target, &staging);
+        crate::citus::merge_sql(&plan, p, &staging, target.oid, &tombstones, row_audit)
+    });
     let sql = if batch.is_some() {
         merge_sql_batch(&plan, row_audit)
     } else {
@@ -216,12 +231,29 @@ fn merge_registered(
     let null_version = plan.null_version_message();
     let null_key = plan.null_key_message();
 
+    let statements = || match &citus_sql {
+        Some(c) => crate::citus::run(
+            c,
+            &crate::citus::CitusRun {
+                run_id,
+                target: target_oid,
+                window: match ctx.reload {
+                    Some(r) => (Some(r.window_start), Some(r.window_end)),
+                    None => (None, None),
+                },
+                since: ctx.since,
+                row_audit,
+                null_version: &null_version,
+                row_lock_timeout: guc::ROW_LOCK_TIMEOUT.get(),
+            },
+        ),
+        None => run_statements(&sql, &ctx, &null_version, &null_key),
+    };
     let counts = if dry_run {
         // run everything, then roll it all back: the counts are exact, nothing changes
-        rolled_back(|| run_statements(&sql, &ctx, &null_version, &null_key))
-            .unwrap_or_else(|e| exec::raise_caught(e))
+        rolled_back(statements).unwrap_or_else(|e| exec::raise_caught(e))
     } else {
-        let counts = run_statements(&sql, &ctx, &null_version, &null_key);
+        let counts = statements();
         reload::prune_tombstones(target_oid);
         counts
     };

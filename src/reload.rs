@@ -54,16 +54,30 @@ pub fn deletes_count_since(target: pg_sys::Oid) -> TimestampWithTimeZone {
 /// Delete the tombstones of `target` that neither its staging table nor an open reload can need:
 /// those older than both when staging was created or last emptied and when its open reload began.
 pub fn prune_tombstones(target: pg_sys::Oid) {
+    let cutoff = query_one::<TimestampWithTimeZone>(
+        "SELECT LEAST(t.tracking_since, \
+                (SELECT pg_catalog.min(r.began_at) FROM dwr.reloads r WHERE r.ended_at IS NULL \
+                  AND t.target OPERATOR(pg_catalog.=) ANY (r.targets))) \
+           FROM dwr.tables t WHERE t.target::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+        &[target.into()],
+    );
+    let Some(cutoff) = cutoff else { return };
     as_role(exec::extension_owner(), || {
         execute(
             "DELETE FROM dwr.tombstones tb WHERE tb.target OPERATOR(pg_catalog.=) $1 \
-             AND tb.deleted_at OPERATOR(pg_catalog.<) (SELECT LEAST(t.tracking_since, \
-                   (SELECT pg_catalog.min(r.began_at) FROM dwr.reloads r WHERE r.ended_at IS NULL \
-                     AND t.target OPERATOR(pg_catalog.=) ANY (r.targets))) \
-                 FROM dwr.tables t WHERE t.target::pg_catalog.oid OPERATOR(pg_catalog.=) $1)",
-            &[target.into()],
+             AND tb.deleted_at OPERATOR(pg_catalog.<) $2",
+            &[target.into(), cutoff.into()],
         );
     });
+    // a Citus table's tombstones live next to its staging table, on the shards
+    if let (Some(t), Some(reg)) = (exec::relation(target), crate::staging::registration(target)) {
+        if let (Some(p), Some(s)) = (crate::citus::placement(t.oid), exec::relation(reg.staging)) {
+            if p != dwr_engine::citus::Placement::Local {
+                let tombstones = crate::citus::tombstones_of(&t, &s);
+                crate::citus::prune_tombstones(&tombstones, cutoff);
+            }
+        }
+    }
 }
 
 /// Whether reload `id` has ended, and its tables; 42704 when there is no such reload.

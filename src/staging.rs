@@ -184,7 +184,8 @@ fn dwr_create_staging(
     let t = exec::relation_or_raise(target, "table");
     check(check_target(&t, version));
     require_owner(&t);
-    exec::refuse_citus_table(&t, "production");
+    // a distributed or reference table: staging and the tombstone table are placed like it
+    let sharded = crate::citus::sharded(&t, "production");
 
     let schema_exists = query_one::<bool>(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1)",
@@ -270,10 +271,31 @@ fn dwr_create_staging(
     });
     // deletes CDC applies from now on are recorded, whatever session_replication_role it runs with
     if has_delete_tracking(target) {
+        if sharded.is_some() {
+            execute("SET LOCAL citus.enable_unsafe_triggers = on", &[]);
+        }
         execute(&remove_delete_tracking(&t), &[]);
     }
-    for stmt in install_delete_tracking(&t) {
-        execute(&stmt, &[]);
+    match &sharded {
+        None => {
+            crate::citus::refuse_local(
+                &exec::relation_or_raise(staging_oid, "staging table"),
+                "staging",
+            );
+            for stmt in install_delete_tracking(&t) {
+                execute(&stmt, &[]);
+            }
+        }
+        Some(p) => {
+            // on the shards, into a tombstone table co-located with production (dwr_engine::citus)
+            let s = exec::relation_or_raise(staging_oid, "staging table");
+            crate::citus::place_staging(&t, &s, p);
+            let tombstones = crate::citus::ensure_tombstones(&t, &s, p);
+            for stmt in dwr_engine::citus::install_delete_tracking(&t, &tombstones, DELETE_TRIGGER)
+            {
+                execute(&stmt, &[]);
+            }
+        }
     }
     staging_oid
 }
@@ -286,11 +308,20 @@ fn dwr_drop_staging(target: Option<pg_sys::Oid>) {
     if let Some(t) = exec::relation(target) {
         require_owner(&t);
         if has_delete_tracking(target) {
+            if crate::citus::placement(t.oid).is_some() {
+                execute("SET LOCAL citus.enable_unsafe_triggers = on", &[]);
+            }
             execute(&remove_delete_tracking(&t), &[]);
         }
     }
     if let Some(s) = exec::relation(reg.staging) {
         execute(&format!("DROP TABLE {}", s.quoted()), &[]);
+        if exec::relation(target)
+            .and_then(|t| crate::citus::placement(t.oid))
+            .is_some()
+        {
+            crate::citus::drop_tombstones(&s);
+        }
     }
     as_role(exec::extension_owner(), || {
         execute(
@@ -337,7 +368,8 @@ fn dwr_purge_staging(target: Option<pg_sys::Oid>, status: Option<&str>) -> i64 {
     // deletes count against staged rows from the moment staging holds no NEW row any more
     let any_new = query_one::<bool>(
         &format!(
-            "SELECT EXISTS (SELECT FROM {} WHERE {} OPERATOR(pg_catalog.=) 'NEW')",
+            // `SELECT 1`: Citus 12.1 mis-plans an empty target list over a distributed table
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE {} OPERATOR(pg_catalog.=) 'NEW')",
             s.quoted(),
             quote_ident(META_STATUS)
         ),

@@ -121,7 +121,9 @@ fn dwr_undo(run_id: Option<i64>) -> pgrx::composite_type!('static, "dwr.merge_re
             ),
         ))
     });
-    exec::refuse_citus_table(&target, "production");
+    if let Some(p) = crate::citus::placement(target.oid) {
+        raise(dwr_engine::citus::undo_unsupported(&target.display(), &p));
+    }
     // from here on a failure is recorded as a FAILED undo run (outside this transaction, by the
     // same background worker as a failed merge), then raised; the work runs in a subtransaction so
     // that the session is clean enough to start the worker

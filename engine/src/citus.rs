@@ -1,26 +1,94 @@
-//! Citus: what kind of Citus table a relation is, and what this version does with it.
+//! Citus: what kind of Citus table a relation is, and the merge of a distributed (or reference)
+//! table pushed down to its shards.
 //!
-//! The merge joins staging and production to a temporary work table on the server that runs it.
-//! On a Citus coordinator the shards of a distributed or reference table live on the workers, which
-//! cannot see that temporary table (and Citus refuses the merge's `ctid` joins and multi-shard
-//! `FOR UPDATE`). Until the merge is pushed down to the shards, such tables are refused up front
-//! with a clear error rather than failing halfway; tables Citus does not manage (plain tables on
-//! the coordinator) merge as on a single server.
+//! The single-server merge joins staging and production to a temporary work table and writes
+//! production by `ctid` after a `FOR UPDATE SKIP LOCKED`: none of that reaches the shards of a
+//! Citus table. So for a distributed or reference production table the merge runs as statements
+//! that Citus pushes down whole to every shard group, in parallel, on the workers:
+//!
+//! - staging is distributed *co-located* with production (same distribution column, same shards),
+//!   and so are the merge's two work tables, created in staging's schema for the length of the
+//!   merge's transaction: every statement joins them on the key, which contains the distribution
+//!   column (Citus requires it of a primary key), so each shard group joins on its own node;
+//! - deletes are recorded by a trigger on the shards in a tombstone table co-located with
+//!   production, typed like its key (see [`create_tombstones`] and `dwr._record_delete_citus`);
+//! - rows are identified by their key (staging must have production's primary key: no duplicates to
+//!   rank) and numbered by a 63-bit hash of it for the bisection that isolates a failing row;
+//! - "did this write go through?" is answered per shard without a `RETURNING` that would pull rows
+//!   to the coordinator: each attempt first records its rows in the attempts table, in the same
+//!   (sub)transaction as the write, on the same worker connection, so a production row this attempt
+//!   wrote has the attempt row's `xmin`. An update also requires production's row to still be the
+//!   one the attempt read (`t.xmin = a.seen`), which is what the single-server lock step ensures.
+//!
+//! Tables Citus does not manage merge as on a single server. Citus local tables are refused.
 
-use crate::error::{DwrError, SqlState};
+use crate::catalog::Relation;
+use crate::error::{DwrError, Result, SqlState};
+use crate::ident::{quote_ident, quote_literal, quote_qualified};
+use crate::plan::{Conversion, MergePlan, META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS};
+use crate::sqlgen::RowClass;
 
-/// Whether Citus's catalog exists in this database (`CITUS_KIND_SQL` may only run then).
+/// Whether Citus's catalog exists in this database (`CITUS_TABLE_SQL` may only run then).
 pub const HAS_CITUS_SQL: &str =
     "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL";
 
-/// `$1` (oid): the Citus kind of a relation (`distributed`, `reference`, `local`), no row when
-/// Citus does not manage it.
-pub const CITUS_KIND_SQL: &str = "SELECT CASE WHEN p.partmethod OPERATOR(pg_catalog.<>) 'n' THEN 'distributed' \
-     WHEN p.repmodel OPERATOR(pg_catalog.=) 't' THEN 'reference' ELSE 'local' END \
+/// `$1` (oid): the Citus kind of a relation (`distributed`, `reference`, `local`) and for a
+/// distributed table its distribution column; no row when Citus does not manage it.
+pub const CITUS_TABLE_SQL: &str = "SELECT CASE WHEN p.partmethod OPERATOR(pg_catalog.<>) 'n' THEN 'distributed' \
+     WHEN p.repmodel OPERATOR(pg_catalog.=) 't' THEN 'reference' ELSE 'local' END, \
+     CASE WHEN p.partmethod OPERATOR(pg_catalog.<>) 'n' \
+          THEN pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) END \
      FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass";
 
-/// The refusal of a Citus-managed table: `role` is "production" or "staging", `kind` what
-/// `CITUS_KIND_SQL` said.
+/// How Citus holds a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// hash-distributed on this column
+    Distributed(String),
+    /// one shard, a copy on every node
+    Reference,
+    /// a Citus local table
+    Local,
+}
+
+impl Placement {
+    /// From the two columns of [`CITUS_TABLE_SQL`].
+    pub fn parse(kind: &str, column: Option<String>) -> Placement {
+        match (kind, column) {
+            ("distributed", Some(c)) => Placement::Distributed(c),
+            ("reference", _) => Placement::Reference,
+            _ => Placement::Local,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Placement::Distributed(_) => "distributed",
+            Placement::Reference => "reference",
+            Placement::Local => "local",
+        }
+    }
+
+    /// `SELECT` that makes `table` (qualified, quoted) a Citus table placed like production
+    /// `target` (qualified, quoted): co-located with it, or a reference table.
+    pub fn place_like(&self, table: &str, target: &str) -> String {
+        match self {
+            Placement::Distributed(column) => format!(
+                "SELECT pg_catalog.create_distributed_table({}, {}, colocate_with => {})",
+                quote_literal(table),
+                quote_literal(column),
+                quote_literal(target)
+            ),
+            Placement::Reference | Placement::Local => format!(
+                "SELECT pg_catalog.create_reference_table({})",
+                quote_literal(table)
+            ),
+        }
+    }
+}
+
+/// The refusal of a Citus table this version cannot merge (a Citus local table): `role` is
+/// "production" or "staging".
 pub fn unsupported(table: &str, role: &str, kind: &str) -> DwrError {
     let what = match kind {
         "local" => "a Citus local table (added to Citus's metadata)".to_string(),
@@ -31,13 +99,542 @@ pub fn unsupported(table: &str, role: &str, kind: &str) -> DwrError {
         format!("{role} table {table} is {what}, which this version cannot merge"),
     )
     .detail(
-        "The merge joins staging and production to a temporary work table on this server; the \
-         workers that hold the shards cannot see it.",
+        "Distributed and reference tables merge on their shards; a Citus local table is neither a \
+         plain table of this server nor a table with shards the merge can join on.",
     )
     .hint(
-        "Reload tables that Citus does not manage (plain tables on the coordinator merge as on a \
-         single server); see README, \"Citus\".",
+        "Undistribute it (undistribute_table) or distribute it (create_distributed_table); see \
+         README, \"Citus\".",
     )
+}
+
+/// `dwr_undo` on a Citus table: not pushed down yet (its statements compare and rebuild whole rows
+/// from their images, which Citus does not allow in a distributed `UPDATE`).
+pub fn undo_unsupported(table: &str, placement: &Placement) -> DwrError {
+    DwrError::new(
+        SqlState::FeatureNotSupported,
+        format!("dwr_undo cannot undo a run on {table}, a Citus {} table", placement.kind()),
+    )
+    .detail("The run's row images are in dwr.row_changes; nothing was changed.")
+    .hint("Restore the rows from dwr.row_changes (action, before, after) by hand; see README, \"Citus\".")
+}
+
+/// Staging placed differently from production (not co-located with a Citus production table, or
+/// a Citus table next to a production table Citus does not manage): the merge's joins could not
+/// run where the rows are.
+pub fn staging_not_colocated(
+    staging: &str,
+    target: &str,
+    placement: Option<&Placement>,
+) -> DwrError {
+    let detail = match placement {
+        Some(p) => format!(
+            "{target} is a Citus {} table; the merge joins staging with it shard by shard.",
+            p.kind()
+        ),
+        None => format!("{target} is a plain table of this server, and staging is a Citus table."),
+    };
+    DwrError::new(
+        SqlState::FeatureNotSupported,
+        format!("staging table {staging} is not placed like {target}"),
+    )
+    .detail(detail)
+    .hint("Put staging back the way dwr_create_staging made it (co-located with production, or a plain table next to a plain one), or drop it and run dwr_create_staging again.")
+}
+
+/// A Citus merge needs what `dwr_create_staging` makes: staging with production's key (its own
+/// primary key, so no key is staged twice) and production's key and version types.
+pub fn check_plan(plan: &MergePlan) -> Result<()> {
+    let reason = if !plan.with_metadata {
+        Some("a merge from another source table")
+    } else if !plan.staging_keys_unique {
+        Some("a staging table whose primary key is not production's (it could stage a key twice)")
+    } else if plan.version.needs_cast || plan.keys.iter().any(|k| k.needs_cast) {
+        Some("staging key or version columns of other types than production's")
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(r) => Err(DwrError::new(
+            SqlState::FeatureNotSupported,
+            format!("{} is a Citus table: {r} cannot be merged into it", plan.target_display),
+        )
+        .detail(format!("staging: {}", plan.staging_display))
+        .hint("Let dwr_create_staging create staging (production's key, types and placement), and merge from it.")),
+    }
+}
+
+/// The name of the tombstone table of staging table `staging_name`, in staging's schema.
+pub fn tombstones_name(staging_name: &str) -> String {
+    const SUFFIX: &str = "_dwr_tombstones";
+    let mut base = staging_name.to_string();
+    while base.len() + SUFFIX.len() > 63 {
+        base.pop();
+    }
+    format!("{base}{SUFFIX}")
+}
+
+/// The tombstone table of a Citus production table: its key columns (typed and collated like
+/// production's, by `CREATE TABLE AS ... WITH NO DATA`) and when the row was deleted. Placed like
+/// production by [`Placement::place_like`]; filled on the workers by the shards' delete trigger.
+pub fn create_tombstones(target: &Relation, schema: &str, name: &str) -> Vec<String> {
+    let keys = key_columns(target);
+    let table = quote_qualified(schema, name);
+    vec![
+        format!(
+            "CREATE TABLE {table} AS SELECT {} FROM ONLY {} t WITH NO DATA",
+            keys.iter()
+                .map(|k| format!("t.{}", quote_ident(k)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            target.quoted()
+        ),
+        format!(
+            "ALTER TABLE {table} ADD COLUMN deleted_at pg_catalog.timestamptz NOT NULL \
+             DEFAULT pg_catalog.clock_timestamp()"
+        ),
+        format!(
+            "CREATE INDEX ON {table} ({}, deleted_at)",
+            keys.iter()
+                .map(|k| quote_ident(k))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        format!(
+            "COMMENT ON TABLE {table} IS {}",
+            quote_literal(&format!(
+                "dms_window_reload: deletes seen on the shards of {} (by its delete-tracking trigger), co-located with it",
+                target.display()
+            ))
+        ),
+    ]
+}
+
+fn key_columns(target: &Relation) -> Vec<String> {
+    target
+        .primary_key
+        .as_ref()
+        .map(|pk| pk.columns.clone())
+        .unwrap_or_default()
+}
+
+/// Delete tracking on a Citus production table: the trigger of `install_delete_tracking`, calling
+/// `dwr._record_delete_citus` with the tombstone table and the key columns. Citus creates it on
+/// every shard (and on shards made later); it needs `citus.enable_unsafe_triggers` to be created.
+pub fn install_delete_tracking(target: &Relation, tombstones: &str, trigger: &str) -> Vec<String> {
+    let mut args = vec![quote_literal(tombstones)];
+    args.extend(key_columns(target).iter().map(|k| quote_literal(k)));
+    let trigger = quote_ident(trigger);
+    vec![
+        "SET LOCAL citus.enable_unsafe_triggers = on".to_string(),
+        format!(
+            "CREATE TRIGGER {trigger} AFTER DELETE ON {} FOR EACH ROW EXECUTE FUNCTION dwr._record_delete_citus({})",
+            target.quoted(),
+            args.join(", ")
+        ),
+        format!("ALTER TABLE {} ENABLE ALWAYS TRIGGER {trigger}", target.quoted()),
+    ]
+}
+
+/// The statements of a merge into a Citus table. "Ranged" statements take `$1`, `$2`: the first
+/// and last row number (`rn`) they touch; the three statements of one apply step run together in
+/// one subtransaction, so a failing range can be bisected down to the row production rejects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CitusMergeSql {
+    /// create the work and attempts tables and place them like production
+    pub create: Vec<String>,
+    /// `$1`: message for a NULL version, `$2`, `$3`: the open reload's window (NULL without one),
+    /// `$4`: deletes count from this moment. Fills and classifies the work table
+    pub fill_classified: String,
+    /// `SELECT min(rn), max(rn)` of the work table
+    pub row_range: String,
+    /// `$1`, `$2`: the row numbers of the work table in that range, in order (a failing range's,
+    /// for its bisection)
+    pub rows_in_range: String,
+    /// ranged, in one subtransaction: record the attempt, insert, move the rows production did not
+    /// take (a concurrent insert of the key) to `Deferred`
+    pub apply_inserts: [String; 3],
+    /// ranged, in one subtransaction: record the attempt with the production row read (and its
+    /// image with row audit) for the rows still older in production, update the rows that are
+    /// still that row version, move the others to `Deferred`
+    pub apply_updates: [String; 3],
+    /// `$1`: since. Moves inserted rows whose key CDC deleted meanwhile to `retract`; returns the
+    /// row count
+    pub find_retracts: String,
+    /// takes those inserts back, and marks them `Deleted`
+    pub apply_retracts: [String; 2],
+    /// `$1`: run id
+    pub write_statuses: String,
+    /// `$1`: run id, `$2`: target oid (run as the extension owner)
+    pub write_row_changes: String,
+    pub counts: String,
+    /// `$1`: row number, `$2`: error text
+    pub mark_row_error: String,
+    /// `$1`: row number
+    pub mark_row_deferred: String,
+    pub drop: String,
+}
+
+/// The work table and attempts table of a merge into `target` (its oid), in staging's `schema`.
+pub fn work_tables(schema: &str, target_oid: u32) -> (String, String) {
+    (
+        quote_qualified(schema, &format!("_dwr_work_{target_oid}")),
+        quote_qualified(schema, &format!("_dwr_attempts_{target_oid}")),
+    )
+}
+
+fn kcol(i: usize) -> String {
+    format!("k{}", i + 1)
+}
+
+fn pg_op(a: &str, operator: &str, b: &str) -> String {
+    format!("{a} OPERATOR(pg_catalog.{operator}) {b}")
+}
+
+fn op(a: &str, schema: &str, operator: &str, b: &str) -> String {
+    format!("{a} OPERATOR({}.{operator}) {b}", quote_ident(schema))
+}
+
+/// Write the SQL of a merge of `plan` into a Citus table placed as `placement`. `work`, `attempts`:
+/// from [`work_tables`]; `tombstones`: the qualified, quoted tombstone table.
+pub fn merge_sql(
+    plan: &MergePlan,
+    placement: &Placement,
+    work: &str,
+    attempts: &str,
+    tombstones: &str,
+    row_audit: bool,
+) -> Result<CitusMergeSql> {
+    check_plan(plan)?;
+    let t = &plan.target;
+    let s = &plan.staging;
+    let ver = &plan.version;
+    let keys = &plan.keys;
+    let w = work;
+    let a = attempts;
+    let tv = format!("t.{}", quote_ident(&ver.target));
+
+    // columns `alias.k<i>` (work, attempts) or `alias.<column>` (production, staging, tombstones)
+    let kw = |alias: &str| -> Vec<String> {
+        (0..keys.len())
+            .map(|i| format!("{alias}.{}", kcol(i)))
+            .collect()
+    };
+    let same = |x: &[String], y: &[String]| -> String {
+        x.iter()
+            .zip(y)
+            .zip(keys)
+            .map(|((l, r), k)| op(l, &k.eq_schema, "=", r))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let kt = |alias: &str| -> Vec<String> {
+        keys.iter()
+            .map(|k| format!("{alias}.{}", quote_ident(&k.target)))
+            .collect()
+    };
+    let ks = |alias: &str| -> Vec<String> {
+        keys.iter()
+            .map(|k| format!("{alias}.{}", quote_ident(&k.staging)))
+            .collect()
+    };
+    let class_is = |alias: &str, c: RowClass| pg_op(&format!("{alias}.cls"), "=", &lit(c));
+    let range = |alias: &str| {
+        format!(
+            "{} AND {}",
+            pg_op(&format!("{alias}.rn"), ">=", "$1"),
+            pg_op(&format!("{alias}.rn"), "<=", "$2")
+        )
+    };
+
+    // the work and attempts tables: production's key columns (types and collations through
+    // CREATE TABLE AS), placed like production
+    let dist_key = match placement {
+        Placement::Distributed(c) => keys.iter().position(|k| &k.target == c).ok_or_else(|| {
+            DwrError::new(
+                SqlState::FeatureNotSupported,
+                format!(
+                    "{}: distribution column {} is not in the primary key",
+                    plan.target_display,
+                    crate::ident::display_ident(c)
+                ),
+            )
+            .hint("Citus requires the primary key of a distributed table to contain its distribution column.")
+        })?,
+        _ => 0,
+    };
+    let key_select: Vec<String> = kt("t")
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} AS {}", kcol(i)))
+        .collect();
+    let work_placement = match placement {
+        Placement::Distributed(_) => Placement::Distributed(kcol(dist_key)),
+        other => other.clone(),
+    };
+    let unquoted = |q: &str| q.to_string();
+    let create = vec![
+        format!(
+            "CREATE TABLE {w} AS SELECT {}, {tv} AS v, NULL::pg_catalog.timestamptz AS loaded_at, \
+             NULL::pg_catalog.int8 AS rn, NULL::pg_catalog.text AS cls, NULL::pg_catalog.text AS err \
+             FROM ONLY {t} t WITH NO DATA",
+            key_select.join(", ")
+        ),
+        work_placement.place_like(&unquoted(w), t),
+        format!(
+            "CREATE TABLE {a} AS SELECT {}, NULL::pg_catalog.int8 AS rn, NULL::pg_catalog.xid AS seen, \
+             NULL::pg_catalog.jsonb AS before FROM ONLY {t} t WITH NO DATA",
+            key_select.join(", ")
+        ),
+        work_placement.place_like(&unquoted(a), t),
+    ];
+
+    // ---- classification ----
+    let sv = format!("s.{}", quote_ident(&ver.staging));
+    let window_bound =
+        |param: &str| format!("CAST({param}::pg_catalog.timestamptz AS {})", ver.base_type);
+    let in_window = if ver.is_datetime {
+        format!(
+            "($2::pg_catalog.timestamptz IS NULL OR ({} AND {}))",
+            op(&sv, &ver.ord_schema, ">=", &window_bound("$2")),
+            op(&sv, &ver.ord_schema, "<=", &window_bound("$3")),
+        )
+    } else {
+        "true".to_string()
+    };
+    let newer = |v: &str| format!("({tv} IS NULL OR {})", op(&tv, &ver.ord_schema, "<", v));
+    let tb_keys = kt("tb");
+    let class_case = format!(
+        "CASE WHEN {sv} IS NULL THEN {} WHEN NOT {in_window} THEN {} \
+         WHEN {} IS NOT NULL THEN CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END \
+         WHEN {} IS NOT NULL THEN {} ELSE {} END",
+        lit(RowClass::Error),
+        lit(RowClass::OutsideWindow),
+        kt("t")[0],
+        newer(&sv),
+        lit(RowClass::Update),
+        op(&tv, &ver.ord_schema, "=", &sv),
+        lit(RowClass::Unchanged),
+        lit(RowClass::Stale),
+        tb_keys[0],
+        lit(RowClass::Deleted),
+        lit(RowClass::Insert),
+    );
+    // a 63-bit hash of the key numbers the rows (collisions only coarsen the bisection of a
+    // failing row); no sequence, which Citus would evaluate on the coordinator
+    let rn = format!(
+        "(pg_catalog.jsonb_hash_extended(pg_catalog.jsonb_build_array({}), 0) OPERATOR(pg_catalog.&) 9223372036854775807)",
+        ks("s").join(", ")
+    );
+    let fill_classified = format!(
+        "INSERT INTO {w} ({}, v, loaded_at, rn, cls, err) \
+         SELECT {}, {sv}, s.{}, {rn}, {class_case}, CASE WHEN {sv} IS NULL THEN $1 END \
+         FROM {s} s LEFT JOIN {t} t ON {} \
+         LEFT JOIN (SELECT DISTINCT {} FROM {tombstones} d WHERE {}) tb ON {} \
+         WHERE {}",
+        kw("")
+            .iter()
+            .map(|c| c.trim_start_matches('.').to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        ks("s").join(", "),
+        quote_ident(META_LOADED_AT),
+        same(&kt("t"), &ks("s")),
+        kt("d").join(", "),
+        pg_op("d.deleted_at", ">=", "$4::pg_catalog.timestamptz"),
+        same(&tb_keys, &ks("s")),
+        pg_op(&format!("s.{}", quote_ident(META_STATUS)), "=", "'NEW'"),
+    );
+
+    // ---- apply ----
+    let value_expr = |v: &crate::plan::ValueColumn| {
+        let col = format!("s.{}", quote_ident(&v.staging));
+        match v.conversion {
+            Conversion::Explicit => format!("CAST({col} AS {})", v.base_type),
+            _ => col,
+        }
+    };
+    let attempt_cols = kw("")
+        .iter()
+        .map(|c| c.trim_start_matches('.').to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    // rows of class `c` in range that production did not take: no production row this attempt wrote
+    let defer_untaken = |c: RowClass| {
+        format!(
+            "UPDATE {w} w SET cls = {} WHERE {} AND {} AND NOT EXISTS \
+             (SELECT FROM {a} a JOIN {t} t ON {} WHERE {} AND {})",
+            lit(RowClass::Deferred),
+            class_is("w", c),
+            range("w"),
+            same(&kt("t"), &kw("a")),
+            same(&kw("a"), &kw("w")),
+            pg_op("t.xmin", "=", "a.xmin"),
+        )
+    };
+    let mut insert_cols: Vec<String> = keys.iter().map(|k| quote_ident(&k.target)).collect();
+    insert_cols.push(quote_ident(&ver.target));
+    insert_cols.extend(plan.values.iter().map(|v| quote_ident(&v.target)));
+    let mut insert_vals = kw("w");
+    insert_vals.push("w.v".to_string());
+    insert_vals.extend(plan.values.iter().map(value_expr));
+    let apply_inserts = [
+        format!(
+            "INSERT INTO {a} ({attempt_cols}, rn) SELECT {}, w.rn FROM {w} w WHERE {} AND {}",
+            kw("w").join(", "),
+            class_is("w", RowClass::Insert),
+            range("w"),
+        ),
+        format!(
+            "INSERT INTO {t} AS t ({}) {}SELECT {} FROM {a} a JOIN {w} w ON {} JOIN {s} s ON {} \
+             WHERE {} AND {} ON CONFLICT ON CONSTRAINT {} DO NOTHING",
+            insert_cols.join(", "),
+            if plan.overriding_system_value {
+                "OVERRIDING SYSTEM VALUE "
+            } else {
+                ""
+            },
+            insert_vals.join(", "),
+            same(&kw("a"), &kw("w")),
+            same(&ks("s"), &kw("w")),
+            class_is("w", RowClass::Insert),
+            range("a"),
+            plan.pk_constraint,
+        ),
+        defer_untaken(RowClass::Insert),
+    ];
+    let updated: Vec<&crate::plan::ValueColumn> =
+        plan.values.iter().filter(|v| !v.insert_only).collect();
+    let mut sets: Vec<String> = updated
+        .iter()
+        .map(|v| format!("{} = {}", quote_ident(&v.target), value_expr(v)))
+        .collect();
+    sets.push(format!("{} = w.v", quote_ident(&ver.target)));
+    let apply_updates = [
+        format!(
+            "INSERT INTO {a} ({attempt_cols}, rn, seen, before) SELECT {}, w.rn, t.xmin, {} \
+             FROM {w} w JOIN {t} t ON {} WHERE {} AND {} AND {}",
+            kw("w").join(", "),
+            if row_audit {
+                "pg_catalog.to_jsonb(t.*)"
+            } else {
+                "NULL::pg_catalog.jsonb"
+            },
+            same(&kt("t"), &kw("w")),
+            class_is("w", RowClass::Update),
+            range("w"),
+            newer("w.v"),
+        ),
+        // the row the attempt read, unchanged since (a row CDC changed meanwhile has another xmin
+        // and is left for the next merge, never written over)
+        format!(
+            "UPDATE {t} t SET {} FROM {a} a JOIN {w} w ON {} JOIN {s} s ON {} \
+             WHERE {} AND {} AND {} AND {}",
+            sets.join(", "),
+            same(&kw("a"), &kw("w")),
+            same(&ks("s"), &kw("w")),
+            same(&kt("t"), &kw("a")),
+            class_is("w", RowClass::Update),
+            range("a"),
+            pg_op("t.xmin", "=", "a.seen"),
+        ),
+        defer_untaken(RowClass::Update),
+    ];
+
+    let find_retracts = format!(
+        "UPDATE {w} w SET cls = 'retract' FROM (SELECT DISTINCT {} FROM {tombstones} d WHERE {}) tb \
+         WHERE {} AND {}",
+        kt("d").join(", "),
+        pg_op("d.deleted_at", ">=", "$1::pg_catalog.timestamptz"),
+        class_is("w", RowClass::Insert),
+        same(&tb_keys, &kw("w")),
+    );
+    let apply_retracts = [
+        format!(
+            "DELETE FROM {t} t USING {w} w WHERE {} AND {}",
+            pg_op("w.cls", "=", "'retract'"),
+            same(&kt("t"), &kw("w")),
+        ),
+        format!(
+            "UPDATE {w} SET cls = {} WHERE {}",
+            lit(RowClass::Deleted),
+            pg_op("cls", "=", "'retract'")
+        ),
+    ];
+
+    let mut status_case = String::from("CASE");
+    let mut final_classes = Vec::new();
+    for class in RowClass::ALL {
+        if let Some(status) = class.final_status() {
+            status_case.push_str(&format!(
+                " WHEN {} THEN {}",
+                class_is("w", class),
+                quote_literal(status)
+            ));
+            final_classes.push(class.as_str());
+        }
+    }
+    status_case.push_str(" END");
+    let write_statuses = format!(
+        "UPDATE {s} s SET {} = {status_case}, {} = $1, {} = w.err FROM {w} w WHERE {} AND {}",
+        quote_ident(META_STATUS),
+        quote_ident(META_RUN_ID),
+        quote_ident(META_ERROR),
+        same(&ks("s"), &kw("w")),
+        pg_op(
+            "w.cls",
+            "=",
+            &format!(
+                "ANY ({}::pg_catalog.text[])",
+                quote_literal(&format!("{{{}}}", final_classes.join(",")))
+            )
+        ),
+    );
+    let write_row_changes = format!(
+        "INSERT INTO dwr.row_changes (run_id, target, key, action, before, after) \
+         SELECT $1, $2::pg_catalog.oid, pg_catalog.jsonb_build_array({}), w.cls, a.before, pg_catalog.to_jsonb(t.*) \
+         FROM {w} w JOIN {a} a ON {} JOIN {t} t ON {} WHERE {}",
+        kw("w").join(", "),
+        same(&kw("a"), &kw("w")),
+        same(&kt("t"), &kw("w")),
+        pg_op("w.cls", "=", "ANY ('{insert,update}'::pg_catalog.text[])"),
+    );
+    Ok(CitusMergeSql {
+        create,
+        fill_classified,
+        row_range: format!(
+            "SELECT COALESCE(pg_catalog.min(rn), 0), COALESCE(pg_catalog.max(rn), -1) FROM {w}"
+        ),
+        rows_in_range: format!(
+            "SELECT DISTINCT rn FROM {w} WHERE {} AND {} ORDER BY rn",
+            pg_op("rn", ">=", "$1"),
+            pg_op("rn", "<=", "$2")
+        ),
+        apply_inserts,
+        apply_updates,
+        find_retracts,
+        apply_retracts,
+        write_statuses,
+        write_row_changes,
+        counts: format!("SELECT cls, pg_catalog.count(*) FROM {w} GROUP BY cls"),
+        mark_row_error: format!(
+            "UPDATE {w} SET cls = {}, err = $2 WHERE {}",
+            lit(RowClass::Error),
+            pg_op("rn", "=", "$1")
+        ),
+        mark_row_deferred: format!(
+            "UPDATE {w} SET cls = {} WHERE {} AND {}",
+            lit(RowClass::Deferred),
+            pg_op("rn", "=", "$1"),
+            pg_op("cls", "=", "ANY ('{insert,update}'::pg_catalog.text[])"),
+        ),
+        drop: format!("DROP TABLE {a}, {w}"),
+    })
+}
+
+fn lit(c: RowClass) -> String {
+    quote_literal(c.as_str())
 }
 
 #[cfg(test)]
@@ -45,14 +642,191 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refusal_names_table_and_kind() {
-        let e = unsupported("production.customers", "production", "distributed");
+    fn local_tables_are_refused_with_a_hint() {
+        let e = unsupported("production.customers", "production", "local");
         assert_eq!(e.state.code(), "0A000");
         assert!(e
             .message
-            .contains("production.customers is a Citus distributed table"));
-        let e = unsupported("staging.customers", "staging", "local");
-        assert!(e.message.contains("Citus local table"));
+            .contains("production.customers is a Citus local table"));
         assert!(e.hint.is_some() && e.detail.is_some());
+    }
+
+    #[test]
+    fn placement_parses_and_places() {
+        let p = Placement::parse("distributed", Some("customer_id".into()));
+        assert_eq!(p, Placement::Distributed("customer_id".into()));
+        assert_eq!(
+            p.place_like("staging.customers", "production.customers"),
+            "SELECT pg_catalog.create_distributed_table('staging.customers', 'customer_id', colocate_with => 'production.customers')"
+        );
+        assert_eq!(Placement::parse("reference", None), Placement::Reference);
+        assert!(Placement::Reference
+            .place_like("s.\"O'x\"", "p.x")
+            .contains("create_reference_table('s.\"O''x\"')"));
+        assert_eq!(Placement::parse("local", None), Placement::Local);
+    }
+
+    #[test]
+    fn tombstone_names_fit_an_identifier() {
+        assert_eq!(tombstones_name("customers"), "customers_dwr_tombstones");
+        let long = "x".repeat(63);
+        assert_eq!(tombstones_name(&long).len(), 63);
+        assert!(tombstones_name(&long).ends_with("_dwr_tombstones"));
+    }
+
+    /// The shared test plan as dwr_create_staging makes staging on Citus: production's key and
+    /// types, staging's own primary key.
+    fn citus_plan() -> MergePlan {
+        let mut plan = crate::sqlgen::tests::plan();
+        for k in &mut plan.keys {
+            k.needs_cast = false;
+        }
+        plan.staging_keys_unique = true;
+        plan
+    }
+
+    fn sql(row_audit: bool) -> CitusMergeSql {
+        let (w, a) = work_tables("staging", 16384);
+        merge_sql(
+            &citus_plan(),
+            &Placement::Distributed("customer_id".into()),
+            &w,
+            &a,
+            "\"staging\".\"customers_dwr_tombstones\"",
+            row_audit,
+        )
+        .expect("plan merges on Citus")
+    }
+
+    fn statements(m: &CitusMergeSql) -> Vec<&String> {
+        let mut all: Vec<&String> = m.create.iter().collect();
+        all.extend([
+            &m.fill_classified,
+            &m.row_range,
+            &m.rows_in_range,
+            &m.find_retracts,
+            &m.write_statuses,
+            &m.write_row_changes,
+            &m.counts,
+            &m.mark_row_error,
+            &m.mark_row_deferred,
+            &m.drop,
+        ]);
+        all.extend(m.apply_inserts.iter());
+        all.extend(m.apply_updates.iter());
+        all.extend(m.apply_retracts.iter());
+        all
+    }
+
+    #[test]
+    fn work_tables_are_co_located_on_the_key_part_that_distributes_production() {
+        let m = sql(false);
+        assert!(m.create[0].starts_with(
+            "CREATE TABLE \"staging\".\"_dwr_work_16384\" AS SELECT t.\"region\" AS k1, t.\"customer_id\" AS k2"
+        ));
+        assert!(m.create[0].ends_with("WITH NO DATA"));
+        assert_eq!(
+            m.create[1],
+            "SELECT pg_catalog.create_distributed_table('\"staging\".\"_dwr_work_16384\"', 'k2', colocate_with => '\"production\".\"customers\"')"
+        );
+        assert!(m.create[3].contains("_dwr_attempts_16384"));
+        assert!(m.drop.contains("_dwr_attempts_16384") && m.drop.contains("_dwr_work_16384"));
+    }
+
+    #[test]
+    fn every_join_is_on_the_whole_key_so_citus_pushes_it_down() {
+        let m = sql(true);
+        // the key comparisons every statement joins with: both key parts, production's operators
+        assert!(m.fill_classified.contains(
+            "t.\"region\" OPERATOR(\"pg_catalog\".=) s.\"REGION\" AND t.\"customer_id\" OPERATOR(\"pg_catalog\".=) s.\"CUSTOMER_ID\""
+        ));
+        assert!(m.apply_updates[1].contains("t.\"customer_id\" OPERATOR(\"pg_catalog\".=) a.k2"));
+        // no ctid, no temporary table, no row locks, no volatile function in a distributed write
+        for stmt in statements(&m) {
+            assert!(!stmt.contains("ctid"), "{stmt}");
+            assert!(!stmt.contains("pg_temp"), "{stmt}");
+            assert!(!stmt.contains("FOR UPDATE"), "{stmt}");
+            assert!(
+                !stmt.contains("clock_timestamp") && !stmt.contains("now()"),
+                "{stmt}"
+            );
+        }
+        // a STABLE function over columns only where Citus allows it: in INSERT ... SELECT
+        for stmt in statements(&m) {
+            if stmt.contains("to_jsonb") {
+                assert!(stmt.starts_with("INSERT INTO"), "{stmt}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_update_writes_only_the_row_version_its_attempt_read() {
+        let m = sql(false);
+        assert!(m.apply_updates[0].contains("t.xmin"));
+        assert!(m.apply_updates[1].contains("t.xmin OPERATOR(pg_catalog.=) a.seen"));
+        // and what it could not write is deferred, per shard
+        assert!(m.apply_updates[2].contains("t.xmin OPERATOR(pg_catalog.=) a.xmin"));
+        assert!(
+            m.apply_inserts[1].contains("ON CONFLICT ON CONSTRAINT \"customers_pkey\" DO NOTHING")
+        );
+        // identifiers quoted, values converted as planned
+        assert!(m.apply_updates[1]
+            .contains("\"weird \"\"col\"\"; DROP TABLE x\" = CAST(s.\"WEIRD\" AS integer)"));
+        // no images without row audit
+        assert!(m.apply_updates[0].contains("NULL::pg_catalog.jsonb"));
+        assert!(sql(true).apply_updates[0].contains("pg_catalog.to_jsonb(t.*)"));
+    }
+
+    #[test]
+    fn classification_reads_tombstones_and_window_from_parameters() {
+        let m = sql(false);
+        assert!(m
+            .fill_classified
+            .contains("d.deleted_at OPERATOR(pg_catalog.>=) $4::pg_catalog.timestamptz"));
+        assert!(m
+            .fill_classified
+            .contains("$2::pg_catalog.timestamptz IS NULL"));
+        assert!(m.fill_classified.contains("THEN $1 END"));
+        assert!(m.write_statuses.contains("\"_dwr_run_id\" = $1"));
+    }
+
+    #[test]
+    fn staging_the_merge_cannot_join_on_the_shards_is_refused() {
+        let mut plan = citus_plan();
+        plan.staging_keys_unique = false;
+        let e = check_plan(&plan).unwrap_err();
+        assert_eq!(e.state.code(), "0A000");
+        assert!(e.message.contains("could stage a key twice"));
+        let mut plan = citus_plan();
+        plan.keys[1].needs_cast = true;
+        assert!(check_plan(&plan)
+            .unwrap_err()
+            .message
+            .contains("other types"));
+        let mut plan = citus_plan();
+        plan.with_metadata = false;
+        assert!(check_plan(&plan).is_err());
+        // a distribution column outside the key
+        let (w, a) = work_tables("staging", 1);
+        let e = merge_sql(
+            &citus_plan(),
+            &Placement::Distributed("name".into()),
+            &w,
+            &a,
+            "x",
+            false,
+        )
+        .unwrap_err();
+        assert!(e
+            .message
+            .contains("distribution column name is not in the primary key"));
+    }
+
+    #[test]
+    fn a_reference_table_merges_through_reference_work_tables() {
+        let (w, a) = work_tables("staging", 7);
+        let m = merge_sql(&citus_plan(), &Placement::Reference, &w, &a, "x", false).unwrap();
+        assert!(m.create[1].contains("create_reference_table"));
+        assert!(m.create[3].contains("create_reference_table"));
     }
 }

@@ -1,7 +1,7 @@
--- Citus (a coordinator and two workers, pg_test/run-all): what this version does on a Citus
--- coordinator. Tables Citus does not manage merge as on a single server; distributed, reference and
--- Citus local tables are refused up front with 0A000 (the merge's temporary work table lives on
--- the coordinator, where the workers holding the shards cannot see it), never half-way.
+-- Citus (a coordinator and two workers, pg_test/run-all): what the extension refuses on a Citus
+-- coordinator, up front and with a clear error, rather than doing something weaker. Distributed
+-- and reference tables merge on their shards (citus_merge); plain tables on the coordinator merge
+-- as on a single server.
 SELECT nodeport = current_setting('port')::int AS coordinator, noderole, shouldhaveshards
   FROM pg_dist_node ORDER BY nodeport;
 CREATE EXTENSION dms_window_reload;
@@ -11,19 +11,17 @@ SELECT success, result FROM run_command_on_workers(
 
 CREATE SCHEMA production;
 CREATE TABLE production.customers (customer_id int PRIMARY KEY, name text NOT NULL, updated_at timestamptz NOT NULL);
-CREATE TABLE production.regions (region_id int PRIMARY KEY, name text NOT NULL, updated_at timestamptz NOT NULL);
 CREATE TABLE production.notes (note_id int PRIMARY KEY, body text NOT NULL, updated_at timestamptz NOT NULL);
+CREATE TABLE production.locals (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
 SELECT create_distributed_table('production.customers', 'customer_id');
-SELECT create_reference_table('production.regions');
+SELECT citus_add_local_table_to_metadata('production.locals');
 INSERT INTO production.customers VALUES (1, 'Alice', '2025-01-10'), (2, 'Bob', '2025-01-10');
 INSERT INTO production.notes VALUES (1, 'old', '2025-01-10');
 
 \set VERBOSITY default
--- a distributed or reference table: refused before anything is created or installed
-SELECT dwr_create_staging('production.customers');
-SELECT dwr_create_staging('production.regions');
+-- a Citus local table: refused before anything is created or installed
+SELECT dwr_create_staging('production.locals');
 SELECT count(*) AS staging_schemas FROM pg_namespace WHERE nspname = 'staging';
-SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'production.customers'::regclass AND NOT tgisinternal;
 
 -- a plain table on the coordinator: staging, delete tracking, merge and audit as on one server
 SELECT dwr_create_staging('production.notes');
@@ -31,14 +29,28 @@ INSERT INTO staging.notes (note_id, body, updated_at) VALUES (1, 'new', '2025-01
 SELECT status, inserted, updated FROM dwr_merge('production.notes');
 TABLE production.notes ORDER BY note_id;
 SELECT action, key FROM dwr.row_changes ORDER BY key;
-
--- a registered table distributed afterwards is refused at the next merge, and so is staging
--- distributed behind the merge's back
+-- its staging made a reference table behind the merge's back: refused at the next merge
 INSERT INTO staging.notes (note_id, body, updated_at) VALUES (3, 'later', '2025-01-12');
 SELECT create_reference_table('staging.notes');
 SELECT status FROM dwr_merge('production.notes');
 SELECT count(*) AS still_new FROM staging.notes WHERE _dwr_status = 'NEW';
+
+-- a distributed table merges on its shards (citus_merge); what its merge does not do yet is
+-- refused
+SELECT dwr_create_staging('production.customers');
+INSERT INTO staging.customers (customer_id, name, updated_at) VALUES (1, 'Alicia', '2025-01-11');
+SELECT status, updated FROM dwr_merge('production.customers');
+SELECT dwr_create_staging('production.customers'); -- again: keeps staging, re-installs the trigger
+-- a merge from another source table, batches, undo
+CREATE TABLE public.src (customer_id int PRIMARY KEY, name text, updated_at timestamptz);
+SELECT status FROM dwr_merge('production.customers', source => 'public.src');
+CALL dwr_merge_batches('production.customers', 100);
+SELECT dwr_undo(run_id) FROM dwr.merge_runs WHERE target = 'production.customers'::regclass;
+SELECT count(*) AS undo_runs FROM dwr.merge_runs WHERE kind = 'undo';
 \set VERBOSITY terse
 SELECT dwr_drop_staging('production.notes');
+SELECT dwr_drop_staging('production.customers');
+SELECT count(*) AS citus_tables_left FROM pg_dist_partition WHERE logicalrelid::text LIKE 'staging.%';
+DROP TABLE public.src;
 DROP SCHEMA production CASCADE;
 DROP EXTENSION dms_window_reload;

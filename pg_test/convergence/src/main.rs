@@ -10,7 +10,8 @@
 //!
 //! Usage: `dwr_convergence --host /tmp --port 54329 --dbname postgres --seeds 1,2,3 --rows 20000
 //! --events 5000`. Against the pg_tle package: `--user <its owner> --tle-sync '<dwr tle install ...>'`
-//! (the command an operator runs once staging exists, run after `dwr_create_staging`). Prints one line per seed and exits non-zero on any difference or deadlock.
+//! (the command an operator runs once staging exists, run after `dwr_create_staging`). On a Citus
+//! coordinator: `--citus on` distributes the production table, and CDC writes through the coordinator. Prints one line per seed and exits non-zero on any difference or deadlock.
 //!
 //! What it does not model: a CDC delete or update of a row that production does not have yet (its
 //! insert was lost in the outage and the merge has not brought it back) affects no row in PostgreSQL
@@ -69,6 +70,8 @@ struct Options {
     conn: String,
     /// the pg_tle package: the command that generates it, run once staging exists
     tle_sync: Option<String>,
+    /// `--citus on`: distribute the production table (on a Citus coordinator)
+    citus: bool,
     seeds: Vec<u64>,
     rows: i32,
     events: usize,
@@ -84,6 +87,7 @@ fn parse_args() -> Options {
     let mut o = Options {
         conn: String::new(),
         tle_sync: None,
+        citus: false,
         seeds: vec![1, 2, 3],
         rows: 20_000,
         events: 5_000,
@@ -100,6 +104,7 @@ fn parse_args() -> Options {
             "--dbname" => dbname = v,
             "--user" => user = v,
             "--tle-sync" => o.tle_sync = Some(v),
+            "--citus" => o.citus = v == "on",
             "--seeds" => {
                 o.seeds = v
                     .split(',')
@@ -201,6 +206,13 @@ fn run_seed(o: &Options, seed: u64) -> Outcome {
          CREATE TABLE conv.t (id int PRIMARY KEY, payload text NOT NULL, updated_at timestamptz NOT NULL);",
     )
     .expect("setup");
+    if o.citus {
+        // a Citus coordinator: production is distributed, and CDC writes through the coordinator
+        db.batch_execute(
+            "SET citus.shard_count = 4; SELECT create_distributed_table('conv.t', 'id');",
+        )
+        .expect("distribute conv.t");
+    }
 
     // the source model, and what production holds (tracked to choose observable deletes)
     let mut source: BTreeMap<i32, Option<i64>> = BTreeMap::new();

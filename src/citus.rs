@@ -1,0 +1,354 @@
+//! Citus at the execution edge: which tables Citus holds, placing staging and the tombstone table
+//! like production, and running the pushed-down merge of `dwr_engine::citus`.
+
+use crate::exec::{self, check, execute, query_one, query_rows, raise, Caught};
+use dwr_engine::catalog::Relation;
+use dwr_engine::citus::{self as engine, CitusMergeSql, Placement};
+use dwr_engine::ident::quote_qualified;
+use dwr_engine::sqlgen::{Counts, RowClass};
+use dwr_engine::{DwrError, SqlState};
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::pg_sys;
+
+/// How Citus holds `oid`; `None` without Citus, or for a table Citus does not manage.
+pub fn placement(oid: u32) -> Option<Placement> {
+    if !query_one::<bool>(engine::HAS_CITUS_SQL, &[]).unwrap_or(false) {
+        return None;
+    }
+    query_rows(
+        engine::CITUS_TABLE_SQL,
+        &[pg_sys::Oid::from(oid).into()],
+        |row| {
+            (
+                exec::col::<String>(row, 1).unwrap_or_default(),
+                exec::col::<String>(row, 2),
+            )
+        },
+    )
+    .into_iter()
+    .next()
+    .map(|(kind, column)| Placement::parse(&kind, column))
+}
+
+/// The placement of production table `rel` when the merge runs on its shards (distributed or
+/// reference); `None` for a table Citus does not manage. A Citus local table is refused.
+pub fn sharded(rel: &Relation, role: &str) -> Option<Placement> {
+    match placement(rel.oid) {
+        None => None,
+        Some(Placement::Local) => raise(engine::unsupported(&rel.display(), role, "local")),
+        Some(p) => Some(p),
+    }
+}
+
+/// Refuse a Citus local table (`role`: "production" or "staging").
+pub fn refuse_local(rel: &Relation, role: &str) {
+    if placement(rel.oid) == Some(Placement::Local) {
+        raise(engine::unsupported(&rel.display(), role, "local"));
+    }
+}
+
+/// Whether `a` and `b` are Citus tables in the same co-location group.
+fn colocated(a: u32, b: u32) -> bool {
+    query_one::<bool>(
+        "SELECT (SELECT colocationid FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass) \
+         OPERATOR(pg_catalog.=) (SELECT colocationid FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $2::pg_catalog.regclass)",
+        &[pg_sys::Oid::from(a).into(), pg_sys::Oid::from(b).into()],
+    )
+    .unwrap_or(false)
+}
+
+/// Staging must be placed like production: a plain table (just created, or adopted) is placed so;
+/// a Citus table placed otherwise is refused.
+pub fn place_staging(target: &Relation, staging: &Relation, p: &Placement) {
+    match placement(staging.oid) {
+        None => {
+            execute(&p.place_like(&staging.quoted(), &target.quoted()), &[]);
+        }
+        Some(_) if colocated(staging.oid, target.oid) => {}
+        Some(_) => raise(engine::staging_not_colocated(
+            &staging.display(),
+            &target.display(),
+            Some(p),
+        )),
+    }
+}
+
+/// Refuse staging that is not placed like production (`p`; `None`: a table Citus does not manage):
+/// distributed behind the merge's back, or undistributed.
+pub fn check_staging_placed(target: &Relation, staging: &Relation, p: Option<&Placement>) {
+    let ok = match p {
+        None => placement(staging.oid).is_none(),
+        Some(_) => colocated(staging.oid, target.oid),
+    };
+    if !ok {
+        raise(engine::staging_not_colocated(
+            &staging.display(),
+            &target.display(),
+            p,
+        ));
+    }
+}
+
+/// What the merge into a Citus table does not do yet (`what`: "dwr_merge_batches", ...).
+pub fn not_pushed_down(target: &str, what: &str) -> DwrError {
+    DwrError::new(
+        SqlState::FeatureNotSupported,
+        format!("{what} cannot merge into {target}, a Citus table"),
+    )
+    .detail("The merge into a Citus table runs whole on the shards, from the staging table dwr_create_staging placed like production.")
+    .hint("Load the rows into the registered staging table and merge with dwr_merge: it runs on every shard in parallel, in one transaction.")
+}
+
+/// The tombstone table of `target` whose staging is `staging` (qualified, quoted), created and
+/// placed like production when missing.
+pub fn ensure_tombstones(target: &Relation, staging: &Relation, p: &Placement) -> String {
+    let name = engine::tombstones_name(&staging.name);
+    let qualified = quote_qualified(&staging.schema, &name);
+    let exists = query_one::<bool>(
+        "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+        &[qualified.as_str().into()],
+    )
+    .unwrap_or(false);
+    if !exists {
+        for stmt in engine::create_tombstones(target, &staging.schema, &name) {
+            execute(&stmt, &[]);
+        }
+        execute(&p.place_like(&qualified, &target.quoted()), &[]);
+    }
+    qualified
+}
+
+/// The tombstone table of a registered Citus target, or the error that says to re-create staging.
+pub fn tombstones_of(target: &Relation, staging: &Relation) -> String {
+    let qualified = quote_qualified(&staging.schema, &engine::tombstones_name(&staging.name));
+    let exists = query_one::<bool>(
+        "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+        &[qualified.as_str().into()],
+    )
+    .unwrap_or(false);
+    if !exists {
+        raise(
+            DwrError::new(
+                SqlState::UndefinedTable,
+                format!("the tombstone table of {} is missing", target.display()),
+            )
+            .detail(format!("expected {qualified}, next to staging"))
+            .hint("Run dwr_create_staging again: it re-creates the tombstone table and the delete tracking."),
+        );
+    }
+    qualified
+}
+
+/// Drop the tombstone table next to `staging`, if there is one.
+pub fn drop_tombstones(staging: &Relation) {
+    let qualified = quote_qualified(&staging.schema, &engine::tombstones_name(&staging.name));
+    execute(&format!("DROP TABLE IF EXISTS {qualified}"), &[]);
+}
+
+/// Prune the tombstones of a Citus target older than `cutoff` (run on every shard).
+pub fn prune_tombstones(tombstones: &str, cutoff: TimestampWithTimeZone) {
+    execute(
+        &format!(
+            "DELETE FROM {tombstones} WHERE deleted_at OPERATOR(pg_catalog.<) $1::pg_catalog.timestamptz"
+        ),
+        &[cutoff.into()],
+    );
+}
+
+/// What a Citus merge needs besides its SQL.
+pub struct CitusRun<'a> {
+    pub run_id: i64,
+    pub target: pg_sys::Oid,
+    pub window: (Option<TimestampWithTimeZone>, Option<TimestampWithTimeZone>),
+    pub since: TimestampWithTimeZone,
+    pub row_audit: bool,
+    pub null_version: &'a str,
+    pub row_lock_timeout: i32,
+}
+
+/// How many writes may run out of `dwr.row_lock_timeout` before the merge gives up.
+const MAX_LOCK_TIMEOUTS: u32 = 64;
+
+/// Run the statements of a Citus merge; returns the counts by final class.
+pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
+    for stmt in &sql.create {
+        execute(stmt, &[]);
+    }
+    let fill_args: Vec<DatumWithOid> = vec![
+        ctx.null_version.into(),
+        ctx.window.0.into(),
+        ctx.window.1.into(),
+        ctx.since.into(),
+    ];
+    execute(&sql.fill_classified, &fill_args);
+    let (lo, hi) = query_rows(&sql.row_range, &[], |row| {
+        (
+            exec::col::<i64>(row, 1).unwrap_or(0),
+            exec::col::<i64>(row, 2).unwrap_or(-1),
+        )
+    })
+    .into_iter()
+    .next()
+    .unwrap_or((0, -1));
+
+    let mut lock_timeouts = 0u32;
+    let mut mark = |rn: i64, e: &Caught| {
+        if e.is_lock_timeout() {
+            lock_timeouts += 1;
+            if lock_timeouts > MAX_LOCK_TIMEOUTS {
+                raise(
+                    DwrError::new(
+                        SqlState::LockNotAvailable,
+                        "merge gave up: other transactions kept holding the rows it writes",
+                    )
+                    .detail(format!(
+                        "{MAX_LOCK_TIMEOUTS} writes each waited dwr.row_lock_timeout = {}ms",
+                        ctx.row_lock_timeout
+                    ))
+                    .hint("Something holds locks on many production rows (a long transaction, a table lock); retry when it is done."),
+                );
+            }
+            execute(&sql.mark_row_deferred, &[rn.into()]);
+        } else {
+            execute(&sql.mark_row_error, &[rn.into(), e.text().as_str().into()]);
+        }
+    };
+    // the workers wait for a row CDC holds at most dwr.row_lock_timeout: SET LOCAL reaches the
+    // workers' transactions when Citus propagates it
+    with_worker_lock_timeout(ctx.row_lock_timeout, || {
+        apply_step(&sql.apply_inserts, &sql.rows_in_range, lo, hi, &mut mark);
+        apply_step(&sql.apply_updates, &sql.rows_in_range, lo, hi, &mut mark);
+    });
+    if execute(&sql.find_retracts, &[ctx.since.into()]) > 0 {
+        for stmt in &sql.apply_retracts {
+            execute(stmt, &[]);
+        }
+    }
+    execute(&sql.write_statuses, &[ctx.run_id.into()]);
+    if ctx.row_audit {
+        exec::as_role(exec::extension_owner(), || {
+            execute(
+                &sql.write_row_changes,
+                &[ctx.run_id.into(), ctx.target.into()],
+            );
+        });
+    }
+    let mut counts = Counts::default();
+    for (class, n) in query_rows(&sql.counts, &[], |row| {
+        (
+            exec::col::<String>(row, 1).unwrap_or_default(),
+            exec::col::<i64>(row, 2).unwrap_or(0),
+        )
+    }) {
+        if let Some(class) = RowClass::parse(&class) {
+            counts.add(class, n);
+        }
+    }
+    execute(&sql.drop, &[]);
+    counts
+}
+
+/// Run `f` with `lock_timeout` (and Citus's propagation of `SET LOCAL`) set for this transaction,
+/// on the coordinator and on the workers' connections; restored afterwards. `ms <= 0` changes
+/// nothing.
+fn with_worker_lock_timeout<R>(ms: i32, f: impl FnOnce() -> R) -> R {
+    if ms <= 0 {
+        return f();
+    }
+    let before = query_one::<String>("SELECT pg_catalog.current_setting('lock_timeout')", &[])
+        .unwrap_or_else(|| "0".into());
+    let propagate = query_one::<String>(
+        "SELECT pg_catalog.current_setting('citus.propagate_set_commands')",
+        &[],
+    )
+    .unwrap_or_else(|| "none".into());
+    execute("SET LOCAL citus.propagate_set_commands = 'local'", &[]);
+    execute(&format!("SET LOCAL lock_timeout = {ms}"), &[]);
+    let r = f();
+    execute(
+        &format!(
+            "SET LOCAL lock_timeout = {}",
+            dwr_engine::ident::quote_literal(&before)
+        ),
+        &[],
+    );
+    execute(
+        &format!(
+            "SET LOCAL citus.propagate_set_commands = {}",
+            dwr_engine::ident::quote_literal(&propagate)
+        ),
+        &[],
+    );
+    r
+}
+
+/// The SQL of a Citus merge, or the error that says why it cannot run.
+pub fn merge_sql(
+    plan: &dwr_engine::plan::MergePlan,
+    p: &Placement,
+    staging: &Relation,
+    target_oid: u32,
+    tombstones: &str,
+    row_audit: bool,
+) -> CitusMergeSql {
+    let (work, attempts) = engine::work_tables(&staging.schema, target_oid);
+    check(engine::merge_sql(
+        plan, p, &work, &attempts, tombstones, row_audit,
+    ))
+}
+
+/// Run an apply step over the work rows `lo ..= hi` (their hashed row numbers); when it fails on a
+/// row error or a lock wait that ran out, bisect. The row numbers are sparse (a hash), so the
+/// bisection splits the list of the numbers actually there, read once from the work table at the
+/// first failure: `2 k log2(n)` attempts for `k` bad rows among `n`, as on a single server.
+fn apply_step(
+    steps: &[String],
+    rows: &str,
+    lo: i64,
+    hi: i64,
+    on_row_error: &mut dyn FnMut(i64, &Caught),
+) {
+    if lo > hi {
+        return;
+    }
+    match try_steps(steps, lo, hi) {
+        Ok(()) => {}
+        Err(e) if !e.is_row_error() && !e.is_lock_timeout() => exec::raise_caught(e),
+        Err(e) => {
+            let numbers = query_rows(rows, &[lo.into(), hi.into()], |row| {
+                exec::col::<i64>(row, 1).unwrap_or(0)
+            });
+            if numbers.len() == 1 {
+                on_row_error(numbers[0], &e);
+            } else {
+                split(steps, &numbers, on_row_error);
+            }
+        }
+    }
+}
+
+fn try_steps(steps: &[String], lo: i64, hi: i64) -> Result<(), Caught> {
+    let args: Vec<DatumWithOid<'static>> = vec![lo.into(), hi.into()];
+    exec::subtransaction(|| {
+        for sql in steps {
+            execute(sql, &args);
+        }
+    })
+}
+
+/// The rows of `numbers` (sorted) failed together: try each half.
+fn split(steps: &[String], numbers: &[i64], on_row_error: &mut dyn FnMut(i64, &Caught)) {
+    if numbers.len() <= 1 {
+        return; // a single row that failed alone was reported by the caller
+    }
+    let (left, right) = numbers.split_at(numbers.len() / 2);
+    for half in [left, right] {
+        let (lo, hi) = (half[0], half[half.len() - 1]);
+        match try_steps(steps, lo, hi) {
+            Ok(()) => {}
+            Err(e) if !e.is_row_error() && !e.is_lock_timeout() => exec::raise_caught(e),
+            Err(e) if half.len() == 1 || lo == hi => on_row_error(lo, &e),
+            Err(_) => split(steps, half, on_row_error),
+        }
+    }
+}
