@@ -386,6 +386,15 @@ BEGIN
     IF target IS NULL THEN PERFORM dwr._raise_null('dwr_create_staging', 'target'); END IF;
     IF staging_schema IS NULL THEN PERFORM dwr._raise_null('dwr_create_staging', 'staging_schema'); END IF;
     IF version_column IS NULL THEN PERFORM dwr._raise_null('dwr_create_staging', 'version_column'); END IF;
+    -- Citus tables merge on their shards, which only the compiled extension does
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) target) THEN
+            RAISE EXCEPTION 'production table % is a Citus table, which the pg_tle package cannot merge', target
+                USING ERRCODE = '0A000',
+                      DETAIL = 'The package''s merge joins through a temporary table on this server, which the shards cannot see.',
+                      HINT = 'Install the compiled extension dms_window_reload on the Citus cluster; see README, "Citus".';
+        END IF;
+    END IF;
     SELECT n.nspname, c.relname, c.relkind, c.relpersistence, c.relowner INTO t
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
      WHERE c.oid OPERATOR(pg_catalog.=) target;
