@@ -5,7 +5,14 @@
 -- The pg_tle package (README, "Managed PostgreSQL"): in a database where dms_window_reload_tle is
 -- installed, as its owner, with DWR_TLE_SYNC='dwr tle install --quiet <connection string>' in the
 -- environment (run once bench.customers is registered, to generate its merge).
+-- Citus (README, "Citus"): on a coordinator, with -v distributed=true, bench.customers is a
+-- distributed table and every variant runs on its shards; bench/citus.sh runs both on a local
+-- three-node cluster.
 \set ON_ERROR_STOP 1
+\if :{?distributed}
+\else
+\set distributed false
+\endif
 SET client_min_messages = warning;
 SELECT NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'dms_window_reload_tle') AS compiled \gset
 \if :compiled
@@ -15,12 +22,15 @@ SELECT extname AS merging_with, extversion FROM pg_extension WHERE extname LIKE 
 DROP SCHEMA IF EXISTS bench CASCADE;
 DROP SCHEMA IF EXISTS bench_staging CASCADE;
 CREATE SCHEMA bench;
+-- (made here, not by dwr_create_staging: Citus refuses a schema command in a transaction that
+-- already distributed a table)
+CREATE SCHEMA bench_staging;
 CREATE TABLE bench.result (variant text, round int, seconds float8);
 
 \ir prepare.sql
 -- the pg_tle package generates the merge of bench.customers once it is registered (each round makes
 -- the table anew, with the same columns: the generated merge stays valid)
-SELECT bench.prepare(10, 5);
+SELECT bench.prepare(10, 5, :distributed);
 \! ${DWR_TLE_SYNC:-true}
 
 
@@ -55,8 +65,8 @@ INSERT INTO bench.variants VALUES
  (6, 'dwr_merge, row audit on', true, $q$SELECT dwr_merge('bench.customers')$q$);
 
 -- each round: every variant on a fresh copy (prepare commits before the timed statement)
-SELECT format('SELECT bench.prepare(%s, %s);' || E'\n' || 'SET dwr.row_audit = %s;' || E'\n' ||
-              'SELECT bench.timed(%L, %s, %L);', :prod, :staged, v.audit, v.variant, r, v.sql)
+SELECT format('SELECT bench.prepare(%s, %s, %L);' || E'\n' || 'SET dwr.row_audit = %s;' || E'\n' ||
+              'SELECT bench.timed(%L, %s, %L);', :prod, :staged, :distributed, v.audit, v.variant, r, v.sql)
   FROM generate_series(1, 3) r, bench.variants v ORDER BY r, v.ord \gexec
 
 WITH m AS (

@@ -1,8 +1,10 @@
 -- Shared by the benchmarks. bench.timed(variant, round, sql) runs sql and records its duration in
 -- bench.result; bench.prepare(prod, staged) builds bench.customers with `prod` rows of
 -- the seed's customers shape, registers it, and stages `staged` rows: 40% newer than production, 20%
--- older, 10% equal, 30% new keys. Included with \ir after schema bench exists.
-CREATE FUNCTION bench.prepare(prod int, staged int) RETURNS void LANGUAGE plpgsql AS $$
+-- older, 10% equal, 30% new keys; with `distributed` (on a Citus coordinator) bench.customers is
+-- a distributed table (citus.shard_count shards) and staging is co-located with it.
+-- Included with \ir after schema bench exists.
+CREATE FUNCTION bench.prepare(prod int, staged int, distributed boolean DEFAULT false) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   IF to_regclass('bench.customers') IS NOT NULL THEN
     PERFORM dwr_drop_staging('bench.customers');
@@ -10,11 +12,18 @@ BEGIN
   END IF;
   CREATE TABLE bench.customers (customer_id int PRIMARY KEY, name varchar(100) NOT NULL, email text,
                                 city text, updated_at timestamptz NOT NULL);
+  IF distributed THEN
+    -- Citus: its DDL (distributing, and staging's) before the transaction writes the shards
+    PERFORM create_distributed_table('bench.customers', 'customer_id');
+    PERFORM dwr_create_staging('bench.customers', 'bench_staging');
+  END IF;
   INSERT INTO bench.customers
   SELECT g, 'customer ' || g, 'c' || g || '@example.com', 'city ' || (g % 100),
          '2025-01-01'::timestamptz + g * interval '1 second'
     FROM generate_series(1, prod) g;
-  PERFORM dwr_create_staging('bench.customers', 'bench_staging');
+  IF NOT distributed THEN
+    PERFORM dwr_create_staging('bench.customers', 'bench_staging');
+  END IF;
   INSERT INTO bench_staging.customers (customer_id, name, email, city, updated_at)
   SELECT k, 'staged ' || k, 's' || k || '@example.com', 'city ' || (k % 100),
          CASE WHEN i <= staged * 0.4 THEN '2025-01-01'::timestamptz + k * interval '1 second' + interval '1 hour'

@@ -111,14 +111,16 @@ ensure_citus() {
     rm -rf "$build"
 }
 
-# start_citus_cluster DIR PORT: a coordinator on PORT and two workers on PORT+1, PORT+2 (localhost).
+# start_citus_cluster DIR PORT [SETTING...]: a coordinator on PORT and two workers on PORT+1,
+# PORT+2 (localhost), each with the given postgresql.conf lines too.
 start_citus_cluster() {
     local dir=$1 port=$2 n
+    shift 2
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
     for n in 0 1 2; do
         start_cluster "$dir/node$n" $((port + n)) "shared_preload_libraries = 'citus'" \
-            "listen_addresses = 'localhost'" "max_prepared_transactions = 20" "wal_level = logical" || return 1
+            "listen_addresses = 'localhost'" "max_prepared_transactions = 20" "wal_level = logical" "$@" || return 1
         psql_port $((port + n)) -d postgres -q -c "SET client_min_messages = warning" -c "CREATE EXTENSION citus" || return 1
     done
     psql_port "$port" -d postgres -q -c "SELECT citus_set_coordinator_host('localhost', $port)" \

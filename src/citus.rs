@@ -139,10 +139,14 @@ pub fn tombstones_of(target: &Relation, staging: &Relation) -> String {
     qualified
 }
 
-/// Drop the tombstone table next to `staging`, if there is one.
-pub fn drop_tombstones(staging: &Relation) {
+/// Drop the tombstone table and the merge's work tables next to `staging`, if they are there.
+pub fn drop_citus_tables(staging: &Relation, target_oid: u32) {
     let qualified = quote_qualified(&staging.schema, &engine::tombstones_name(&staging.name));
-    execute(&format!("DROP TABLE IF EXISTS {qualified}"), &[]);
+    let (work, attempts) = engine::work_tables(&staging.schema, target_oid);
+    execute(
+        &format!("DROP TABLE IF EXISTS {qualified}, {attempts}, {work}"),
+        &[],
+    );
 }
 
 /// Prune the tombstones of a Citus target older than `cutoff` (run on every shard).
@@ -164,6 +168,44 @@ pub struct CitusRun<'a> {
     pub row_audit: bool,
     pub null_version: &'a str,
     pub row_lock_timeout: i32,
+    /// the work and attempts tables (qualified, quoted)
+    pub work_tables: (String, String),
+    /// production's columns the work table's first columns must match
+    pub work_columns: Vec<String>,
+}
+
+impl CitusRun<'_> {
+    /// Whether either work table exists (made by an earlier merge).
+    fn work_tables_exist(&self) -> bool {
+        let (work, attempts) = &self.work_tables;
+        query_one::<bool>(
+            "SELECT pg_catalog.to_regclass($1) IS NOT NULL OR pg_catalog.to_regclass($2) IS NOT NULL",
+            &[work.as_str().into(), attempts.as_str().into()],
+        )
+        .unwrap_or(false)
+    }
+
+    /// Whether the work tables exist, fit production's key and version, and are placed with it.
+    fn work_tables_fit(&self) -> bool {
+        let (work, attempts) = &self.work_tables;
+        let fits = query_one::<bool>(
+            engine::WORK_FITS_SQL,
+            &[
+                work.as_str().into(),
+                attempts.as_str().into(),
+                self.target.into(),
+                self.work_columns.clone().into(),
+            ],
+        )
+        .unwrap_or(false);
+        fits && [work, attempts].iter().all(|t| {
+            query_one::<pg_sys::Oid>(
+                "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+                &[t.as_str().into()],
+            )
+            .is_some_and(|oid| colocated(oid.to_u32(), self.target.to_u32()))
+        })
+    }
 }
 
 /// How many writes may run out of `dwr.row_lock_timeout` before the merge gives up.
@@ -171,8 +213,13 @@ const MAX_LOCK_TIMEOUTS: u32 = 64;
 
 /// Run the statements of a Citus merge; returns the counts by final class.
 pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
-    for stmt in &sql.create {
-        execute(stmt, &[]);
+    if !ctx.work_tables_fit() {
+        if ctx.work_tables_exist() {
+            execute(&sql.drop_stale, &[]);
+        }
+        for stmt in &sql.create {
+            execute(stmt, &[]);
+        }
     }
     let fill_args: Vec<DatumWithOid> = vec![
         ctx.null_version.into(),
@@ -181,6 +228,7 @@ pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
         ctx.since.into(),
     ];
     execute(&sql.fill_classified, &fill_args);
+    crate::merge::test_hold_after_classify();
     let (lo, hi) = query_rows(&sql.row_range, &[], |row| {
         (
             exec::col::<i64>(row, 1).unwrap_or(0),
@@ -244,7 +292,7 @@ pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
             counts.add(class, n);
         }
     }
-    execute(&sql.drop, &[]);
+    execute(&sql.clear, &[]);
     counts
 }
 
@@ -301,7 +349,7 @@ pub fn merge_sql(
 /// row error or a lock wait that ran out, bisect. The row numbers are sparse (a hash), so the
 /// bisection splits the list of the numbers actually there, read once from the work table at the
 /// first failure: `2 k log2(n)` attempts for `k` bad rows among `n`, as on a single server.
-fn apply_step(
+pub fn apply_step(
     steps: &[String],
     rows: &str,
     lo: i64,
@@ -351,4 +399,65 @@ fn split(steps: &[String], numbers: &[i64], on_row_error: &mut dyn FnMut(i64, &C
             Err(_) => split(steps, half, on_row_error),
         }
     }
+}
+
+/// Run the statements of an undo on a Citus table (see `dwr_engine::citus::undo_sql`): `run_id` is
+/// undone by undo run `undo_id`; the images are read and written as the extension `owner`.
+pub fn undo(
+    sql: &dwr_engine::citus::CitusUndoSql,
+    run_id: i64,
+    undo_id: i64,
+    target: pg_sys::Oid,
+    owner: pg_sys::Oid,
+    row_audit: bool,
+    row_lock_timeout: i32,
+) -> dwr_engine::undo::UndoCounts {
+    for stmt in &sql.create {
+        execute(stmt, &[]);
+    }
+    exec::as_role(owner, || {
+        for stmt in &sql.fill {
+            execute(stmt, &[run_id.into()]);
+        }
+    });
+    for stmt in &sql.classify {
+        execute(stmt, &[]);
+    }
+    let (lo, hi) = query_rows(&sql.row_range, &[], |row| {
+        (
+            exec::col::<i64>(row, 1).unwrap_or(0),
+            exec::col::<i64>(row, 2).unwrap_or(-1),
+        )
+    })
+    .into_iter()
+    .next()
+    .unwrap_or((0, -1));
+    let mut mark = |n: i64, e: &Caught| {
+        if e.is_lock_timeout() {
+            execute(&sql.mark_row_deferred, &[n.into()]);
+        } else {
+            execute(&sql.mark_row_error, &[n.into(), e.text().as_str().into()]);
+        }
+    };
+    with_worker_lock_timeout(row_lock_timeout, || {
+        apply_step(&sql.apply_deletes, &sql.rows_in_range, lo, hi, &mut mark);
+        apply_step(&sql.apply_restores, &sql.rows_in_range, lo, hi, &mut mark);
+    });
+    execute(&sql.defer_rest, &[]);
+    if row_audit {
+        exec::as_role(owner, || {
+            execute(&sql.write_row_changes, &[undo_id.into(), target.into()]);
+        });
+    }
+    let mut u = dwr_engine::undo::UndoCounts::default();
+    for (class, n) in query_rows(&sql.counts, &[], |row| {
+        (
+            exec::col::<String>(row, 1).unwrap_or_default(),
+            exec::col::<i64>(row, 2).unwrap_or(0),
+        )
+    }) {
+        u.add(&class, n);
+    }
+    execute(&sql.drop, &[]);
+    u
 }

@@ -245,6 +245,8 @@ fn merge_registered(
                 row_audit,
                 null_version: &null_version,
                 row_lock_timeout: guc::ROW_LOCK_TIMEOUT.get(),
+                work_tables: dwr_engine::citus::work_tables(&staging.schema, target.oid),
+                work_columns: dwr_engine::citus::work_columns(&plan),
             },
         ),
         None => run_statements(&sql, &ctx, &null_version, &null_key),
@@ -449,7 +451,7 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
 
 /// The test hook `dwr.test_hold_after_classify`: wait for that advisory lock between reading and
 /// writing, so an isolation test can put another session's writes exactly there.
-fn test_hold_after_classify() {
+pub fn test_hold_after_classify() {
     let key = guc::TEST_HOLD_AFTER_CLASSIFY.get();
     if key != 0 {
         execute(

@@ -320,7 +320,7 @@ fn dwr_drop_staging(target: Option<pg_sys::Oid>) {
             .and_then(|t| crate::citus::placement(t.oid))
             .is_some()
         {
-            crate::citus::drop_tombstones(&s);
+            crate::citus::drop_citus_tables(&s, target.to_u32());
         }
     }
     as_role(exec::extension_owner(), || {

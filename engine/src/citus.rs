@@ -7,8 +7,8 @@
 //! that Citus pushes down whole to every shard group, in parallel, on the workers:
 //!
 //! - staging is distributed *co-located* with production (same distribution column, same shards),
-//!   and so are the merge's two work tables, created in staging's schema for the length of the
-//!   merge's transaction: every statement joins them on the key, which contains the distribution
+//!   and so are the merge's two work tables, made in staging's schema by the first merge and
+//!   emptied at the end of every merge: every statement joins them on the key, which contains the distribution
 //!   column (Citus requires it of a primary key), so each shard group joins on its own node;
 //! - deletes are recorded by a trigger on the shards in a tombstone table co-located with
 //!   production, typed like its key (see [`create_tombstones`] and `dwr._record_delete_citus`);
@@ -106,17 +106,6 @@ pub fn unsupported(table: &str, role: &str, kind: &str) -> DwrError {
         "Undistribute it (undistribute_table) or distribute it (create_distributed_table); see \
          README, \"Citus\".",
     )
-}
-
-/// `dwr_undo` on a Citus table: not pushed down yet (its statements compare and rebuild whole rows
-/// from their images, which Citus does not allow in a distributed `UPDATE`).
-pub fn undo_unsupported(table: &str, placement: &Placement) -> DwrError {
-    DwrError::new(
-        SqlState::FeatureNotSupported,
-        format!("dwr_undo cannot undo a run on {table}, a Citus {} table", placement.kind()),
-    )
-    .detail("The run's row images are in dwr.row_changes; nothing was changed.")
-    .hint("Restore the rows from dwr.row_changes (action, before, after) by hand; see README, \"Citus\".")
 }
 
 /// Staging placed differently from production (not co-located with a Citus production table, or
@@ -242,8 +231,11 @@ pub fn install_delete_tracking(target: &Relation, tombstones: &str, trigger: &st
 /// one subtransaction, so a failing range can be bisected down to the row production rejects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CitusMergeSql {
-    /// create the work and attempts tables and place them like production
+    /// create the work and attempts tables and place them like production (when
+    /// [`WORK_FITS_SQL`] says they are missing or no longer fit production)
     pub create: Vec<String>,
+    /// drop them first, when they no longer fit
+    pub drop_stale: String,
     /// `$1`: message for a NULL version, `$2`, `$3`: the open reload's window (NULL without one),
     /// `$4`: deletes count from this moment. Fills and classifies the work table
     pub fill_classified: String,
@@ -273,10 +265,35 @@ pub struct CitusMergeSql {
     pub mark_row_error: String,
     /// `$1`: row number
     pub mark_row_deferred: String,
-    pub drop: String,
+    /// empty the work tables at the end of the merge (they outlive it: creating and placing them
+    /// costs the better part of a second, emptying them milliseconds)
+    pub clear: String,
 }
 
-/// The work table and attempts table of a merge into `target` (its oid), in staging's `schema`.
+/// `$1`, `$2`: the work and attempts tables (text), `$3`: production's oid, `$4`: production's
+/// key and version column names, in the work table's column order. Whether both tables exist and
+/// the work table's key and version columns have production's types, modifiers and collations
+/// (placement is checked separately).
+pub const WORK_FITS_SQL: &str = "SELECT pg_catalog.to_regclass($1) IS NOT NULL AND pg_catalog.to_regclass($2) IS NOT NULL \
+     AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute w \
+            JOIN pg_catalog.pg_attribute t ON t.attrelid OPERATOR(pg_catalog.=) $3 \
+             AND t.attname OPERATOR(pg_catalog.=) ($4::pg_catalog.text[])[w.attnum] \
+           WHERE w.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1) \
+             AND w.attnum OPERATOR(pg_catalog.<=) pg_catalog.cardinality($4) AND NOT w.attisdropped \
+             AND w.atttypid OPERATOR(pg_catalog.=) t.atttypid AND w.atttypmod OPERATOR(pg_catalog.=) t.atttypmod \
+             AND w.attcollation OPERATOR(pg_catalog.=) t.attcollation) \
+         OPERATOR(pg_catalog.=) pg_catalog.cardinality($4)";
+
+/// The columns of production [`WORK_FITS_SQL`] compares the work table's first columns with.
+pub fn work_columns(plan: &MergePlan) -> Vec<String> {
+    plan.keys
+        .iter()
+        .map(|k| k.target.clone())
+        .chain(std::iter::once(plan.version.target.clone()))
+        .collect()
+}
+
+/// The work table and attempts table of merges into `target` (its oid), in staging's `schema`.
 pub fn work_tables(schema: &str, target_oid: u32) -> (String, String) {
     (
         quote_qualified(schema, &format!("_dwr_work_{target_oid}")),
@@ -629,7 +646,284 @@ pub fn merge_sql(
             pg_op("rn", "=", "$1"),
             pg_op("cls", "=", "ANY ('{insert,update}'::pg_catalog.text[])"),
         ),
-        drop: format!("DROP TABLE {a}, {w}"),
+        drop_stale: format!("DROP TABLE IF EXISTS {a}, {w}"),
+        clear: format!("TRUNCATE {w}, {a}"),
+    })
+}
+
+/// The statements of `dwr_undo` on a Citus table, pushed down like the merge's: the run's images
+/// are read from `dwr.row_changes` (on the coordinator) into a work table co-located with
+/// production, and every comparison and write runs on the shards. Ranged statements take `$1`,
+/// `$2` (row numbers: a hash of the key), each apply step's statements run in one subtransaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CitusUndoSql {
+    pub create: Vec<String>,
+    /// `$1`: run id (run as the extension owner): the rows and their after images, then the
+    /// before images of the updated rows as production's row type
+    pub fill: [String; 2],
+    /// production's row compared with the after image (`to_jsonb`, which Citus allows in an
+    /// `INSERT ... SELECT` but not in an `UPDATE`), then copied to the work rows
+    pub classify: [String; 2],
+    pub row_range: String,
+    pub rows_in_range: String,
+    /// ranged: delete the rows still as the run left them, mark them `deleted`
+    pub apply_deletes: [String; 2],
+    /// ranged: record the attempt, restore the before image over a row still as the run left it,
+    /// mark the rows this attempt wrote `restored`
+    pub apply_restores: [String; 3],
+    /// rows neither deleted nor restored (changed meanwhile): `deferred`
+    pub defer_rest: String,
+    /// `$1`: undo run id, `$2`: target oid (as the extension owner)
+    pub write_row_changes: String,
+    pub counts: String,
+    pub mark_row_error: String,
+    pub mark_row_deferred: String,
+    pub drop: String,
+}
+
+/// Write the SQL of an undo on Citus table `target` placed as `placement`; its work tables go to
+/// production's schema for the length of the undo's transaction.
+pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql> {
+    let pk = target.primary_key.as_ref().ok_or_else(|| {
+        DwrError::new(
+            SqlState::ObjectNotInPrerequisiteState,
+            format!("{} has no primary key", target.display()),
+        )
+    })?;
+    let t = target.quoted();
+    let name =
+        |what: &str| quote_qualified(&target.schema, &format!("_dwr_undo_{what}_{}", target.oid));
+    let (u, b, c, a) = (name("work"), name("before"), name("seen"), name("attempts"));
+    let keys: Vec<(String, String)> = pk
+        .columns
+        .iter()
+        .cloned()
+        .zip(pk.equality_schemas.iter().cloned())
+        .collect();
+    let kw = |alias: &str| -> Vec<String> {
+        (0..keys.len())
+            .map(|i| format!("{alias}.{}", kcol(i)))
+            .collect()
+    };
+    let kt = |alias: &str| -> Vec<String> {
+        keys.iter()
+            .map(|(k, _)| format!("{alias}.{}", quote_ident(k)))
+            .collect()
+    };
+    let same = |x: &[String], y: &[String]| -> String {
+        x.iter()
+            .zip(y)
+            .zip(&keys)
+            .map(|((l, r), (_, schema))| op(l, schema, "=", r))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let cls_is = |alias: &str, c: &str| pg_op(&format!("{alias}.cls"), "=", &quote_literal(c));
+    let range = |alias: &str| {
+        format!(
+            "{} AND {}",
+            pg_op(&format!("{alias}.n"), ">=", "$1"),
+            pg_op(&format!("{alias}.n"), "<=", "$2")
+        )
+    };
+    let dist = match placement {
+        Placement::Distributed(col) => {
+            Some(keys.iter().position(|(k, _)| k == col).ok_or_else(|| {
+                DwrError::new(
+                    SqlState::FeatureNotSupported,
+                    format!(
+                        "{}: distribution column {} is not in the primary key",
+                        target.display(),
+                        crate::ident::display_ident(col)
+                    ),
+                )
+            })?)
+        }
+        _ => None,
+    };
+    let work_placement = match dist {
+        Some(i) => Placement::Distributed(kcol(i)),
+        None => placement.clone(),
+    };
+    let key_select: Vec<String> = kt("t")
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} AS {}", kcol(i)))
+        .collect();
+    let key_names: Vec<String> = (0..keys.len()).map(kcol).collect();
+    let create = vec![
+        format!(
+            "CREATE TABLE {u} AS SELECT {}, NULL::pg_catalog.int8 AS n, NULL::pg_catalog.text AS action, \
+             NULL::pg_catalog.jsonb AS after, NULL::pg_catalog.text AS cls, NULL::pg_catalog.text AS err, \
+             NULL::pg_catalog.xid AS seen FROM ONLY {t} t WITH NO DATA",
+            key_select.join(", ")
+        ),
+        work_placement.place_like(&u, &t),
+        format!("CREATE TABLE {b} AS SELECT t.* FROM ONLY {t} t WITH NO DATA"),
+        placement.place_like(&b, &t),
+        format!(
+            "CREATE TABLE {c} AS SELECT {}, NULL::pg_catalog.text AS cls, NULL::pg_catalog.xid AS seen \
+             FROM ONLY {t} t WITH NO DATA",
+            key_select.join(", ")
+        ),
+        work_placement.place_like(&c, &t),
+        format!(
+            "CREATE TABLE {a} AS SELECT {} FROM ONLY {t} t WITH NO DATA",
+            key_select.join(", ")
+        ),
+        work_placement.place_like(&a, &t),
+    ];
+    let image = |col: &str| format!("pg_catalog.jsonb_populate_record(NULL::{t}, {col})");
+    let fill = [
+        format!(
+            "INSERT INTO {u} ({}, n, action, after, cls) \
+             SELECT {}, pg_catalog.jsonb_hash_extended(x.key, 0) OPERATOR(pg_catalog.&) 9223372036854775807, \
+             x.action, x.after, 'gone' \
+             FROM (SELECT c.key, c.action, c.after, {} AS a FROM dwr.row_changes c WHERE {} AND {}) x",
+            key_names.join(", "),
+            keys.iter()
+                .map(|(k, _)| format!("(x.a).{}", quote_ident(k)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            image("c.after"),
+            pg_op("c.run_id", "=", "$1"),
+            pg_op("c.action", "=", "ANY ('{insert,update}'::pg_catalog.text[])"),
+        ),
+        format!(
+            "INSERT INTO {b} SELECT ({}).* FROM dwr.row_changes c WHERE {} AND {}",
+            image("c.before"),
+            pg_op("c.run_id", "=", "$1"),
+            pg_op("c.action", "=", "'update'"),
+        ),
+    ];
+    let classify = [
+        format!(
+            "INSERT INTO {c} ({}, cls, seen) SELECT {}, CASE WHEN {} THEN CASE WHEN {} THEN 'delete' ELSE 'restore' END \
+             ELSE 'changed' END, t.xmin FROM {u} w JOIN {t} t ON {}",
+            key_names.join(", "),
+            kw("w").join(", "),
+            pg_op("pg_catalog.to_jsonb(t.*)", "=", "w.after"),
+            pg_op("w.action", "=", "'insert'"),
+            same(&kt("t"), &kw("w")),
+        ),
+        format!(
+            "UPDATE {u} w SET cls = s.cls, seen = s.seen FROM {c} s WHERE {}",
+            same(&kw("s"), &kw("w")),
+        ),
+    ];
+    let apply_deletes = [
+        format!(
+            "DELETE FROM {t} t USING {u} w WHERE {} AND {} AND {} AND {}",
+            same(&kt("t"), &kw("w")),
+            cls_is("w", "delete"),
+            range("w"),
+            pg_op("t.xmin", "=", "w.seen"),
+        ),
+        format!(
+            "UPDATE {u} w SET cls = 'deleted' WHERE {} AND {} AND NOT EXISTS (SELECT 1 FROM {t} t WHERE {})",
+            cls_is("w", "delete"),
+            range("w"),
+            same(&kt("t"), &kw("w")),
+        ),
+    ];
+    let restorable: Vec<&str> = target
+        .columns
+        .iter()
+        .filter(|col| {
+            !col.is_generated() && !col.is_identity_always() && !pk.columns.contains(&col.name)
+        })
+        .map(|col| col.name.as_str())
+        .collect();
+    let restore = if restorable.is_empty() {
+        // nothing but the key: nothing to write, the row is as it was
+        format!("SELECT 1 FROM {u} w WHERE false AND {}", range("w"))
+    } else {
+        format!(
+            "UPDATE {t} t SET {} FROM {u} w JOIN {b} b ON {} WHERE {} AND {} AND {} AND {}",
+            restorable
+                .iter()
+                .map(|col| format!("{} = b.{}", quote_ident(col), quote_ident(col)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            same(&kt("b"), &kw("w")),
+            same(&kt("t"), &kw("w")),
+            cls_is("w", "restore"),
+            range("w"),
+            pg_op("t.xmin", "=", "w.seen"),
+        )
+    };
+    let apply_restores = [
+        format!(
+            "INSERT INTO {a} ({}) SELECT {} FROM {u} w WHERE {} AND {}",
+            key_names.join(", "),
+            kw("w").join(", "),
+            cls_is("w", "restore"),
+            range("w"),
+        ),
+        restore,
+        if restorable.is_empty() {
+            format!(
+                "UPDATE {u} w SET cls = 'restored' WHERE {} AND {}",
+                cls_is("w", "restore"),
+                range("w")
+            )
+        } else {
+            format!(
+                "UPDATE {u} w SET cls = 'restored' WHERE {} AND {} AND EXISTS \
+                 (SELECT 1 FROM {a} x JOIN {t} t ON {} WHERE {} AND {})",
+                cls_is("w", "restore"),
+                range("w"),
+                same(&kt("t"), &kw("x")),
+                same(&kw("x"), &kw("w")),
+                pg_op("t.xmin", "=", "x.xmin"),
+            )
+        },
+    ];
+    Ok(CitusUndoSql {
+        create,
+        fill,
+        classify,
+        row_range: format!(
+            "SELECT COALESCE(pg_catalog.min(n), 0), COALESCE(pg_catalog.max(n), -1) FROM {u}"
+        ),
+        rows_in_range: format!(
+            "SELECT DISTINCT n FROM {u} WHERE {} AND {} ORDER BY n",
+            pg_op("n", ">=", "$1"),
+            pg_op("n", "<=", "$2")
+        ),
+        apply_deletes,
+        apply_restores,
+        defer_rest: format!(
+            "UPDATE {u} SET cls = 'deferred' WHERE {}",
+            pg_op("cls", "=", "ANY ('{delete,restore}'::pg_catalog.text[])")
+        ),
+        write_row_changes: format!(
+            "INSERT INTO dwr.row_changes (run_id, target, key, action, before, after) \
+             SELECT $1, $2::pg_catalog.oid, pg_catalog.jsonb_build_array({}), \
+             CASE WHEN {} THEN 'delete' ELSE 'restore' END, w.after, \
+             CASE WHEN {} THEN pg_catalog.to_jsonb(t.*) END \
+             FROM {u} w LEFT JOIN {t} t ON {} WHERE {}",
+            kw("w").join(", "),
+            cls_is("w", "deleted"),
+            cls_is("w", "restored"),
+            same(&kt("t"), &kw("w")),
+            pg_op(
+                "w.cls",
+                "=",
+                "ANY ('{deleted,restored}'::pg_catalog.text[])"
+            ),
+        ),
+        counts: format!("SELECT cls, pg_catalog.count(*) FROM {u} GROUP BY cls"),
+        mark_row_error: format!(
+            "UPDATE {u} SET cls = 'error', err = $2 WHERE {}",
+            pg_op("n", "=", "$1")
+        ),
+        mark_row_deferred: format!(
+            "UPDATE {u} SET cls = 'deferred' WHERE {} AND {}",
+            pg_op("n", "=", "$1"),
+            pg_op("cls", "=", "ANY ('{delete,restore}'::pg_catalog.text[])")
+        ),
+        drop: format!("DROP TABLE {a}, {c}, {b}, {u}"),
     })
 }
 
@@ -710,7 +1004,8 @@ mod tests {
             &m.counts,
             &m.mark_row_error,
             &m.mark_row_deferred,
-            &m.drop,
+            &m.drop_stale,
+            &m.clear,
         ]);
         all.extend(m.apply_inserts.iter());
         all.extend(m.apply_updates.iter());
@@ -730,7 +1025,15 @@ mod tests {
             "SELECT pg_catalog.create_distributed_table('\"staging\".\"_dwr_work_16384\"', 'k2', colocate_with => '\"production\".\"customers\"')"
         );
         assert!(m.create[3].contains("_dwr_attempts_16384"));
-        assert!(m.drop.contains("_dwr_attempts_16384") && m.drop.contains("_dwr_work_16384"));
+        assert!(m.clear.contains("_dwr_attempts_16384") && m.clear.contains("_dwr_work_16384"));
+        assert_eq!(
+            work_columns(&citus_plan()),
+            vec![
+                "region".to_string(),
+                "customer_id".into(),
+                "updated_at".into()
+            ]
+        );
     }
 
     #[test]
@@ -828,5 +1131,46 @@ mod tests {
         let m = merge_sql(&citus_plan(), &Placement::Reference, &w, &a, "x", false).unwrap();
         assert!(m.create[1].contains("create_reference_table"));
         assert!(m.create[3].contains("create_reference_table"));
+    }
+
+    #[test]
+    fn undo_compares_images_in_insert_select_and_writes_by_key_and_xmin() {
+        use crate::catalog::fixtures::*;
+        let mut t = table(
+            "p",
+            "t",
+            vec![
+                col("id", INT4, "integer"),
+                col("name", TEXT, "text"),
+                col("g", INT4, "integer"),
+            ],
+            &["id"],
+        );
+        t.oid = 42;
+        t.columns[2].generated = "s".into();
+        let u = undo_sql(&t, &Placement::Distributed("id".into())).unwrap();
+        assert!(u.create[1].contains("'\"p\".\"_dwr_undo_work_42\"', 'k1'"));
+        assert!(u.create[3].contains("'\"p\".\"_dwr_undo_before_42\"', 'id'"));
+        assert!(u.classify[0].starts_with("INSERT INTO"));
+        assert!(u.classify[0].contains("pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.=) w.after"));
+        assert!(u.apply_deletes[0].contains("t.xmin OPERATOR(pg_catalog.=) w.seen"));
+        // the generated column is not restored, the others are, from the typed before image
+        assert!(u.apply_restores[1].contains("SET \"name\" = b.\"name\" FROM"));
+        assert!(!u.apply_restores[1].contains("\"g\" ="));
+        for stmt in u
+            .create
+            .iter()
+            .chain(&u.apply_deletes)
+            .chain(&u.apply_restores)
+        {
+            assert!(
+                !stmt.contains("ctid") && !stmt.contains("FOR UPDATE") && !stmt.contains("pg_temp"),
+                "{stmt}"
+            );
+            if stmt.contains("to_jsonb") || stmt.contains("jsonb_populate_record") {
+                assert!(stmt.starts_with("INSERT INTO"), "{stmt}");
+            }
+        }
+        assert!(undo_sql(&t, &Placement::Distributed("name".into())).is_err());
     }
 }

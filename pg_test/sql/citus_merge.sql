@@ -55,6 +55,7 @@ INSERT INTO staging.customers (customer_id, region_id, name, updated_at) VALUES
   (3, 1, 'deleted by CDC', '2025-01-11'), -- CDC deleted it: never resurrected
   (5, 1, 'c5', '2025-01-10'),           -- unchanged
   (11, 1, 'new', '2025-01-11'),         -- inserted
+  (15, 1, 'new too', '2025-01-11'),     -- inserted
   (12, 1, 'bad', '2025-01-11'),         -- production's check rejects it: ERROR, the rest goes on
   (13, 1, 'no version', NULL),          -- ERROR
   (14, 1, 'outside', '2025-03-01');     -- outside the window: stays NEW
@@ -64,14 +65,27 @@ SELECT status, inserted, updated, unchanged, skipped_stale, skipped_deleted, ski
 SELECT count(*) AS new_rows FROM staging.customers WHERE _dwr_status = 'NEW';
 SELECT status, inserted, updated, unchanged, skipped_stale, skipped_deleted, skipped_outside_window, deferred, errors
   FROM dwr_merge('production.customers');
-SELECT customer_id, name, updated_at FROM production.customers WHERE customer_id IN (1, 2, 3, 5, 11, 12, 13, 14) ORDER BY 1;
+SELECT customer_id, name, updated_at FROM production.customers WHERE customer_id IN (1, 2, 3, 5, 11, 12, 13, 14, 15) ORDER BY 1;
 -- (the shard's name in the error depends on shard ids)
 SELECT customer_id, _dwr_status, regexp_replace(_dwr_error, '_[0-9]+"', '_<shard>"') AS _dwr_error FROM staging.customers ORDER BY 1;
 -- row audit: the images, on the coordinator
 SELECT action, key, before ->> 'name' AS before_name, after ->> 'name' AS after_name
   FROM dwr.row_changes WHERE target = 'production.customers'::regclass ORDER BY key;
--- the merge's work tables lived only in its transaction
-SELECT count(*) AS work_tables FROM pg_class WHERE relname LIKE '\_dwr\_%';
+-- undo, on the shards too: the insert deleted, the update restored, and the row CDC changed
+-- since left alone
+SELECT run_id AS merge_run FROM dwr.merge_runs WHERE target = 'production.customers'::regclass AND status = 'SUCCEEDED_WITH_ERRORS' \gset
+UPDATE production.customers SET name = 'changed by CDC', updated_at = '2025-01-20' WHERE customer_id = 15;
+SELECT status, updated, skipped_stale, skipped_deleted, deferred, errors FROM dwr_undo(:merge_run);
+SELECT customer_id, name, updated_at FROM production.customers WHERE customer_id IN (1, 11, 15) ORDER BY 1;
+SELECT r.action, r.key, r.before ->> 'name' AS before_name, r.after ->> 'name' AS after_name
+  FROM dwr.row_changes r JOIN dwr.merge_runs m USING (run_id) WHERE m.kind = 'undo' ORDER BY r.key;
+-- the merge's work tables stay next to staging, empty, for the next merge; the undo's lived only
+-- in its transaction
+SELECT n.nspname, count(*) AS work_tables FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relname LIKE '\_dwr\_%' GROUP BY 1 ORDER BY 1;
+SELECT (SELECT count(*) FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
+         WHERE c.relname LIKE '\_dwr\_%' AND p.colocationid = (SELECT colocationid FROM pg_dist_partition
+                                                               WHERE logicalrelid = 'production.customers'::regclass)) AS co_located;
 SELECT dwr_end_reload(:reload_id);
 
 -- a delete after staging, before the merge: the staged row is skipped, not re-inserted

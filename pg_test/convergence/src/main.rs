@@ -195,17 +195,20 @@ fn run_seed(o: &Options, seed: u64) -> Outcome {
         )
         .expect("extension");
     }
-    db.batch_execute(
-        "SET client_min_messages = warning;
-         SELECT dwr_end_reload(reload_id) FROM dwr.reloads
-          WHERE ended_at IS NULL AND 'conv.t' = ANY (targets::text[]);
-         SELECT dwr_drop_staging(target) FROM dwr.tables WHERE target::text = 'conv.t';
-         DROP SCHEMA IF EXISTS conv CASCADE;
-         DROP SCHEMA IF EXISTS conv_staging CASCADE;
-         CREATE SCHEMA conv;
-         CREATE TABLE conv.t (id int PRIMARY KEY, payload text NOT NULL, updated_at timestamptz NOT NULL);",
-    )
-    .expect("setup");
+    // one transaction each: on Citus, a schema command may not follow parallel work on a
+    // distributed table in the same transaction
+    for stmt in [
+        "SET client_min_messages = warning",
+        "SELECT dwr_end_reload(reload_id) FROM dwr.reloads
+          WHERE ended_at IS NULL AND 'conv.t' = ANY (targets::text[])",
+        "SELECT dwr_drop_staging(target) FROM dwr.tables WHERE target::text = 'conv.t'",
+        "DROP SCHEMA IF EXISTS conv CASCADE",
+        "DROP SCHEMA IF EXISTS conv_staging CASCADE",
+        "CREATE SCHEMA conv",
+        "CREATE TABLE conv.t (id int PRIMARY KEY, payload text NOT NULL, updated_at timestamptz NOT NULL)",
+    ] {
+        db.batch_execute(stmt).expect("setup");
+    }
     if o.citus {
         // a Citus coordinator: production is distributed, and CDC writes through the coordinator
         db.batch_execute(
