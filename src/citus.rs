@@ -174,37 +174,45 @@ pub struct CitusRun<'a> {
     pub work_columns: Vec<String>,
 }
 
-impl CitusRun<'_> {
-    /// Whether either work table exists (made by an earlier merge).
-    fn work_tables_exist(&self) -> bool {
-        let (work, attempts) = &self.work_tables;
-        query_one::<bool>(
-            "SELECT pg_catalog.to_regclass($1) IS NOT NULL OR pg_catalog.to_regclass($2) IS NOT NULL",
-            &[work.as_str().into(), attempts.as_str().into()],
-        )
-        .unwrap_or(false)
-    }
-
-    /// Whether the work tables exist, fit production's key and version, and are placed with it.
-    fn work_tables_fit(&self) -> bool {
-        let (work, attempts) = &self.work_tables;
-        let fits = query_one::<bool>(
-            engine::WORK_FITS_SQL,
-            &[
-                work.as_str().into(),
-                attempts.as_str().into(),
-                self.target.into(),
-                self.work_columns.clone().into(),
-            ],
-        )
-        .unwrap_or(false);
-        fits && [work, attempts].iter().all(|t| {
+/// Make the merge's work tables unless they exist, fit production's key and version (`columns`:
+/// see `dwr_engine::citus::work_columns`) and are placed with it.
+pub fn ensure_work_tables(
+    sql: &CitusMergeSql,
+    tables: &(String, String),
+    columns: &[String],
+    target: pg_sys::Oid,
+) {
+    let (work, attempts) = tables;
+    let fits = query_one::<bool>(
+        engine::WORK_FITS_SQL,
+        &[
+            work.as_str().into(),
+            attempts.as_str().into(),
+            target.into(),
+            columns.to_vec().into(),
+        ],
+    )
+    .unwrap_or(false)
+        && [work, attempts].iter().all(|t| {
             query_one::<pg_sys::Oid>(
                 "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
                 &[t.as_str().into()],
             )
-            .is_some_and(|oid| colocated(oid.to_u32(), self.target.to_u32()))
-        })
+            .is_some_and(|oid| colocated(oid.to_u32(), target.to_u32()))
+        });
+    if fits {
+        return;
+    }
+    let exist = query_one::<bool>(
+        "SELECT pg_catalog.to_regclass($1) IS NOT NULL OR pg_catalog.to_regclass($2) IS NOT NULL",
+        &[work.as_str().into(), attempts.as_str().into()],
+    )
+    .unwrap_or(false);
+    if exist {
+        execute(&sql.drop_stale, &[]);
+    }
+    for stmt in &sql.create {
+        execute(stmt, &[]);
     }
 }
 
@@ -213,14 +221,7 @@ const MAX_LOCK_TIMEOUTS: u32 = 64;
 
 /// Run the statements of a Citus merge; returns the counts by final class.
 pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
-    if !ctx.work_tables_fit() {
-        if ctx.work_tables_exist() {
-            execute(&sql.drop_stale, &[]);
-        }
-        for stmt in &sql.create {
-            execute(stmt, &[]);
-        }
-    }
+    ensure_work_tables(sql, &ctx.work_tables, &ctx.work_columns, ctx.target);
     let fill_args: Vec<DatumWithOid> = vec![
         ctx.null_version.into(),
         ctx.window.0.into(),

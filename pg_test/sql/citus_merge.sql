@@ -26,7 +26,10 @@ SELECT dwr_create_staging('production.regions'), dwr_create_staging('production.
        dwr_create_staging('production.orders'), dwr_create_staging('production.notes');
 SELECT logicalrelid, CASE WHEN partmethod = 'h' THEN 'distributed' ELSE 'reference' END AS kind,
        colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'production.customers'::regclass) AS with_customers
-  FROM pg_dist_partition WHERE logicalrelid::text LIKE 'staging.%' ORDER BY 1::text;
+  FROM pg_dist_partition WHERE logicalrelid::text LIKE 'staging.%' AND logicalrelid::text NOT LIKE 'staging._dwr%' ORDER BY 1::text;
+-- and the merge's work tables (named after production's oid), placed the same way
+SELECT count(*) FILTER (WHERE partmethod = 'h') AS distributed, count(*) FILTER (WHERE partmethod = 'n') AS reference
+  FROM pg_dist_partition WHERE logicalrelid::text LIKE 'staging._dwr%';
 -- the delete tracking is on every shard, enabled ALWAYS
 SELECT DISTINCT result AS shard_triggers FROM run_command_on_shards('production.customers',
   $$SELECT tgenabled FROM pg_trigger WHERE tgrelid = '%s'::regclass AND tgname LIKE 'dwr_record_delete%%'$$);
@@ -79,8 +82,8 @@ SELECT status, updated, skipped_stale, skipped_deleted, deferred, errors FROM dw
 SELECT customer_id, name, updated_at FROM production.customers WHERE customer_id IN (1, 11, 15) ORDER BY 1;
 SELECT r.action, r.key, r.before ->> 'name' AS before_name, r.after ->> 'name' AS after_name
   FROM dwr.row_changes r JOIN dwr.merge_runs m USING (run_id) WHERE m.kind = 'undo' ORDER BY r.key;
--- the merge's work tables stay next to staging, empty, for the next merge; the undo's lived only
--- in its transaction
+-- the merge's work tables stay next to staging (dwr_create_staging made them), empty, for the
+-- next merge; the undo's lived only in its transaction
 SELECT n.nspname, count(*) AS work_tables FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relname LIKE '\_dwr\_%' GROUP BY 1 ORDER BY 1;
 SELECT (SELECT count(*) FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
