@@ -5,7 +5,7 @@ use crate::exec::{self, check, execute, query_one, query_rows, raise, Caught};
 use dwr_engine::catalog::Relation;
 use dwr_engine::citus::{self as engine, CitusMergeSql, Placement};
 use dwr_engine::ident::quote_qualified;
-use dwr_engine::sqlgen::{Counts, RowClass};
+use dwr_engine::sqlgen::Counts;
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys;
@@ -216,8 +216,18 @@ pub fn ensure_work_tables(
     }
 }
 
-/// How many writes may run out of `dwr.row_lock_timeout` before the merge gives up.
-const MAX_LOCK_TIMEOUTS: u32 = 64;
+/// The first and last row number of a work table (`0, -1` when it is empty).
+fn row_range(sql: &str) -> (i64, i64) {
+    query_rows(sql, &[], |row| {
+        (
+            exec::col::<i64>(row, 1).unwrap_or(0),
+            exec::col::<i64>(row, 2).unwrap_or(-1),
+        )
+    })
+    .into_iter()
+    .next()
+    .unwrap_or((0, -1))
+}
 
 /// Run the statements of a Citus merge; returns the counts by final class.
 pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
@@ -230,33 +240,12 @@ pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
     ];
     execute(&sql.fill_classified, &fill_args);
     crate::merge::test_hold_after_classify();
-    let (lo, hi) = query_rows(&sql.row_range, &[], |row| {
-        (
-            exec::col::<i64>(row, 1).unwrap_or(0),
-            exec::col::<i64>(row, 2).unwrap_or(-1),
-        )
-    })
-    .into_iter()
-    .next()
-    .unwrap_or((0, -1));
+    let (lo, hi) = row_range(&sql.row_range);
 
     let mut lock_timeouts = 0u32;
     let mut mark = |rn: i64, e: &Caught| {
         if e.is_lock_timeout() {
-            lock_timeouts += 1;
-            if lock_timeouts > MAX_LOCK_TIMEOUTS {
-                raise(
-                    DwrError::new(
-                        SqlState::LockNotAvailable,
-                        "merge gave up: other transactions kept holding the rows it writes",
-                    )
-                    .detail(format!(
-                        "{MAX_LOCK_TIMEOUTS} writes each waited dwr.row_lock_timeout = {}ms",
-                        ctx.row_lock_timeout
-                    ))
-                    .hint("Something holds locks on many production rows (a long transaction, a table lock); retry when it is done."),
-                );
-            }
+            crate::merge::count_lock_timeout(&mut lock_timeouts);
             execute(&sql.mark_row_deferred, &[rn.into()]);
         } else {
             execute(&sql.mark_row_error, &[rn.into(), e.text().as_str().into()]);
@@ -282,17 +271,7 @@ pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
             );
         });
     }
-    let mut counts = Counts::default();
-    for (class, n) in query_rows(&sql.counts, &[], |row| {
-        (
-            exec::col::<String>(row, 1).unwrap_or_default(),
-            exec::col::<i64>(row, 2).unwrap_or(0),
-        )
-    }) {
-        if let Some(class) = RowClass::parse(&class) {
-            counts.add(class, n);
-        }
-    }
+    let counts = crate::merge::read_counts(&sql.counts);
     execute(&sql.clear, &[]);
     counts
 }
@@ -424,15 +403,7 @@ pub fn undo(
     for stmt in &sql.classify {
         execute(stmt, &[]);
     }
-    let (lo, hi) = query_rows(&sql.row_range, &[], |row| {
-        (
-            exec::col::<i64>(row, 1).unwrap_or(0),
-            exec::col::<i64>(row, 2).unwrap_or(-1),
-        )
-    })
-    .into_iter()
-    .next()
-    .unwrap_or((0, -1));
+    let (lo, hi) = row_range(&sql.row_range);
     let mut mark = |n: i64, e: &Caught| {
         if e.is_lock_timeout() {
             execute(&sql.mark_row_deferred, &[n.into()]);

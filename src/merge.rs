@@ -326,25 +326,47 @@ struct RunContext<'a> {
 /// something holds far more than single rows (a table lock), and waiting row by row is pointless.
 const MAX_LOCK_TIMEOUTS: u32 = 64;
 
+/// Count one write that ran out of `dwr.row_lock_timeout`; past [`MAX_LOCK_TIMEOUTS`] the merge
+/// gives up with 55P03.
+pub fn count_lock_timeout(lock_timeouts: &mut u32) {
+    *lock_timeouts += 1;
+    if *lock_timeouts > MAX_LOCK_TIMEOUTS {
+        raise(
+            DwrError::new(
+                SqlState::LockNotAvailable,
+                "merge gave up: other transactions kept holding the rows it writes",
+            )
+            .detail(format!(
+                "{MAX_LOCK_TIMEOUTS} writes each waited dwr.row_lock_timeout = {}ms",
+                guc::ROW_LOCK_TIMEOUT.get()
+            ))
+            .hint("Something holds locks on many production rows (a long transaction, a table lock); retry when it is done."),
+        );
+    }
+}
+
+/// The counts of a merge by final class, from its `SELECT cls, count(*)` statement.
+pub fn read_counts(sql: &str) -> Counts {
+    let mut counts = Counts::default();
+    for (class, n) in query_rows(sql, &[], |row| {
+        (
+            exec::col::<String>(row, 1).unwrap_or_default(),
+            exec::col::<i64>(row, 2).unwrap_or(0),
+        )
+    }) {
+        if let Some(class) = RowClass::parse(&class) {
+            counts.add(class, n);
+        }
+    }
+    counts
+}
+
 /// Run the statements of a merge; returns the counts by final class.
 fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key: &str) -> Counts {
     let mut lock_timeouts = 0u32;
     let mut mark_error = |rn: i64, e: &Caught| {
         if e.is_lock_timeout() {
-            lock_timeouts += 1;
-            if lock_timeouts > MAX_LOCK_TIMEOUTS {
-                raise(
-                    DwrError::new(
-                        SqlState::LockNotAvailable,
-                        "merge gave up: other transactions kept holding the rows it writes",
-                    )
-                    .detail(format!(
-                        "{MAX_LOCK_TIMEOUTS} writes each waited dwr.row_lock_timeout = {}ms",
-                        guc::ROW_LOCK_TIMEOUT.get()
-                    ))
-                    .hint("Something holds locks on many production rows (a long transaction, a table lock); retry when it is done."),
-                );
-            }
+            count_lock_timeout(&mut lock_timeouts);
             execute(&sql.mark_row_deferred, &[rn.into()]);
         } else {
             execute(&sql.mark_row_error, &[rn.into(), e.text().as_str().into()]);
@@ -430,17 +452,7 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
             );
         });
     }
-    let mut counts = Counts::default();
-    for (class, n) in query_rows(&sql.counts, &[], |row| {
-        (
-            exec::col::<String>(row, 1).unwrap_or_default(),
-            exec::col::<i64>(row, 2).unwrap_or(0),
-        )
-    }) {
-        if let Some(class) = RowClass::parse(&class) {
-            counts.add(class, n);
-        }
-    }
+    let counts = read_counts(&sql.counts);
     execute(&sql.drop_work, &[]);
     if sql.write_statuses.is_empty() {
         // merged from a source: drop the session's copy of it

@@ -313,6 +313,108 @@ fn op(a: &str, schema: &str, operator: &str, b: &str) -> String {
     format!("{a} OPERATOR({}.{operator}) {b}", quote_ident(schema))
 }
 
+/// Production's key as the pushed-down statements use it: its column names and the schemas of their
+/// equality operators; the work tables hold the key as `k1 .. kn`.
+struct Keys {
+    names: Vec<String>,
+    eq_schemas: Vec<String>,
+}
+
+impl Keys {
+    /// `alias.k1, alias.k2, ...`: the key columns of a work table.
+    fn work(&self, alias: &str) -> Vec<String> {
+        (0..self.names.len())
+            .map(|i| format!("{alias}.{}", kcol(i)))
+            .collect()
+    }
+
+    /// `alias."column"` for each of `columns` (production's key names, or staging's).
+    fn of(&self, alias: &str, columns: &[String]) -> Vec<String> {
+        columns
+            .iter()
+            .map(|c| format!("{alias}.{}", quote_ident(c)))
+            .collect()
+    }
+
+    /// Production's key columns of `alias`.
+    fn production(&self, alias: &str) -> Vec<String> {
+        self.of(alias, &self.names)
+    }
+
+    /// `x1 = y1 AND ...`, each with its key part's equality operator.
+    fn same(&self, x: &[String], y: &[String]) -> String {
+        x.iter()
+            .zip(y)
+            .zip(&self.eq_schemas)
+            .map(|((l, r), schema)| op(l, schema, "=", r))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// `t."id" AS k1, ...`: a work table's key columns, read from production `t`.
+    fn select_as_work(&self) -> String {
+        self.production("t")
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} AS {}", kcol(i)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn work_names(&self) -> String {
+        (0..self.names.len())
+            .map(kcol)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// How a work table is placed: distributed on the key part that distributes production (`k<i>`),
+    /// or like production.
+    fn work_placement(&self, placement: &Placement, table: &str) -> Result<Placement> {
+        match placement {
+            Placement::Distributed(c) => {
+                let i = self.names.iter().position(|k| k == c).ok_or_else(|| {
+                    DwrError::new(
+                        SqlState::FeatureNotSupported,
+                        format!(
+                            "{table}: distribution column {} is not in the primary key",
+                            crate::ident::display_ident(c)
+                        ),
+                    )
+                    .hint("Citus requires the primary key of a distributed table to contain its distribution column.")
+                })?;
+                Ok(Placement::Distributed(kcol(i)))
+            }
+            other => Ok(other.clone()),
+        }
+    }
+}
+
+/// `alias.<column> >= $1 AND alias.<column> <= $2`: a ranged statement's rows.
+fn in_range(alias: &str, column: &str) -> String {
+    format!(
+        "{} AND {}",
+        pg_op(&format!("{alias}.{column}"), ">=", "$1"),
+        pg_op(&format!("{alias}.{column}"), "<=", "$2")
+    )
+}
+
+/// The first and last row number (`column`) of work table `table`; `0, -1` when it is empty.
+fn row_range_sql(table: &str, column: &str) -> String {
+    format!(
+        "SELECT COALESCE(pg_catalog.min({column}), 0), COALESCE(pg_catalog.max({column}), -1) FROM {table}"
+    )
+}
+
+/// `$1`, `$2`: the row numbers of `table` in that range, in order (a failing range's, for its
+/// bisection).
+fn rows_in_range_sql(table: &str, column: &str) -> String {
+    format!(
+        "SELECT DISTINCT {column} FROM {table} x WHERE {} ORDER BY {column}",
+        in_range("x", column)
+    )
+}
+
 /// Write the SQL of a merge of `plan` into a Citus table placed as `placement`. `work`, `attempts`:
 /// from [`work_tables`]; `tombstones`: the qualified, quoted tombstone table.
 pub fn merge_sql(
@@ -332,79 +434,36 @@ pub fn merge_sql(
     let a = attempts;
     let tv = format!("t.{}", quote_ident(&ver.target));
 
-    // columns `alias.k<i>` (work, attempts) or `alias.<column>` (production, staging, tombstones)
-    let kw = |alias: &str| -> Vec<String> {
-        (0..keys.len())
-            .map(|i| format!("{alias}.{}", kcol(i)))
-            .collect()
+    let k = Keys {
+        names: keys.iter().map(|k| k.target.clone()).collect(),
+        eq_schemas: keys.iter().map(|k| k.eq_schema.clone()).collect(),
     };
-    let same = |x: &[String], y: &[String]| -> String {
-        x.iter()
-            .zip(y)
-            .zip(keys)
-            .map(|((l, r), k)| op(l, &k.eq_schema, "=", r))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
-    let kt = |alias: &str| -> Vec<String> {
-        keys.iter()
-            .map(|k| format!("{alias}.{}", quote_ident(&k.target)))
-            .collect()
-    };
-    let ks = |alias: &str| -> Vec<String> {
-        keys.iter()
-            .map(|k| format!("{alias}.{}", quote_ident(&k.staging)))
-            .collect()
-    };
+    let staging_keys: Vec<String> = keys.iter().map(|k| k.staging.clone()).collect();
+    let kw = |alias: &str| k.work(alias);
+    let kt = |alias: &str| k.production(alias);
+    let ks = |alias: &str| k.of(alias, &staging_keys);
+    let same = |x: &[String], y: &[String]| k.same(x, y);
     let class_is = |alias: &str, c: RowClass| pg_op(&format!("{alias}.cls"), "=", &lit(c));
-    let range = |alias: &str| {
-        format!(
-            "{} AND {}",
-            pg_op(&format!("{alias}.rn"), ">=", "$1"),
-            pg_op(&format!("{alias}.rn"), "<=", "$2")
-        )
-    };
+    let range = |alias: &str| in_range(alias, "rn");
 
     // the work and attempts tables: production's key columns (types and collations through
     // CREATE TABLE AS), placed like production
-    let dist_key = match placement {
-        Placement::Distributed(c) => keys.iter().position(|k| &k.target == c).ok_or_else(|| {
-            DwrError::new(
-                SqlState::FeatureNotSupported,
-                format!(
-                    "{}: distribution column {} is not in the primary key",
-                    plan.target_display,
-                    crate::ident::display_ident(c)
-                ),
-            )
-            .hint("Citus requires the primary key of a distributed table to contain its distribution column.")
-        })?,
-        _ => 0,
-    };
-    let key_select: Vec<String> = kt("t")
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{c} AS {}", kcol(i)))
-        .collect();
-    let work_placement = match placement {
-        Placement::Distributed(_) => Placement::Distributed(kcol(dist_key)),
-        other => other.clone(),
-    };
-    let unquoted = |q: &str| q.to_string();
+    let work_placement = k.work_placement(placement, &plan.target_display)?;
+    let key_select = k.select_as_work();
     let create = vec![
         format!(
             "CREATE TABLE {w} AS SELECT {}, {tv} AS v, NULL::pg_catalog.timestamptz AS loaded_at, \
              NULL::pg_catalog.int8 AS rn, NULL::pg_catalog.text AS cls, NULL::pg_catalog.text AS err \
              FROM ONLY {t} t WITH NO DATA",
-            key_select.join(", ")
+            key_select
         ),
-        work_placement.place_like(&unquoted(w), t),
+        work_placement.place_like(w, t),
         format!(
             "CREATE TABLE {a} AS SELECT {}, NULL::pg_catalog.int8 AS rn, NULL::pg_catalog.xid AS seen, \
              NULL::pg_catalog.jsonb AS before FROM ONLY {t} t WITH NO DATA",
-            key_select.join(", ")
+            key_select
         ),
-        work_placement.place_like(&unquoted(a), t),
+        work_placement.place_like(a, t),
     ];
 
     // ---- classification ----
@@ -620,14 +679,8 @@ pub fn merge_sql(
     Ok(CitusMergeSql {
         create,
         fill_classified,
-        row_range: format!(
-            "SELECT COALESCE(pg_catalog.min(rn), 0), COALESCE(pg_catalog.max(rn), -1) FROM {w}"
-        ),
-        rows_in_range: format!(
-            "SELECT DISTINCT rn FROM {w} WHERE {} AND {} ORDER BY rn",
-            pg_op("rn", ">=", "$1"),
-            pg_op("rn", "<=", "$2")
-        ),
+        row_range: row_range_sql(w, "rn"),
+        rows_in_range: rows_in_range_sql(w, "rn"),
         apply_inserts,
         apply_updates,
         find_retracts,
@@ -694,69 +747,24 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
     let name =
         |what: &str| quote_qualified(&target.schema, &format!("_dwr_undo_{what}_{}", target.oid));
     let (u, b, c, a) = (name("work"), name("before"), name("seen"), name("attempts"));
-    let keys: Vec<(String, String)> = pk
-        .columns
-        .iter()
-        .cloned()
-        .zip(pk.equality_schemas.iter().cloned())
-        .collect();
-    let kw = |alias: &str| -> Vec<String> {
-        (0..keys.len())
-            .map(|i| format!("{alias}.{}", kcol(i)))
-            .collect()
+    let k = Keys {
+        names: pk.columns.clone(),
+        eq_schemas: pk.equality_schemas.clone(),
     };
-    let kt = |alias: &str| -> Vec<String> {
-        keys.iter()
-            .map(|(k, _)| format!("{alias}.{}", quote_ident(k)))
-            .collect()
-    };
-    let same = |x: &[String], y: &[String]| -> String {
-        x.iter()
-            .zip(y)
-            .zip(&keys)
-            .map(|((l, r), (_, schema))| op(l, schema, "=", r))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
+    let kw = |alias: &str| k.work(alias);
+    let kt = |alias: &str| k.production(alias);
+    let same = |x: &[String], y: &[String]| k.same(x, y);
     let cls_is = |alias: &str, c: &str| pg_op(&format!("{alias}.cls"), "=", &quote_literal(c));
-    let range = |alias: &str| {
-        format!(
-            "{} AND {}",
-            pg_op(&format!("{alias}.n"), ">=", "$1"),
-            pg_op(&format!("{alias}.n"), "<=", "$2")
-        )
-    };
-    let dist = match placement {
-        Placement::Distributed(col) => {
-            Some(keys.iter().position(|(k, _)| k == col).ok_or_else(|| {
-                DwrError::new(
-                    SqlState::FeatureNotSupported,
-                    format!(
-                        "{}: distribution column {} is not in the primary key",
-                        target.display(),
-                        crate::ident::display_ident(col)
-                    ),
-                )
-            })?)
-        }
-        _ => None,
-    };
-    let work_placement = match dist {
-        Some(i) => Placement::Distributed(kcol(i)),
-        None => placement.clone(),
-    };
-    let key_select: Vec<String> = kt("t")
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{c} AS {}", kcol(i)))
-        .collect();
-    let key_names: Vec<String> = (0..keys.len()).map(kcol).collect();
+    let range = |alias: &str| in_range(alias, "n");
+    let work_placement = k.work_placement(placement, &target.display())?;
+    let key_select = k.select_as_work();
+    let key_names = k.work_names();
     let create = vec![
         format!(
             "CREATE TABLE {u} AS SELECT {}, NULL::pg_catalog.int8 AS n, NULL::pg_catalog.text AS action, \
              NULL::pg_catalog.jsonb AS after, NULL::pg_catalog.text AS cls, NULL::pg_catalog.text AS err, \
              NULL::pg_catalog.xid AS seen FROM ONLY {t} t WITH NO DATA",
-            key_select.join(", ")
+            key_select
         ),
         work_placement.place_like(&u, &t),
         format!("CREATE TABLE {b} AS SELECT t.* FROM ONLY {t} t WITH NO DATA"),
@@ -764,12 +772,12 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
         format!(
             "CREATE TABLE {c} AS SELECT {}, NULL::pg_catalog.text AS cls, NULL::pg_catalog.xid AS seen \
              FROM ONLY {t} t WITH NO DATA",
-            key_select.join(", ")
+            key_select
         ),
         work_placement.place_like(&c, &t),
         format!(
             "CREATE TABLE {a} AS SELECT {} FROM ONLY {t} t WITH NO DATA",
-            key_select.join(", ")
+            key_select
         ),
         work_placement.place_like(&a, &t),
     ];
@@ -780,11 +788,8 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
              SELECT {}, pg_catalog.jsonb_hash_extended(x.key, 0) OPERATOR(pg_catalog.&) 9223372036854775807, \
              x.action, x.after, 'gone' \
              FROM (SELECT c.key, c.action, c.after, {} AS a FROM dwr.row_changes c WHERE {} AND {}) x",
-            key_names.join(", "),
-            keys.iter()
-                .map(|(k, _)| format!("(x.a).{}", quote_ident(k)))
-                .collect::<Vec<_>>()
-                .join(", "),
+            key_names,
+            k.production("(x.a)").join(", "),
             image("c.after"),
             pg_op("c.run_id", "=", "$1"),
             pg_op("c.action", "=", "ANY ('{insert,update}'::pg_catalog.text[])"),
@@ -800,7 +805,7 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
         format!(
             "INSERT INTO {c} ({}, cls, seen) SELECT {}, CASE WHEN {} THEN CASE WHEN {} THEN 'delete' ELSE 'restore' END \
              ELSE 'changed' END, t.xmin FROM {u} w JOIN {t} t ON {}",
-            key_names.join(", "),
+            key_names,
             kw("w").join(", "),
             pg_op("pg_catalog.to_jsonb(t.*)", "=", "w.after"),
             pg_op("w.action", "=", "'insert'"),
@@ -855,7 +860,7 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
     let apply_restores = [
         format!(
             "INSERT INTO {a} ({}) SELECT {} FROM {u} w WHERE {} AND {}",
-            key_names.join(", "),
+            key_names,
             kw("w").join(", "),
             cls_is("w", "restore"),
             range("w"),
@@ -883,14 +888,8 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
         create,
         fill,
         classify,
-        row_range: format!(
-            "SELECT COALESCE(pg_catalog.min(n), 0), COALESCE(pg_catalog.max(n), -1) FROM {u}"
-        ),
-        rows_in_range: format!(
-            "SELECT DISTINCT n FROM {u} WHERE {} AND {} ORDER BY n",
-            pg_op("n", ">=", "$1"),
-            pg_op("n", "<=", "$2")
-        ),
+        row_range: row_range_sql(&u, "n"),
+        rows_in_range: rows_in_range_sql(&u, "n"),
         apply_deletes,
         apply_restores,
         defer_rest: format!(
