@@ -47,6 +47,26 @@ pub fn refuse_local(rel: &Relation, role: &str) {
     }
 }
 
+/// Run `f` with `citus.enable_unsafe_triggers` on (Citus refuses to create or drop a trigger on a
+/// distributed table otherwise), then set it back to what it was for the rest of the transaction.
+pub fn with_unsafe_triggers<R>(f: impl FnOnce() -> R) -> R {
+    let before = query_one::<String>(
+        "SELECT pg_catalog.current_setting('citus.enable_unsafe_triggers')",
+        &[],
+    )
+    .unwrap_or_else(|| "off".into());
+    execute(
+        "SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true)",
+        &[],
+    );
+    let r = f();
+    execute(
+        "SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', $1, true)",
+        &[before.as_str().into()],
+    );
+    r
+}
+
 /// Whether `a` and `b` are Citus tables in the same co-location group.
 fn colocated(a: u32, b: u32) -> bool {
     query_one::<bool>(
@@ -239,6 +259,7 @@ pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
         ctx.since.into(),
     ];
     execute(&sql.fill_classified, &fill_args);
+    execute(&sql.analyze_work, &[]);
     crate::merge::test_hold_after_classify();
     let (lo, hi) = row_range(&sql.row_range);
 
@@ -400,6 +421,7 @@ pub fn undo(
             execute(stmt, &[run_id.into()]);
         }
     });
+    execute(&sql.analyze, &[]);
     for stmt in &sql.classify {
         execute(stmt, &[]);
     }

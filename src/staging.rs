@@ -272,9 +272,10 @@ fn dwr_create_staging(
     // deletes CDC applies from now on are recorded, whatever session_replication_role it runs with
     if has_delete_tracking(target) {
         if sharded.is_some() {
-            execute("SET LOCAL citus.enable_unsafe_triggers = on", &[]);
+            crate::citus::with_unsafe_triggers(|| execute(&remove_delete_tracking(&t), &[]));
+        } else {
+            execute(&remove_delete_tracking(&t), &[]);
         }
-        execute(&remove_delete_tracking(&t), &[]);
     }
     match &sharded {
         None => {
@@ -291,10 +292,13 @@ fn dwr_create_staging(
             let s = exec::relation_or_raise(staging_oid, "staging table");
             crate::citus::place_staging(&t, &s, p);
             let tombstones = crate::citus::ensure_tombstones(&t, &s, p);
-            for stmt in dwr_engine::citus::install_delete_tracking(&t, &tombstones, DELETE_TRIGGER)
-            {
-                execute(&stmt, &[]);
-            }
+            crate::citus::with_unsafe_triggers(|| {
+                for stmt in
+                    dwr_engine::citus::install_delete_tracking(&t, &tombstones, DELETE_TRIGGER)
+                {
+                    execute(&stmt, &[]);
+                }
+            });
             // the merge's work tables too: placing a table takes the better part of a second,
             // which belongs to the set-up rather than to the first merge (a staging table the
             // merge cannot use yet is left to the merge to report)
@@ -322,9 +326,10 @@ fn dwr_drop_staging(target: Option<pg_sys::Oid>) {
         require_owner(&t);
         if has_delete_tracking(target) {
             if crate::citus::placement(t.oid).is_some() {
-                execute("SET LOCAL citus.enable_unsafe_triggers = on", &[]);
+                crate::citus::with_unsafe_triggers(|| execute(&remove_delete_tracking(&t), &[]));
+            } else {
+                execute(&remove_delete_tracking(&t), &[]);
             }
-            execute(&remove_delete_tracking(&t), &[]);
         }
     }
     if let Some(s) = exec::relation(reg.staging) {

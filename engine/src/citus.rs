@@ -210,13 +210,13 @@ fn key_columns(target: &Relation) -> Vec<String> {
 
 /// Delete tracking on a Citus production table: the trigger of `install_delete_tracking`, calling
 /// `dwr._record_delete_citus` with the tombstone table and the key columns. Citus creates it on
-/// every shard (and on shards made later); it needs `citus.enable_unsafe_triggers` to be created.
+/// every shard (and on shards made later); run these with `citus.enable_unsafe_triggers` on (Citus
+/// refuses triggers on distributed tables otherwise: the trigger fires on the workers).
 pub fn install_delete_tracking(target: &Relation, tombstones: &str, trigger: &str) -> Vec<String> {
     let mut args = vec![quote_literal(tombstones)];
     args.extend(key_columns(target).iter().map(|k| quote_literal(k)));
     let trigger = quote_ident(trigger);
     vec![
-        "SET LOCAL citus.enable_unsafe_triggers = on".to_string(),
         format!(
             "CREATE TRIGGER {trigger} AFTER DELETE ON {} FOR EACH ROW EXECUTE FUNCTION dwr._record_delete_citus({})",
             target.quoted(),
@@ -239,6 +239,9 @@ pub struct CitusMergeSql {
     /// `$1`: message for a NULL version, `$2`, `$3`: the open reload's window (NULL without one),
     /// `$4`: deletes count from this moment. Fills and classifies the work table
     pub fill_classified: String,
+    /// statistics of the filled work table (Citus analyzes every shard), so the apply steps join it
+    /// with hashes or index lookups, never nested scans
+    pub analyze_work: String,
     /// `SELECT min(rn), max(rn)` of the work table
     pub row_range: String,
     /// `$1`, `$2`: the row numbers of the work table in that range, in order (a failing range's,
@@ -361,6 +364,15 @@ impl Keys {
             .join(", ")
     }
 
+    /// Production's key column names, quoted, as in an index definition.
+    fn quoted_names(&self) -> String {
+        self.names
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn work_names(&self) -> String {
         (0..self.names.len())
             .map(kcol)
@@ -457,12 +469,15 @@ pub fn merge_sql(
              FROM ONLY {t} t WITH NO DATA",
             key_select
         ),
+        // the key index: the joins of the apply steps look rows up in the work tables by key
+        format!("CREATE INDEX ON {w} ({})", k.work_names()),
         work_placement.place_like(w, t),
         format!(
             "CREATE TABLE {a} AS SELECT {}, NULL::pg_catalog.int8 AS rn, NULL::pg_catalog.xid AS seen, \
              NULL::pg_catalog.jsonb AS before FROM ONLY {t} t WITH NO DATA",
             key_select
         ),
+        format!("CREATE INDEX ON {a} ({})", k.work_names()),
         work_placement.place_like(a, t),
     ];
 
@@ -679,6 +694,7 @@ pub fn merge_sql(
     Ok(CitusMergeSql {
         create,
         fill_classified,
+        analyze_work: format!("ANALYZE {w}"),
         row_range: row_range_sql(w, "rn"),
         rows_in_range: rows_in_range_sql(w, "rn"),
         apply_inserts,
@@ -717,6 +733,8 @@ pub struct CitusUndoSql {
     /// production's row compared with the after image (`to_jsonb`, which Citus allows in an
     /// `INSERT ... SELECT` but not in an `UPDATE`), then copied to the work rows
     pub classify: [String; 2],
+    /// statistics of the filled work tables
+    pub analyze: String,
     pub row_range: String,
     pub rows_in_range: String,
     /// ranged: delete the rows still as the run left them, mark them `deleted`
@@ -766,19 +784,23 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
              NULL::pg_catalog.xid AS seen FROM ONLY {t} t WITH NO DATA",
             key_select
         ),
+        format!("CREATE INDEX ON {u} ({key_names})"),
         work_placement.place_like(&u, &t),
         format!("CREATE TABLE {b} AS SELECT t.* FROM ONLY {t} t WITH NO DATA"),
+        format!("CREATE INDEX ON {b} ({})", k.quoted_names()),
         placement.place_like(&b, &t),
         format!(
             "CREATE TABLE {c} AS SELECT {}, NULL::pg_catalog.text AS cls, NULL::pg_catalog.xid AS seen \
              FROM ONLY {t} t WITH NO DATA",
             key_select
         ),
+        format!("CREATE INDEX ON {c} ({key_names})"),
         work_placement.place_like(&c, &t),
         format!(
             "CREATE TABLE {a} AS SELECT {} FROM ONLY {t} t WITH NO DATA",
             key_select
         ),
+        format!("CREATE INDEX ON {a} ({key_names})"),
         work_placement.place_like(&a, &t),
     ];
     let image = |col: &str| format!("pg_catalog.jsonb_populate_record(NULL::{t}, {col})");
@@ -888,6 +910,7 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
         create,
         fill,
         classify,
+        analyze: format!("ANALYZE {u}, {b}"),
         row_range: row_range_sql(&u, "n"),
         rows_in_range: rows_in_range_sql(&u, "n"),
         apply_deletes,
@@ -1020,9 +1043,10 @@ mod tests {
         ));
         assert!(m.create[0].ends_with("WITH NO DATA"));
         assert_eq!(
-            m.create[1],
+            m.create[2],
             "SELECT pg_catalog.create_distributed_table('\"staging\".\"_dwr_work_16384\"', 'k2', colocate_with => '\"production\".\"customers\"')"
         );
+        assert!(m.create[1].starts_with("CREATE INDEX ON") && m.create[1].ends_with("(k1, k2)"));
         assert!(m.create[3].contains("_dwr_attempts_16384"));
         assert!(m.clear.contains("_dwr_attempts_16384") && m.clear.contains("_dwr_work_16384"));
         assert_eq!(
@@ -1128,8 +1152,8 @@ mod tests {
     fn a_reference_table_merges_through_reference_work_tables() {
         let (w, a) = work_tables("staging", 7);
         let m = merge_sql(&citus_plan(), &Placement::Reference, &w, &a, "x", false).unwrap();
-        assert!(m.create[1].contains("create_reference_table"));
-        assert!(m.create[3].contains("create_reference_table"));
+        assert!(m.create[2].contains("create_reference_table"));
+        assert!(m.create[5].contains("create_reference_table"));
     }
 
     #[test]
@@ -1148,8 +1172,9 @@ mod tests {
         t.oid = 42;
         t.columns[2].generated = "s".into();
         let u = undo_sql(&t, &Placement::Distributed("id".into())).unwrap();
-        assert!(u.create[1].contains("'\"p\".\"_dwr_undo_work_42\"', 'k1'"));
-        assert!(u.create[3].contains("'\"p\".\"_dwr_undo_before_42\"', 'id'"));
+        assert!(u.create[2].contains("'\"p\".\"_dwr_undo_work_42\"', 'k1'"));
+        assert!(u.create[4].ends_with("(\"id\")"));
+        assert!(u.create[5].contains("'\"p\".\"_dwr_undo_before_42\"', 'id'"));
         assert!(u.classify[0].starts_with("INSERT INTO"));
         assert!(u.classify[0].contains("pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.=) w.after"));
         assert!(u.apply_deletes[0].contains("t.xmin OPERATOR(pg_catalog.=) w.seen"));
