@@ -259,7 +259,9 @@ pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
         ctx.since.into(),
     ];
     execute(&sql.fill_classified, &fill_args);
-    execute(&sql.analyze_work, &[]);
+    if !sql.analyze_work.is_empty() {
+        execute(&sql.analyze_work, &[]);
+    }
     crate::merge::test_hold_after_classify();
     let (lo, hi) = row_range(&sql.row_range);
 
@@ -421,7 +423,9 @@ pub fn undo(
             execute(stmt, &[run_id.into()]);
         }
     });
-    execute(&sql.analyze, &[]);
+    if !sql.analyze.is_empty() {
+        execute(&sql.analyze, &[]);
+    }
     for stmt in &sql.classify {
         execute(stmt, &[]);
     }

@@ -122,6 +122,11 @@ fn dwr_undo(run_id: Option<i64>) -> pgrx::composite_type!('static, "dwr.merge_re
         ))
     });
     crate::citus::refuse_local(&target, "production");
+    if crate::citus::placement(target.oid) == Some(dwr_engine::citus::Placement::Reference) {
+        raise(dwr_engine::citus::undo_reference_unsupported(
+            &target.display(),
+        ));
+    }
     // from here on a failure is recorded as a FAILED undo run (outside this transaction, by the
     // same background worker as a failed merge), then raised; the work runs in a subtransaction so
     // that the session is clean enough to start the worker

@@ -19,6 +19,9 @@
 //!   (sub)transaction as the write, on the same worker connection, so a production row this attempt
 //!   wrote has the attempt row's `xmin`. An update also requires production's row to still be the
 //!   one the attempt read (`t.xmin = a.seen`), which is what the single-server lock step ensures.
+//!   A reference table has a copy on every node, each with its own `xmin`, and every copy must take
+//!   the same decision: there the update requires the version column the attempt read instead, and
+//!   `dwr_undo` is refused.
 //!
 //! Tables Citus does not manage merge as on a single server. Citus local tables are refused.
 
@@ -106,6 +109,18 @@ pub fn unsupported(table: &str, role: &str, kind: &str) -> DwrError {
         "Undistribute it (undistribute_table) or distribute it (create_distributed_table); see \
          README, \"Citus\".",
     )
+}
+
+/// `dwr_undo` on a Citus reference table: refused. The undo recognises a row still as the run left
+/// it by its `xmin`, which differs between a reference table's copies on the nodes; deciding on one
+/// copy and writing all of them could make the copies disagree.
+pub fn undo_reference_unsupported(table: &str) -> DwrError {
+    DwrError::new(
+        SqlState::FeatureNotSupported,
+        format!("dwr_undo cannot undo a run on {table}, a Citus reference table"),
+    )
+    .detail("The run's row images are in dwr.row_changes; nothing was changed.")
+    .hint("Restore the rows from dwr.row_changes (action, before, after) by hand; see README, \"Citus\".")
 }
 
 /// Staging placed differently from production (not co-located with a Citus production table, or
@@ -474,7 +489,7 @@ pub fn merge_sql(
         work_placement.place_like(w, t),
         format!(
             "CREATE TABLE {a} AS SELECT {}, NULL::pg_catalog.int8 AS rn, NULL::pg_catalog.xid AS seen, \
-             NULL::pg_catalog.jsonb AS before FROM ONLY {t} t WITH NO DATA",
+             {tv} AS seen_version, NULL::pg_catalog.jsonb AS before FROM ONLY {t} t WITH NO DATA",
             key_select
         ),
         format!("CREATE INDEX ON {a} ({})", k.work_names()),
@@ -602,9 +617,16 @@ pub fn merge_sql(
         .map(|v| format!("{} = {}", quote_ident(&v.target), value_expr(v)))
         .collect();
     sets.push(format!("{} = w.v", quote_ident(&ver.target)));
+    // the row the attempt read is still there: on a distributed table the same row version
+    // (`xmin`, exact); on a reference table the same version column value, because each node's copy
+    // has its own `xmin` and the attempt read one copy (every copy must take the same decision)
+    let still_as_read = match placement {
+        Placement::Reference => format!("{tv} IS NOT DISTINCT FROM a.seen_version"),
+        _ => pg_op("t.xmin", "=", "a.seen"),
+    };
     let apply_updates = [
         format!(
-            "INSERT INTO {a} ({attempt_cols}, rn, seen, before) SELECT {}, w.rn, t.xmin, {} \
+            "INSERT INTO {a} ({attempt_cols}, rn, seen, seen_version, before) SELECT {}, w.rn, t.xmin, {tv}, {} \
              FROM {w} w JOIN {t} t ON {} WHERE {} AND {} AND {}",
             kw("w").join(", "),
             if row_audit {
@@ -628,7 +650,7 @@ pub fn merge_sql(
             same(&kt("t"), &kw("a")),
             class_is("w", RowClass::Update),
             range("a"),
-            pg_op("t.xmin", "=", "a.seen"),
+            still_as_read,
         ),
         defer_untaken(RowClass::Update),
     ];
@@ -694,7 +716,13 @@ pub fn merge_sql(
     Ok(CitusMergeSql {
         create,
         fill_classified,
-        analyze_work: format!("ANALYZE {w}"),
+        // (not a reference table's: ANALYZE reads its copy on this node by local execution, after
+        // which Citus refuses the transaction's parallel commands on other tables, as in
+        // dwr_merge_all; a reference table is small)
+        analyze_work: match placement {
+            Placement::Reference => String::new(),
+            _ => format!("ANALYZE {w}"),
+        },
         row_range: row_range_sql(w, "rn"),
         rows_in_range: rows_in_range_sql(w, "rn"),
         apply_inserts,
@@ -910,7 +938,10 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
         create,
         fill,
         classify,
-        analyze: format!("ANALYZE {u}, {b}"),
+        analyze: match placement {
+            Placement::Reference => String::new(),
+            _ => format!("ANALYZE {u}, {b}"),
+        },
         row_range: row_range_sql(&u, "n"),
         rows_in_range: rows_in_range_sql(&u, "n"),
         apply_deletes,

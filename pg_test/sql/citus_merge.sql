@@ -85,7 +85,7 @@ SELECT r.action, r.key, r.before ->> 'name' AS before_name, r.after ->> 'name' A
 -- the merge's work tables stay next to staging (dwr_create_staging made them), empty, for the
 -- next merge; the undo's lived only in its transaction
 SELECT n.nspname, count(*) AS work_tables FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relname LIKE '\_dwr\_%' GROUP BY 1 ORDER BY 1;
+ WHERE c.relname LIKE '\_dwr\_%' AND c.relkind = 'r' GROUP BY 1 ORDER BY 1;
 SELECT (SELECT count(*) FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
          WHERE c.relname LIKE '\_dwr\_%' AND p.colocationid = (SELECT colocationid FROM pg_dist_partition
                                                                WHERE logicalrelid = 'production.customers'::regclass)) AS co_located;
@@ -109,8 +109,15 @@ SELECT r.name AS region, c.name AS customer, o.amount FROM production.orders o
   JOIN production.customers c USING (customer_id) JOIN production.regions r USING (region_id)
  WHERE o.customer_id IN (1, 20) ORDER BY o.customer_id;
 TABLE production.notes;
+-- an update of the reference table, on every node's copy
+INSERT INTO staging.regions VALUES (1, 'north (renamed)', '2025-01-12');
+SELECT status, updated FROM dwr_merge('production.regions');
+SELECT name FROM production.regions ORDER BY region_id;
+-- undo on a reference table is refused (each node's copy has its own xmin)
+SELECT dwr_undo((SELECT max(run_id) FROM dwr.merge_runs WHERE target = 'production.regions'::regclass));
 -- the reference table's copies agree on every node
-SELECT DISTINCT result FROM run_command_on_placements('production.regions', 'SELECT count(*) FROM %s');
+SELECT DISTINCT result FROM run_command_on_placements('production.regions',
+  'SELECT string_agg(region_id || '':'' || name || '':'' || updated_at, '','' ORDER BY region_id) FROM %s');
 
 -- tombstones are pruned like on a single server: once no staged row or open reload needs them
 SELECT dwr_purge_staging('production.customers', 'ALL') AS purged;
