@@ -35,15 +35,18 @@ pub fn placement(oid: u32) -> Option<Placement> {
 pub fn sharded(rel: &Relation, role: &str) -> Option<Placement> {
     match placement(rel.oid) {
         None => None,
-        Some(Placement::Local) => raise(engine::unsupported(&rel.display(), role, "local")),
+        Some(p @ (Placement::Local | Placement::Replicated)) => {
+            raise(engine::unsupported(&rel.display(), role, p.kind()))
+        }
         Some(p) => Some(p),
     }
 }
 
-/// Refuse a Citus local table (`role`: "production" or "staging").
+/// Refuse a Citus local table or a distributed table with replicated shards (`role`: "production"
+/// or "staging").
 pub fn refuse_local(rel: &Relation, role: &str) {
-    if placement(rel.oid) == Some(Placement::Local) {
-        raise(engine::unsupported(&rel.display(), role, "local"));
+    if let Some(p @ (Placement::Local | Placement::Replicated)) = placement(rel.oid) {
+        raise(engine::unsupported(&rel.display(), role, p.kind()));
     }
 }
 

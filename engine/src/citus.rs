@@ -37,7 +37,8 @@ pub const HAS_CITUS_SQL: &str =
 
 /// `$1` (oid): the Citus kind of a relation (`distributed`, `reference`, `local`) and for a
 /// distributed table its distribution column; no row when Citus does not manage it.
-pub const CITUS_TABLE_SQL: &str = "SELECT CASE WHEN p.partmethod OPERATOR(pg_catalog.<>) 'n' THEN 'distributed' \
+pub const CITUS_TABLE_SQL: &str = "SELECT CASE WHEN p.partmethod OPERATOR(pg_catalog.<>) 'n' AND p.repmodel OPERATOR(pg_catalog.=) 'c' THEN 'replicated' \
+     WHEN p.partmethod OPERATOR(pg_catalog.<>) 'n' THEN 'distributed' \
      WHEN p.repmodel OPERATOR(pg_catalog.=) 't' THEN 'reference' ELSE 'local' END, \
      CASE WHEN p.partmethod OPERATOR(pg_catalog.<>) 'n' \
           THEN pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) END \
@@ -52,6 +53,9 @@ pub enum Placement {
     Reference,
     /// a Citus local table
     Local,
+    /// distributed with more than one copy of each shard (`citus.shard_replication_factor` > 1,
+    /// statement-based replication)
+    Replicated,
 }
 
 impl Placement {
@@ -60,6 +64,7 @@ impl Placement {
         match (kind, column) {
             ("distributed", Some(c)) => Placement::Distributed(c),
             ("reference", _) => Placement::Reference,
+            ("replicated", _) => Placement::Replicated,
             _ => Placement::Local,
         }
     }
@@ -69,6 +74,7 @@ impl Placement {
             Placement::Distributed(_) => "distributed",
             Placement::Reference => "reference",
             Placement::Local => "local",
+            Placement::Replicated => "replicated",
         }
     }
 
@@ -82,7 +88,7 @@ impl Placement {
                 quote_literal(column),
                 quote_literal(target)
             ),
-            Placement::Reference | Placement::Local => format!(
+            Placement::Reference | Placement::Local | Placement::Replicated => format!(
                 "SELECT pg_catalog.create_reference_table({})",
                 quote_literal(table)
             ),
@@ -95,6 +101,10 @@ impl Placement {
 pub fn unsupported(table: &str, role: &str, kind: &str) -> DwrError {
     let what = match kind {
         "local" => "a Citus local table (added to Citus's metadata)".to_string(),
+        "replicated" => {
+            "a Citus distributed table with replicated shards (citus.shard_replication_factor > 1)"
+                .to_string()
+        }
         other => format!("a Citus {other} table"),
     };
     DwrError::new(
@@ -102,12 +112,13 @@ pub fn unsupported(table: &str, role: &str, kind: &str) -> DwrError {
         format!("{role} table {table} is {what}, which this version cannot merge"),
     )
     .detail(
-        "Distributed and reference tables merge on their shards; a Citus local table is neither a \
-         plain table of this server nor a table with shards the merge can join on.",
+        "Distributed tables (one copy of each shard) and reference tables merge on their shards; a \
+         Citus local table has no shards to merge on, and the copies of a replicated shard each \
+         have their own row versions, which the merge decides on.",
     )
     .hint(
-        "Undistribute it (undistribute_table) or distribute it (create_distributed_table); see \
-         README, \"Citus\".",
+        "Distribute it with citus.shard_replication_factor = 1 (create_distributed_table), or \
+         undistribute it (undistribute_table); see README, \"Citus\".",
     )
 }
 
@@ -1011,6 +1022,9 @@ mod tests {
             .place_like("s.\"O'x\"", "p.x")
             .contains("create_reference_table('s.\"O''x\"')"));
         assert_eq!(Placement::parse("local", None), Placement::Local);
+        assert_eq!(Placement::parse("replicated", Some("id".into())), Placement::Replicated);
+        let e = unsupported("p.t", "production", "replicated");
+        assert!(e.message.contains("replicated shards"), "{}", e.message);
     }
 
     #[test]

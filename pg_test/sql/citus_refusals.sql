@@ -15,12 +15,18 @@ CREATE TABLE production.notes (note_id int PRIMARY KEY, body text NOT NULL, upda
 CREATE TABLE production.locals (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
 SELECT create_distributed_table('production.customers', 'customer_id');
 SELECT citus_add_local_table_to_metadata('production.locals');
+CREATE TABLE production.replicated (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
+SET citus.shard_replication_factor = 2;
+SELECT create_distributed_table('production.replicated', 'id');
+RESET citus.shard_replication_factor;
 INSERT INTO production.customers VALUES (1, 'Alice', '2025-01-10'), (2, 'Bob', '2025-01-10');
 INSERT INTO production.notes VALUES (1, 'old', '2025-01-10');
 
 \set VERBOSITY default
 -- a Citus local table: refused before anything is created or installed
 SELECT dwr_create_staging('production.locals');
+-- and a distributed table whose shards have two copies (each with its own row versions)
+SELECT dwr_create_staging('production.replicated');
 SELECT count(*) AS staging_schemas FROM pg_namespace WHERE nspname = 'staging';
 
 -- a plain table on the coordinator: staging, delete tracking, merge and audit as on one server
