@@ -267,6 +267,9 @@ pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
     }
     crate::merge::test_hold_after_classify();
     let (lo, hi) = row_range(&sql.row_range);
+    // how many rows each apply step has to write: when a step's write takes them all, its
+    // statement that defers the rest is skipped
+    let classes = crate::merge::read_counts(&sql.counts);
 
     let mut lock_timeouts = 0u32;
     let mut mark = |rn: i64, e: &Caught| {
@@ -280,8 +283,22 @@ pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
     // the workers wait for a row CDC holds at most dwr.row_lock_timeout: SET LOCAL reaches the
     // workers' transactions when Citus propagates it
     with_worker_lock_timeout(ctx.row_lock_timeout, || {
-        apply_step(&sql.apply_inserts, &sql.rows_in_range, lo, hi, &mut mark);
-        apply_step(&sql.apply_updates, &sql.rows_in_range, lo, hi, &mut mark);
+        apply_step(
+            &sql.apply_inserts,
+            &sql.rows_in_range,
+            lo,
+            hi,
+            Some(classes.inserted as u64),
+            &mut mark,
+        );
+        apply_step(
+            &sql.apply_updates,
+            &sql.rows_in_range,
+            lo,
+            hi,
+            Some(classes.updated as u64),
+            &mut mark,
+        );
     });
     if execute(&sql.find_retracts, &[ctx.since.into()]) > 0 {
         for stmt in &sql.apply_retracts {
@@ -360,12 +377,13 @@ pub fn apply_step(
     rows: &str,
     lo: i64,
     hi: i64,
+    all_written: Option<u64>,
     on_row_error: &mut dyn FnMut(i64, &Caught),
 ) {
     if lo > hi {
         return;
     }
-    match try_steps(steps, lo, hi) {
+    match try_steps(steps, lo, hi, all_written) {
         Ok(()) => {}
         Err(e) if !e.is_row_error() && !e.is_lock_timeout() => exec::raise_caught(e),
         Err(e) => {
@@ -381,11 +399,21 @@ pub fn apply_step(
     }
 }
 
-fn try_steps(steps: &[String], lo: i64, hi: i64) -> Result<(), Caught> {
+/// Run the statements of one apply step over `lo ..= hi` in a subtransaction. With `all_written`
+/// (a merge's whole range: how many rows of the step's class there are), a last statement that
+/// only moves the rows the write did not take to `Deferred` is skipped when the write took them all.
+fn try_steps(steps: &[String], lo: i64, hi: i64, all_written: Option<u64>) -> Result<(), Caught> {
     let args: Vec<DatumWithOid<'static>> = vec![lo.into(), hi.into()];
     exec::subtransaction(|| {
-        for sql in steps {
-            execute(sql, &args);
+        let mut written = 0;
+        for (i, sql) in steps.iter().enumerate() {
+            if i == 2 && all_written == Some(written) {
+                break;
+            }
+            let n = execute(sql, &args);
+            if i == 1 {
+                written = n;
+            }
         }
     })
 }
@@ -398,7 +426,7 @@ fn split(steps: &[String], numbers: &[i64], on_row_error: &mut dyn FnMut(i64, &C
     let (left, right) = numbers.split_at(numbers.len() / 2);
     for half in [left, right] {
         let (lo, hi) = (half[0], half[half.len() - 1]);
-        match try_steps(steps, lo, hi) {
+        match try_steps(steps, lo, hi, None) {
             Ok(()) => {}
             Err(e) if !e.is_row_error() && !e.is_lock_timeout() => exec::raise_caught(e),
             Err(e) if half.len() == 1 || lo == hi => on_row_error(lo, &e),
@@ -441,8 +469,22 @@ pub fn undo(
         }
     };
     with_worker_lock_timeout(row_lock_timeout, || {
-        apply_step(&sql.apply_deletes, &sql.rows_in_range, lo, hi, &mut mark);
-        apply_step(&sql.apply_restores, &sql.rows_in_range, lo, hi, &mut mark);
+        apply_step(
+            &sql.apply_deletes,
+            &sql.rows_in_range,
+            lo,
+            hi,
+            None,
+            &mut mark,
+        );
+        apply_step(
+            &sql.apply_restores,
+            &sql.rows_in_range,
+            lo,
+            hi,
+            None,
+            &mut mark,
+        );
     });
     execute(&sql.defer_rest, &[]);
     if row_audit {

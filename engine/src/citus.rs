@@ -1022,7 +1022,10 @@ mod tests {
             .place_like("s.\"O'x\"", "p.x")
             .contains("create_reference_table('s.\"O''x\"')"));
         assert_eq!(Placement::parse("local", None), Placement::Local);
-        assert_eq!(Placement::parse("replicated", Some("id".into())), Placement::Replicated);
+        assert_eq!(
+            Placement::parse("replicated", Some("id".into())),
+            Placement::Replicated
+        );
         let e = unsupported("p.t", "production", "replicated");
         assert!(e.message.contains("replicated shards"), "{}", e.message);
     }
