@@ -51,23 +51,23 @@ pub fn refuse_local(rel: &Relation, role: &str) {
 }
 
 /// Run `f` with `citus.enable_unsafe_triggers` on (Citus refuses to create or drop a trigger on a
-/// distributed table otherwise), then set it back to what it was for the rest of the transaction.
+/// distributed table otherwise).
 pub fn with_unsafe_triggers<R>(f: impl FnOnce() -> R) -> R {
-    let before = query_one::<String>(
-        "SELECT pg_catalog.current_setting('citus.enable_unsafe_triggers')",
-        &[],
+    exec::with_setting("citus.enable_unsafe_triggers", "on", f)
+}
+
+/// Whether the relation named `qualified` exists.
+fn table_exists(qualified: &str) -> bool {
+    query_one::<bool>(
+        "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+        &[qualified.into()],
     )
-    .unwrap_or_else(|| "off".into());
-    execute(
-        "SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true)",
-        &[],
-    );
-    let r = f();
-    execute(
-        "SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', $1, true)",
-        &[before.as_str().into()],
-    );
-    r
+    .unwrap_or(false)
+}
+
+/// The tombstone table next to `staging` (qualified, quoted).
+fn tombstones_table(staging: &Relation) -> String {
+    quote_qualified(&staging.schema, &engine::tombstones_name(&staging.name))
 }
 
 /// Whether `a` and `b` are Citus tables in the same co-location group.
@@ -125,14 +125,9 @@ pub fn not_pushed_down(target: &str, what: &str) -> DwrError {
 /// The tombstone table of `target` whose staging is `staging` (qualified, quoted), created and
 /// placed like production when missing.
 pub fn ensure_tombstones(target: &Relation, staging: &Relation, p: &Placement) -> String {
-    let name = engine::tombstones_name(&staging.name);
-    let qualified = quote_qualified(&staging.schema, &name);
-    let exists = query_one::<bool>(
-        "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
-        &[qualified.as_str().into()],
-    )
-    .unwrap_or(false);
-    if !exists {
+    let qualified = tombstones_table(staging);
+    if !table_exists(&qualified) {
+        let name = engine::tombstones_name(&staging.name);
         for stmt in engine::create_tombstones(target, &staging.schema, &name) {
             execute(&stmt, &[]);
         }
@@ -143,13 +138,8 @@ pub fn ensure_tombstones(target: &Relation, staging: &Relation, p: &Placement) -
 
 /// The tombstone table of a registered Citus target, or the error that says to re-create staging.
 pub fn tombstones_of(target: &Relation, staging: &Relation) -> String {
-    let qualified = quote_qualified(&staging.schema, &engine::tombstones_name(&staging.name));
-    let exists = query_one::<bool>(
-        "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
-        &[qualified.as_str().into()],
-    )
-    .unwrap_or(false);
-    if !exists {
+    let qualified = tombstones_table(staging);
+    if !table_exists(&qualified) {
         raise(
             DwrError::new(
                 SqlState::UndefinedTable,
@@ -164,10 +154,12 @@ pub fn tombstones_of(target: &Relation, staging: &Relation) -> String {
 
 /// Drop the tombstone table and the merge's work tables next to `staging`, if they are there.
 pub fn drop_citus_tables(staging: &Relation, target_oid: u32) {
-    let qualified = quote_qualified(&staging.schema, &engine::tombstones_name(&staging.name));
     let (work, attempts) = engine::work_tables(&staging.schema, target_oid);
     execute(
-        &format!("DROP TABLE IF EXISTS {qualified}, {attempts}, {work}"),
+        &format!(
+            "DROP TABLE IF EXISTS {}, {attempts}, {work}",
+            tombstones_table(staging)
+        ),
         &[],
     );
 }
@@ -191,32 +183,22 @@ pub struct CitusRun<'a> {
     pub row_audit: bool,
     pub null_version: &'a str,
     pub row_lock_timeout: i32,
-    /// the work and attempts tables (qualified, quoted)
-    pub work_tables: (String, String),
-    /// production's columns the work table's first columns must match
-    pub work_columns: Vec<String>,
 }
 
-/// Make the merge's work tables unless they exist, fit production's key and version (`columns`:
-/// see `dwr_engine::citus::work_columns`) and are placed with it.
-pub fn ensure_work_tables(
-    sql: &CitusMergeSql,
-    tables: &(String, String),
-    columns: &[String],
-    target: pg_sys::Oid,
-) {
-    let (work, attempts) = tables;
+/// Make the merge's work tables of `sql` unless they exist, fit production (`target`)'s key and
+/// version and are placed with it.
+pub fn ensure_work_tables(sql: &CitusMergeSql, target: pg_sys::Oid) {
     let fits = query_one::<bool>(
         engine::WORK_FITS_SQL,
         &[
-            work.as_str().into(),
-            attempts.as_str().into(),
+            sql.work.as_str().into(),
+            sql.attempts.as_str().into(),
             target.into(),
-            columns.to_vec().into(),
+            sql.work_columns.clone().into(),
         ],
     )
     .unwrap_or(false)
-        && [work, attempts].iter().all(|t| {
+        && [&sql.work, &sql.attempts].iter().all(|t| {
             query_one::<pg_sys::Oid>(
                 "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
                 &[t.as_str().into()],
@@ -226,12 +208,7 @@ pub fn ensure_work_tables(
     if fits {
         return;
     }
-    let exist = query_one::<bool>(
-        "SELECT pg_catalog.to_regclass($1) IS NOT NULL OR pg_catalog.to_regclass($2) IS NOT NULL",
-        &[work.as_str().into(), attempts.as_str().into()],
-    )
-    .unwrap_or(false);
-    if exist {
+    if table_exists(&sql.work) || table_exists(&sql.attempts) {
         execute(&sql.drop_stale, &[]);
     }
     for stmt in &sql.create {
@@ -254,7 +231,7 @@ fn row_range(sql: &str) -> (i64, i64) {
 
 /// Run the statements of a Citus merge; returns the counts by final class.
 pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
-    ensure_work_tables(sql, &ctx.work_tables, &ctx.work_columns, ctx.target);
+    ensure_work_tables(sql, ctx.target);
     let fill_args: Vec<DatumWithOid> = vec![
         ctx.null_version.into(),
         ctx.window.0.into(),
@@ -319,38 +296,13 @@ pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
     counts
 }
 
-/// Run `f` with `lock_timeout` (and Citus's propagation of `SET LOCAL`) set for this transaction,
-/// on the coordinator and on the workers' connections; restored afterwards. `ms <= 0` changes
-/// nothing.
+/// Run `f` with `lock_timeout` at `ms` on the coordinator and on the workers' connections: the
+/// `SET LOCAL` of `exec::with_lock_timeout` reaches the workers' transactions while
+/// `citus.propagate_set_commands` is `local`.
 fn with_worker_lock_timeout<R>(ms: i32, f: impl FnOnce() -> R) -> R {
-    if ms <= 0 {
-        return f();
-    }
-    let before = query_one::<String>("SELECT pg_catalog.current_setting('lock_timeout')", &[])
-        .unwrap_or_else(|| "0".into());
-    let propagate = query_one::<String>(
-        "SELECT pg_catalog.current_setting('citus.propagate_set_commands')",
-        &[],
-    )
-    .unwrap_or_else(|| "none".into());
-    execute("SET LOCAL citus.propagate_set_commands = 'local'", &[]);
-    execute(&format!("SET LOCAL lock_timeout = {ms}"), &[]);
-    let r = f();
-    execute(
-        &format!(
-            "SET LOCAL lock_timeout = {}",
-            dwr_engine::ident::quote_literal(&before)
-        ),
-        &[],
-    );
-    execute(
-        &format!(
-            "SET LOCAL citus.propagate_set_commands = {}",
-            dwr_engine::ident::quote_literal(&propagate)
-        ),
-        &[],
-    );
-    r
+    exec::with_setting("citus.propagate_set_commands", "local", || {
+        exec::with_lock_timeout(ms, f)
+    })
 }
 
 /// The SQL of a Citus merge, or the error that says why it cannot run.
@@ -362,10 +314,33 @@ pub fn merge_sql(
     tombstones: &str,
     row_audit: bool,
 ) -> CitusMergeSql {
-    let (work, attempts) = engine::work_tables(&staging.schema, target_oid);
     check(engine::merge_sql(
-        plan, p, &work, &attempts, tombstones, row_audit,
+        plan,
+        p,
+        &staging.schema,
+        target_oid,
+        tombstones,
+        row_audit,
     ))
+}
+
+/// Make the merge's work tables of a newly registered Citus table (placing a table takes a third
+/// of a second, which belongs to the set-up rather than to the first merge). A staging table the
+/// merge cannot use yet is left to the merge to report.
+pub fn prepare_work_tables(
+    target: &Relation,
+    staging: &Relation,
+    p: &Placement,
+    tombstones: &str,
+    version_column: &str,
+) {
+    let casts = exec::casts_between(staging, target);
+    let plan = dwr_engine::plan::plan_merge(target, staging, &casts, version_column, true);
+    if let Ok(sql) = plan.and_then(|plan| {
+        engine::merge_sql(&plan, p, &staging.schema, target.oid, tombstones, false)
+    }) {
+        ensure_work_tables(&sql, pg_sys::Oid::from(target.oid));
+    }
 }
 
 /// Run an apply step over the work rows `lo ..= hi` (their hashed row numbers); when it fails on a

@@ -343,18 +343,39 @@ pub fn extension_owner() -> pg_sys::Oid {
 }
 
 /// Run `f` with the server's `lock_timeout` set to `ms` (transaction-local), then put the previous
-/// value back.
+/// value back. A `SET LOCAL` statement rather than `set_config`, so that on a Citus coordinator it
+/// reaches the workers' transactions too when `citus.propagate_set_commands` is `local`.
 pub fn with_lock_timeout<R>(ms: i32, f: impl FnOnce() -> R) -> R {
     let previous = query_one::<String>("SELECT pg_catalog.current_setting('lock_timeout')", &[])
         .unwrap_or_default();
+    let set = |value: &str| {
+        execute(
+            &format!(
+                "SET LOCAL lock_timeout = {}",
+                dwr_engine::ident::quote_literal(value)
+            ),
+            &[],
+        )
+    };
+    set(&format!("{ms}ms"));
+    let r = f();
+    set(&previous);
+    r
+}
+
+/// Run `f` with configuration parameter `name` set to `value` for this transaction, then set it
+/// back to what it was.
+pub fn with_setting<R>(name: &str, value: &str, f: impl FnOnce() -> R) -> R {
+    let previous = query_one::<String>("SELECT pg_catalog.current_setting($1)", &[name.into()])
+        .unwrap_or_default();
     execute(
-        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
-        &[format!("{ms}ms").as_str().into()],
+        "SELECT pg_catalog.set_config($1, $2, true)",
+        &[name.into(), value.into()],
     );
     let r = f();
     execute(
-        "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
-        &[previous.as_str().into()],
+        "SELECT pg_catalog.set_config($1, $2, true)",
+        &[name.into(), previous.as_str().into()],
     );
     r
 }

@@ -245,8 +245,6 @@ fn merge_registered(
                 row_audit,
                 null_version: &null_version,
                 row_lock_timeout: guc::ROW_LOCK_TIMEOUT.get(),
-                work_tables: dwr_engine::citus::work_tables(&staging.schema, target.oid),
-                work_columns: dwr_engine::citus::work_columns(&plan),
             },
         ),
         None => run_statements(&sql, &ctx, &null_version, &null_key),

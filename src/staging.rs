@@ -299,19 +299,7 @@ fn dwr_create_staging(
                     execute(&stmt, &[]);
                 }
             });
-            // the merge's work tables too: placing a table takes the better part of a second,
-            // which belongs to the set-up rather than to the first merge (a staging table the
-            // merge cannot use yet is left to the merge to report)
-            let casts = exec::casts_between(&s, &t);
-            let tables = dwr_engine::citus::work_tables(&s.schema, t.oid);
-            if let Ok(plan) = dwr_engine::plan::plan_merge(&t, &s, &casts, version, true) {
-                if let Ok(sql) =
-                    dwr_engine::citus::merge_sql(&plan, p, &tables.0, &tables.1, &tombstones, false)
-                {
-                    let columns = dwr_engine::citus::work_columns(&plan);
-                    crate::citus::ensure_work_tables(&sql, &tables, &columns, target);
-                }
-            }
+            crate::citus::prepare_work_tables(&t, &s, p, &tombstones, version);
         }
     }
     staging_oid

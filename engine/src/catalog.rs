@@ -258,6 +258,23 @@ pub(crate) mod fixtures {
         }
     }
 
+    /// `p.t (id integer PRIMARY KEY, name text, g integer GENERATED ALWAYS AS (...) STORED)`: the
+    /// table the undo tests restore (a generated column is never written back).
+    pub fn table_with_generated_column() -> Relation {
+        let mut t = table(
+            "p",
+            "t",
+            vec![
+                col("id", INT4, "integer"),
+                col("name", TEXT, "text"),
+                col("g", INT4, "integer"),
+            ],
+            &["id"],
+        );
+        t.columns[2].generated = "s".into();
+        t
+    }
+
     pub fn table(schema: &str, name: &str, columns: Vec<Column>, pk: &[&str]) -> Relation {
         let columns = columns
             .into_iter()

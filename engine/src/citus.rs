@@ -29,7 +29,7 @@ use crate::catalog::Relation;
 use crate::error::{DwrError, Result, SqlState};
 use crate::ident::{quote_ident, quote_literal, quote_qualified};
 use crate::plan::{Conversion, MergePlan, META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS};
-use crate::sqlgen::RowClass;
+use crate::sqlgen::{kcol, op, pg_op, RowClass};
 
 /// Whether Citus's catalog exists in this database (`CITUS_TABLE_SQL` may only run then).
 pub const HAS_CITUS_SQL: &str =
@@ -262,6 +262,11 @@ pub struct CitusMergeSql {
     pub create: Vec<String>,
     /// drop them first, when they no longer fit
     pub drop_stale: String,
+    /// the work and attempts tables (qualified, quoted), and production's columns the work
+    /// table's first columns must match ([`WORK_FITS_SQL`])
+    pub work: String,
+    pub attempts: String,
+    pub work_columns: Vec<String>,
     /// `$1`: message for a NULL version, `$2`, `$3`: the open reload's window (NULL without one),
     /// `$4`: deletes count from this moment. Fills and classifies the work table
     pub fill_classified: String,
@@ -314,7 +319,7 @@ pub const WORK_FITS_SQL: &str = "SELECT pg_catalog.to_regclass($1) IS NOT NULL A
          OPERATOR(pg_catalog.=) pg_catalog.cardinality($4)";
 
 /// The columns of production [`WORK_FITS_SQL`] compares the work table's first columns with.
-pub fn work_columns(plan: &MergePlan) -> Vec<String> {
+fn work_columns(plan: &MergePlan) -> Vec<String> {
     plan.keys
         .iter()
         .map(|k| k.target.clone())
@@ -328,18 +333,6 @@ pub fn work_tables(schema: &str, target_oid: u32) -> (String, String) {
         quote_qualified(schema, &format!("_dwr_work_{target_oid}")),
         quote_qualified(schema, &format!("_dwr_attempts_{target_oid}")),
     )
-}
-
-fn kcol(i: usize) -> String {
-    format!("k{}", i + 1)
-}
-
-fn pg_op(a: &str, operator: &str, b: &str) -> String {
-    format!("{a} OPERATOR(pg_catalog.{operator}) {b}")
-}
-
-fn op(a: &str, schema: &str, operator: &str, b: &str) -> String {
-    format!("{a} OPERATOR({}.{operator}) {b}", quote_ident(schema))
 }
 
 /// Production's key as the pushed-down statements use it: its column names and the schemas of their
@@ -453,13 +446,14 @@ fn rows_in_range_sql(table: &str, column: &str) -> String {
     )
 }
 
-/// Write the SQL of a merge of `plan` into a Citus table placed as `placement`. `work`, `attempts`:
-/// from [`work_tables`]; `tombstones`: the qualified, quoted tombstone table.
+/// Write the SQL of a merge of `plan` into a Citus table (oid `target_oid`) placed as `placement`,
+/// with its work tables in staging's schema `schema` (see [`work_tables`]); `tombstones`: the
+/// qualified, quoted tombstone table.
 pub fn merge_sql(
     plan: &MergePlan,
     placement: &Placement,
-    work: &str,
-    attempts: &str,
+    schema: &str,
+    target_oid: u32,
     tombstones: &str,
     row_audit: bool,
 ) -> Result<CitusMergeSql> {
@@ -468,8 +462,8 @@ pub fn merge_sql(
     let s = &plan.staging;
     let ver = &plan.version;
     let keys = &plan.keys;
-    let w = work;
-    let a = attempts;
+    let (work, attempts) = work_tables(schema, target_oid);
+    let (w, a) = (work.as_str(), attempts.as_str());
     let tv = format!("t.{}", quote_ident(&ver.target));
 
     let k = Keys {
@@ -481,7 +475,7 @@ pub fn merge_sql(
     let kt = |alias: &str| k.production(alias);
     let ks = |alias: &str| k.of(alias, &staging_keys);
     let same = |x: &[String], y: &[String]| k.same(x, y);
-    let class_is = |alias: &str, c: RowClass| pg_op(&format!("{alias}.cls"), "=", &lit(c));
+    let class_is = |alias: &str, c: RowClass| pg_op(&format!("{alias}.cls"), "=", &c.lit());
     let range = |alias: &str| in_range(alias, "rn");
 
     // the work and attempts tables: production's key columns (types and collations through
@@ -526,17 +520,17 @@ pub fn merge_sql(
         "CASE WHEN {sv} IS NULL THEN {} WHEN NOT {in_window} THEN {} \
          WHEN {} IS NOT NULL THEN CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END \
          WHEN {} IS NOT NULL THEN {} ELSE {} END",
-        lit(RowClass::Error),
-        lit(RowClass::OutsideWindow),
+        RowClass::Error.lit(),
+        RowClass::OutsideWindow.lit(),
         kt("t")[0],
         newer(&sv),
-        lit(RowClass::Update),
+        RowClass::Update.lit(),
         op(&tv, &ver.ord_schema, "=", &sv),
-        lit(RowClass::Unchanged),
-        lit(RowClass::Stale),
+        RowClass::Unchanged.lit(),
+        RowClass::Stale.lit(),
         tb_keys[0],
-        lit(RowClass::Deleted),
-        lit(RowClass::Insert),
+        RowClass::Deleted.lit(),
+        RowClass::Insert.lit(),
     );
     // a 63-bit hash of the key numbers the rows (collisions only coarsen the bisection of a
     // failing row); no sequence, which Citus would evaluate on the coordinator
@@ -582,7 +576,7 @@ pub fn merge_sql(
         format!(
             "UPDATE {w} w SET cls = {} WHERE {} AND {} AND NOT EXISTS \
              (SELECT FROM {a} a JOIN {t} t ON {} WHERE {} AND {})",
-            lit(RowClass::Deferred),
+            RowClass::Deferred.lit(),
             class_is("w", c),
             range("w"),
             same(&kt("t"), &kw("a")),
@@ -682,7 +676,7 @@ pub fn merge_sql(
         ),
         format!(
             "UPDATE {w} SET cls = {} WHERE {}",
-            lit(RowClass::Deleted),
+            RowClass::Deleted.lit(),
             pg_op("cls", "=", "'retract'")
         ),
     ];
@@ -745,16 +739,19 @@ pub fn merge_sql(
         counts: format!("SELECT cls, pg_catalog.count(*) FROM {w} GROUP BY cls"),
         mark_row_error: format!(
             "UPDATE {w} SET cls = {}, err = $2 WHERE {}",
-            lit(RowClass::Error),
+            RowClass::Error.lit(),
             pg_op("rn", "=", "$1")
         ),
         mark_row_deferred: format!(
             "UPDATE {w} SET cls = {} WHERE {} AND {}",
-            lit(RowClass::Deferred),
+            RowClass::Deferred.lit(),
             pg_op("rn", "=", "$1"),
             pg_op("cls", "=", "ANY ('{insert,update}'::pg_catalog.text[])"),
         ),
         drop_stale: format!("DROP TABLE IF EXISTS {a}, {w}"),
+        work_columns: work_columns(plan),
+        work: work.clone(),
+        attempts: attempts.clone(),
         clear: format!("TRUNCATE {w}, {a}"),
     })
 }
@@ -991,10 +988,6 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
     })
 }
 
-fn lit(c: RowClass) -> String {
-    quote_literal(c.as_str())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1050,12 +1043,11 @@ mod tests {
     }
 
     fn sql(row_audit: bool) -> CitusMergeSql {
-        let (w, a) = work_tables("staging", 16384);
         merge_sql(
             &citus_plan(),
             &Placement::Distributed("customer_id".into()),
-            &w,
-            &a,
+            "staging",
+            16384,
             "\"staging\".\"customers_dwr_tombstones\"",
             row_audit,
         )
@@ -1181,12 +1173,11 @@ mod tests {
         plan.with_metadata = false;
         assert!(check_plan(&plan).is_err());
         // a distribution column outside the key
-        let (w, a) = work_tables("staging", 1);
         let e = merge_sql(
             &citus_plan(),
             &Placement::Distributed("name".into()),
-            &w,
-            &a,
+            "staging",
+            1,
             "x",
             false,
         )
@@ -1198,8 +1189,15 @@ mod tests {
 
     #[test]
     fn a_reference_table_merges_through_reference_work_tables() {
-        let (w, a) = work_tables("staging", 7);
-        let m = merge_sql(&citus_plan(), &Placement::Reference, &w, &a, "x", false).unwrap();
+        let m = merge_sql(
+            &citus_plan(),
+            &Placement::Reference,
+            "staging",
+            7,
+            "x",
+            false,
+        )
+        .unwrap();
         assert!(m.create[2].contains("create_reference_table"));
         assert!(m.create[5].contains("create_reference_table"));
     }
@@ -1207,18 +1205,8 @@ mod tests {
     #[test]
     fn undo_compares_images_in_insert_select_and_writes_by_key_and_xmin() {
         use crate::catalog::fixtures::*;
-        let mut t = table(
-            "p",
-            "t",
-            vec![
-                col("id", INT4, "integer"),
-                col("name", TEXT, "text"),
-                col("g", INT4, "integer"),
-            ],
-            &["id"],
-        );
+        let mut t = table_with_generated_column();
         t.oid = 42;
-        t.columns[2].generated = "s".into();
         let u = undo_sql(&t, &Placement::Distributed("id".into())).unwrap();
         assert!(u.create[2].contains("'\"p\".\"_dwr_undo_work_42\"', 'k1'"));
         assert!(u.create[4].ends_with("(\"id\")"));

@@ -101,7 +101,7 @@ impl RowClass {
         }
     }
 
-    fn lit(self) -> String {
+    pub(crate) fn lit(self) -> String {
         quote_literal(self.as_str())
     }
 }
@@ -161,12 +161,12 @@ impl Counts {
 }
 
 /// `a OPERATOR(schema.op) b`
-fn op(a: &str, schema: &str, operator: &str, b: &str) -> String {
+pub(crate) fn op(a: &str, schema: &str, operator: &str, b: &str) -> String {
     format!("{a} OPERATOR({}.{operator}) {b}", quote_ident(schema))
 }
 
 /// `a OPERATOR(pg_catalog.op) b`
-fn pg_op(a: &str, operator: &str, b: &str) -> String {
+pub(crate) fn pg_op(a: &str, operator: &str, b: &str) -> String {
     format!("{a} OPERATOR(pg_catalog.{operator}) {b}")
 }
 
@@ -184,7 +184,7 @@ fn in_range(alias: &str) -> String {
 }
 
 /// Work-table column holding key part `i`.
-fn kcol(i: usize) -> String {
+pub(crate) fn kcol(i: usize) -> String {
     format!("k{}", i + 1)
 }
 

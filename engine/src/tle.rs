@@ -71,6 +71,27 @@ fn fname(prefix: &str, what: &str) -> String {
     format!("dwr.{}", quote_ident(&format!("{prefix}_{what}")))
 }
 
+/// The audit path of a generated merge or undo (`kind`): `write` (`$1` run id, `$2` target oid)
+/// run as the package owner, only for a run of that kind this session has open with row audit on
+/// that table.
+fn audit_writer(name: &str, kind: &str, write: &str) -> String {
+    stmt_function(
+        name,
+        &["pg_catalog.int8", "pg_catalog.oid"],
+        "void",
+        &format!(
+            "BEGIN\nIF NOT EXISTS (SELECT FROM dwr.merge_runs r WHERE r.run_id OPERATOR(pg_catalog.=) $1 \
+             AND r.target OPERATOR(pg_catalog.=) $2 AND r.status OPERATOR(pg_catalog.=) 'RUNNING' \
+             AND r.kind OPERATOR(pg_catalog.=) {} AND r.row_audit \
+             AND r.backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()) THEN\n\
+             RAISE EXCEPTION 'run % is not a running {kind} of this session', $1 USING ERRCODE = '55000';\nEND IF;\n\
+             {write};\nEND",
+            quote_literal(kind)
+        ),
+        true,
+    )
+}
+
 /// A PL/pgSQL function whose body runs `stmt` once; `$n` in `stmt` are its arguments.
 fn stmt_function(name: &str, args: &[&str], returns: &str, body: &str, definer: bool) -> String {
     format!(
@@ -306,19 +327,10 @@ fn merge_variant(p: &str, sql: &MergeSql, owner: &str) -> String {
     if row_audit {
         // the audit path: runs as the package owner, for a run this session has open with row
         // audit on this table, copying the images the merge kept in the session's temporary table
-        out.push_str(&stmt_function(
+        out.push_str(&audit_writer(
             &f("write_row_changes"),
-            &["pg_catalog.int8", "pg_catalog.oid"],
-            "void",
-            &format!(
-                "BEGIN\nIF NOT EXISTS (SELECT FROM dwr.merge_runs r WHERE r.run_id OPERATOR(pg_catalog.=) $1 \
-                 AND r.target OPERATOR(pg_catalog.=) $2 AND r.status OPERATOR(pg_catalog.=) 'RUNNING' \
-                 AND r.row_audit AND r.backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()) THEN\n\
-                 RAISE EXCEPTION 'run % is not a running run of this session', $1 USING ERRCODE = '55000';\nEND IF;\n\
-                 {};\nEND",
-                sql.write_row_changes
-            ),
-            true,
+            "merge",
+            &sql.write_row_changes,
         ));
     }
     out.push_str(&run_query(
@@ -466,20 +478,10 @@ fn undo_code(prefix: &str, target: &Relation, undo: &UndoSql, owner: &str) -> St
         &f("row_failed"),
         None,
     ));
-    out.push_str(&stmt_function(
+    out.push_str(&audit_writer(
         &f("write_row_changes"),
-        &["pg_catalog.int8", "pg_catalog.oid"],
-        "void",
-        &format!(
-            "BEGIN\nIF NOT EXISTS (SELECT FROM dwr.merge_runs r WHERE r.run_id OPERATOR(pg_catalog.=) $1 \
-             AND r.target OPERATOR(pg_catalog.=) $2 AND r.status OPERATOR(pg_catalog.=) 'RUNNING' \
-             AND r.kind OPERATOR(pg_catalog.=) 'undo' AND r.row_audit \
-             AND r.backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()) THEN\n\
-             RAISE EXCEPTION 'run % is not a running undo of this session', $1 USING ERRCODE = '55000';\nEND IF;\n\
-             {};\nEND",
-            undo.write_row_changes
-        ),
-        true,
+        "undo",
+        &undo.write_row_changes,
     ));
     out.push_str(&run_query(
         &f("counts"),

@@ -221,17 +221,7 @@ mod tests {
 
     #[test]
     fn undo_restores_every_writable_non_key_column() {
-        let mut t = table(
-            "p",
-            "t",
-            vec![
-                col("id", INT4, "integer"),
-                col("name", TEXT, "text"),
-                col("g", INT4, "integer"),
-            ],
-            &["id"],
-        );
-        t.columns[2].generated = "s".into();
+        let t = table_with_generated_column();
         let sql = undo_sql(&t);
         assert!(
             sql.apply_restores.contains("\"name\" = (x.b).\"name\""),
