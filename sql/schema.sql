@@ -33,7 +33,7 @@ CREATE TABLE dwr.merge_runs (
     run_id                  pg_catalog.int8        GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     kind                    pg_catalog.text        NOT NULL DEFAULT 'merge'
                             CHECK (kind OPERATOR(pg_catalog.=) ANY ('{merge,undo}'::pg_catalog.text[])),
-    target                  pg_catalog.oid         NOT NULL,
+    target                  pg_catalog.regclass    NOT NULL,
     target_name             pg_catalog.text        NOT NULL,
     source_name             pg_catalog.text        NOT NULL,
     dry_run                 pg_catalog.bool        NOT NULL,
@@ -72,7 +72,7 @@ COMMENT ON COLUMN dwr.merge_runs.kind IS 'merge, or undo (a dwr_undo of the run 
 COMMENT ON COLUMN dwr.merge_runs.deleted IS 'undo: rows the undone merge had inserted and the undo deleted';
 COMMENT ON COLUMN dwr.merge_runs.undo_of IS 'undo: the run it took back';
 COMMENT ON COLUMN dwr.merge_runs.row_audit IS 'whether the run wrote before and after images to dwr.row_changes (dwr.row_audit)';
-COMMENT ON COLUMN dwr.merge_runs.target IS 'OID of the production table (kept after the table is dropped)';
+COMMENT ON COLUMN dwr.merge_runs.target IS 'the production table (kept by name through pg_dump and pg_restore; a number once the table is dropped)';
 COMMENT ON COLUMN dwr.merge_runs.target_name IS 'schema-qualified name of the production table at the time of the run';
 COMMENT ON COLUMN dwr.merge_runs.source_name IS 'schema-qualified name of the table merged from';
 COMMENT ON COLUMN dwr.merge_runs.dry_run IS 'true when the run computed its counts and changed nothing';
@@ -99,7 +99,7 @@ COMMENT ON COLUMN dwr.merge_runs.error_message IS 'text of the error that failed
 
 CREATE TABLE dwr.row_changes (
     run_id      pg_catalog.int8        NOT NULL,
-    target      pg_catalog.oid         NOT NULL,
+    target      pg_catalog.regclass    NOT NULL,
     key         pg_catalog.jsonb       NOT NULL,
     action      pg_catalog.text        NOT NULL
                 CHECK (action OPERATOR(pg_catalog.=) ANY ('{insert,update,delete,restore}'::pg_catalog.text[])),
@@ -110,7 +110,7 @@ CREATE INDEX row_changes_run_idx ON dwr.row_changes (run_id);
 COMMENT ON TABLE dwr.row_changes IS
   'Before and after image of every production row a merge (or an undo) changed, when dwr.row_audit is on. Readable by the extension owner only: the images hold production data.';
 COMMENT ON COLUMN dwr.row_changes.run_id IS 'the run in dwr.merge_runs';
-COMMENT ON COLUMN dwr.row_changes.target IS 'OID of the production table';
+COMMENT ON COLUMN dwr.row_changes.target IS 'the production table';
 COMMENT ON COLUMN dwr.row_changes.key IS 'the row''s primary key, as a jsonb array in key column order';
 COMMENT ON COLUMN dwr.row_changes.action IS 'insert or update (a merge); delete (an undo removing an inserted row) or restore (an undo putting the before image back)';
 COMMENT ON COLUMN dwr.row_changes.before IS 'the whole row before the change (to_jsonb); NULL for an insert';
@@ -139,7 +139,7 @@ COMMENT ON COLUMN dwr.reloads.ended_at IS 'when dwr_end_reload closed it (NULL: 
 COMMENT ON COLUMN dwr.reloads.ended_by IS 'the role that closed it';
 
 CREATE TABLE dwr.tombstones (
-    target      pg_catalog.oid         NOT NULL,
+    target      pg_catalog.regclass    NOT NULL,
     key         pg_catalog.jsonb       NOT NULL,
     deleted_at  pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     deleted_xid pg_catalog.xid8        NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
@@ -147,7 +147,7 @@ CREATE TABLE dwr.tombstones (
 CREATE INDEX tombstones_target_key_idx ON dwr.tombstones (target, key, deleted_at);
 COMMENT ON TABLE dwr.tombstones IS
   'Deletes seen on registered production tables (by their delete-tracking trigger, whatever session_replication_role): a staged row whose key production deleted since the reload began is skipped, never re-inserted. Pruned when no open reload or staging table needs a row any more.';
-COMMENT ON COLUMN dwr.tombstones.target IS 'OID of the production table (the root of a partitioned table)';
+COMMENT ON COLUMN dwr.tombstones.target IS 'the production table (the root of a partitioned table)';
 COMMENT ON COLUMN dwr.tombstones.key IS 'the deleted row''s primary key, as a jsonb array in key column order';
 COMMENT ON COLUMN dwr.tombstones.deleted_at IS 'clock time of the delete';
 COMMENT ON COLUMN dwr.tombstones.deleted_xid IS 'the deleting transaction';

@@ -16,6 +16,15 @@ pub static ROW_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(20);
 /// `dwr.row_changes` (needed by `dwr_undo`).
 pub static ROW_AUDIT: GucSetting<bool> = GucSetting::<bool>::new(true);
 
+/// `dwr.ddl_lock_timeout`: how long one attempt of the extension's own DDL on production
+/// (installing or removing delete tracking) waits for its table lock. A waiting lock request makes
+/// every later one on the table wait behind it, CDC's writes included: this bounds that wait.
+pub static DDL_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(50);
+
+/// `dwr.ddl_lock_wait`: how long the attempts of [`DDL_LOCK_TIMEOUT`] go on, with backoff, before
+/// the DDL fails with 55P03.
+pub static DDL_LOCK_WAIT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+
 /// `dwr.test_hold_after_classify`: a test hook. When not 0, a merge waits for the advisory lock of
 /// that number (shared) after it has read and classified the staged rows and before it locks or
 /// writes anything, so a test can interleave another session's writes exactly there. Superuser only.
@@ -49,6 +58,26 @@ pub fn register() {
         &ROW_AUDIT,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"dwr.ddl_lock_timeout",
+        c"How long one attempt to lock a production table for the extension's DDL waits.",
+        c"Installing or removing delete tracking asks for its table lock in attempts this long, so CDC writes never queue behind it for longer.",
+        &DDL_LOCK_TIMEOUT,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"dwr.ddl_lock_wait",
+        c"How long the extension's DDL keeps trying to lock a production table.",
+        c"After this long it fails with SQLSTATE 55P03, naming the sessions that hold the table.",
+        &DDL_LOCK_WAIT,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
     );
     GucRegistry::define_int_guc(
         c"dwr.test_hold_after_classify",

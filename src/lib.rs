@@ -30,9 +30,14 @@ pub mod verify;
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!(
+    "../sql/dms_window_reload--0.2.0--0.3.0.sql",
+    name = "shared",
+    requires = ["schema"]
+);
+pgrx::extension_sql_file!(
     "../sql/functions.sql",
     name = "functions",
-    requires = ["schema"]
+    requires = ["schema", "shared"]
 );
 pgrx::extension_sql_file!(
     "../sql/dms_window_reload--0.1.0--0.2.0.sql",

@@ -147,6 +147,17 @@ fn has_delete_tracking(target: pg_sys::Oid) -> bool {
     .unwrap_or(false)
 }
 
+/// Take a table lock on production for the extension's own DDL (`mode` as in `LOCK TABLE`) without
+/// making CDC writers queue behind the request: `dwr._lock_for_ddl`, shared with the pg_tle package
+/// (`sql/dms_window_reload--0.2.0--0.3.0.sql`), tries for `dwr.ddl_lock_timeout` at a time with
+/// backoff and fails with 55P03 after `dwr.ddl_lock_wait`.
+fn lock_for_ddl(target: pg_sys::Oid, mode: &str, purpose: &str) {
+    execute(
+        "SELECT dwr._lock_for_ddl($1::pg_catalog.regclass, $2, $3)",
+        &[target.into(), mode.into(), purpose.into()],
+    );
+}
+
 /// The oid of the relation `schema.name`, if there is one.
 fn relation_named(schema: &str, name: &str) -> Option<pg_sys::Oid> {
     query_one::<pg_sys::Oid>(
@@ -251,10 +262,55 @@ fn dwr_create_staging(
             .hint("Use another staging_schema, or dwr_drop_staging the other registration first."),
         );
     }
+    let staging = exec::relation_or_raise(staging_oid, "staging table");
+    match &sharded {
+        None => crate::citus::refuse_local(&staging, "staging"),
+        Some(p) => {
+            // on the shards, with a tombstone table co-located with production (dwr_engine::citus)
+            crate::citus::place_staging(&t, &staging, p);
+            let tombstones = crate::citus::ensure_tombstones(&t, &staging, p);
+            crate::citus::prepare_work_tables(&t, &staging, p, &tombstones, version);
+        }
+    }
+    // deletes CDC applies from now on are recorded, whatever session_replication_role it runs
+    // with: the last change to production, so that the table lock it needs is held as briefly as
+    // possible (until the caller commits), and asked for in attempts CDC never queues behind
+    let replace = has_delete_tracking(target);
+    lock_for_ddl(
+        target,
+        if replace {
+            "ACCESS EXCLUSIVE"
+        } else {
+            "SHARE ROW EXCLUSIVE"
+        },
+        "install delete tracking",
+    );
+    match &sharded {
+        None => {
+            if replace {
+                execute(&remove_delete_tracking(&t), &[]);
+            }
+            for stmt in install_delete_tracking(&t) {
+                execute(&stmt, &[]);
+            }
+        }
+        Some(_) => crate::citus::with_unsafe_triggers(|| {
+            if replace {
+                execute(&remove_delete_tracking(&t), &[]);
+            }
+            let tombstones = crate::citus::tombstones_of(&t, &staging);
+            for stmt in dwr_engine::citus::install_delete_tracking(&t, &tombstones, DELETE_TRIGGER)
+            {
+                execute(&stmt, &[]);
+            }
+        }),
+    }
+    // deletes count from the moment the trigger holds its lock, not from the transaction's start
+    // (a delete committed while the lock was being waited for was never recorded)
     as_role(exec::extension_owner(), || {
         execute(
-            "INSERT INTO dwr.tables (target, staging, version_column, staging_created, registered_by) \
-             VALUES ($1, $2, $3, $4, pg_catalog.pg_get_userbyid($5)) \
+            "INSERT INTO dwr.tables (target, staging, version_column, staging_created, registered_by, tracking_since) \
+             VALUES ($1, $2, $3, $4, pg_catalog.pg_get_userbyid($5), pg_catalog.clock_timestamp()) \
              ON CONFLICT (target) DO UPDATE SET staging = EXCLUDED.staging, \
              version_column = EXCLUDED.version_column, registered_at = pg_catalog.now(), \
              registered_by = EXCLUDED.registered_by, \
@@ -269,39 +325,6 @@ fn dwr_create_staging(
             ],
         );
     });
-    // deletes CDC applies from now on are recorded, whatever session_replication_role it runs with
-    if has_delete_tracking(target) {
-        if sharded.is_some() {
-            crate::citus::with_unsafe_triggers(|| execute(&remove_delete_tracking(&t), &[]));
-        } else {
-            execute(&remove_delete_tracking(&t), &[]);
-        }
-    }
-    match &sharded {
-        None => {
-            crate::citus::refuse_local(
-                &exec::relation_or_raise(staging_oid, "staging table"),
-                "staging",
-            );
-            for stmt in install_delete_tracking(&t) {
-                execute(&stmt, &[]);
-            }
-        }
-        Some(p) => {
-            // on the shards, into a tombstone table co-located with production (dwr_engine::citus)
-            let s = exec::relation_or_raise(staging_oid, "staging table");
-            crate::citus::place_staging(&t, &s, p);
-            let tombstones = crate::citus::ensure_tombstones(&t, &s, p);
-            crate::citus::with_unsafe_triggers(|| {
-                for stmt in
-                    dwr_engine::citus::install_delete_tracking(&t, &tombstones, DELETE_TRIGGER)
-                {
-                    execute(&stmt, &[]);
-                }
-            });
-            crate::citus::prepare_work_tables(&t, &s, p, &tombstones, version);
-        }
-    }
     staging_oid
 }
 
@@ -313,6 +336,7 @@ fn dwr_drop_staging(target: Option<pg_sys::Oid>) {
     if let Some(t) = exec::relation(target) {
         require_owner(&t);
         if has_delete_tracking(target) {
+            lock_for_ddl(target, "ACCESS EXCLUSIVE", "remove delete tracking");
             if crate::citus::placement(t.oid).is_some() {
                 crate::citus::with_unsafe_triggers(|| execute(&remove_delete_tracking(&t), &[]));
             } else {

@@ -257,7 +257,13 @@ fn script(state: &State) -> String {
     let code = generate(state);
     match &state.version {
         None => tle::install_script(&code, &state.order, &state.owner),
-        Some(_) => tle::update_script(&state.generated, &code, &state.order, &state.owner),
+        Some(installed) => tle::update_script(
+            installed,
+            &state.generated,
+            &code,
+            &state.order,
+            &state.owner,
+        ),
     }
 }
 
@@ -291,7 +297,8 @@ fn install(db: &mut Client, o: &Options) -> Result<String, Error> {
         }
         Some(current) => {
             let version = tle::next_version(Some(current));
-            let update = tle::update_script(&state.generated, &code, &state.order, &state.owner);
+            let update =
+                tle::update_script(current, &state.generated, &code, &state.order, &state.owner);
             // only an update path: pg_tle makes the extension depend on the install script of
             // every version it reaches, so a full script per version could never be removed
             tx.execute(
@@ -303,6 +310,24 @@ fn install(db: &mut Client, o: &Options) -> Result<String, Error> {
                 dwr_engine::ident::quote_ident(EXTENSION),
                 dwr_engine::ident::quote_literal(&version)
             ))?;
+            if tle::base_of(current) != tle::BASE_VERSION {
+                // a new release changed the extension's tables: a restored dump must re-create
+                // them as they are now (pg_dump writes CREATE EXTENSION without a version, which
+                // runs the default version's whole script), so the new base gets a whole script
+                // of its own, once per release, and becomes the default
+                tx.execute(
+                    "SELECT pgtle.install_extension_version_sql($1, $2, $3)",
+                    &[
+                        &EXTENSION,
+                        &version,
+                        &tle::install_script(&code, &state.order, &state.owner),
+                    ],
+                )?;
+                tx.execute(
+                    "SELECT pgtle.set_default_version($1, $2)",
+                    &[&EXTENSION, &version],
+                )?;
+            }
             // applied: the path is not needed any more (the package is regenerated from the
             // catalog, never replayed)
             tx.execute(

@@ -27,10 +27,19 @@ use crate::undo::UndoSql;
 pub const EXTENSION: &str = "dms_window_reload_tle";
 
 /// The version of the SQL the package is generated from; a package version is this plus a
-/// generation number (`0.2.0.000003`).
-pub const BASE_VERSION: &str = "0.2.0";
+/// generation number (`0.3.0.000003`).
+pub const BASE_VERSION: &str = "0.3.0";
 
 const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
+/// The changes from one base version to the next that both modes share (table changes, PL/pgSQL),
+/// oldest first: the compiled extension's update scripts, which its install script also includes.
+/// A fresh package runs them all after `schema.sql` (where they change nothing or define
+/// functions); an update from an older base runs those from its base on.
+const DELTAS: [(&str, &str, &str); 1] = [(
+    "0.2.0",
+    "0.3.0",
+    include_str!("../../sql/dms_window_reload--0.2.0--0.3.0.sql"),
+)];
 const VIEWS_SQL: &str = include_str!("../../sql/views.sql");
 const FUNCTIONS_SQL: &str = include_str!("../../sql/tle/functions.sql");
 
@@ -857,6 +866,31 @@ fn functions(owner: &str) -> String {
         .replace("@undo_fill_work@", &crate::undo::undo_fill_work())
 }
 
+/// The shared deltas that take a package of base version `from` (`None`: a fresh install, after
+/// `schema.sql`) to [`BASE_VERSION`], without the `\echo` guard line of an update script.
+fn deltas_since(from: Option<&str>) -> String {
+    let first = match from {
+        None => 0,
+        Some(base) => DELTAS
+            .iter()
+            .position(|(f, _, _)| *f == base)
+            .unwrap_or(DELTAS.len()),
+    };
+    DELTAS[first..]
+        .iter()
+        .flat_map(|(_, _, sql)| sql.lines().filter(|l| !l.starts_with("\\echo")))
+        .fold(String::new(), |mut out, line| {
+            out.push_str(line);
+            out.push('\n');
+            out
+        })
+}
+
+/// The base version of a package version (`0.2.0` of `0.2.0.000003`).
+pub fn base_of(version: &str) -> &str {
+    version.rsplit_once('.').map_or(version, |(base, _)| base)
+}
+
 /// The whole install script of a package generated for `tables`.
 pub fn install_script(
     tables: &[TableCode],
@@ -866,6 +900,7 @@ pub fn install_script(
     let mut out = String::new();
     out.push_str(SCHEMA_SQL);
     out.push('\n');
+    out.push_str(&deltas_since(None));
     out.push_str(&functions(owner));
     for t in tables {
         out.push_str(&t.sql);
@@ -876,9 +911,11 @@ pub fn install_script(
     out
 }
 
-/// The update script from a package whose generated functions are `old_functions` (their
-/// `regprocedure` text) to one generated for `tables`.
+/// The update script from a package of version `installed` whose generated functions are
+/// `old_functions` (their `regprocedure` text) to one generated for `tables`: the shared deltas
+/// since the installed base version first.
 pub fn update_script(
+    installed: &str,
     old_functions: &[String],
     tables: &[TableCode],
     order: &Result<Vec<String>, DwrError>,
@@ -887,6 +924,10 @@ pub fn update_script(
     let mut out = String::new();
     for f in old_functions {
         out.push_str(&format!("DROP FUNCTION {f};\n"));
+    }
+    let base = base_of(installed);
+    if base != BASE_VERSION {
+        out.push_str(&deltas_since(Some(base)));
     }
     out.push_str(&functions(owner));
     for t in tables {
@@ -923,10 +964,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shared_deltas_install_fresh_and_update_older_bases_only() {
+        let order = Ok(vec![]);
+        let install = install_script(&[], &order, "owner");
+        assert!(install.contains("CREATE OR REPLACE FUNCTION dwr._lock_for_ddl"));
+        assert!(
+            !install.contains("\\echo"),
+            "the update guard line is not part of a package"
+        );
+        let from_old = update_script("0.2.0.000007", &[], &[], &order, "owner");
+        assert!(from_old
+            .contains("ALTER TABLE dwr.tombstones ALTER COLUMN target TYPE pg_catalog.regclass"));
+        let same_base = update_script(&next_version(None), &[], &[], &order, "owner");
+        assert!(!same_base.contains("ALTER TABLE dwr.tombstones"));
+        assert_eq!(base_of("0.2.0.000007"), "0.2.0");
+    }
+
+    #[test]
     fn versions_count_up() {
-        assert_eq!(next_version(None), "0.2.0.000000");
-        assert_eq!(next_version(Some("0.2.0.000000")), "0.2.0.000001");
-        assert_eq!(next_version(Some("0.2.0.000041")), "0.2.0.000042");
+        assert_eq!(next_version(None), "0.3.0.000000");
+        assert_eq!(next_version(Some("0.3.0.000000")), "0.3.0.000001");
+        assert_eq!(next_version(Some("0.3.0.000041")), "0.3.0.000042");
+        // a package of an older base starts the new base's numbering
+        assert_eq!(next_version(Some("0.2.0.000041")), "0.3.0.000000");
         // no version is part of another's text (pg_tle uninstalls by LIKE '%<version>%')
         let versions: Vec<String> = (0..200)
             .scan(None, |v: &mut Option<String>, _| {

@@ -35,24 +35,6 @@ AS $dwr$ SELECT COALESCE(NULLIF(pg_catalog.current_setting('dwr.row_audit', true
 COMMENT ON FUNCTION dwr._row_audit() IS
   'dwr.row_audit (default on): whether merges write before and after images to dwr.row_changes.';
 
-CREATE OR REPLACE FUNCTION dwr._setting_ms(name pg_catalog.text, fallback pg_catalog.int4)
-RETURNS pg_catalog.int4 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    v pg_catalog.text := NULLIF(pg_catalog.btrim(pg_catalog.current_setting(name, true)), '');
-BEGIN
-    -- a placeholder setting holds the text it was set to: milliseconds, or a value with a unit
-    IF v IS NULL THEN
-        RETURN fallback;
-    ELSIF v OPERATOR(pg_catalog.~) '^[0-9]+$' THEN
-        RETURN v::pg_catalog.int4;
-    END IF;
-    RETURN (pg_catalog.date_part('epoch', v::pg_catalog.interval) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int4;
-END
-$dwr$;
-COMMENT ON FUNCTION dwr._setting_ms(pg_catalog.text, pg_catalog.int4) IS
-  'A setting in milliseconds (the package cannot define typed settings: dwr.* are placeholders holding text).';
-
 CREATE OR REPLACE FUNCTION dwr._row_lock_timeout()
 RETURNS pg_catalog.text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $dwr$ SELECT dwr._setting_ms('dwr.row_lock_timeout', 20)::pg_catalog.text OPERATOR(pg_catalog.||) 'ms' $dwr$;
@@ -315,8 +297,10 @@ BEGIN
     PERFORM dwr._check_caller(caller);
     PERFORM dwr._require_owner(target, caller);
     PERFORM dwr._check_staging_owner(target, staging);
-    INSERT INTO dwr.tables (target, staging, version_column, staging_created, registered_by)
-    VALUES ($1, $2, $3, $4, $5)
+    -- deletes count from the moment delete tracking holds its lock (not from the transaction's
+    -- start: a delete committed while the lock was being waited for was never recorded)
+    INSERT INTO dwr.tables (target, staging, version_column, staging_created, registered_by, tracking_since)
+    VALUES ($1, $2, $3, $4, $5, pg_catalog.clock_timestamp())
     ON CONFLICT (target) DO UPDATE SET staging = EXCLUDED.staging,
        version_column = EXCLUDED.version_column, registered_at = pg_catalog.now(),
        registered_by = EXCLUDED.registered_by,
@@ -336,7 +320,7 @@ BEGIN
         PERFORM dwr._require_owner(target, caller);
     END IF;
     DELETE FROM dwr.tables WHERE dwr.tables.target OPERATOR(pg_catalog.=) $1;
-    DELETE FROM dwr.tombstones WHERE dwr.tombstones.target OPERATOR(pg_catalog.=) $1::pg_catalog.oid;
+    DELETE FROM dwr.tombstones WHERE dwr.tombstones.target OPERATOR(pg_catalog.=) $1;
 END
 $dwr$;
 COMMENT ON FUNCTION dwr._unregister(pg_catalog.regclass, pg_catalog.name) IS
@@ -382,6 +366,7 @@ DECLARE
     meta pg_catalog.text[] := @meta_defs@;
     other pg_catalog.text;
     i pg_catalog.int4;
+    has_trigger pg_catalog.bool;
 BEGIN
     IF target IS NULL THEN PERFORM dwr._raise_null('dwr_create_staging', 'target'); END IF;
     IF staging_schema IS NULL THEN PERFORM dwr._raise_null('dwr_create_staging', 'staging_schema'); END IF;
@@ -468,15 +453,20 @@ BEGIN
         RAISE EXCEPTION 'staging table % is already registered for %', s, other USING ERRCODE = '42P07',
               HINT = 'Use another staging_schema, or dwr_drop_staging the other registration first.';
     END IF;
-    PERFORM dwr._register(target, s, version_column, created, CURRENT_USER);
-    -- deletes CDC applies from now on are recorded, whatever session_replication_role it runs with
-    IF EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) target
-                  AND tgname OPERATOR(pg_catalog.=) 'dwr_record_delete' AND NOT tgisinternal) THEN
+    -- deletes CDC applies from now on are recorded, whatever session_replication_role it runs with;
+    -- the last step, so that the table lock it needs is held as briefly as possible, and asked for
+    -- in short attempts that CDC never queues behind
+    has_trigger := EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) target
+                              AND tgname OPERATOR(pg_catalog.=) 'dwr_record_delete' AND NOT tgisinternal);
+    PERFORM dwr._lock_for_ddl(target, CASE WHEN has_trigger THEN 'ACCESS EXCLUSIVE' ELSE 'SHARE ROW EXCLUSIVE' END,
+                              'install delete tracking');
+    IF has_trigger THEN
         EXECUTE pg_catalog.format('DROP TRIGGER dwr_record_delete ON %s', target);
     END IF;
     EXECUTE pg_catalog.format('CREATE TRIGGER dwr_record_delete AFTER DELETE ON %s FOR EACH ROW EXECUTE FUNCTION dwr._record_delete(%s)',
                               target, (SELECT pg_catalog.string_agg(pg_catalog.quote_literal(k), ', ') FROM pg_catalog.unnest(keys) k));
     EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER dwr_record_delete', target);
+    PERFORM dwr._register(target, s, version_column, created, CURRENT_USER);
     RETURN s;
 END
 $dwr$;
@@ -495,6 +485,7 @@ BEGIN
         PERFORM dwr._require_owner(target, CURRENT_USER);
         IF EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) target
                       AND tgname OPERATOR(pg_catalog.=) 'dwr_record_delete' AND NOT tgisinternal) THEN
+            PERFORM dwr._lock_for_ddl(target, 'ACCESS EXCLUSIVE', 'remove delete tracking');
             EXECUTE pg_catalog.format('DROP TRIGGER dwr_record_delete ON %s', target);
         END IF;
     END IF;

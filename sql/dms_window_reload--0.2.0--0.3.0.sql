@@ -1,0 +1,126 @@
+-- dms_window_reload 0.2.0 -> 0.3.0: state that survives pg_dump/pg_restore, and DDL on production
+-- that never makes CDC writers queue.
+--
+-- This file is written once for every way of getting 0.3.0: it is this update script, part of the
+-- compiled extension's install script (src/lib.rs includes it after schema.sql), and part of the
+-- pg_tle package's install and update scripts (engine/src/tle.rs). So it holds only what both modes
+-- share: table changes and PL/pgSQL. pg_test/run-all checks that an updated install equals a fresh
+-- one.
+\echo Use "ALTER EXTENSION dms_window_reload UPDATE TO '0.3.0'" to load this file. \quit
+
+-- The production table of a run, a row image and a tombstone is a regclass, as in dwr.tables and
+-- dwr.reloads: pg_dump writes it as the table's name and pg_restore resolves that name again in the
+-- new database, where a raw OID would name another table or none (a tombstone keyed by an old OID
+-- let a restored database re-insert a row CDC had deleted). pg_upgrade keeps table OIDs, so either
+-- survives it. On a fresh install these columns are regclass already and nothing changes.
+ALTER TABLE dwr.merge_runs ALTER COLUMN target TYPE pg_catalog.regclass;
+ALTER TABLE dwr.row_changes ALTER COLUMN target TYPE pg_catalog.regclass;
+ALTER TABLE dwr.tombstones ALTER COLUMN target TYPE pg_catalog.regclass;
+COMMENT ON COLUMN dwr.merge_runs.target IS 'the production table (kept by name through pg_dump and pg_restore; a number once the table is dropped)';
+COMMENT ON COLUMN dwr.row_changes.target IS 'the production table';
+COMMENT ON COLUMN dwr.tombstones.target IS 'the production table (the root of a partitioned table)';
+
+CREATE OR REPLACE FUNCTION dwr._setting_ms(name pg_catalog.text, fallback pg_catalog.int4)
+RETURNS pg_catalog.int4 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    v pg_catalog.text := NULLIF(pg_catalog.btrim(pg_catalog.current_setting(name, true)), '');
+BEGIN
+    -- a setting the compiled extension defines reads as a value with a unit ('50ms', '1min'); the
+    -- package's placeholder settings hold whatever text they were set to
+    IF v IS NULL THEN
+        RETURN fallback;
+    ELSIF v OPERATOR(pg_catalog.~) '^[0-9]+$' THEN
+        RETURN v::pg_catalog.int4;
+    END IF;
+    RETURN (pg_catalog.date_part('epoch', v::pg_catalog.interval) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int4;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._setting_ms(pg_catalog.text, pg_catalog.int4) IS
+  'A setting in milliseconds, or fallback when it is not set.';
+
+-- The one way the extension takes a table lock on production (installing or removing the delete
+-- trigger): LOCK TABLE with lock_timeout = dwr.ddl_lock_timeout, retried with backoff. A lock request
+-- that waits makes every later request on the table wait behind it, CDC's writes included; bounded
+-- attempts keep that queue at most dwr.ddl_lock_timeout long, and between attempts CDC runs freely.
+-- After dwr.ddl_lock_wait in all it gives up with 55P03, naming the sessions that hold the table.
+CREATE OR REPLACE FUNCTION dwr._lock_for_ddl(target pg_catalog.regclass, mode pg_catalog.text,
+                                             purpose pg_catalog.text)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    step_ms pg_catalog.int4 := GREATEST(dwr._setting_ms('dwr.ddl_lock_timeout', 50), 1);
+    budget_ms pg_catalog.int4 := GREATEST(dwr._setting_ms('dwr.ddl_lock_wait', 60000), 0);
+    saved pg_catalog.text := pg_catalog.current_setting('lock_timeout');
+    started pg_catalog.timestamptz := pg_catalog.clock_timestamp();
+    attempts pg_catalog.int4 := 0;
+    waited_ms pg_catalog.float8;
+    pause_ms pg_catalog.float8;
+    holders pg_catalog.text;
+    conflicting pg_catalog.text[];
+BEGIN
+    -- the granted modes that conflict with the one requested (PostgreSQL's lock conflict table)
+    conflicting := CASE mode
+        WHEN 'SHARE ROW EXCLUSIVE' THEN '{RowExclusiveLock,ShareUpdateExclusiveLock,ShareLock,ShareRowExclusiveLock,ExclusiveLock,AccessExclusiveLock}'
+        WHEN 'ACCESS EXCLUSIVE' THEN '{AccessShareLock,RowShareLock,RowExclusiveLock,ShareUpdateExclusiveLock,ShareLock,ShareRowExclusiveLock,ExclusiveLock,AccessExclusiveLock}'
+    END::pg_catalog.text[];
+    IF conflicting IS NULL THEN
+        RAISE EXCEPTION 'dwr._lock_for_ddl: unsupported lock mode %', mode USING ERRCODE = '22023';
+    END IF;
+    LOOP
+        attempts := attempts OPERATOR(pg_catalog.+) 1;
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', step_ms::pg_catalog.text OPERATOR(pg_catalog.||) 'ms', true);
+            EXECUTE pg_catalog.format('LOCK TABLE %s IN %s MODE', target, mode);
+            PERFORM pg_catalog.set_config('lock_timeout', saved, true);
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL; -- the subtransaction's rollback put lock_timeout back
+        END;
+        waited_ms := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) started)
+                     OPERATOR(pg_catalog.*) 1000;
+        SELECT pg_catalog.string_agg(
+                   CASE WHEN l.pid IS NULL
+                        THEN pg_catalog.format('prepared transaction %L (%s)',
+                                               (SELECT p.gid FROM pg_catalog.pg_locks x
+                                                  JOIN pg_catalog.pg_prepared_xacts p
+                                                    ON p.transaction OPERATOR(pg_catalog.=) x.transactionid
+                                                 WHERE x.locktype OPERATOR(pg_catalog.=) 'transactionid'
+                                                   AND x.virtualtransaction OPERATOR(pg_catalog.=) l.virtualtransaction
+                                                 LIMIT 1), l.mode)
+                        ELSE pg_catalog.format('process %s (%s, %s, transaction started %s: %s)', l.pid, l.mode,
+                                               COALESCE(a.state, 'unknown state'), a.xact_start,
+                                               pg_catalog.left(COALESCE(a.query, ''), 120))
+                   END, '; ' ORDER BY l.pid)
+          INTO holders
+          FROM pg_catalog.pg_locks l
+          LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid
+         WHERE l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.granted
+           AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                                   WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+           AND l.relation OPERATOR(pg_catalog.=) target
+           AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()
+           AND l.mode OPERATOR(pg_catalog.=) ANY (conflicting);
+        IF waited_ms OPERATOR(pg_catalog.>=) budget_ms THEN
+            RAISE EXCEPTION 'could not lock table % to %: other transactions kept holding it', target, purpose
+                USING ERRCODE = '55P03',
+                      DETAIL = pg_catalog.format('Waited %s ms (dwr.ddl_lock_wait) in attempts of at most %s ms each (dwr.ddl_lock_timeout). Holding it: %s.',
+                                                 budget_ms, step_ms, COALESCE(holders, 'nobody any more')),
+                      HINT = 'Nothing was changed. Call it again when those transactions have ended (or end them), or raise dwr.ddl_lock_wait; CDC writes never waited behind this request longer than dwr.ddl_lock_timeout.';
+        END IF;
+        IF attempts OPERATOR(pg_catalog.=) 1 THEN
+            RAISE NOTICE 'waiting for a lock on table % to %: other transactions hold it', target, purpose
+                USING DETAIL = pg_catalog.format('Holding it: %s.', COALESCE(holders, 'nobody any more')),
+                      HINT = pg_catalog.format('Retrying for up to %s ms (dwr.ddl_lock_wait); each attempt waits at most %s ms (dwr.ddl_lock_timeout), so CDC writes are not held up longer than that.',
+                                               budget_ms, step_ms);
+        END IF;
+        -- exponential backoff with jitter, at most a second, never past the budget
+        pause_ms := LEAST(step_ms::pg_catalog.float8 OPERATOR(pg_catalog.*) (2::pg_catalog.float8 OPERATOR(pg_catalog.^) LEAST(attempts, 10)), 1000)
+                    OPERATOR(pg_catalog.*) (0.5 OPERATOR(pg_catalog.+) pg_catalog.random() OPERATOR(pg_catalog./) 2);
+        pause_ms := GREATEST(LEAST(pause_ms, budget_ms OPERATOR(pg_catalog.-) waited_ms), 0);
+        PERFORM pg_catalog.pg_sleep(pause_ms OPERATOR(pg_catalog./) 1000);
+    END LOOP;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._lock_for_ddl(pg_catalog.regclass, pg_catalog.text, pg_catalog.text) IS
+  'Takes a table lock on a production table for the extension''s own DDL without making CDC queue: attempts of dwr.ddl_lock_timeout with backoff, 55P03 after dwr.ddl_lock_wait.';
