@@ -1,16 +1,40 @@
 # Shared by pg_test/run-all (every test) and pg_test/demo (a demo reload): install what is
-# missing, build and install the extension into Debian's PostgreSQL 15, start throw-away clusters.
+# missing, build and install the extension into a PostgreSQL server, start throw-away clusters.
 # Sourced, not run. Everything is idempotent: a second run skips what is already there.
+#
+# The server version comes from DWR_PG_MAJOR: 18 (the default) is built from the PostgreSQL source
+# in pg_test/vendor into a prefix of its own (DWR_PG_PREFIX, default /opt/dwr/pg18; Debian 12 has no
+# packages of it); 15 is Debian's. use_pg switches between them.
 
 set -euo pipefail
 
-PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PG_CONFIG=$PG_BIN/pg_config
-PGX_DIR=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
 PGRX_VERSION=0.18.0
 SOCKET_DIR=${DWR_SOCKET_DIR:-/tmp}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENDOR=$REPO/pg_test/vendor
+# the versions the project tests; the first is the default
+PG_MAJORS=(18 15)
+
+# use_pg MAJOR: PG_MAJOR, PG_BIN (initdb, pg_ctl, psql, pg_dump ...), PG_CONFIG and PGX_DIR (where
+# pg_regress and pg_isolation_regress live) of that server version.
+use_pg() {
+    PG_MAJOR=$1
+    case "$PG_MAJOR" in
+        15) PG_BIN=/usr/lib/postgresql/15/bin PGX_DIR=/usr/lib/postgresql/15/lib/pgxs ;;
+        18) PG_BIN=${DWR_PG_PREFIX:-/opt/dwr/pg18}/bin PGX_DIR=${DWR_PG_PREFIX:-/opt/dwr/pg18}/lib/postgresql/pgxs ;;
+        *)
+            echo "DWR_PG_MAJOR=$PG_MAJOR: the tests run PostgreSQL ${PG_MAJORS[*]}" >&2
+            return 1
+            ;;
+    esac
+    PG_CONFIG=$PG_BIN/pg_config
+    # a prefix whose path names neither postgres nor pgsql puts pgxs under lib/postgresql; ask
+    # pg_config once the server is there
+    if [ -x "$PG_CONFIG" ]; then
+        PGX_DIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")")
+    fi
+}
+use_pg "${DWR_PG_MAJOR:-${PG_MAJORS[0]}}"
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -18,11 +42,77 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Debian packages: the server, its headers and pg_regress, bindgen's clang, pg_cron, OpenSSL's
-# headers (the dwr tool connects with TLS).
+# Debian packages: bindgen's clang, OpenSSL's headers (the dwr tool connects with TLS), the
+# compilers; for 15 the server, its headers and pg_regress, and pg_cron.
 ensure_packages() {
-    ensure_debian_packages "" postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR clang libclang-dev pkg-config \
-        sudo postgresql-$PG_MAJOR-cron gcc make libssl-dev
+    ensure_debian_packages "" clang libclang-dev pkg-config sudo gcc make libssl-dev zlib1g-dev
+    if [ "$PG_MAJOR" = 15 ]; then
+        ensure_debian_packages "PostgreSQL 15" postgresql-15 postgresql-server-dev-15 postgresql-15-cron
+    fi
+}
+
+# sha256_check FILE SHA256: the vendored tarball is the one its README names.
+sha256_check() {
+    if ! echo "$2  $1" | sha256sum -c --quiet; then
+        echo "$1 does not have the sha256 $2" >&2
+        return 1
+    fi
+}
+
+# PostgreSQL 18 from the upstream source Debian's archive serves (postgresql-18_18.6.orig.tar.bz2,
+# in pg_test/vendor): configure, build and install into the prefix, with pg_regress, the isolation
+# tester and the contrib modules the tests use (auto_explain: the Citus plan check; citext: a key
+# type in 19_batches). About 10 minutes on 2 cores, once.
+PG18_VERSION=18.6
+PG18_SHA256=555610c24d53e4316da5b7d3fc25c279d96856d5e0e23ee308c328c5fa881d9f
+ensure_server() {
+    [ "$PG_MAJOR" = 18 ] || return 0
+    local prefix
+    prefix=$(dirname "$PG_BIN")
+    if [ -x "$PG_CONFIG" ] && "$PG_CONFIG" --version | grep -q "PostgreSQL $PG18_VERSION" &&
+        [ -x "$PGX_DIR/src/test/isolation/pg_isolation_regress" ] && [ -f "$("$PG_CONFIG" --pkglibdir)/auto_explain.so" ] &&
+        [ -f "$("$PG_CONFIG" --sharedir)/extension/citext.control" ]; then
+        return 0
+    fi
+    local tarball=$VENDOR/postgresql-18_$PG18_VERSION.orig.tar.bz2
+    sha256_check "$tarball" "$PG18_SHA256"
+    ensure_debian_packages "PostgreSQL $PG18_VERSION" bzip2
+    log "building PostgreSQL $PG18_VERSION from $tarball into $prefix (once, about 10 minutes)"
+    local build
+    build=$(mktemp -d)
+    tar -xjf "$tarball" -C "$build"
+    (cd "$build/postgresql-$PG18_VERSION" &&
+        ./configure --prefix="$prefix" --with-openssl --without-icu --without-readline >"$build/configure.log" 2>&1 &&
+        make -j"$(nproc)" >"$build/make.log" 2>&1 && as_root make install >"$build/install.log" 2>&1 &&
+        make -C src/test/isolation >>"$build/make.log" 2>&1 && as_root make -C src/test/isolation install >>"$build/install.log" 2>&1 &&
+        for m in auto_explain citext; do
+            make -C "contrib/$m" >>"$build/make.log" 2>&1 && as_root make -C "contrib/$m" install >>"$build/install.log" 2>&1 || exit 1
+        done) || {
+        tail -30 "$build"/*.log >&2
+        rm -rf "$build"
+        return 1
+    }
+    rm -rf "$build"
+}
+
+# build_vendored NAME TARBALL SHA256 CONFIGURE: unpack a vendored extension and build and install it
+# into the server of PG_MAJOR with PGXS (after ./configure when CONFIGURE is yes).
+build_vendored() {
+    local name=$1 tarball=$2 sha=$3 configure=$4 build dir
+    sha256_check "$tarball" "$sha"
+    log "building $name from $(basename "$tarball") for PostgreSQL $PG_MAJOR (once)"
+    build=$(mktemp -d)
+    tar -xzf "$tarball" -C "$build"
+    dir=$(find "$build" -mindepth 1 -maxdepth 1 -type d | head -1)
+    (cd "$dir" &&
+        if [ "$configure" = yes ]; then ./configure PG_CONFIG="$PG_CONFIG" >"$build/configure.log" 2>&1; fi &&
+        make -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >"$build/make.log" 2>&1 &&
+        as_root make PG_CONFIG="$PG_CONFIG" install >"$build/install.log" 2>&1) || {
+        tail -30 "$build"/*.log >&2
+        rm -rf "$build"
+        return 1
+    }
+    rm -rf "$build"
 }
 
 # ensure_debian_packages WHY PACKAGE...: apt-get install the ones that are missing (once).
@@ -39,7 +129,8 @@ ensure_debian_packages() {
     fi
 }
 
-# cargo-pgrx of the version the crate pins, and its one-time init against Debian's pg_config.
+# cargo-pgrx of the version the crate pins, and its init with every server version installed here
+# (an init writes the whole list: one that named only the other version would forget this one).
 ensure_pgrx() {
     if ! command -v cargo >/dev/null 2>&1; then
         echo "cargo not found: install the Rust toolchain (rustup) first" >&2
@@ -49,15 +140,21 @@ ensure_pgrx() {
         log "installing cargo-pgrx $PGRX_VERSION (takes several minutes, once)"
         cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
     fi
-    if ! grep -qs "^pg$PG_MAJOR = " "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-        log "cargo pgrx init --pg$PG_MAJOR $PG_CONFIG"
-        cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG"
+    if ! grep -qs "^pg$PG_MAJOR = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+        local args=() saved=$PG_MAJOR v
+        for v in "${PG_MAJORS[@]}"; do
+            use_pg "$v"
+            [ -x "$PG_CONFIG" ] && args+=("--pg$v" "$PG_CONFIG")
+        done
+        use_pg "$saved"
+        log "cargo pgrx init ${args[*]}"
+        cargo pgrx init "${args[@]}"
     fi
 }
 
 # pg_tle (Trusted Language Extensions, how Amazon RDS and Aurora let a non-superuser install an
-# extension written in SQL and PL/pgSQL): not in Debian's archive, so built from the vendored release
-# tarball (pg_test/vendor, checked against its sha256) into Debian's PostgreSQL, once.
+# extension written in SQL and PL/pgSQL): not in Debian's archive, built from the vendored release
+# tarball (pg_test/vendor, checked against its sha256), once per server version.
 PG_TLE_VERSION=1.5.2
 PG_TLE_SHA256=8fb28f2a79d452ebd244a072f5eee7570894abca3112fbb27df033f78003480f
 ensure_pg_tle() {
@@ -66,49 +163,39 @@ ensure_pg_tle() {
     if [ -f "$sharedir/extension/pg_tle--$PG_TLE_VERSION.sql" ] || ls "$sharedir"/extension/pg_tle--*--"$PG_TLE_VERSION".sql >/dev/null 2>&1; then
         return 0
     fi
-    local tarball=$REPO/pg_test/vendor/pg_tle-$PG_TLE_VERSION.tar.gz
-    if ! echo "$PG_TLE_SHA256  $tarball" | sha256sum -c --quiet; then
-        echo "$tarball does not have the sha256 of pg_tle $PG_TLE_VERSION" >&2
-        return 1
-    fi
     ensure_debian_packages pg_tle flex bison libkrb5-dev
-    log "building pg_tle $PG_TLE_VERSION from $tarball"
-    local build
-    build=$(mktemp -d)
-    tar -xzf "$tarball" -C "$build"
-    (cd "$build/pg_tle-$PG_TLE_VERSION" && make -s PG_CONFIG="$PG_CONFIG" >/dev/null 2>&1 &&
-        as_root make -s PG_CONFIG="$PG_CONFIG" install >/dev/null)
-    rm -rf "$build"
+    build_vendored "pg_tle $PG_TLE_VERSION" "$VENDOR/pg_tle-$PG_TLE_VERSION.tar.gz" "$PG_TLE_SHA256" no
+}
+
+# pg_cron for the server built from source (15 uses Debian's 1.4): the vendored 1.6.7, once.
+PG_CRON_VERSION=1.6.7
+PG_CRON_SHA256=6684ba135a8de3663af5eddbae354a080b37d2f28f2c1801eeab3bbbb4c39f6a
+ensure_pg_cron() {
+    [ "$PG_MAJOR" = 15 ] && return 0
+    [ -f "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ] && return 0
+    build_vendored "pg_cron $PG_CRON_VERSION" "$VENDOR/pg_cron-$PG_CRON_VERSION.tar.gz" "$PG_CRON_SHA256" no
 }
 
 # Citus (the tests' multi-node cluster): not in Debian's archive either, built from the vendored
-# release tarball (pg_test/vendor, sha256-checked) into Debian's PostgreSQL, once (about 3 minutes).
-CITUS_VERSION=12.1.12
-CITUS_SHA256=a344da15513601e718a268d907e1c86e43a69eb243398b929f65a4580723f552
-ensure_citus() {
-    local sharedir
-    sharedir=$("$PG_CONFIG" --sharedir)
-    if [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ] && grep -qs "default_version = '12.1-1'" "$sharedir/extension/citus.control"; then
-        return 0
+# release tarball (pg_test/vendor, sha256-checked), once (a few minutes): 14.0 for PostgreSQL 16-18,
+# 12.1 (the last line for 15) for 15.
+citus_release() {
+    if [ "$PG_MAJOR" = 15 ]; then
+        echo "12.1.12 a344da15513601e718a268d907e1c86e43a69eb243398b929f65a4580723f552 12.1-1"
+    else
+        echo "14.0.1 acfa9a77cd84a8e1edab26cca4a71355f39c910c01586da89560e0240d4b05ba 14.0-1"
     fi
-    local tarball=$REPO/pg_test/vendor/citus-$CITUS_VERSION.tar.gz
-    if ! echo "$CITUS_SHA256  $tarball" | sha256sum -c --quiet; then
-        echo "$tarball does not have the sha256 of Citus $CITUS_VERSION" >&2
-        return 1
+}
+ensure_citus() {
+    local version sha control
+    read -r version sha control < <(citus_release)
+    if [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ] &&
+        grep -qs "default_version = '$control'" "$("$PG_CONFIG" --sharedir)/extension/citus.control"; then
+        return 0
     fi
     ensure_debian_packages Citus libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libselinux1-dev \
         libxslt1-dev libpam0g-dev libreadline-dev
-    log "building Citus $CITUS_VERSION from $tarball (once, a few minutes)"
-    local build
-    build=$(mktemp -d)
-    tar -xzf "$tarball" -C "$build"
-    (cd "$build/citus-$CITUS_VERSION" && ./configure PG_CONFIG="$PG_CONFIG" >"$build/configure.log" 2>&1 &&
-        make -j2 >"$build/make.log" 2>&1 && as_root make install >"$build/install.log" 2>&1) || {
-        tail -30 "$build"/*.log >&2
-        rm -rf "$build"
-        return 1
-    }
-    rm -rf "$build"
+    build_vendored "Citus $version" "$VENDOR/citus-$version.tar.gz" "$sha" yes
 }
 
 # start_citus_cluster DIR PORT [SETTING...]: a coordinator on PORT and two workers on PORT+1,
@@ -132,14 +219,25 @@ stop_citus_cluster() {
     for n in 0 1 2; do stop_cluster "$dir/node$n"; done
 }
 
-ensure_all() {
+# ensure_base: the server of PG_MAJOR and what builds the extension for it (all the demo needs).
+ensure_base() {
     ensure_packages
+    ensure_server
+    use_pg "$PG_MAJOR"
     ensure_pgrx
-    ensure_pg_tle
-    ensure_citus
 }
 
-# Build the extension and install it into Debian's PostgreSQL ($1: extra cargo pgrx flags).
+# ensure_all [citus]: everything the tests of PG_MAJOR need (Citus only when asked: the second
+# version's scenarios do without it).
+ensure_all() {
+    ensure_base
+    ensure_pg_tle
+    ensure_pg_cron
+    if [ "${1:-}" = citus ]; then ensure_citus; fi
+}
+
+# Build the extension and install it into the server of PG_MAJOR ($1: extra cargo pgrx flags; the
+# pgNN feature follows from pg_config).
 install_extension() {
     log "building and installing dms_window_reload into PostgreSQL $PG_MAJOR"
     (cd "$REPO" && as_root env "PATH=$PATH" "HOME=$HOME" "CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}" \
