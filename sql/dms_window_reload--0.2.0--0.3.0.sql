@@ -124,3 +124,32 @@ END
 $dwr$;
 COMMENT ON FUNCTION dwr._lock_for_ddl(pg_catalog.regclass, pg_catalog.text, pg_catalog.text) IS
   'Takes a table lock on a production table for the extension''s own DDL without making CDC queue: attempts of dwr.ddl_lock_timeout with backoff, 55P03 after dwr.ddl_lock_wait.';
+
+-- Written once for both modes: the compiled extension and the pg_tle package run this same function.
+CREATE OR REPLACE FUNCTION @extschema@.dwr_retry_errors(target pg_catalog.regclass)
+RETURNS pg_catalog.int8 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    staging pg_catalog.regclass;
+    n pg_catalog.int8;
+BEGIN
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'dwr_retry_errors: argument "target" must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass a value for target.';
+    END IF;
+    SELECT t.staging INTO staging FROM dwr.tables t WHERE t.target OPERATOR(pg_catalog.=) $1;
+    IF staging IS NULL THEN
+        RAISE EXCEPTION 'table % has no registered staging table', target
+            USING ERRCODE = '55000', DETAIL = pg_catalog.format('dwr.tables has no row for %s.', target),
+                  HINT = pg_catalog.format('Create or adopt its staging table first: SELECT dwr_create_staging(''%s'');', target);
+    END IF;
+    -- with the caller's privileges (UPDATE on staging), like every change the extension makes
+    EXECUTE pg_catalog.format('UPDATE %s SET %I = ''NEW'', %I = NULL, %I = NULL WHERE %I OPERATOR(pg_catalog.=) ''ERROR''',
+                              staging, '_dwr_status', '_dwr_error', '_dwr_run_id', '_dwr_status');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_retry_errors(pg_catalog.regclass) IS
+  'Puts the ERROR rows of target''s staging table back to NEW (error text and run cleared), after the operator fixed their cause, so that the next merge takes them; returns how many.';

@@ -4,7 +4,7 @@
 //! knows it, never as the caller states it.
 
 use crate::exec::{self, as_role, query_one};
-use crate::reload::OpenReload;
+use crate::registry::OpenReload;
 use dwr_engine::sqlgen::Counts;
 use pgrx::datum::Interval;
 use pgrx::pg_sys;

@@ -12,7 +12,7 @@
 
 use crate::exec::{self, execute, query_one, raise};
 use crate::merge::{self, BatchRange};
-use crate::staging::registration_or_raise;
+use crate::registry::registration_or_raise;
 use dwr_engine::sqlgen::batch_sql;
 use dwr_engine::{DwrError, SqlState};
 use pgrx::pg_sys;

@@ -242,16 +242,16 @@ pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
     if !sql.analyze_work.is_empty() {
         execute(&sql.analyze_work, &[]);
     }
-    crate::merge::test_hold_after_classify();
+    crate::run::test_hold_after_classify();
     let (lo, hi) = row_range(&sql.row_range);
     // how many rows each apply step has to write: when a step's write takes them all, its
     // statement that defers the rest is skipped
-    let classes = crate::merge::read_counts(&sql.counts);
+    let classes = crate::run::read_counts(&sql.counts);
 
     let mut lock_timeouts = 0u32;
     let mut mark = |rn: i64, e: &Caught| {
         if e.is_lock_timeout() {
-            crate::merge::count_lock_timeout(&mut lock_timeouts);
+            crate::run::count_lock_timeout(&mut lock_timeouts);
             execute(&sql.mark_row_deferred, &[rn.into()]);
         } else {
             execute(&sql.mark_row_error, &[rn.into(), e.text().as_str().into()]);
@@ -291,7 +291,7 @@ pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
             );
         });
     }
-    let counts = crate::merge::read_counts(&sql.counts);
+    let counts = crate::run::read_counts(&sql.counts);
     execute(&sql.clear, &[]);
     counts
 }

@@ -4,7 +4,8 @@
 //! as a whole.
 
 use crate::exec::{self, check, raise};
-use crate::staging::{check_staging_owner, checked_source, registration_or_raise};
+use crate::registry::registration_or_raise;
+use crate::staging::{check_staging_owner, checked_source};
 use dwr_engine::diff::{diff_sql, diff_summary_sql};
 use dwr_engine::plan::plan_merge;
 use dwr_engine::DwrError;

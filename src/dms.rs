@@ -2,7 +2,7 @@
 //! catalog (the JSON itself is written by `dwr_engine::dms`).
 
 use crate::exec::{self, check, query_rows, raise};
-use crate::staging::registration_or_raise;
+use crate::registry::registration_or_raise;
 use dwr_engine::dms::{dms_table, table_mappings, task_settings, MappingOptions};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::pg_sys;

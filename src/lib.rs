@@ -1,11 +1,17 @@
 //! dms_window_reload: merge a reloaded past time window from staging tables into production tables
 //! that a CDC pipeline (AWS DMS, logical replication) keeps writing.
 //!
-//! The data flow, one module per stage:
-//! 1. catalog metadata, 2. merge plan, 3. SQL text: the pgrx-free crate `dwr_engine` (`engine/`);
-//! 4. execution: [`exec`] (SPI, subtransactions, errors), driven by [`merge`], [`staging`],
-//!    [`verify`];
-//! 5. audit: [`audit`] (the `dwr.merge_runs` trail).
+//! Catalog metadata, the merge plan and the SQL text live in the pgrx-free crate `dwr_engine`
+//! (`engine/`). This crate runs them, one module per stage, each depending only on those above it:
+//! 1. [`exec`], [`guc`]: SPI, subtransactions, errors; the settings;
+//! 2. [`registry`]: what is kept about a table across transactions (registration, reload,
+//!    tombstones and their pruning);
+//! 3. [`citus`]: the Citus topology (placement, tombstones on the shards, the pushed-down merge);
+//! 4. [`run`]: what every run shares (one merge of a table at a time, lock-timeout budget, counts,
+//!    the test hold);
+//! 5. [`audit`], [`failure`]: the `dwr.merge_runs` trail, and the record of a failed run;
+//! 6. entry points: [`staging`], [`reload`], [`merge`], [`batch`], [`undo`], [`diff`], [`verify`],
+//!    [`dms`], [`schedule`].
 //!
 //! The SQL interface is declared in `sql/`; the functions here are its C entry points.
 
@@ -20,7 +26,9 @@ pub mod exec;
 pub mod failure;
 pub mod guc;
 pub mod merge;
+pub mod registry;
 pub mod reload;
+pub mod run;
 pub mod schedule;
 pub mod staging;
 pub mod undo;

@@ -6,19 +6,15 @@ use crate::exec::{
 };
 use crate::failure;
 use crate::guc;
-use crate::reload::{self, OpenReload};
-use crate::staging::{registration_or_raise, Registration};
+use crate::registry::{self, registration_or_raise, OpenReload, Registration};
+use crate::run::{count_lock_timeout, lock_target, read_counts, test_hold_after_classify};
 use dwr_engine::catalog::Relation;
 use dwr_engine::plan::{plan_merge, MergePlan};
-use dwr_engine::sqlgen::{merge_sql, merge_sql_batch, Counts, MergeSql, RowClass};
+use dwr_engine::sqlgen::{merge_sql, merge_sql_batch, Counts, MergeSql};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-
-/// The advisory-lock space of merges: `pg_advisory_xact_lock(MERGE_LOCK_SPACE, <target oid>)`
-/// serialises merges of one table (0x44575231, "DWR1").
-pub const MERGE_LOCK_SPACE: i32 = 0x4457_5231;
 
 /// What one merge did.
 pub struct MergeOutcome {
@@ -208,8 +204,8 @@ fn merge_registered(
 
     lock_target(target_oid, &plan.target_display);
     // read after the lock: a reload opened or ended meanwhile is seen
-    let reload = reload::open_reload(target_oid);
-    let since = reload::deletes_count_since(target_oid);
+    let reload = registry::open_reload(target_oid);
+    let since = registry::deletes_count_since(target_oid);
     let run_id = audit::begin_run(
         audit::RunKind::Merge,
         target_oid,
@@ -254,7 +250,7 @@ fn merge_registered(
         rolled_back(statements).unwrap_or_else(|e| exec::raise_caught(e))
     } else {
         let counts = statements();
-        reload::prune_tombstones(target_oid);
+        registry::prune_tombstones(target_oid);
         counts
     };
 
@@ -275,40 +271,6 @@ fn merge_registered(
     }
 }
 
-/// Serialise merges of one table: wait for another merge of it to commit, or with
-/// `dwr.lock_timeout` set fail with 55P03 after that long.
-pub fn lock_target(target: pg_sys::Oid, display: &str) {
-    let key = target.to_u32() as i32;
-    let timeout = guc::LOCK_TIMEOUT.get();
-    if timeout <= 0 {
-        execute(
-            "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
-            &[MERGE_LOCK_SPACE.into(), key.into()],
-        );
-        return;
-    }
-    let got = exec::with_lock_timeout(timeout, || {
-        subtransaction(|| {
-            execute(
-                "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
-                &[MERGE_LOCK_SPACE.into(), key.into()],
-            )
-        })
-    });
-    match got {
-        Ok(_) => {}
-        Err(e) if e.sqlstate == "55P03" => raise(
-            DwrError::new(
-                SqlState::LockNotAvailable,
-                format!("another merge of {display} is running"),
-            )
-            .detail(format!("waited dwr.lock_timeout = {timeout}ms for it to finish"))
-            .hint("Wait for the other merge to commit, or raise dwr.lock_timeout (0 waits as long as it takes)."),
-        ),
-        Err(e) => exec::raise_caught(e),
-    }
-}
-
 /// What the statements of one merge need besides their SQL.
 struct RunContext<'a> {
     target: pg_sys::Oid,
@@ -318,45 +280,6 @@ struct RunContext<'a> {
     since: TimestampWithTimeZone,
     row_audit: bool,
     batch: Option<&'a BatchRange>,
-}
-
-/// How many writes may run out of `dwr.row_lock_timeout` before the merge gives up: past this,
-/// something holds far more than single rows (a table lock), and waiting row by row is pointless.
-const MAX_LOCK_TIMEOUTS: u32 = 64;
-
-/// Count one write that ran out of `dwr.row_lock_timeout`; past [`MAX_LOCK_TIMEOUTS`] the merge
-/// gives up with 55P03.
-pub fn count_lock_timeout(lock_timeouts: &mut u32) {
-    *lock_timeouts += 1;
-    if *lock_timeouts > MAX_LOCK_TIMEOUTS {
-        raise(
-            DwrError::new(
-                SqlState::LockNotAvailable,
-                "merge gave up: other transactions kept holding the rows it writes",
-            )
-            .detail(format!(
-                "{MAX_LOCK_TIMEOUTS} writes each waited dwr.row_lock_timeout = {}ms",
-                guc::ROW_LOCK_TIMEOUT.get()
-            ))
-            .hint("Something holds locks on many production rows (a long transaction, a table lock); retry when it is done."),
-        );
-    }
-}
-
-/// The counts of a merge by final class, from its `SELECT cls, count(*)` statement.
-pub fn read_counts(sql: &str) -> Counts {
-    let mut counts = Counts::default();
-    for (class, n) in query_rows(sql, &[], |row| {
-        (
-            exec::col::<String>(row, 1).unwrap_or_default(),
-            exec::col::<i64>(row, 2).unwrap_or(0),
-        )
-    }) {
-        if let Some(class) = RowClass::parse(&class) {
-            counts.add(class, n);
-        }
-    }
-    counts
 }
 
 /// Run the statements of a merge; returns the counts by final class.
@@ -459,28 +382,12 @@ fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key
     counts
 }
 
-/// The test hook `dwr.test_hold_after_classify`: wait for that advisory lock between reading and
-/// writing, so an isolation test can put another session's writes exactly there.
-pub fn test_hold_after_classify() {
-    let key = guc::TEST_HOLD_AFTER_CLASSIFY.get();
-    if key != 0 {
-        execute(
-            "SELECT pg_catalog.pg_advisory_lock_shared($1::pg_catalog.int8)",
-            &[i64::from(key).into()],
-        );
-        execute(
-            "SELECT pg_catalog.pg_advisory_unlock_shared($1::pg_catalog.int8)",
-            &[i64::from(key).into()],
-        );
-    }
-}
-
 #[pg_extern(sql = false)]
 fn dwr_merge_all(
     reload_id: Option<i64>,
 ) -> SetOfIterator<'static, pgrx::composite_type!('static, "dwr.merge_result")> {
     let targets: Vec<pg_sys::Oid> = match reload_id {
-        Some(id) => match reload::reload_state(id) {
+        Some(id) => match registry::reload_state(id) {
             (true, _) => raise(
                 DwrError::new(
                     SqlState::ObjectNotInPrerequisiteState,

@@ -2,109 +2,14 @@
 //! its tables takes only staged rows whose version lies in the window, and deletes in production
 //! from the moment it began stop staged rows of the same key.
 
-use crate::exec::{self, as_role, execute, query_one, query_rows, raise};
-use crate::staging::{registration_or_raise, require_owner};
+use crate::exec::{self, as_role, execute, query_one, raise};
+use crate::registry::{open_reload, prune_tombstones, registration_or_raise, reload_state};
+use crate::staging::require_owner;
 use dwr_engine::ident::display_ident;
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-
-/// The open reload of a table, as a merge needs it.
-pub struct OpenReload {
-    pub reload_id: i64,
-    pub window_start: TimestampWithTimeZone,
-    pub window_end: TimestampWithTimeZone,
-}
-
-/// The open reload that includes `target`, if any.
-pub fn open_reload(target: pg_sys::Oid) -> Option<OpenReload> {
-    query_rows(
-        "SELECT reload_id, window_start, window_end FROM dwr.reloads \
-         WHERE ended_at IS NULL AND $1::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (targets)",
-        &[target.into()],
-        |row| OpenReload {
-            reload_id: exec::col::<i64>(row, 1).expect("reload_id"),
-            window_start: exec::col::<TimestampWithTimeZone>(row, 2).expect("window_start"),
-            window_end: exec::col::<TimestampWithTimeZone>(row, 3).expect("window_end"),
-        },
-    )
-    .into_iter()
-    .next()
-}
-
-/// From when deletes in `target` stop staged rows: when its open reload began, or else when its
-/// staging table was created or last emptied.
-pub fn deletes_count_since(target: pg_sys::Oid) -> TimestampWithTimeZone {
-    query_one::<TimestampWithTimeZone>(
-        "SELECT COALESCE((SELECT r.began_at FROM dwr.reloads r WHERE r.ended_at IS NULL \
-                            AND $1::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (r.targets)), \
-                         (SELECT t.tracking_since FROM dwr.tables t \
-                           WHERE t.target OPERATOR(pg_catalog.=) $1::pg_catalog.regclass))",
-        &[target.into()],
-    )
-    .unwrap_or_else(|| {
-        raise(DwrError::new(
-            SqlState::ObjectNotInPrerequisiteState,
-            "table is not registered",
-        ))
-    })
-}
-
-/// Delete the tombstones of `target` that neither its staging table nor an open reload can need:
-/// those older than both when staging was created or last emptied and when its open reload began.
-pub fn prune_tombstones(target: pg_sys::Oid) {
-    let cutoff = query_one::<TimestampWithTimeZone>(
-        "SELECT LEAST(t.tracking_since, \
-                (SELECT pg_catalog.min(r.began_at) FROM dwr.reloads r WHERE r.ended_at IS NULL \
-                  AND t.target OPERATOR(pg_catalog.=) ANY (r.targets))) \
-           FROM dwr.tables t WHERE t.target::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-        &[target.into()],
-    );
-    let Some(cutoff) = cutoff else { return };
-    as_role(exec::extension_owner(), || {
-        execute(
-            "DELETE FROM dwr.tombstones tb WHERE tb.target OPERATOR(pg_catalog.=) $1 \
-             AND tb.deleted_at OPERATOR(pg_catalog.<) $2",
-            &[target.into(), cutoff.into()],
-        );
-    });
-    // a Citus table's tombstones live next to its staging table, on the shards
-    if let (Some(t), Some(reg)) = (exec::relation(target), crate::staging::registration(target)) {
-        if let (Some(p), Some(s)) = (crate::citus::placement(t.oid), exec::relation(reg.staging)) {
-            if p != dwr_engine::citus::Placement::Local {
-                let tombstones = crate::citus::tombstones_of(&t, &s);
-                crate::citus::prune_tombstones(&tombstones, cutoff);
-            }
-        }
-    }
-}
-
-/// Whether reload `id` has ended, and its tables; 42704 when there is no such reload.
-pub fn reload_state(id: i64) -> (bool, Vec<pg_sys::Oid>) {
-    query_rows(
-        "SELECT ended_at IS NOT NULL, targets::pg_catalog.oid[] FROM dwr.reloads \
-         WHERE reload_id OPERATOR(pg_catalog.=) $1",
-        &[id.into()],
-        |row| {
-            (
-                exec::col::<bool>(row, 1).unwrap_or(false),
-                exec::col::<Vec<pg_sys::Oid>>(row, 2).unwrap_or_default(),
-            )
-        },
-    )
-    .into_iter()
-    .next()
-    .unwrap_or_else(|| {
-        raise(
-            DwrError::new(
-                SqlState::UndefinedObject,
-                format!("reload {id} does not exist"),
-            )
-            .hint("See SELECT * FROM dwr.reloads;"),
-        )
-    })
-}
 
 #[pg_extern(sql = false)]
 fn dwr_begin_reload(

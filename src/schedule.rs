@@ -1,7 +1,7 @@
 //! `dwr_schedule`, `dwr_unschedule`: merges as pg_cron jobs.
 
 use crate::exec::{self, query_one, raise};
-use crate::staging::registration_or_raise;
+use crate::registry::registration_or_raise;
 use dwr_engine::ident::{quote_ident, quote_literal};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::pg_sys;

@@ -1,6 +1,7 @@
 //! Staging tables: create or adopt, register, drop, purge, and count by status.
 
 use crate::exec::{self, as_role, check, execute, query_one, query_rows, raise};
+use crate::registry::registration_or_raise;
 use dwr_engine::catalog::Relation;
 use dwr_engine::ddl::{
     adopt_staging, create_staging, install_delete_tracking, remove_delete_tracking, DELETE_TRIGGER,
@@ -11,46 +12,6 @@ use dwr_engine::plan::{check_target, META_STATUS};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-
-/// A row of `dwr.tables`.
-pub struct Registration {
-    pub staging: pg_sys::Oid,
-    pub version_column: String,
-}
-
-/// The registration of `target`, if any.
-pub fn registration(target: pg_sys::Oid) -> Option<Registration> {
-    query_rows(
-        "SELECT staging::pg_catalog.oid, version_column::pg_catalog.text FROM dwr.tables \
-         WHERE target OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
-        &[target.into()],
-        |row| Registration {
-            staging: exec::col::<pg_sys::Oid>(row, 1).expect("staging is NOT NULL"),
-            version_column: exec::col::<String>(row, 2).expect("version_column is NOT NULL"),
-        },
-    )
-    .into_iter()
-    .next()
-}
-
-/// Like [`registration`], raising 55000 with a hint when `target` is not registered.
-pub fn registration_or_raise(target: pg_sys::Oid) -> Registration {
-    registration(target).unwrap_or_else(|| {
-        let name = exec::relation(target)
-            .map(|r| r.display())
-            .unwrap_or_else(|| format!("OID {}", target.to_u32()));
-        raise(
-            DwrError::new(
-                SqlState::ObjectNotInPrerequisiteState,
-                format!("table {name} has no registered staging table"),
-            )
-            .detail(format!("dwr.tables has no row for {name}."))
-            .hint(format!(
-                "Create or adopt its staging table first: SELECT dwr_create_staging('{name}');"
-            )),
-        )
-    })
-}
 
 /// Refuse staging owned by a role other than the target's owner: a merge run by a privileged role
 /// must not read (and fire triggers on) a table a less trusted role controls.
@@ -415,7 +376,7 @@ fn dwr_purge_staging(target: Option<pg_sys::Oid>, status: Option<&str>) -> i64 {
             );
         });
     }
-    crate::reload::prune_tombstones(target);
+    crate::registry::prune_tombstones(target);
     deleted as i64
 }
 

@@ -1,7 +1,7 @@
 //! `dwr_verify`: type and shape problems between production and its staging table.
 
 use crate::exec::{self, raise};
-use crate::staging::registration_or_raise;
+use crate::registry::registration_or_raise;
 use dwr_engine::plan::verify;
 use dwr_engine::DwrError;
 use pgrx::pg_sys;

@@ -1,0 +1,144 @@
+//! What the extension keeps about a production table across transactions: its registration
+//! (`dwr.tables`), the reload it is in (`dwr.reloads`), and its tombstones, pruned here and nowhere
+//! else.
+
+use crate::exec::{self, as_role, execute, query_one, query_rows, raise};
+use dwr_engine::{DwrError, SqlState};
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys;
+
+/// A row of `dwr.tables`.
+pub struct Registration {
+    pub staging: pg_sys::Oid,
+    pub version_column: String,
+}
+
+/// The registration of `target`, if any.
+pub fn registration(target: pg_sys::Oid) -> Option<Registration> {
+    query_rows(
+        "SELECT staging::pg_catalog.oid, version_column::pg_catalog.text FROM dwr.tables \
+         WHERE target OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+        &[target.into()],
+        |row| Registration {
+            staging: exec::col::<pg_sys::Oid>(row, 1).expect("staging is NOT NULL"),
+            version_column: exec::col::<String>(row, 2).expect("version_column is NOT NULL"),
+        },
+    )
+    .into_iter()
+    .next()
+}
+
+/// Like [`registration`], raising 55000 with a hint when `target` is not registered.
+pub fn registration_or_raise(target: pg_sys::Oid) -> Registration {
+    registration(target).unwrap_or_else(|| {
+        let name = exec::relation(target)
+            .map(|r| r.display())
+            .unwrap_or_else(|| format!("OID {}", target.to_u32()));
+        raise(
+            DwrError::new(
+                SqlState::ObjectNotInPrerequisiteState,
+                format!("table {name} has no registered staging table"),
+            )
+            .detail(format!("dwr.tables has no row for {name}."))
+            .hint(format!(
+                "Create or adopt its staging table first: SELECT dwr_create_staging('{name}');"
+            )),
+        )
+    })
+}
+
+/// The open reload of a table, as a merge needs it.
+pub struct OpenReload {
+    pub reload_id: i64,
+    pub window_start: TimestampWithTimeZone,
+    pub window_end: TimestampWithTimeZone,
+}
+
+/// The open reload that includes `target`, if any.
+pub fn open_reload(target: pg_sys::Oid) -> Option<OpenReload> {
+    query_rows(
+        "SELECT reload_id, window_start, window_end FROM dwr.reloads \
+         WHERE ended_at IS NULL AND $1::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (targets)",
+        &[target.into()],
+        |row| OpenReload {
+            reload_id: exec::col::<i64>(row, 1).expect("reload_id"),
+            window_start: exec::col::<TimestampWithTimeZone>(row, 2).expect("window_start"),
+            window_end: exec::col::<TimestampWithTimeZone>(row, 3).expect("window_end"),
+        },
+    )
+    .into_iter()
+    .next()
+}
+
+/// From when deletes in `target` stop staged rows: when its open reload began, or else when its
+/// staging table was created or last emptied.
+pub fn deletes_count_since(target: pg_sys::Oid) -> TimestampWithTimeZone {
+    query_one::<TimestampWithTimeZone>(
+        "SELECT COALESCE((SELECT r.began_at FROM dwr.reloads r WHERE r.ended_at IS NULL \
+                            AND $1::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (r.targets)), \
+                         (SELECT t.tracking_since FROM dwr.tables t \
+                           WHERE t.target OPERATOR(pg_catalog.=) $1::pg_catalog.regclass))",
+        &[target.into()],
+    )
+    .unwrap_or_else(|| {
+        raise(DwrError::new(
+            SqlState::ObjectNotInPrerequisiteState,
+            "table is not registered",
+        ))
+    })
+}
+
+/// Delete the tombstones of `target` that neither its staging table nor an open reload can need:
+/// those older than both when staging was created or last emptied and when its open reload began.
+pub fn prune_tombstones(target: pg_sys::Oid) {
+    let cutoff = query_one::<TimestampWithTimeZone>(
+        "SELECT LEAST(t.tracking_since, \
+                (SELECT pg_catalog.min(r.began_at) FROM dwr.reloads r WHERE r.ended_at IS NULL \
+                  AND t.target OPERATOR(pg_catalog.=) ANY (r.targets))) \
+           FROM dwr.tables t WHERE t.target::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+        &[target.into()],
+    );
+    let Some(cutoff) = cutoff else { return };
+    as_role(exec::extension_owner(), || {
+        execute(
+            "DELETE FROM dwr.tombstones tb WHERE tb.target OPERATOR(pg_catalog.=) $1 \
+             AND tb.deleted_at OPERATOR(pg_catalog.<) $2",
+            &[target.into(), cutoff.into()],
+        );
+    });
+    // a Citus table's tombstones live next to its staging table, on the shards
+    if let (Some(t), Some(reg)) = (exec::relation(target), registration(target)) {
+        if let (Some(p), Some(s)) = (crate::citus::placement(t.oid), exec::relation(reg.staging)) {
+            if p != dwr_engine::citus::Placement::Local {
+                let tombstones = crate::citus::tombstones_of(&t, &s);
+                crate::citus::prune_tombstones(&tombstones, cutoff);
+            }
+        }
+    }
+}
+
+/// Whether reload `id` has ended, and its tables; 42704 when there is no such reload.
+pub fn reload_state(id: i64) -> (bool, Vec<pg_sys::Oid>) {
+    query_rows(
+        "SELECT ended_at IS NOT NULL, targets::pg_catalog.oid[] FROM dwr.reloads \
+         WHERE reload_id OPERATOR(pg_catalog.=) $1",
+        &[id.into()],
+        |row| {
+            (
+                exec::col::<bool>(row, 1).unwrap_or(false),
+                exec::col::<Vec<pg_sys::Oid>>(row, 2).unwrap_or_default(),
+            )
+        },
+    )
+    .into_iter()
+    .next()
+    .unwrap_or_else(|| {
+        raise(
+            DwrError::new(
+                SqlState::UndefinedObject,
+                format!("reload {id} does not exist"),
+            )
+            .hint("See SELECT * FROM dwr.reloads;"),
+        )
+    })
+}
