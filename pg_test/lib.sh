@@ -250,15 +250,26 @@ as_postgres() {
     if [ "$(id -u)" -eq 0 ]; then sudo -u postgres "$@"; else "$@"; fi
 }
 
-# start_cluster DIR PORT [postgresql.conf lines...]: a fresh cluster, trust auth on a Unix socket.
-start_cluster() {
-    local dir=$1 port=$2
+# init_cluster DIR PORT [postgresql.conf lines...]: a fresh cluster (stopped), trust auth on a Unix
+# socket. (Without data checksums, which 18 turns on by default and 15 off: pg_upgrade between them
+# needs the same.)
+init_cluster() {
+    local dir=$1 port=$2 flags=()
     shift 2
     stop_cluster "$dir"
     rm -rf "$dir"
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
-    as_postgres "$PG_BIN/initdb" -D "$dir" -A trust -U postgres --no-sync --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    [ "$PG_MAJOR" -ge 18 ] && flags+=(--no-data-checksums)
+    as_postgres "$PG_BIN/initdb" -D "$dir" -A trust -U postgres --no-sync --encoding=UTF8 --locale=C.UTF-8 \
+        "${flags[@]}" >/dev/null
+    cluster_settings "$dir" "$port" "$@"
+}
+
+# cluster_settings DIR PORT [lines...]: the settings of every test cluster, then the given ones.
+cluster_settings() {
+    local dir=$1 port=$2
+    shift 2
     {
         echo "port = $port"
         echo "listen_addresses = ''"
@@ -270,7 +281,17 @@ start_cluster() {
         echo "log_min_messages = warning"
         for line in "$@"; do echo "$line"; done
     } | as_postgres tee -a "$dir/postgresql.conf" >/dev/null
-    as_postgres "$PG_BIN/pg_ctl" -D "$dir" -l "$dir.log" -w -t 60 start >/dev/null
+}
+
+# start_cluster DIR PORT [postgresql.conf lines...]: a fresh cluster, started.
+start_cluster() {
+    init_cluster "$@"
+    run_cluster "$1"
+}
+
+# run_cluster DIR: start an existing cluster.
+run_cluster() {
+    as_postgres "$PG_BIN/pg_ctl" -D "$1" -l "$1.log" -w -t 60 start >/dev/null
 }
 
 stop_cluster() {

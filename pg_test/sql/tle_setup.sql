@@ -52,7 +52,7 @@ SELECT * FROM dwr_merge('public.not_generated');
 SELECT inserted FROM dwr_merge('public.not_generated');
 ALTER TABLE public.not_generated ADD COLUMN note text;
 SELECT * FROM dwr_merge('public.not_generated');
--- dwr tle check says so too (and exits 1), until the package is generated again
+-- dwr tle check says so too (and exits 3), until the package is generated again
 \! $DWR_TLE_CHECK; echo "dwr tle check: exit $?"
 \! ${DWR_TLE_SYNC:-true}
 \! $DWR_TLE_CHECK; echo "dwr tle check: exit $?"

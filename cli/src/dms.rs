@@ -1,0 +1,107 @@
+//! `dwr dms`: the AWS DMS documents of an open reload, as the compiled extension's
+//! `dwr_dms_table_mappings` and `dwr_dms_task_settings` write them.
+
+use crate::conninfo::Error;
+use crate::tle::relation;
+use crate::DmsCommand;
+use postgres::Client;
+
+/// The DMS documents of a reload: the engine's `dms` module fed with the catalog, as the compiled
+/// extension's `src/dms.rs` does.
+pub fn documents(db: &mut Client, command: &DmsCommand) -> Result<serde_json::Value, Error> {
+    use dwr_engine::dms::{dms_table, table_mappings, task_settings, MappingOptions, RELOAD_SQL};
+    db.batch_execute("SET search_path = pg_catalog, pg_temp")?;
+    let json_option = |name: &str, value: &Option<String>| -> Result<serde_json::Value, Error> {
+        match value {
+            None => Ok(serde_json::Value::Null),
+            Some(v) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(v).map_err(|e| format!("--{name}: {e}"))?;
+                if !value.is_object() {
+                    return Err(format!("--{name} must be a JSON object").into());
+                }
+                Ok(value)
+            }
+        }
+    };
+    let (reload, engine, time_zone, renames) = match command {
+        DmsCommand::TableMappings {
+            reload,
+            source_engine,
+            source_time_zone,
+            source_tables,
+            ..
+        } => (
+            *reload,
+            source_engine.to_lowercase(),
+            source_time_zone.clone(),
+            json_option("source-tables", source_tables)?,
+        ),
+        DmsCommand::TaskSettings { reload, .. } => (
+            *reload,
+            "oracle".into(),
+            "UTC".into(),
+            serde_json::Value::Null,
+        ),
+    };
+    let oracle = engine == "oracle";
+    let row = db
+        .query_opt(RELOAD_SQL, &[&reload, &time_zone])?
+        .ok_or_else(|| format!("reload {reload} does not exist (see SELECT * FROM dwr.reloads)"))?;
+    let (targets, start, end): (Vec<u32>, String, String) = (row.get(0), row.get(1), row.get(2));
+    let mut tables = Vec::new();
+    for oid in targets {
+        let reg = db
+            .query_opt(
+                "SELECT staging::oid, version_column::text FROM dwr.tables WHERE target::oid = $1",
+                &[&oid],
+            )?
+            .ok_or_else(|| format!("table with OID {oid} has no registered staging table"))?;
+        let (s_oid, version_column): (u32, String) = (reg.get(0), reg.get(1));
+        let target = relation(db, oid)?.ok_or("a table of the reload does not exist")?;
+        let staging = relation(db, s_oid)?.ok_or("a staging table of the reload does not exist")?;
+        let renamed = renames
+            .get(target.display())
+            .or_else(|| renames.get(&target.name))
+            .and_then(|v| v.as_str());
+        tables.push(dms_table(
+            &target,
+            &staging,
+            &version_column,
+            renamed,
+            oracle,
+        ));
+    }
+    match command {
+        DmsCommand::TableMappings {
+            source_schema,
+            lowercase_columns,
+            ..
+        } => {
+            let options = MappingOptions {
+                source_schema: source_schema.clone(),
+                lowercase_columns: lowercase_columns.unwrap_or(oracle),
+                window_start: start,
+                window_end: end,
+            };
+            Ok(table_mappings(&tables, &options).map_err(|e| e.message)?)
+        }
+        DmsCommand::TaskSettings { overrides, .. } => {
+            let mut schemas: Vec<String> =
+                tables.iter().map(|t| t.staging_schema.clone()).collect();
+            schemas.sort();
+            schemas.dedup();
+            if schemas.len() != 1 {
+                return Err(format!(
+                    "the tables of this reload are staged in different schemas ({}): a DMS task has one TargetSchema",
+                    schemas.join(", ")
+                )
+                .into());
+            }
+            Ok(task_settings(
+                &schemas[0],
+                &json_option("overrides", overrides)?,
+            ))
+        }
+    }
+}
