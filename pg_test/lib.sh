@@ -124,8 +124,13 @@ ensure_debian_packages() {
     done
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing Debian packages${why:+ for $why}: ${missing[*]}"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        # apt's own output only when it fails
+        local out
+        out=$(mktemp)
+        { as_root apt-get update -qq &&
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+            >"$out" 2>&1 || { cat "$out"; rm -f "$out"; return 1; }
+        rm -f "$out"
     fi
 }
 

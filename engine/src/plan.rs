@@ -55,6 +55,7 @@ pub enum ProblemCode {
     NoCast,
     ExplicitCast,
     Narrowing,
+    TruncationRisk,
     Lossy,
     NotNullWithoutValue,
     MissingInStaging,
@@ -79,6 +80,7 @@ impl ProblemCode {
             ProblemCode::NoCast => "no_cast",
             ProblemCode::ExplicitCast => "explicit_cast",
             ProblemCode::Narrowing => "narrowing",
+            ProblemCode::TruncationRisk => "truncation_risk",
             ProblemCode::Lossy => "lossy",
             ProblemCode::NotNullWithoutValue => "not_null_without_value",
             ProblemCode::MissingInStaging => "missing_in_staging",
@@ -102,7 +104,9 @@ impl ProblemCode {
             | MetadataMissing
             | AmbiguousName
             | NoCast => Severity::Error,
-            ExplicitCast | Narrowing | Lossy | NotNullWithoutValue => Severity::Warning,
+            ExplicitCast | Narrowing | TruncationRisk | Lossy | NotNullWithoutValue => {
+                Severity::Warning
+            }
             MissingInStaging | ExtraInStaging | MatchedByCase | GeneratedNotWritten
             | IdentityKeptOnUpdate => Severity::Info,
         }
@@ -231,6 +235,17 @@ pub fn conversion(staging: &Column, target: &Column, casts: &Casts) -> Conversio
         CastContext::Explicit => Conversion::Explicit,
         CastContext::None => Conversion::Impossible,
     }
+}
+
+/// Whether staging's column may not hold every value production's can: the loader had to cut
+/// values (DMS truncates some types to the target's length) or reject rows. Same type with a
+/// smaller modifier (`varchar(50)` for `varchar(100)`, `numeric(10,2)` for `numeric(12,2)`), or a
+/// character type with a length limit for production's unlimited string.
+fn truncates(staging: &Column, target: &Column) -> bool {
+    const STRINGS: [u32; 3] = [25, 1043, 1042];
+    let comparable = staging.type_oid == target.type_oid
+        || (STRINGS.contains(&staging.type_oid) && STRINGS.contains(&target.type_oid));
+    comparable && narrows(target, staging)
 }
 
 /// Whether the target's type modifier may not hold every value the staged column can hold.
@@ -484,6 +499,17 @@ pub fn verify(
                         format!(
                             "{} is narrower than {}: a value that does not fit becomes an ERROR row",
                             t.type_name, s.type_name
+                        ),
+                    );
+                } else if truncates(s, t) {
+                    push(
+                        &t.name,
+                        ProblemCode::TruncationRisk,
+                        Some(&t.type_name),
+                        Some(&s.type_name),
+                        format!(
+                            "staging's {} is narrower than production's {}: the loader had to cut or reject longer values; compare the source before trusting this column",
+                            s.type_name, t.type_name
                         ),
                     );
                 }
@@ -1038,6 +1064,27 @@ mod tests {
         let err = plan_merge(&t, &dms_staging(), &casts(), "updated_at", true).unwrap_err();
         assert_eq!(err.state, SqlState::WrongObjectType);
         assert!(err.detail.unwrap().contains("view"));
+    }
+
+    #[test]
+    fn staging_narrower_than_production_is_a_truncation_risk() {
+        let mut s = col("name", VARCHAR, "character varying(50)");
+        let mut t = col("name", VARCHAR, "character varying(100)");
+        s.typmod = 50 + 4;
+        t.typmod = 100 + 4;
+        assert!(truncates(&s, &t));
+        assert!(!truncates(&t, &s), "wider staging is narrowing, the other way");
+        // an unlimited production string staged with a length limit
+        let text = col("name", TEXT, "text");
+        assert!(truncates(&s, &text));
+        assert!(!truncates(&text, &s));
+        // numeric(10,2) staged for numeric(12,2); not for an integer production column
+        let mut sn = col("amount", NUMERIC, "numeric(10,2)");
+        let mut tn = col("amount", NUMERIC, "numeric(12,2)");
+        sn.typmod = ((10 << 16) | 2) + 4;
+        tn.typmod = ((12 << 16) | 2) + 4;
+        assert!(truncates(&sn, &tn));
+        assert!(!truncates(&sn, &col("amount", INT4, "integer")));
     }
 
     #[test]

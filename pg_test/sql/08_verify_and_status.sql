@@ -44,3 +44,18 @@ SELECT inserted, errors FROM dwr_merge('ver.t');
 TABLE ver.t;
 SELECT target, staging, new_rows, processed, skipped, error_rows, total
   FROM dwr.staging_status WHERE target::text LIKE 'ver.%' ORDER BY 1;
+-- staging narrower than production (a DMS task that created staging with shorter columns, or a
+-- wrong mapping): the loader had to cut or reject longer values, so dwr_verify warns
+-- (truncation_risk); the merge still runs
+CREATE SCHEMA trunc;
+CREATE TABLE trunc.t (id int PRIMARY KEY, name varchar(100), note text, amount numeric(12,2), updated_at timestamp);
+CREATE SCHEMA trunc_staging;
+CREATE TABLE trunc_staging.t (id int PRIMARY KEY, name varchar(50), note varchar(20), amount numeric(10,2), updated_at timestamp);
+SELECT dwr_create_staging('trunc.t', staging_schema => 'trunc_staging');
+\! ${DWR_TLE_SYNC:-true}
+SELECT column_name, problem, severity, production_type, staging_type FROM dwr_verify('trunc.t')
+ WHERE severity <> 'info' ORDER BY column_name;
+INSERT INTO trunc_staging.t (id, name, note, amount, updated_at) VALUES (1, 'short', 'n', 1.50, '2025-01-01');
+SELECT inserted, errors FROM dwr_merge('trunc.t');
+SELECT dwr_drop_staging('trunc.t');
+DROP SCHEMA trunc, trunc_staging CASCADE;
