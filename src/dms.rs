@@ -24,15 +24,7 @@ fn reload_for_dms(reload_id: i64, time_zone: &str) -> (Vec<pg_sys::Oid>, String,
     )
     .into_iter()
     .next()
-    .unwrap_or_else(|| {
-        raise(
-            DwrError::new(
-                SqlState::UndefinedObject,
-                format!("reload {reload_id} does not exist"),
-            )
-            .hint("See SELECT * FROM dwr.reloads;"),
-        )
-    })
+    .unwrap_or_else(|| crate::registry::no_such_reload(reload_id))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -132,13 +132,16 @@ pub fn reload_state(id: i64) -> (bool, Vec<pg_sys::Oid>) {
     )
     .into_iter()
     .next()
-    .unwrap_or_else(|| {
-        raise(
-            DwrError::new(
-                SqlState::UndefinedObject,
-                format!("reload {id} does not exist"),
-            )
-            .hint("See SELECT * FROM dwr.reloads;"),
+    .unwrap_or_else(|| no_such_reload(id))
+}
+
+/// The error of a reload id that names no reload (42704).
+pub fn no_such_reload(id: i64) -> ! {
+    raise(
+        DwrError::new(
+            SqlState::UndefinedObject,
+            format!("reload {id} does not exist"),
         )
-    })
+        .hint("See SELECT * FROM dwr.reloads;"),
+    )
 }

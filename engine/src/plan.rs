@@ -1073,7 +1073,10 @@ mod tests {
         s.typmod = 50 + 4;
         t.typmod = 100 + 4;
         assert!(truncates(&s, &t));
-        assert!(!truncates(&t, &s), "wider staging is narrowing, the other way");
+        assert!(
+            !truncates(&t, &s),
+            "wider staging is narrowing, the other way"
+        );
         // an unlimited production string staged with a length limit
         let text = col("name", TEXT, "text");
         assert!(truncates(&s, &text));
