@@ -1,0 +1,1285 @@
+-- The pg_tle package of 0.2.0 as its dwr tle install wrote it for a database without registered
+-- tables, installed by role dwr_tle_admin (dwr tle sql of commit 22606ce), frozen for the test of an
+-- update to this version (pg_test/run-all, "pg_tle package: update from 0.2.0").
+-- dms_window_reload: the extension's own schema, tables and types.
+--
+-- Every name is schema-qualified and every function and operator comes from pg_catalog, so the
+-- search_path in force at CREATE EXTENSION changes nothing. The tables are owned by the role that
+-- runs CREATE EXTENSION; nobody else may write them: merges append their runs through the
+-- extension's own code, which writes as that owner (see README, "Security").
+
+CREATE SCHEMA dwr;
+COMMENT ON SCHEMA dwr IS
+  'dms_window_reload: registrations, merge runs and reports. Functions live in the schema the extension was installed into.';
+GRANT USAGE ON SCHEMA dwr TO PUBLIC;
+
+CREATE TABLE dwr.tables (
+    target           pg_catalog.regclass    PRIMARY KEY,
+    staging          pg_catalog.regclass    NOT NULL UNIQUE,
+    version_column   pg_catalog.name        NOT NULL,
+    staging_created  pg_catalog.bool        NOT NULL,
+    tracking_since   pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    registered_at    pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    registered_by    pg_catalog.name        NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE dwr.tables IS
+  'One row a production table registered by dwr_create_staging: its staging table and version column.';
+COMMENT ON COLUMN dwr.tables.target IS 'the production table';
+COMMENT ON COLUMN dwr.tables.staging IS 'the staging table a full load fills';
+COMMENT ON COLUMN dwr.tables.version_column IS 'the production column that orders versions of a row (a staged row wins only when strictly greater)';
+COMMENT ON COLUMN dwr.tables.staging_created IS 'true when dwr_create_staging created staging, false when it adopted a table that already existed (one a DMS task created)';
+COMMENT ON COLUMN dwr.tables.tracking_since IS 'when staging was created or last emptied of NEW rows by dwr_purge_staging';
+COMMENT ON COLUMN dwr.tables.registered_at IS 'when the table was registered (or registered again)';
+COMMENT ON COLUMN dwr.tables.registered_by IS 'the role that registered it';
+
+CREATE TABLE dwr.merge_runs (
+    run_id                  pg_catalog.int8        GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind                    pg_catalog.text        NOT NULL DEFAULT 'merge'
+                            CHECK (kind OPERATOR(pg_catalog.=) ANY ('{merge,undo}'::pg_catalog.text[])),
+    target                  pg_catalog.oid         NOT NULL,
+    target_name             pg_catalog.text        NOT NULL,
+    source_name             pg_catalog.text        NOT NULL,
+    dry_run                 pg_catalog.bool        NOT NULL,
+    status                  pg_catalog.text        NOT NULL
+                            CHECK (status OPERATOR(pg_catalog.=) ANY
+                                   ('{RUNNING,SUCCEEDED,SUCCEEDED_WITH_ERRORS,DRY_RUN,FAILED}'::pg_catalog.text[])),
+    run_by                  pg_catalog.name        NOT NULL,
+    session_user_name       pg_catalog.name        NOT NULL,
+    backend_pid             pg_catalog.int4        NOT NULL,
+    started_at              pg_catalog.timestamptz NOT NULL,
+    finished_at             pg_catalog.timestamptz,
+    duration                pg_catalog.interval,
+    inserted                pg_catalog.int8,
+    updated                 pg_catalog.int8,
+    unchanged               pg_catalog.int8,
+    skipped_stale           pg_catalog.int8,
+    skipped_deleted         pg_catalog.int8,
+    skipped_outside_window  pg_catalog.int8,
+    deferred                pg_catalog.int8,
+    errors                  pg_catalog.int8,
+    deleted                 pg_catalog.int8,
+    undo_of                 pg_catalog.int8,
+    row_audit               pg_catalog.bool,
+    reload_id               pg_catalog.int8,
+    window_start            pg_catalog.timestamptz,
+    window_end              pg_catalog.timestamptz,
+    error_sqlstate          pg_catalog.text,
+    error_message           pg_catalog.text
+);
+CREATE INDEX merge_runs_target_idx ON dwr.merge_runs (target, run_id);
+CREATE UNIQUE INDEX merge_runs_undo_of_idx ON dwr.merge_runs (undo_of) WHERE undo_of IS NOT NULL;
+COMMENT ON TABLE dwr.merge_runs IS
+  'One row a merge: who ran it, when, on what, with which counts and outcome. Appended by the extension only.';
+COMMENT ON COLUMN dwr.merge_runs.run_id IS 'the run; staged rows it decided carry it in _dwr_run_id';
+COMMENT ON COLUMN dwr.merge_runs.kind IS 'merge, or undo (a dwr_undo of the run in undo_of)';
+COMMENT ON COLUMN dwr.merge_runs.deleted IS 'undo: rows the undone merge had inserted and the undo deleted';
+COMMENT ON COLUMN dwr.merge_runs.undo_of IS 'undo: the run it took back';
+COMMENT ON COLUMN dwr.merge_runs.row_audit IS 'whether the run wrote before and after images to dwr.row_changes (dwr.row_audit)';
+COMMENT ON COLUMN dwr.merge_runs.target IS 'OID of the production table (kept after the table is dropped)';
+COMMENT ON COLUMN dwr.merge_runs.target_name IS 'schema-qualified name of the production table at the time of the run';
+COMMENT ON COLUMN dwr.merge_runs.source_name IS 'schema-qualified name of the table merged from';
+COMMENT ON COLUMN dwr.merge_runs.dry_run IS 'true when the run computed its counts and changed nothing';
+COMMENT ON COLUMN dwr.merge_runs.status IS 'RUNNING, SUCCEEDED, SUCCEEDED_WITH_ERRORS (some rows ERROR), DRY_RUN, FAILED';
+COMMENT ON COLUMN dwr.merge_runs.run_by IS 'the role whose privileges the merge used (current_user)';
+COMMENT ON COLUMN dwr.merge_runs.session_user_name IS 'the session''s login role';
+COMMENT ON COLUMN dwr.merge_runs.backend_pid IS 'the server process that ran the merge';
+COMMENT ON COLUMN dwr.merge_runs.started_at IS 'when the merge started (clock time)';
+COMMENT ON COLUMN dwr.merge_runs.finished_at IS 'when it finished';
+COMMENT ON COLUMN dwr.merge_runs.duration IS 'finished_at - started_at';
+COMMENT ON COLUMN dwr.merge_runs.inserted IS 'staged rows inserted into production';
+COMMENT ON COLUMN dwr.merge_runs.updated IS 'staged rows that replaced an older production version';
+COMMENT ON COLUMN dwr.merge_runs.unchanged IS 'staged rows whose version production already had';
+COMMENT ON COLUMN dwr.merge_runs.skipped_stale IS 'staged rows older than production, or superseded by a newer staged row of the same key';
+COMMENT ON COLUMN dwr.merge_runs.skipped_deleted IS 'staged rows whose key production deleted since tracking began';
+COMMENT ON COLUMN dwr.merge_runs.skipped_outside_window IS 'staged rows outside the open reload''s window (left NEW)';
+COMMENT ON COLUMN dwr.merge_runs.deferred IS 'staged rows left NEW because CDC held the production row';
+COMMENT ON COLUMN dwr.merge_runs.errors IS 'staged rows marked ERROR';
+COMMENT ON COLUMN dwr.merge_runs.reload_id IS 'the open reload whose window the merge applied (NULL: none was open)';
+COMMENT ON COLUMN dwr.merge_runs.window_start IS 'start of that window (inclusive)';
+COMMENT ON COLUMN dwr.merge_runs.window_end IS 'end of that window (inclusive)';
+COMMENT ON COLUMN dwr.merge_runs.error_sqlstate IS 'SQLSTATE of the error that failed the run';
+COMMENT ON COLUMN dwr.merge_runs.error_message IS 'text of the error that failed the run';
+
+CREATE TABLE dwr.row_changes (
+    run_id      pg_catalog.int8        NOT NULL,
+    target      pg_catalog.oid         NOT NULL,
+    key         pg_catalog.jsonb       NOT NULL,
+    action      pg_catalog.text        NOT NULL
+                CHECK (action OPERATOR(pg_catalog.=) ANY ('{insert,update,delete,restore}'::pg_catalog.text[])),
+    before      pg_catalog.jsonb,
+    after       pg_catalog.jsonb
+);
+CREATE INDEX row_changes_run_idx ON dwr.row_changes (run_id);
+COMMENT ON TABLE dwr.row_changes IS
+  'Before and after image of every production row a merge (or an undo) changed, when dwr.row_audit is on. Readable by the extension owner only: the images hold production data.';
+COMMENT ON COLUMN dwr.row_changes.run_id IS 'the run in dwr.merge_runs';
+COMMENT ON COLUMN dwr.row_changes.target IS 'OID of the production table';
+COMMENT ON COLUMN dwr.row_changes.key IS 'the row''s primary key, as a jsonb array in key column order';
+COMMENT ON COLUMN dwr.row_changes.action IS 'insert or update (a merge); delete (an undo removing an inserted row) or restore (an undo putting the before image back)';
+COMMENT ON COLUMN dwr.row_changes.before IS 'the whole row before the change (to_jsonb); NULL for an insert';
+COMMENT ON COLUMN dwr.row_changes.after IS 'the whole row after the change; NULL for a delete';
+
+CREATE TABLE dwr.reloads (
+    reload_id     pg_catalog.int8        GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    targets       pg_catalog.regclass[]  NOT NULL,
+    window_start  pg_catalog.timestamptz NOT NULL,
+    window_end    pg_catalog.timestamptz NOT NULL,
+    began_at      pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    began_by      pg_catalog.name        NOT NULL DEFAULT CURRENT_USER,
+    ended_at      pg_catalog.timestamptz,
+    ended_by      pg_catalog.name,
+    CHECK (window_start OPERATOR(pg_catalog.<=) window_end)
+);
+COMMENT ON TABLE dwr.reloads IS
+  'One row a reload opened by dwr_begin_reload: its tables and time window; open until dwr_end_reload.';
+COMMENT ON COLUMN dwr.reloads.reload_id IS 'the reload';
+COMMENT ON COLUMN dwr.reloads.targets IS 'the production tables it reloads; a table is in at most one open reload';
+COMMENT ON COLUMN dwr.reloads.window_start IS 'first version (inclusive) a merge takes from staging while the reload is open';
+COMMENT ON COLUMN dwr.reloads.window_end IS 'last version (inclusive) a merge takes from staging while the reload is open';
+COMMENT ON COLUMN dwr.reloads.began_at IS 'when it was opened: deletes in production from then on stop staged rows of the same key';
+COMMENT ON COLUMN dwr.reloads.began_by IS 'the role that opened it';
+COMMENT ON COLUMN dwr.reloads.ended_at IS 'when dwr_end_reload closed it (NULL: open)';
+COMMENT ON COLUMN dwr.reloads.ended_by IS 'the role that closed it';
+
+CREATE TABLE dwr.tombstones (
+    target      pg_catalog.oid         NOT NULL,
+    key         pg_catalog.jsonb       NOT NULL,
+    deleted_at  pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    deleted_xid pg_catalog.xid8        NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
+);
+CREATE INDEX tombstones_target_key_idx ON dwr.tombstones (target, key, deleted_at);
+COMMENT ON TABLE dwr.tombstones IS
+  'Deletes seen on registered production tables (by their delete-tracking trigger, whatever session_replication_role): a staged row whose key production deleted since the reload began is skipped, never re-inserted. Pruned when no open reload or staging table needs a row any more.';
+COMMENT ON COLUMN dwr.tombstones.target IS 'OID of the production table (the root of a partitioned table)';
+COMMENT ON COLUMN dwr.tombstones.key IS 'the deleted row''s primary key, as a jsonb array in key column order';
+COMMENT ON COLUMN dwr.tombstones.deleted_at IS 'clock time of the delete';
+COMMENT ON COLUMN dwr.tombstones.deleted_xid IS 'the deleting transaction';
+
+-- The delete-tracking trigger: AFTER DELETE FOR EACH ROW, ENABLE ALWAYS (so it fires for appliers
+-- that run with session_replication_role = replica, as DMS and logical replication do). Its
+-- arguments are the primary key's column names. It runs as the extension owner, so the applier
+-- needs no right on dwr; it can only append a tombstone for the table it fired on.
+CREATE FUNCTION dwr._record_delete() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old_row pg_catalog.jsonb := pg_catalog.to_jsonb(OLD);
+BEGIN
+    INSERT INTO dwr.tombstones (target, key)
+    SELECT COALESCE(pg_catalog.pg_partition_root(TG_RELID), TG_RELID),
+           pg_catalog.jsonb_agg(old_row OPERATOR(pg_catalog.->) k.name ORDER BY k.ord)
+      FROM pg_catalog.unnest(TG_ARGV) WITH ORDINALITY AS k(name, ord);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION dwr._record_delete() IS
+  'Trigger function of the delete tracking that dwr_create_staging installs on a production table: records the deleted key in dwr.tombstones.';
+
+-- Both tables hold the operator's data: pg_dump keeps their rows.
+SELECT pg_catalog.pg_extension_config_dump('dwr.tables', '');
+SELECT pg_catalog.pg_extension_config_dump('dwr.reloads', '');
+SELECT pg_catalog.pg_extension_config_dump('dwr.reloads_reload_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('dwr.tombstones', '');
+SELECT pg_catalog.pg_extension_config_dump('dwr.row_changes', '');
+SELECT pg_catalog.pg_extension_config_dump('dwr.merge_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('dwr.merge_runs_run_id_seq', '');
+
+REVOKE ALL ON dwr.tables, dwr.merge_runs, dwr.reloads, dwr.tombstones FROM PUBLIC;
+GRANT SELECT ON dwr.tables, dwr.merge_runs, dwr.reloads, dwr.tombstones TO PUBLIC;
+REVOKE ALL ON dwr.row_changes FROM PUBLIC;
+
+CREATE TYPE dwr.merge_result AS (
+    run_id                  pg_catalog.int8,
+    target                  pg_catalog.regclass,
+    status                  pg_catalog.text,
+    inserted                pg_catalog.int8,
+    updated                 pg_catalog.int8,
+    unchanged               pg_catalog.int8,
+    skipped_stale           pg_catalog.int8,
+    skipped_deleted         pg_catalog.int8,
+    skipped_outside_window  pg_catalog.int8,
+    deferred                pg_catalog.int8,
+    errors                  pg_catalog.int8,
+    duration                pg_catalog.interval
+);
+COMMENT ON TYPE dwr.merge_result IS
+  'What one merge did: its run, the table, its status and a count for every outcome of a staged row.';
+
+-- dms_window_reload_tle: the functions of the pg_tle package that are the same for every table.
+--
+-- The compiled extension implements these in Rust; a pg_tle package can hold only SQL and PL/pgSQL,
+-- so here they are written in PL/pgSQL, with the same names, arguments, messages and SQLSTATEs. The
+-- merge and the undo are not here: `dwr tle` generates them for each registered table from the same
+-- plan and the same SQL text as the compiled extension (see engine/src/tle.rs).
+--
+-- Everything is CREATE OR REPLACE: an update of the package runs this file again. Every function
+-- pins search_path to pg_catalog, pg_temp. The helpers marked SECURITY DEFINER are the package's
+-- narrow path into its own tables (which only the package owner may write); each checks that the
+-- caller may do what it asks (owns the table, runs that run). "dwr_tle_admin" is the role that installed
+-- the package, ARRAY[ARRAY['_dwr_status', 'pg_catalog.text NOT NULL DEFAULT ''NEW'' CHECK ("_dwr_status" OPERATOR(pg_catalog.=) ANY (''{NEW,PROCESSED,SKIPPED,ERROR}''::pg_catalog.text[]))'], ARRAY['_dwr_loaded_at', 'pg_catalog.timestamptz DEFAULT pg_catalog.clock_timestamp()'], ARRAY['_dwr_error', 'pg_catalog.text'], ARRAY['_dwr_run_id', 'pg_catalog.int8']] the staging metadata columns (dwr_engine::ddl).
+
+CREATE OR REPLACE FUNCTION dwr._raise_null(fn pg_catalog.text, arg pg_catalog.text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+BEGIN
+    RAISE EXCEPTION '%: argument "%" must not be NULL', fn, arg
+        USING ERRCODE = '22004', HINT = pg_catalog.format('Pass a value for %s.', arg);
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._raise_null(pg_catalog.text, pg_catalog.text) IS
+  'Raises the error of a NULL argument (22004).';
+
+CREATE OR REPLACE FUNCTION dwr._is_row_error(state pg_catalog.text)
+RETURNS pg_catalog.bool LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $dwr$ SELECT pg_catalog.left(state, 2) OPERATOR(pg_catalog.=) ANY ('{22,23,44,P0,2F,38,39}')
+             OR state OPERATOR(pg_catalog.=) '42804' $dwr$;
+COMMENT ON FUNCTION dwr._is_row_error(pg_catalog.text) IS
+  'Whether an error is about one row''s data (it marks that staged row ERROR) rather than a failure of the whole merge.';
+
+CREATE OR REPLACE FUNCTION dwr._row_audit()
+RETURNS pg_catalog.bool LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $dwr$ SELECT COALESCE(NULLIF(pg_catalog.current_setting('dwr.row_audit', true), ''), 'on')::pg_catalog.bool $dwr$;
+COMMENT ON FUNCTION dwr._row_audit() IS
+  'dwr.row_audit (default on): whether merges write before and after images to dwr.row_changes.';
+
+CREATE OR REPLACE FUNCTION dwr._setting_ms(name pg_catalog.text, fallback pg_catalog.int4)
+RETURNS pg_catalog.int4 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    v pg_catalog.text := NULLIF(pg_catalog.btrim(pg_catalog.current_setting(name, true)), '');
+BEGIN
+    -- a placeholder setting holds the text it was set to: milliseconds, or a value with a unit
+    IF v IS NULL THEN
+        RETURN fallback;
+    ELSIF v OPERATOR(pg_catalog.~) '^[0-9]+$' THEN
+        RETURN v::pg_catalog.int4;
+    END IF;
+    RETURN (pg_catalog.date_part('epoch', v::pg_catalog.interval) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int4;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._setting_ms(pg_catalog.text, pg_catalog.int4) IS
+  'A setting in milliseconds (the package cannot define typed settings: dwr.* are placeholders holding text).';
+
+CREATE OR REPLACE FUNCTION dwr._row_lock_timeout()
+RETURNS pg_catalog.text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $dwr$ SELECT dwr._setting_ms('dwr.row_lock_timeout', 20)::pg_catalog.text OPERATOR(pg_catalog.||) 'ms' $dwr$;
+COMMENT ON FUNCTION dwr._row_lock_timeout() IS
+  'dwr.row_lock_timeout (default 20 ms): how long a merge''s write waits for a row CDC holds before deferring it.';
+
+CREATE OR REPLACE FUNCTION dwr._count_lock_timeout()
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    n pg_catalog.int4 := COALESCE(NULLIF(pg_catalog.current_setting('dwr.lock_timeouts_in_run', true), ''), '0')::pg_catalog.int4 OPERATOR(pg_catalog.+) 1;
+BEGIN
+    IF n OPERATOR(pg_catalog.>) 64 THEN
+        RAISE EXCEPTION 'merge gave up: other transactions kept holding the rows it writes'
+            USING ERRCODE = '55P03',
+                  DETAIL = pg_catalog.format('64 writes each waited dwr.row_lock_timeout = %s', dwr._row_lock_timeout()),
+                  HINT = 'Something holds locks on many production rows (a long transaction, a table lock); retry when it is done.';
+    END IF;
+    PERFORM pg_catalog.set_config('dwr.lock_timeouts_in_run', n::pg_catalog.text, true);
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._count_lock_timeout() IS
+  'Counts a write of the running merge that ran out of dwr.row_lock_timeout; past 64 the merge gives up.';
+
+CREATE OR REPLACE FUNCTION dwr._test_hold()
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    k pg_catalog.int8 := COALESCE(NULLIF(pg_catalog.current_setting('dwr.test_hold_after_classify', true), ''), '0')::pg_catalog.int8;
+BEGIN
+    IF k OPERATOR(pg_catalog.<>) 0 THEN
+        PERFORM pg_catalog.pg_advisory_lock_shared(k);
+        PERFORM pg_catalog.pg_advisory_unlock_shared(k);
+    END IF;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._test_hold() IS
+  'Test hook dwr.test_hold_after_classify: waits for that advisory lock between reading and writing.';
+
+CREATE OR REPLACE FUNCTION dwr._fingerprint(rel pg_catalog.oid)
+RETURNS pg_catalog.text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $dwr$
+SELECT pg_catalog.md5(COALESCE((
+    SELECT pg_catalog.string_agg(a.attname OPERATOR(pg_catalog.||) ' '
+               OPERATOR(pg_catalog.||) pg_catalog.format_type(a.atttypid, a.atttypmod)
+               OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) a.attnotnull::pg_catalog.text
+               OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) a.attgenerated::pg_catalog.text
+               OPERATOR(pg_catalog.||) a.attidentity::pg_catalog.text
+               OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) a.attcollation::pg_catalog.text,
+               ', ' ORDER BY a.attnum)
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attnum OPERATOR(pg_catalog.>) 0
+       AND NOT a.attisdropped), '')
+    OPERATOR(pg_catalog.||) ' key ' OPERATOR(pg_catalog.||) COALESCE((
+    SELECT i.indkey::pg_catalog.text FROM pg_catalog.pg_index i
+     WHERE i.indrelid OPERATOR(pg_catalog.=) rel AND i.indisprimary), '')
+    OPERATOR(pg_catalog.||) ' owner ' OPERATOR(pg_catalog.||) COALESCE((
+    SELECT c.relowner::pg_catalog.text FROM pg_catalog.pg_class c
+     WHERE c.oid OPERATOR(pg_catalog.=) rel), ''))
+$dwr$;
+COMMENT ON FUNCTION dwr._fingerprint(pg_catalog.oid) IS
+  'A digest of a table''s columns, primary key and owner: a generated merge function refuses to run when its tables no longer match the digest it was generated for.';
+
+CREATE OR REPLACE FUNCTION dwr._display(rel pg_catalog.oid)
+RETURNS pg_catalog.text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $dwr$ SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname)
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          WHERE c.oid OPERATOR(pg_catalog.=) rel $dwr$;
+COMMENT ON FUNCTION dwr._display(pg_catalog.oid) IS
+  'schema.name of a relation for messages, schema always written (as the compiled extension names tables).';
+
+CREATE OR REPLACE FUNCTION dwr._registration(target pg_catalog.regclass,
+                                             OUT staging pg_catalog.regclass,
+                                             OUT version_column pg_catalog.name)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    name pg_catalog.text := COALESCE(dwr._display(target),
+                                     'OID ' OPERATOR(pg_catalog.||) target::pg_catalog.oid::pg_catalog.text);
+BEGIN
+    SELECT t.staging, t.version_column INTO staging, version_column
+      FROM dwr.tables t WHERE t.target OPERATOR(pg_catalog.=) $1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no registered staging table', name
+            USING ERRCODE = '55000', DETAIL = pg_catalog.format('dwr.tables has no row for %s.', name),
+                  HINT = pg_catalog.format('Create or adopt its staging table first: SELECT dwr_create_staging(''%s'');', name);
+    END IF;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._registration(pg_catalog.regclass) IS
+  'The registered staging table and version column of target; 55000 when it has none.';
+
+CREATE OR REPLACE FUNCTION dwr._check_staging_owner(target pg_catalog.regclass, staging pg_catalog.regclass)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    t_owner pg_catalog.oid;
+    s_owner pg_catalog.oid;
+BEGIN
+    SELECT relowner INTO t_owner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) target;
+    SELECT relowner INTO s_owner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) staging;
+    IF s_owner IS NULL THEN
+        RAISE EXCEPTION 'staging table with OID % does not exist', staging::pg_catalog.oid
+            USING ERRCODE = '42P01', HINT = 'The table was dropped or renamed away; check dwr.tables.';
+    END IF;
+    IF s_owner OPERATOR(pg_catalog.<>) t_owner THEN
+        RAISE EXCEPTION 'staging table % is owned by %, not by %, the owner of %', staging,
+              pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(s_owner)),
+              pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(t_owner)), target
+            USING ERRCODE = '42501',
+                  DETAIL = 'A merge reads staging with the caller''s privileges; a table another role owns could run that role''s code (triggers, defaults) as the caller.',
+                  HINT = pg_catalog.format('Give staging to the production table''s owner: ALTER TABLE %s OWNER TO %s;',
+                                           staging, pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(t_owner)));
+    END IF;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._check_staging_owner(pg_catalog.regclass, pg_catalog.regclass) IS
+  'Refuses a staging table owned by another role than the production table''s owner.';
+
+CREATE OR REPLACE FUNCTION dwr._lock_target(target pg_catalog.regclass)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    timeout pg_catalog.int4 := dwr._setting_ms('dwr.lock_timeout', 0);
+    saved pg_catalog.text := pg_catalog.current_setting('lock_timeout');
+BEGIN
+    IF timeout OPERATOR(pg_catalog.<=) 0 THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(1146573361, target::pg_catalog.oid::pg_catalog.int4);
+        RETURN;
+    END IF;
+    BEGIN
+        PERFORM pg_catalog.set_config('lock_timeout', timeout::pg_catalog.text, true);
+        PERFORM pg_catalog.pg_advisory_xact_lock(1146573361, target::pg_catalog.oid::pg_catalog.int4);
+        PERFORM pg_catalog.set_config('lock_timeout', saved, true);
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE EXCEPTION 'another merge of % is running', target
+            USING ERRCODE = '55P03',
+                  DETAIL = pg_catalog.format('waited dwr.lock_timeout = %sms for it to finish', timeout),
+                  HINT = 'Wait for the other merge to commit, or raise dwr.lock_timeout (0 waits as long as it takes).';
+    END;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._lock_target(pg_catalog.regclass) IS
+  'Serialises merges of one table (the advisory lock the compiled extension takes), waiting at most dwr.lock_timeout.';
+
+CREATE OR REPLACE FUNCTION dwr._begin_run(kind pg_catalog.text, undo_of pg_catalog.int8, target pg_catalog.oid,
+                                          target_name pg_catalog.text, source_name pg_catalog.text,
+                                          dry_run pg_catalog.bool, row_audit pg_catalog.bool, run_by pg_catalog.name)
+RETURNS pg_catalog.int8 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    r record;
+    id pg_catalog.int8;
+BEGIN
+    -- the run is the caller's own: a role the session may act as, on a table that role owns
+    PERFORM dwr._check_caller(run_by);
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) target
+                         AND (pg_catalog.pg_has_role(run_by, c.relowner, 'USAGE')
+                              OR pg_catalog.has_table_privilege(run_by, c.oid, 'INSERT')
+                              OR pg_catalog.has_table_privilege(run_by, c.oid, 'UPDATE'))) THEN
+        RAISE EXCEPTION 'permission denied to record a run of %', target_name USING ERRCODE = '42501';
+    END IF;
+    SELECT reload_id, window_start, window_end INTO r FROM dwr.reloads
+     WHERE ended_at IS NULL AND $3::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (targets);
+    INSERT INTO dwr.merge_runs (undo_of, kind, target, target_name, source_name, dry_run, status,
+                                run_by, session_user_name, backend_pid, started_at, reload_id,
+                                window_start, window_end, row_audit)
+    VALUES ($2, $1, $3, $4, $5, $6, 'RUNNING', $8, SESSION_USER, pg_catalog.pg_backend_pid(),
+            pg_catalog.clock_timestamp(), r.reload_id, r.window_start, r.window_end, $7)
+    RETURNING run_id INTO id;
+    RETURN id;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._begin_run(pg_catalog.text, pg_catalog.int8, pg_catalog.oid, pg_catalog.text, pg_catalog.text, pg_catalog.bool, pg_catalog.bool, pg_catalog.name) IS
+  'Opens a run in dwr.merge_runs for the caller (who must be able to act as run_by, a role that owns or may write the table); returns its id.';
+
+CREATE OR REPLACE FUNCTION dwr._finish_run(run_id pg_catalog.int8, status pg_catalog.text,
+                                           inserted pg_catalog.int8, updated pg_catalog.int8,
+                                           unchanged pg_catalog.int8, skipped_stale pg_catalog.int8,
+                                           skipped_deleted pg_catalog.int8, skipped_outside_window pg_catalog.int8,
+                                           deferred pg_catalog.int8, errors pg_catalog.int8, deleted pg_catalog.int8)
+RETURNS pg_catalog.interval LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    d pg_catalog.interval;
+BEGIN
+    -- only a run this session opened and has not finished
+    UPDATE dwr.merge_runs m SET status = $2, finished_at = pg_catalog.clock_timestamp(),
+           duration = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) m.started_at,
+           inserted = $3, updated = $4, unchanged = $5, skipped_stale = $6, skipped_deleted = $7,
+           skipped_outside_window = $8, deferred = $9, errors = $10, deleted = $11
+     WHERE m.run_id OPERATOR(pg_catalog.=) $1 AND m.status OPERATOR(pg_catalog.=) 'RUNNING'
+       AND m.backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+    RETURNING m.duration INTO d;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'run % is not a running run of this session', $1 USING ERRCODE = '55000';
+    END IF;
+    RETURN d;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._finish_run(pg_catalog.int8, pg_catalog.text, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8) IS
+  'Closes a run this session opened with its status and counts; returns its duration.';
+
+CREATE OR REPLACE FUNCTION dwr._deletes_count_since(target pg_catalog.regclass)
+RETURNS pg_catalog.timestamptz LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+SELECT COALESCE((SELECT r.began_at FROM dwr.reloads r WHERE r.ended_at IS NULL
+                    AND $1 OPERATOR(pg_catalog.=) ANY (r.targets)),
+                (SELECT t.tracking_since FROM dwr.tables t WHERE t.target OPERATOR(pg_catalog.=) $1))
+$dwr$;
+COMMENT ON FUNCTION dwr._deletes_count_since(pg_catalog.regclass) IS
+  'From when deletes in target stop staged rows: when its open reload began, or else when its staging table was created or last emptied.';
+
+CREATE OR REPLACE FUNCTION dwr._prune_tombstones(target pg_catalog.oid)
+RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
+DELETE FROM dwr.tombstones tb WHERE tb.target OPERATOR(pg_catalog.=) $1
+   AND tb.deleted_at OPERATOR(pg_catalog.<) (SELECT LEAST(t.tracking_since,
+         (SELECT pg_catalog.min(r.began_at) FROM dwr.reloads r WHERE r.ended_at IS NULL
+           AND t.target OPERATOR(pg_catalog.=) ANY (r.targets)))
+       FROM dwr.tables t WHERE t.target::pg_catalog.oid OPERATOR(pg_catalog.=) $1)
+$dwr$;
+COMMENT ON FUNCTION dwr._prune_tombstones(pg_catalog.oid) IS
+  'Deletes the tombstones of target that neither its staging table nor an open reload can need.';
+
+CREATE OR REPLACE FUNCTION dwr._check_caller(caller pg_catalog.name)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+BEGIN
+    -- a SECURITY DEFINER helper acts for caller only when the session may act as that role
+    IF caller IS NULL OR NOT pg_catalog.pg_has_role(SESSION_USER, caller, 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied to act as %', caller USING ERRCODE = '42501';
+    END IF;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._check_caller(pg_catalog.name) IS
+  'Raises 42501 unless the session''s login role may act as caller (the role a SECURITY DEFINER helper is told it works for).';
+
+CREATE OR REPLACE FUNCTION dwr._require_owner(target pg_catalog.regclass, role pg_catalog.name)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    owner pg_catalog.oid;
+BEGIN
+    SELECT relowner INTO owner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) target;
+    IF NOT pg_catalog.pg_has_role(role, owner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', target
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('%s is owned by %s.', target, pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(owner))),
+                  HINT = 'Register the table as its owner (or a member of the owning role).';
+    END IF;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._require_owner(pg_catalog.regclass, pg_catalog.name) IS
+  'Raises 42501 unless role owns target (or is a member of its owner).';
+
+CREATE OR REPLACE FUNCTION dwr._register(target pg_catalog.regclass, staging pg_catalog.regclass,
+                                         version_column pg_catalog.name, created pg_catalog.bool,
+                                         caller pg_catalog.name)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+BEGIN
+    PERFORM dwr._check_caller(caller);
+    PERFORM dwr._require_owner(target, caller);
+    PERFORM dwr._check_staging_owner(target, staging);
+    INSERT INTO dwr.tables (target, staging, version_column, staging_created, registered_by)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (target) DO UPDATE SET staging = EXCLUDED.staging,
+       version_column = EXCLUDED.version_column, registered_at = pg_catalog.now(),
+       registered_by = EXCLUDED.registered_by,
+       staging_created = CASE WHEN dwr.tables.staging OPERATOR(pg_catalog.=) EXCLUDED.staging
+                              THEN dwr.tables.staging_created ELSE EXCLUDED.staging_created END;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._register(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.name, pg_catalog.bool, pg_catalog.name) IS
+  'Writes the registration of dwr_create_staging for caller (a role the session may act as, which must own target).';
+
+CREATE OR REPLACE FUNCTION dwr._unregister(target pg_catalog.regclass, caller pg_catalog.name)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+BEGIN
+    PERFORM dwr._check_caller(caller);
+    IF EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) target) THEN
+        PERFORM dwr._require_owner(target, caller);
+    END IF;
+    DELETE FROM dwr.tables WHERE dwr.tables.target OPERATOR(pg_catalog.=) $1;
+    DELETE FROM dwr.tombstones WHERE dwr.tombstones.target OPERATOR(pg_catalog.=) $1::pg_catalog.oid;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._unregister(pg_catalog.regclass, pg_catalog.name) IS
+  'Removes the registration and tombstones of target (for dwr_drop_staging).';
+
+CREATE OR REPLACE FUNCTION dwr._restart_tracking(target pg_catalog.regclass, caller pg_catalog.name)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    s pg_catalog.regclass;
+    any_new pg_catalog.bool;
+BEGIN
+    PERFORM dwr._check_caller(caller);
+    SELECT staging INTO s FROM dwr.tables WHERE dwr.tables.target OPERATOR(pg_catalog.=) $1;
+    -- only a caller that may empty staging (as dwr_purge_staging just did)
+    IF NOT pg_catalog.has_table_privilege(caller, s, 'DELETE') THEN
+        RAISE EXCEPTION 'permission denied for table %', s USING ERRCODE = '42501';
+    END IF;
+    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM %s WHERE _dwr_status OPERATOR(pg_catalog.=) ''NEW'')', s)
+       INTO any_new;
+    IF NOT any_new THEN
+        UPDATE dwr.tables SET tracking_since = pg_catalog.now() WHERE dwr.tables.target OPERATOR(pg_catalog.=) $1;
+    END IF;
+    PERFORM dwr._prune_tombstones(target::pg_catalog.oid);
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._restart_tracking(pg_catalog.regclass, pg_catalog.name) IS
+  'After dwr_purge_staging: when staging holds no NEW row, deletes count from now on.';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_create_staging(target pg_catalog.regclass,
+                                                          staging_schema pg_catalog.name DEFAULT 'staging',
+                                                          version_column pg_catalog.name DEFAULT 'updated_at')
+RETURNS pg_catalog.regclass LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    t record;
+    keys pg_catalog.text[];
+    cols pg_catalog.text;
+    existing pg_catalog.oid;
+    s pg_catalog.regclass;
+    created pg_catalog.bool := false;
+    meta pg_catalog.text[] := ARRAY[ARRAY['_dwr_status', 'pg_catalog.text NOT NULL DEFAULT ''NEW'' CHECK ("_dwr_status" OPERATOR(pg_catalog.=) ANY (''{NEW,PROCESSED,SKIPPED,ERROR}''::pg_catalog.text[]))'], ARRAY['_dwr_loaded_at', 'pg_catalog.timestamptz DEFAULT pg_catalog.clock_timestamp()'], ARRAY['_dwr_error', 'pg_catalog.text'], ARRAY['_dwr_run_id', 'pg_catalog.int8']];
+    other pg_catalog.text;
+    i pg_catalog.int4;
+BEGIN
+    IF target IS NULL THEN PERFORM dwr._raise_null('dwr_create_staging', 'target'); END IF;
+    IF staging_schema IS NULL THEN PERFORM dwr._raise_null('dwr_create_staging', 'staging_schema'); END IF;
+    IF version_column IS NULL THEN PERFORM dwr._raise_null('dwr_create_staging', 'version_column'); END IF;
+    -- Citus tables merge on their shards, which only the compiled extension does
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) target) THEN
+            RAISE EXCEPTION 'production table % is a Citus table, which the pg_tle package cannot merge', target
+                USING ERRCODE = '0A000',
+                      DETAIL = 'The package''s merge joins through a temporary table on this server, which the shards cannot see.',
+                      HINT = 'Install the compiled extension dms_window_reload on the Citus cluster; see README, "Citus".';
+        END IF;
+    END IF;
+    SELECT n.nspname, c.relname, c.relkind, c.relpersistence, c.relowner INTO t
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) target;
+    IF t.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', target USING ERRCODE = '42809',
+              HINT = 'Register the table itself, not a view or another kind of relation.';
+    END IF;
+    SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY k.ord) INTO keys
+      FROM pg_catalog.pg_index i
+     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+                                    AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+     WHERE i.indrelid OPERATOR(pg_catalog.=) target AND i.indisprimary;
+    IF keys IS NULL THEN
+        RAISE EXCEPTION 'table % has no primary key', target USING ERRCODE = '42P10',
+              HINT = 'A merge matches staged rows to production rows by primary key; add one.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) target
+                      AND a.attname OPERATOR(pg_catalog.=) version_column AND a.attnum OPERATOR(pg_catalog.>) 0
+                      AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'version column % does not exist in %', version_column, target USING ERRCODE = '42703',
+              HINT = 'Pass the column that orders row versions as version_column.';
+    END IF;
+    PERFORM dwr._require_owner(target, CURRENT_USER);
+    IF staging_schema OPERATOR(pg_catalog.=) t.nspname THEN
+        RAISE EXCEPTION 'staging schema % is the schema of %', pg_catalog.quote_ident(staging_schema), target
+            USING ERRCODE = '22023', HINT = 'Staging must live in another schema, for example ''staging''.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) staging_schema) THEN
+        EXECUTE pg_catalog.format('CREATE SCHEMA %I', staging_schema);
+    END IF;
+    SELECT c.oid INTO existing FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+        ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE n.nspname OPERATOR(pg_catalog.=) staging_schema AND c.relname OPERATOR(pg_catalog.=) t.relname;
+    IF existing IS NULL THEN
+        -- the production columns with their types, the primary key, the metadata columns
+        SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)),
+                                     ', ' ORDER BY a.attnum) INTO cols
+          FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) target AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+        EXECUTE pg_catalog.format('CREATE TABLE %I.%I (%s, PRIMARY KEY (%s), %s) WITH (fillfactor = 50)',
+                                  staging_schema, t.relname, cols,
+                                  (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(keys) k),
+                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', m[1], m[2]), ', ')
+                                     FROM pg_catalog.generate_subscripts(meta, 1) g,
+                                          LATERAL (SELECT ARRAY[meta[g][1], meta[g][2]]) AS x(m)));
+        s := pg_catalog.format('%I.%I', staging_schema, t.relname)::pg_catalog.regclass;
+        created := true;
+    ELSE
+        s := existing::pg_catalog.regclass;
+        IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) existing) NOT IN ('r', 'p') THEN
+            RAISE EXCEPTION '% exists and is not a table', s USING ERRCODE = '42809',
+                  HINT = 'Drop or rename it, or choose another staging_schema.';
+        END IF;
+        PERFORM dwr._check_staging_owner(target, s);
+        -- adopt: add the metadata columns it lacks, rewriting no row
+        FOR i IN 1 .. pg_catalog.array_length(meta, 1) LOOP
+            CONTINUE WHEN EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) existing
+                                     AND a.attname OPERATOR(pg_catalog.=) meta[i][1] AND NOT a.attisdropped);
+            IF meta[i][1] OPERATOR(pg_catalog.=) '_dwr_loaded_at' THEN
+                EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I pg_catalog.timestamptz', s, meta[i][1]);
+                EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT pg_catalog.clock_timestamp()', s, meta[i][1]);
+            ELSE
+                EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I %s', s, meta[i][1], meta[i][2]);
+            END IF;
+        END LOOP;
+    END IF;
+    SELECT d.target::pg_catalog.text INTO other FROM dwr.tables d
+     WHERE d.staging OPERATOR(pg_catalog.=) s AND d.target OPERATOR(pg_catalog.<>) $1;
+    IF other IS NOT NULL THEN
+        RAISE EXCEPTION 'staging table % is already registered for %', s, other USING ERRCODE = '42P07',
+              HINT = 'Use another staging_schema, or dwr_drop_staging the other registration first.';
+    END IF;
+    PERFORM dwr._register(target, s, version_column, created, CURRENT_USER);
+    -- deletes CDC applies from now on are recorded, whatever session_replication_role it runs with
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) target
+                  AND tgname OPERATOR(pg_catalog.=) 'dwr_record_delete' AND NOT tgisinternal) THEN
+        EXECUTE pg_catalog.format('DROP TRIGGER dwr_record_delete ON %s', target);
+    END IF;
+    EXECUTE pg_catalog.format('CREATE TRIGGER dwr_record_delete AFTER DELETE ON %s FOR EACH ROW EXECUTE FUNCTION dwr._record_delete(%s)',
+                              target, (SELECT pg_catalog.string_agg(pg_catalog.quote_literal(k), ', ') FROM pg_catalog.unnest(keys) k));
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER dwr_record_delete', target);
+    RETURN s;
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_create_staging(pg_catalog.regclass, pg_catalog.name, pg_catalog.name) IS
+  'Creates staging_schema.<table> (the target''s columns and primary key plus the _dwr_ metadata columns), or adopts a table of that name that a DMS full load created (adding the metadata columns, changing no row), and registers the pair in dwr.tables. Returns the staging table. (pg_tle package: run dwr tle install afterwards to generate the table''s merge.)';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_drop_staging(target pg_catalog.regclass)
+RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    reg record;
+BEGIN
+    IF target IS NULL THEN PERFORM dwr._raise_null('dwr_drop_staging', 'target'); END IF;
+    SELECT * INTO reg FROM dwr._registration(target);
+    IF EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) target) THEN
+        PERFORM dwr._require_owner(target, CURRENT_USER);
+        IF EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) target
+                      AND tgname OPERATOR(pg_catalog.=) 'dwr_record_delete' AND NOT tgisinternal) THEN
+            EXECUTE pg_catalog.format('DROP TRIGGER dwr_record_delete ON %s', target);
+        END IF;
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) reg.staging) THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', reg.staging);
+    END IF;
+    PERFORM dwr._unregister(target, CURRENT_USER);
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_drop_staging(pg_catalog.regclass) IS
+  'Drops the staging table of target and its registration; dwr.merge_runs keeps the history.';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_purge_staging(target pg_catalog.regclass,
+                                                         status pg_catalog.text DEFAULT 'PROCESSED')
+RETURNS pg_catalog.int8 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    reg record;
+    st pg_catalog.text := pg_catalog.upper(status);
+    n pg_catalog.int8;
+BEGIN
+    IF target IS NULL THEN PERFORM dwr._raise_null('dwr_purge_staging', 'target'); END IF;
+    IF status IS NULL THEN PERFORM dwr._raise_null('dwr_purge_staging', 'status'); END IF;
+    IF st OPERATOR(pg_catalog.<>) 'ALL' AND NOT st OPERATOR(pg_catalog.=) ANY ('{NEW,PROCESSED,SKIPPED,ERROR}') THEN
+        RAISE EXCEPTION 'unknown staging status "%"', st USING ERRCODE = '22023',
+              HINT = 'Use one of NEW, PROCESSED, SKIPPED, ERROR, or ALL.';
+    END IF;
+    SELECT * INTO reg FROM dwr._registration(target);
+    IF st OPERATOR(pg_catalog.=) 'ALL' THEN
+        EXECUTE pg_catalog.format('DELETE FROM %s', reg.staging);
+    ELSE
+        EXECUTE pg_catalog.format('DELETE FROM %s WHERE _dwr_status OPERATOR(pg_catalog.=) $1', reg.staging) USING st;
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM dwr._restart_tracking(target, CURRENT_USER);
+    RETURN n;
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_purge_staging(pg_catalog.regclass, pg_catalog.text) IS
+  'Deletes the staged rows of target in that status (NEW, PROCESSED, SKIPPED, ERROR, or ALL); returns how many.';
+
+CREATE OR REPLACE FUNCTION dwr._staging_status()
+RETURNS TABLE (target pg_catalog.regclass, staging pg_catalog.regclass, new_rows pg_catalog.int8,
+               processed pg_catalog.int8, skipped pg_catalog.int8, error_rows pg_catalog.int8,
+               total pg_catalog.int8)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT t.target AS t, t.staging AS s,
+                    pg_catalog.has_table_privilege(t.staging::pg_catalog.oid, 'SELECT') AS readable
+               FROM dwr.tables t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.staging::pg_catalog.oid
+              ORDER BY t.target::pg_catalog.text LOOP
+        target := r.t; staging := r.s;
+        new_rows := NULL; processed := NULL; skipped := NULL; error_rows := NULL; total := NULL;
+        IF r.readable THEN
+            CONTINUE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) r.s
+                                         AND a.attname OPERATOR(pg_catalog.=) '_dwr_status' AND NOT a.attisdropped);
+            EXECUTE pg_catalog.format(
+                'SELECT pg_catalog.count(*) FILTER (WHERE _dwr_status OPERATOR(pg_catalog.=) ''NEW''), '
+                'pg_catalog.count(*) FILTER (WHERE _dwr_status OPERATOR(pg_catalog.=) ''PROCESSED''), '
+                'pg_catalog.count(*) FILTER (WHERE _dwr_status OPERATOR(pg_catalog.=) ''SKIPPED''), '
+                'pg_catalog.count(*) FILTER (WHERE _dwr_status OPERATOR(pg_catalog.=) ''ERROR''), '
+                'pg_catalog.count(*) FROM %s', r.s)
+               INTO new_rows, processed, skipped, error_rows, total;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._staging_status() IS
+  'Counts of staged rows by status for every registered table whose staging the caller may read (NULLs when not).';
+
+CREATE OR REPLACE FUNCTION dwr._purge_audit(older_than pg_catalog.interval, caller pg_catalog.name)
+RETURNS pg_catalog.int8 LANGUAGE plpgsql SECURITY DEFINER VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    n pg_catalog.int8;
+BEGIN
+    -- the caller: a role the session may act as, that is (or is a member of) the package owner
+    IF NOT pg_catalog.pg_has_role(SESSION_USER, caller, 'MEMBER')
+       OR NOT pg_catalog.pg_has_role(caller, CURRENT_USER, 'USAGE') THEN
+        RAISE EXCEPTION 'only the owner of dms_window_reload may purge its audit' USING ERRCODE = '42501',
+              HINT = 'Ask the extension''s owner (or a member of that role) to run dwr_purge_audit.';
+    END IF;
+    DELETE FROM dwr.row_changes c USING dwr.merge_runs r
+     WHERE c.run_id OPERATOR(pg_catalog.=) r.run_id
+       AND COALESCE(r.finished_at, r.started_at) OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._purge_audit(pg_catalog.interval, pg_catalog.name) IS
+  'Implementation of dwr_purge_audit (runs as the package owner; refuses a caller that is not the owner or a member of it).';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_purge_audit(older_than pg_catalog.interval)
+RETURNS pg_catalog.int8 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp AS $dwr$
+BEGIN
+    IF older_than IS NULL THEN PERFORM dwr._raise_null('dwr_purge_audit', 'older_than'); END IF;
+    RETURN dwr._purge_audit(older_than, CURRENT_USER);
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_purge_audit(pg_catalog.interval) IS
+  'Deletes the row images (dwr.row_changes) of runs finished longer ago than older_than; the runs stay in dwr.merge_runs. Only the extension''s owner may.';
+
+CREATE OR REPLACE FUNCTION dwr._reload_insert(targets pg_catalog.regclass[], window_start pg_catalog.timestamptz,
+                                              window_end pg_catalog.timestamptz, caller pg_catalog.name)
+RETURNS pg_catalog.int8 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    t pg_catalog.regclass;
+    other pg_catalog.int8;
+    id pg_catalog.int8;
+BEGIN
+    -- serialise reload changes, so two sessions cannot put one table into two open reloads
+    PERFORM dwr._check_caller(caller);
+    LOCK TABLE dwr.reloads IN SHARE ROW EXCLUSIVE MODE;
+    FOREACH t IN ARRAY $1 LOOP
+        PERFORM dwr._require_owner(t, caller);
+        SELECT r.reload_id INTO other FROM dwr.reloads r
+         WHERE r.ended_at IS NULL AND t OPERATOR(pg_catalog.=) ANY (r.targets);
+        IF other IS NOT NULL THEN
+            RAISE EXCEPTION 'table % is already in open reload %', t, other USING ERRCODE = '55000',
+                  HINT = pg_catalog.format('Finish that reload first: SELECT dwr_end_reload(%s);', other);
+        END IF;
+    END LOOP;
+    INSERT INTO dwr.reloads (targets, window_start, window_end, began_by)
+    VALUES ($1, $2, $3, $4) RETURNING reload_id INTO id;
+    RETURN id;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._reload_insert(pg_catalog.regclass[], pg_catalog.timestamptz, pg_catalog.timestamptz, pg_catalog.name) IS
+  'Writes a reload of dwr_begin_reload for caller (who must own every table; none may be in another open reload).';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_begin_reload(targets pg_catalog.regclass[],
+                                                        window_start pg_catalog.timestamptz,
+                                                        window_end pg_catalog.timestamptz)
+RETURNS pg_catalog.int8 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    t pg_catalog.regclass;
+    uniq pg_catalog.regclass[] := '{}';
+    reg record;
+    v record;
+BEGIN
+    IF targets IS NULL THEN PERFORM dwr._raise_null('dwr_begin_reload', 'targets'); END IF;
+    IF window_start IS NULL THEN PERFORM dwr._raise_null('dwr_begin_reload', 'window_start'); END IF;
+    IF window_end IS NULL THEN PERFORM dwr._raise_null('dwr_begin_reload', 'window_end'); END IF;
+    IF pg_catalog.cardinality(targets) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'dwr_begin_reload: targets is empty' USING ERRCODE = '22023',
+              HINT = 'Name the tables to reload: dwr_begin_reload(''{production.customers}'', ...).';
+    END IF;
+    IF window_start OPERATOR(pg_catalog.>) window_end THEN
+        RAISE EXCEPTION 'dwr_begin_reload: the window ends before it starts' USING ERRCODE = '22023',
+              DETAIL = pg_catalog.format('window_start %s is after window_end %s.', window_start, window_end),
+              HINT = 'Swap the two ends; both are included.';
+    END IF;
+    FOREACH t IN ARRAY targets LOOP
+        IF t IS NULL THEN PERFORM dwr._raise_null('dwr_begin_reload', 'targets[i]'); END IF;
+        IF NOT t OPERATOR(pg_catalog.=) ANY (uniq) THEN uniq := uniq OPERATOR(pg_catalog.||) t; END IF;
+    END LOOP;
+    FOREACH t IN ARRAY uniq LOOP
+        SELECT * INTO reg FROM dwr._registration(t);
+        PERFORM dwr._require_owner(t, CURRENT_USER);
+        SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type_name, ty.typcategory INTO v
+          FROM pg_catalog.pg_attribute a
+          JOIN pg_catalog.pg_type ty ON ty.oid OPERATOR(pg_catalog.=) COALESCE(NULLIF(
+               (SELECT b.typbasetype FROM pg_catalog.pg_type b WHERE b.oid OPERATOR(pg_catalog.=) a.atttypid), 0), a.atttypid)
+         WHERE a.attrelid OPERATOR(pg_catalog.=) t AND a.attname OPERATOR(pg_catalog.=) reg.version_column;
+        IF v.typcategory OPERATOR(pg_catalog.<>) 'D' THEN
+            RAISE EXCEPTION 'version column % of % is of type %, which a time window cannot bound',
+                  pg_catalog.quote_ident(v.attname), t, v.type_name USING ERRCODE = '42804',
+                  HINT = 'A reload window needs a date, timestamp or timestamptz version column; merge without a reload otherwise.';
+        END IF;
+    END LOOP;
+    RETURN dwr._reload_insert(uniq, window_start, window_end, CURRENT_USER);
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_begin_reload(pg_catalog.regclass[], pg_catalog.timestamptz, pg_catalog.timestamptz) IS
+  'Opens a reload of these tables for the window [window_start, window_end]: while it is open, merges of them take only staged rows whose version lies in the window, and deletes in production from now on stop staged rows of the same key. Returns the reload''s id.';
+
+CREATE OR REPLACE FUNCTION dwr._end_reload(reload_id pg_catalog.int8, caller pg_catalog.name)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    r record;
+    t pg_catalog.regclass;
+BEGIN
+    PERFORM dwr._check_caller(caller);
+    SELECT x.ended_at IS NOT NULL AS ended, x.targets INTO r FROM dwr.reloads x WHERE x.reload_id OPERATOR(pg_catalog.=) $1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'reload % does not exist', $1 USING ERRCODE = '42704', HINT = 'See SELECT * FROM dwr.reloads;';
+    END IF;
+    IF r.ended THEN
+        RAISE EXCEPTION 'reload % is already ended', $1 USING ERRCODE = '55000';
+    END IF;
+    FOREACH t IN ARRAY r.targets LOOP
+        IF EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) t) THEN
+            PERFORM dwr._require_owner(t, caller);
+        END IF;
+    END LOOP;
+    UPDATE dwr.reloads x SET ended_at = pg_catalog.clock_timestamp(), ended_by = caller
+     WHERE x.reload_id OPERATOR(pg_catalog.=) $1;
+    FOREACH t IN ARRAY r.targets LOOP
+        PERFORM dwr._prune_tombstones(t::pg_catalog.oid);
+    END LOOP;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._end_reload(pg_catalog.int8, pg_catalog.name) IS
+  'Implementation of dwr_end_reload for caller (who must own the reload''s tables).';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_end_reload(reload_id pg_catalog.int8)
+RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
+BEGIN
+    IF $1 IS NULL THEN PERFORM dwr._raise_null('dwr_end_reload', 'reload_id'); END IF;
+    PERFORM dwr._end_reload($1, CURRENT_USER);
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_end_reload(pg_catalog.int8) IS
+  'Closes a reload: merges of its tables take every staged row again.';
+
+CREATE OR REPLACE FUNCTION dwr._run_to_undo(run_id pg_catalog.int8, OUT target pg_catalog.oid, OUT target_name pg_catalog.text)
+LANGUAGE plpgsql SECURITY DEFINER STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    r record;
+    images pg_catalog.int8;
+BEGIN
+    IF $1 IS NULL THEN PERFORM dwr._raise_null('dwr_undo', 'run_id'); END IF;
+    SELECT x.kind, x.target, x.target_name, x.dry_run, x.status,
+           COALESCE(x.inserted, 0) OPERATOR(pg_catalog.+) COALESCE(x.updated, 0) AS changed,
+           (SELECT u.run_id FROM dwr.merge_runs u WHERE u.undo_of OPERATOR(pg_catalog.=) x.run_id) AS undone_by
+      INTO r FROM dwr.merge_runs x WHERE x.run_id OPERATOR(pg_catalog.=) $1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'run % does not exist', $1 USING ERRCODE = '42704',
+              HINT = 'See SELECT * FROM dwr.merge_runs ORDER BY run_id DESC;';
+    END IF;
+    IF r.kind OPERATOR(pg_catalog.<>) 'merge' THEN
+        RAISE EXCEPTION 'run % is an undo; an undo cannot be undone', $1 USING ERRCODE = '0A000',
+              HINT = 'Stage the rows again and merge them.';
+    END IF;
+    IF r.dry_run THEN
+        RAISE EXCEPTION 'run % cannot be undone: it was a dry run and changed nothing', $1 USING ERRCODE = '55000', HINT = 'Nothing to do.';
+    END IF;
+    IF r.status NOT IN ('SUCCEEDED', 'SUCCEEDED_WITH_ERRORS') THEN
+        RAISE EXCEPTION 'run % cannot be undone: its status is %', $1, r.status USING ERRCODE = '55000',
+              HINT = 'Only a merge that committed can be undone.';
+    END IF;
+    IF r.undone_by IS NOT NULL THEN
+        RAISE EXCEPTION 'run % cannot be undone: it was already undone by run %', $1, r.undone_by USING ERRCODE = '55000',
+              HINT = 'See SELECT * FROM dwr.merge_runs WHERE undo_of IS NOT NULL;';
+    END IF;
+    IF r.changed OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'run % cannot be undone: it changed no row', $1 USING ERRCODE = '55000', HINT = 'Nothing to do.';
+    END IF;
+    SELECT pg_catalog.count(*) INTO images FROM dwr.row_changes c WHERE c.run_id OPERATOR(pg_catalog.=) $1;
+    IF images OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION 'run % cannot be undone: dwr.row_changes has no images of its rows', $1 USING ERRCODE = '55000',
+              HINT = 'The run ran with dwr.row_audit = off, or dwr_purge_audit removed its images.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) r.target) THEN
+        RAISE EXCEPTION 'table % of run % does not exist any more', r.target_name, $1 USING ERRCODE = '42P01';
+    END IF;
+    target := r.target;
+    target_name := r.target_name;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._run_to_undo(pg_catalog.int8) IS
+  'The table of a run dwr_undo may take back, or the error that says why it cannot.';
+
+CREATE OR REPLACE FUNCTION dwr._undo_images(run_id pg_catalog.int8)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+BEGIN
+    -- the images of a run on a table the session's role may read, into the session's undo work table
+    IF NOT EXISTS (SELECT FROM dwr.merge_runs r WHERE r.run_id OPERATOR(pg_catalog.=) $1
+                      AND pg_catalog.has_table_privilege(SESSION_USER, r.target, 'SELECT')) THEN
+        RAISE EXCEPTION 'permission denied for the images of run %', $1 USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO pg_temp."_dwr_undo" (n, key, action, before, after) SELECT pg_catalog.row_number() OVER (), c.key, c.action, c.before, c.after FROM dwr.row_changes c WHERE c.run_id OPERATOR(pg_catalog.=) $1 AND c.action OPERATOR(pg_catalog.=) ANY ('{insert,update}'::pg_catalog.text[]);
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._undo_images(pg_catalog.int8) IS
+  'Copies the row images of a run into the session''s undo work table (for dwr_undo).';
+
+CREATE OR REPLACE FUNCTION dwr._record_failed(target pg_catalog.regclass, source_name pg_catalog.text,
+                                              dry_run pg_catalog.bool, started_at pg_catalog.timestamptz,
+                                              run_by pg_catalog.name, error_sqlstate pg_catalog.text,
+                                              error_message pg_catalog.text)
+RETURNS pg_catalog.int8 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    id pg_catalog.int8;
+BEGIN
+    PERFORM dwr._check_caller($5);
+    PERFORM dwr._registration($1);
+    INSERT INTO dwr.merge_runs (kind, target, target_name, source_name, dry_run, status, run_by,
+                                session_user_name, backend_pid, started_at, finished_at, duration,
+                                error_sqlstate, error_message)
+    VALUES ('merge', $1::pg_catalog.oid, dwr._display($1), $2, $3, 'FAILED', $5, SESSION_USER,
+            pg_catalog.pg_backend_pid(), $4, pg_catalog.clock_timestamp(),
+            pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $4, $6, $7)
+    RETURNING run_id INTO id;
+    RETURN id;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._record_failed(pg_catalog.regclass, pg_catalog.text, pg_catalog.bool, pg_catalog.timestamptz, pg_catalog.name, pg_catalog.text, pg_catalog.text) IS
+  'Records a merge of a registered table that failed, as FAILED in dwr.merge_runs (for dwr_merge_recorded).';
+
+CREATE OR REPLACE PROCEDURE @extschema@.dwr_merge_recorded(target pg_catalog.regclass,
+                                                           dry_run pg_catalog.bool DEFAULT false,
+                                                           INOUT result dwr.merge_result DEFAULT NULL)
+LANGUAGE plpgsql AS $dwr$
+#variable_conflict use_column
+DECLARE
+    started pg_catalog.timestamptz := pg_catalog.clock_timestamp();
+    st pg_catalog.text;
+    msg pg_catalog.text;
+    det pg_catalog.text;
+    hnt pg_catalog.text;
+    src pg_catalog.text;
+BEGIN
+    -- the merge runs in a subtransaction: when it fails, its work is rolled back, the failure is
+    -- written and committed, then raised again (a function cannot commit; a procedure can)
+    BEGIN
+        result := @extschema@.dwr_merge(target, dry_run);
+        RETURN;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
+                                hnt = PG_EXCEPTION_HINT;
+    END;
+    SELECT dwr._display(t.staging) INTO src FROM dwr.tables t WHERE t.target OPERATOR(pg_catalog.=) $1;
+    IF src IS NOT NULL THEN
+        PERFORM dwr._record_failed(target, src, dry_run, started, CURRENT_USER, st,
+                                   msg OPERATOR(pg_catalog.||) COALESCE(' (' OPERATOR(pg_catalog.||) NULLIF(det, '') OPERATOR(pg_catalog.||) ')', ''));
+        COMMIT;
+    END IF;
+    IF NULLIF(det, '') IS NOT NULL AND NULLIF(hnt, '') IS NOT NULL THEN
+        RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = st, DETAIL = det, HINT = hnt;
+    ELSIF NULLIF(det, '') IS NOT NULL THEN
+        RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = st, DETAIL = det;
+    ELSIF NULLIF(hnt, '') IS NOT NULL THEN
+        RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = st, HINT = hnt;
+    END IF;
+    RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = st;
+END
+$dwr$;
+COMMENT ON PROCEDURE @extschema@.dwr_merge_recorded(pg_catalog.regclass, pg_catalog.bool, dwr.merge_result) IS
+  'pg_tle package: dwr_merge that leaves a FAILED run in dwr.merge_runs when it fails (the compiled extension''s background worker does this for every merge; a trusted extension has none). Call it outside a transaction block (as pg_cron does): CALL dwr_merge_recorded(''customers'').';
+
+CREATE OR REPLACE FUNCTION dwr._cron_schema(job pg_catalog.text, cron pg_catalog.text, command pg_catalog.text)
+RETURNS pg_catalog.text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    s pg_catalog.text;
+    cron_db pg_catalog.text;
+    here pg_catalog.text := pg_catalog.current_database();
+BEGIN
+    -- pg_cron keeps its functions in a schema of its own ("cron"): where its schedule lives
+    SELECT n.nspname INTO s FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_depend d ON d.refobjid OPERATOR(pg_catalog.=) e.oid
+       AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+       AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+      JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron' AND p.proname OPERATOR(pg_catalog.=) 'schedule'
+     LIMIT 1;
+    IF s IS NOT NULL THEN
+        RETURN s;
+    END IF;
+    BEGIN
+        -- a superuser-only setting: a role without pg_read_all_settings cannot read it
+        cron_db := NULLIF(pg_catalog.current_setting('cron.database_name', true), '');
+    EXCEPTION WHEN insufficient_privilege THEN
+        cron_db := NULL;
+    END;
+    IF NOT 'pg_cron' OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.btrim(l, ' "')
+                                                   FROM pg_catalog.unnest(pg_catalog.string_to_array(
+                                                        pg_catalog.current_setting('shared_preload_libraries'), ',')) l) THEN
+        RAISE EXCEPTION 'pg_cron is not installed' USING ERRCODE = '0A000',
+              DETAIL = 'dwr_schedule makes pg_cron jobs; pg_cron is not in shared_preload_libraries.',
+              HINT = 'Add pg_cron to shared_preload_libraries (the DB parameter group on RDS), restart, then CREATE EXTENSION pg_cron; or run dwr_merge from any other scheduler.';
+    ELSIF cron_db IS NOT NULL AND cron_db OPERATOR(pg_catalog.<>) here THEN
+        RAISE EXCEPTION 'pg_cron runs in database %, not in %', cron_db, here USING ERRCODE = '0A000',
+              HINT = pg_catalog.format('Schedule the merge from %s: SELECT cron.schedule_in_database(%L, %L, %L, %L);',
+                                       cron_db, job, cron, command, here);
+    END IF;
+    RAISE EXCEPTION 'the pg_cron extension is not created in this database' USING ERRCODE = '0A000',
+          HINT = 'Run CREATE EXTENSION pg_cron; in the database named by cron.database_name.';
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._cron_schema(pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+  'The schema of pg_cron in this database, or the error that says how to get there.';
+
+CREATE OR REPLACE FUNCTION dwr._cron_job(target pg_catalog.regclass, OUT job pg_catalog.text, OUT command pg_catalog.text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    ext_schema pg_catalog.text;
+    qualified pg_catalog.text;
+BEGIN
+    SELECT n.nspname INTO ext_schema FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'dms_window_reload_tle';
+    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) INTO qualified FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) target;
+    job := 'dwr_merge ' OPERATOR(pg_catalog.||) dwr._display(target);
+    -- the procedure: a scheduled merge that fails leaves a FAILED run (no background worker here)
+    command := pg_catalog.format('CALL %I.dwr_merge_recorded(%L::pg_catalog.regclass)', ext_schema, qualified);
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._cron_job(pg_catalog.regclass) IS
+  'The pg_cron job name and command of target''s scheduled merge.';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_schedule(target pg_catalog.regclass, cron pg_catalog.text)
+RETURNS pg_catalog.int8 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    j record;
+    id pg_catalog.int8;
+BEGIN
+    IF target IS NULL THEN PERFORM dwr._raise_null('dwr_schedule', 'target'); END IF;
+    IF cron IS NULL THEN PERFORM dwr._raise_null('dwr_schedule', 'cron'); END IF;
+    PERFORM dwr._registration(target);
+    SELECT * INTO j FROM dwr._cron_job(target);
+    EXECUTE pg_catalog.format('SELECT %I.schedule($1, $2, $3)', dwr._cron_schema(j.job, cron, j.command))
+       INTO id USING j.job, cron, j.command;
+    RETURN id;
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_schedule(pg_catalog.regclass, pg_catalog.text) IS
+  'Schedules the merge of target as a pg_cron job named ''dwr_merge <table>'' (pg_tle package: the job runs CALL dwr_merge_recorded, so a failed scheduled merge leaves a FAILED run); returns the job id. Scheduling again replaces the schedule.';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_unschedule(target pg_catalog.regclass)
+RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    j record;
+    s pg_catalog.text;
+    removed pg_catalog.bool;
+BEGIN
+    IF target IS NULL THEN PERFORM dwr._raise_null('dwr_unschedule', 'target'); END IF;
+    SELECT * INTO j FROM dwr._cron_job(target);
+    s := dwr._cron_schema(j.job, '* * * * *', j.command);
+    EXECUTE pg_catalog.format('SELECT %1$I.unschedule(x.jobid) FROM %1$I.job x WHERE x.jobname OPERATOR(pg_catalog.=) $1', s)
+       INTO removed USING j.job;
+    IF removed IS NULL THEN
+        RAISE EXCEPTION 'no pg_cron job named "%"', j.job USING ERRCODE = '42704', HINT = 'See SELECT * FROM cron.job;';
+    END IF;
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_unschedule(pg_catalog.regclass) IS
+  'Removes the pg_cron job dwr_schedule made for target.';
+CREATE OR REPLACE FUNCTION @extschema@.dwr_merge(target pg_catalog.regclass,
+dry_run pg_catalog.bool DEFAULT false, source pg_catalog.regclass DEFAULT NULL)
+RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp AS $dwr$
+DECLARE
+    reg record;
+    nsp pg_catalog.name;
+    rel pg_catalog.name;
+BEGIN
+IF target IS NULL THEN PERFORM dwr._raise_null('dwr_merge', 'target'); END IF;
+IF dry_run IS NULL THEN PERFORM dwr._raise_null('dwr_merge', 'dry_run'); END IF;
+SELECT * INTO reg FROM dwr._registration(target);
+SELECT n.nspname, c.relname INTO nsp, rel FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) target;
+IF source IS NOT NULL THEN
+RAISE EXCEPTION 'dwr_merge from a source table is not in the pg_tle package' USING ERRCODE = '0A000',
+HINT = 'Copy the source into the staging table (INSERT INTO staging SELECT ...), then merge.';
+END IF;
+RAISE EXCEPTION 'the package has no merge for table %', dwr._display(target)
+USING ERRCODE = '55000', DETAIL = pg_catalog.format('%s was registered after the package %s was generated.', dwr._display(target), 'dms_window_reload_tle'),
+HINT = 'Generate the package again: dwr tle install <connection string>.';
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_merge(pg_catalog.regclass, pg_catalog.bool, pg_catalog.regclass) IS
+'Merges the NEW rows of target''s staging table into target: a staged row replaces a production row only when its version is strictly greater, inserts a missing key, and ends PROCESSED, SKIPPED or ERROR. One transaction; dry_run computes every count and changes nothing. (pg_tle package: runs the merge generated for the table; a source table is not supported.)';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_verify(target pg_catalog.regclass)
+RETURNS TABLE (column_name pg_catalog.text, problem pg_catalog.text,
+production_type pg_catalog.text, staging_type pg_catalog.text,
+severity pg_catalog.text, detail pg_catalog.text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+DECLARE
+    reg record;
+    nsp pg_catalog.name;
+    rel pg_catalog.name;
+BEGIN
+IF target IS NULL THEN PERFORM dwr._raise_null('dwr_verify', 'target'); END IF;
+SELECT * INTO reg FROM dwr._registration(target);
+SELECT n.nspname, c.relname INTO nsp, rel FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) target;
+RAISE EXCEPTION 'the package has no merge for table %', dwr._display(target)
+USING ERRCODE = '55000', DETAIL = pg_catalog.format('%s was registered after the package %s was generated.', dwr._display(target), 'dms_window_reload_tle'),
+HINT = 'Generate the package again: dwr tle install <connection string>.';
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_verify(pg_catalog.regclass) IS
+'Type and shape problems between target and its staging table: column, problem code, both types, severity (error, warning, info) and a detail. (pg_tle package: the findings of the generator, refused when the tables changed since.)';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_undo(run_id pg_catalog.int8)
+RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp AS $dwr$
+DECLARE
+    r record;
+    target pg_catalog.regclass;
+    nsp pg_catalog.name;
+    rel pg_catalog.name;
+BEGIN
+SELECT * INTO r FROM dwr._run_to_undo(run_id);
+target := r.target::pg_catalog.regclass;
+SELECT n.nspname, c.relname INTO nsp, rel FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) target;
+RAISE EXCEPTION 'the package has no merge for table %', dwr._display(target)
+USING ERRCODE = '55000', DETAIL = pg_catalog.format('%s was registered after the package %s was generated.', dwr._display(target), 'dms_window_reload_tle'),
+HINT = 'Generate the package again: dwr tle install <connection string>.';
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_undo(pg_catalog.int8) IS
+'Takes back a merge from its row images: deletes the rows it inserted and restores the rows it updated, leaving alone every row that changed since (CDC wins). Recorded as a run of kind undo.';
+CREATE OR REPLACE FUNCTION @extschema@.dwr_merge_all(reload_id pg_catalog.int8 DEFAULT NULL)
+RETURNS SETOF dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    r record;
+    chosen pg_catalog.regclass[] := '{}';
+    t pg_catalog.regclass;
+BEGIN
+IF $1 IS NOT NULL THEN
+SELECT x.ended_at IS NOT NULL AS ended, x.targets INTO r FROM dwr.reloads x WHERE x.reload_id OPERATOR(pg_catalog.=) $1;
+IF NOT FOUND THEN
+RAISE EXCEPTION 'reload % does not exist', $1 USING ERRCODE = '42704', HINT = 'See SELECT * FROM dwr.reloads;';
+END IF;
+IF r.ended THEN
+RAISE EXCEPTION 'reload % is ended', $1 USING ERRCODE = '55000',
+HINT = 'Merge every registered table with dwr_merge_all(), or open a new reload.';
+END IF;
+chosen := r.targets;
+ELSE
+-- every registration whose production and staging tables both exist; a broken one is
+-- named and left out rather than failing the others
+FOR r IN SELECT x.target, EXISTS (SELECT FROM pg_catalog.pg_class s WHERE s.oid OPERATOR(pg_catalog.=) x.staging::pg_catalog.oid) AS staged
+FROM dwr.tables x JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.target::pg_catalog.oid LOOP
+IF r.staged THEN
+chosen := chosen OPERATOR(pg_catalog.||) r.target;
+ELSE
+RAISE WARNING 'dwr_merge_all: skipping %: its staging table no longer exists (re-create it with dwr_create_staging)', dwr._display(r.target);
+END IF;
+END LOOP;
+END IF;
+-- parents before children, by the foreign keys among the registered tables
+FOR t IN SELECT x FROM pg_catalog.unnest(chosen) AS x ORDER BY pg_catalog.array_position(ARRAY[]::pg_catalog.text[], dwr._display(x)) NULLS LAST, x::pg_catalog.text LOOP
+RETURN NEXT @extschema@.dwr_merge(t);
+END LOOP;
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_merge_all(pg_catalog.int8) IS
+'Merges every table of the open reload reload_id (or every registered table), parents before children by their foreign keys (pg_tle package: the order when the package was generated), each as dwr_merge would; one row per table.';
+-- dms_window_reload: views over every registered table.
+
+CREATE VIEW dwr.type_verification AS
+SELECT t.target, t.staging, v.column_name, v.problem, v.severity,
+       v.production_type, v.staging_type, v.detail
+  FROM dwr.tables t
+  JOIN pg_catalog.pg_class pc ON pc.oid OPERATOR(pg_catalog.=) t.target::pg_catalog.oid
+  JOIN pg_catalog.pg_class sc ON sc.oid OPERATOR(pg_catalog.=) t.staging::pg_catalog.oid
+ CROSS JOIN LATERAL @extschema@.dwr_verify(t.target) AS v;
+COMMENT ON VIEW dwr.type_verification IS
+  'dwr_verify for every registered table whose production and staging tables exist.';
+
+CREATE VIEW dwr.staging_status AS
+SELECT s.target, s.staging, s.new_rows, s.processed, s.skipped, s.error_rows, s.total
+  FROM dwr._staging_status() AS s;
+COMMENT ON VIEW dwr.staging_status IS
+  'Staged rows by status for every registered table the caller may read: NEW (not merged yet, or deferred, or outside the window), PROCESSED, SKIPPED, ERROR.';
+
+GRANT SELECT ON dwr.type_verification, dwr.staging_status TO PUBLIC;
