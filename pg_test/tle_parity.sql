@@ -1,7 +1,7 @@
 -- The pg_tle package has every public function and procedure of the compiled extension, with the
 -- same arguments, except those on the list below, each with the reason it is not (yet) there.
--- (A function can exist and refuse one use with 0A000: the package's dwr_merge refuses a source
--- table; docs/managed-postgresql.md lists those.)
+-- (A function can exist and refuse one use with 0A000: the package's dwr_merge, dwr_diff and
+-- dwr_diff_summary refuse a source table; docs/managed-postgresql.md lists those.)
 -- pg_test/run-all runs this in the package's database with :'compiled' set to the compiled
 -- extension's functions (name(identity arguments), one a line); it fails when the package lacks a
 -- function that is not on the list, or has one the list still says it lacks.
@@ -10,8 +10,6 @@ CREATE TEMP TABLE not_in_package (function text PRIMARY KEY, why text NOT NULL);
 INSERT INTO not_in_package VALUES
   ('dwr_merge_batches(IN target regclass, IN batch_size integer)',
    'not yet: committed batches need the merge written once for both modes (issue "One merge, written once")'),
-  ('dwr_diff(target regclass, source regclass)', 'not yet: same reason'),
-  ('dwr_diff_summary(target regclass, source regclass)', 'not yet: same reason'),
   ('dwr_dms_table_mappings(reload_id bigint, source_schema text, source_engine text, source_tables jsonb, lowercase_columns boolean, source_time_zone text)',
    'the package writes the DMS documents with the dwr tool (dwr dms table-mappings), from the same engine'),
   ('dwr_dms_task_settings(reload_id bigint, overrides jsonb)',

@@ -153,3 +153,41 @@ END
 $dwr$;
 COMMENT ON FUNCTION @extschema@.dwr_retry_errors(pg_catalog.regclass) IS
   'Puts the ERROR rows of target''s staging table back to NEW (error text and run cleared), after the operator fixed their cause, so that the next merge takes them; returns how many.';
+
+-- dwr_diff and dwr_diff_summary, the same in both modes: they run the comparison that
+-- dwr._diff_query returns (the compiled extension builds it from the catalog at each call; the
+-- pg_tle package returns the one dwr tle install generated for the table), so the rows go to the
+-- server's tuplestore and spill to disk past work_mem.
+CREATE OR REPLACE FUNCTION @extschema@.dwr_diff(target pg_catalog.regclass, source pg_catalog.regclass DEFAULT NULL)
+RETURNS TABLE (key pg_catalog.jsonb, difference pg_catalog.text, production pg_catalog.jsonb, staged pg_catalog.jsonb)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $dwr$
+DECLARE
+    ws pg_catalog.timestamptz;
+    we pg_catalog.timestamptz;
+BEGIN
+    SELECT r.window_start, r.window_end INTO ws, we FROM dwr.reloads r
+     WHERE r.ended_at IS NULL AND dwr_diff.target OPERATOR(pg_catalog.=) ANY (r.targets);
+    RETURN QUERY EXECUTE dwr._diff_query(dwr_diff.target, dwr_diff.source, false) USING ws, we;
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_diff(pg_catalog.regclass, pg_catalog.regclass) IS
+  'Rows whose content differs between staging (or source) and production, changing nothing: missing_in_production, missing_in_staging (production rows in the open reload''s window that staging lacks), older_in_production, newer_in_production, same_version_other_content; with the key and both images.';
+
+CREATE OR REPLACE FUNCTION @extschema@.dwr_diff_summary(target pg_catalog.regclass, source pg_catalog.regclass DEFAULT NULL)
+RETURNS TABLE (difference pg_catalog.text, count pg_catalog.int8)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $dwr$
+DECLARE
+    ws pg_catalog.timestamptz;
+    we pg_catalog.timestamptz;
+BEGIN
+    SELECT r.window_start, r.window_end INTO ws, we FROM dwr.reloads r
+     WHERE r.ended_at IS NULL AND dwr_diff_summary.target OPERATOR(pg_catalog.=) ANY (r.targets);
+    RETURN QUERY EXECUTE dwr._diff_query(dwr_diff_summary.target, dwr_diff_summary.source, true) USING ws, we;
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_diff_summary(pg_catalog.regclass, pg_catalog.regclass) IS
+  'dwr_diff counted by kind of difference, in one pass (a hash full join of staging and production).';

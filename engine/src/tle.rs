@@ -676,6 +676,27 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
         &format!("BEGIN\n{stale_check}RETURN QUERY {verify_query};\nEND"),
         false,
     ));
+    // dwr_diff of this table: the comparison's SQL (dwr_engine::diff, as the compiled extension's
+    // dwr._diff_query writes it), which the shared dwr_diff and dwr_diff_summary run
+    let diff_body = match &input.plan {
+        Err(e) => format!("BEGIN\n{stale_check}{}\nEND", raise_error(e)),
+        Ok(plan) => format!(
+            "BEGIN\n{stale_check}RETURN CASE WHEN $3 THEN {} ELSE {} END;\nEND",
+            quote_literal(&crate::diff::diff_summary_sql(plan)),
+            quote_literal(&crate::diff::diff_sql(plan)),
+        ),
+    };
+    out.push_str(&stmt_function(
+        &fname(&prefix, "diff_query"),
+        &[
+            "pg_catalog.regclass",
+            "pg_catalog.regclass",
+            "pg_catalog.bool",
+        ],
+        "pg_catalog.text",
+        &diff_body,
+        false,
+    ));
     out.push_str(&undo_code(&prefix, &input.target, &input.undo, owner));
     TableCode {
         target: target_text,
@@ -715,6 +736,7 @@ fn dispatchers(tables: &[TableCode]) -> String {
              USING ERRCODE = '55000', DETAIL = pg_catalog.format('%s was registered after the package %s was generated.', dwr._display(target), 'dms_window_reload_tle'),\n\
              HINT = 'Generate the package again: dwr tle install <connection string>.';";
     let merge_cases = cases("merge", "RETURN {f}(target, reg.staging, dry_run);");
+    let diff_cases = cases("diff_query", "RETURN {f}(target, reg.staging, summary);");
     let verify_cases = cases(
         "verify",
         "RETURN QUERY SELECT * FROM {f}(target, reg.staging);",
@@ -767,6 +789,23 @@ fn dispatchers(tables: &[TableCode]) -> String {
          'Type and shape problems between target and its staging table: column, problem code, both types, severity (error, warning, info) and a detail. (pg_tle package: the findings of the generator, refused when the tables changed since.)';\n",
         case_or_nothing(&merge_cases),
         case_or_nothing(&verify_cases),
+        NAME_LOOKUP = NAME_LOOKUP,
+    ) + &format!(
+        "\nCREATE OR REPLACE FUNCTION dwr._diff_query(target pg_catalog.regclass, source pg_catalog.regclass,\n\
+         summary pg_catalog.bool)\n\
+         RETURNS pg_catalog.text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS {Q}\n\
+         DECLARE\n    reg record;\n    nsp pg_catalog.name;\n    rel pg_catalog.name;\nBEGIN\n\
+         IF target IS NULL THEN PERFORM dwr._raise_null('dwr_diff', 'target'); END IF;\n\
+         SELECT * INTO reg FROM dwr._registration(target);\n\
+         {NAME_LOOKUP}\
+         IF source IS NOT NULL THEN\n\
+         RAISE EXCEPTION 'dwr_diff from a source table is not in the pg_tle package' USING ERRCODE = '0A000',\n\
+         HINT = 'Copy the source into the staging table (INSERT INTO staging SELECT ...), then compare.';\nEND IF;\n\
+         PERFORM dwr._check_staging_owner(target, reg.staging);\n\
+         {}\nEND\n{Q};\n\
+         COMMENT ON FUNCTION dwr._diff_query(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.bool) IS\n\
+         'Implementation of dwr_diff and dwr_diff_summary: the SQL of the comparison ($1, $2: the open reload''s window). (pg_tle package: the one generated for the table; a source table is not supported.)';\n",
+        case_or_nothing(&diff_cases),
         NAME_LOOKUP = NAME_LOOKUP,
     ) + &format!(
         "\nCREATE OR REPLACE FUNCTION @extschema@.dwr_undo(run_id pg_catalog.int8)\n\
