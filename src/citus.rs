@@ -367,6 +367,12 @@ pub fn apply_step(
             });
             if numbers.len() == 1 {
                 on_row_error(numbers[0], &e);
+            } else if e.is_lock_timeout() {
+                // a row CDC holds: the halves wait 1 ms, not dwr.row_lock_timeout each, while the
+                // merge holds the rows it has written (a CDC transaction waiting on one of them
+                // whose deadlock check fell inside such a wait would get a deadlock error); a
+                // row held that long is deferred to the next merge
+                with_worker_lock_timeout(1, || split(steps, &numbers, on_row_error));
             } else {
                 split(steps, &numbers, on_row_error);
             }
