@@ -191,3 +191,86 @@ END
 $dwr$;
 COMMENT ON FUNCTION @extschema@.dwr_diff_summary(pg_catalog.regclass, pg_catalog.regclass) IS
   'dwr_diff counted by kind of difference, in one pass (a hash full join of staging and production).';
+
+-- @compiled-only-begin
+-- (the pg_tle package has no batched merge yet: engine/src/tle.rs leaves this part out)
+
+-- A batch may span several planned batches (through: the last of them), for the stall budget of
+-- dwr_merge_batches.
+DROP FUNCTION dwr._merge_batch(pg_catalog.regclass, pg_catalog.int4, pg_catalog.int4, pg_catalog.int8, pg_catalog.int8);
+CREATE FUNCTION dwr._merge_batch(target pg_catalog.regclass, batch pg_catalog.int4, batches pg_catalog.int4,
+                                 done pg_catalog.int8, total pg_catalog.int8, through pg_catalog.int4)
+RETURNS dwr.merge_result
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_merge_batch_wrapper';
+COMMENT ON FUNCTION dwr._merge_batch(pg_catalog.regclass, pg_catalog.int4, pg_catalog.int4, pg_catalog.int8, pg_catalog.int8, pg_catalog.int4) IS
+  'Implementation of dwr_merge_batches: merges the staged rows of planned batches batch to through, as one merge run.';
+
+-- A procedure, so that it can commit after every batch; a procedure that commits cannot carry a
+-- SET clause, so every name in it is schema-qualified instead. With max_stall, the planned batches
+-- are small steps (batch_size keys, 1000 when NULL) and each batch takes as many of them as fit the
+-- budget: the rows a batch writes stay locked until it commits, so its duration is the longest a
+-- CDC write to one of them can wait. The next batch is sized from the last one's duration, aiming
+-- at 80% of the budget and at most four times the last one's steps.
+DROP PROCEDURE @extschema@.dwr_merge_batches(pg_catalog.regclass, pg_catalog.int4);
+CREATE PROCEDURE @extschema@.dwr_merge_batches(target pg_catalog.regclass,
+                                               batch_size pg_catalog.int4 DEFAULT 50000,
+                                               max_stall pg_catalog.interval DEFAULT NULL)
+LANGUAGE plpgsql
+AS $dwr$
+DECLARE
+    total pg_catalog.int8;
+    batches pg_catalog.int4;
+    done pg_catalog.int8 := 0;
+    b pg_catalog.int4 := 1;
+    last pg_catalog.int4;
+    span pg_catalog.int4 := 1;
+    budget pg_catalog.float8;
+    started pg_catalog.timestamptz;
+    took pg_catalog.float8;
+    r dwr.merge_result;
+    n pg_catalog.int8;
+BEGIN
+    IF max_stall IS NOT NULL THEN
+        budget := pg_catalog.date_part('epoch', max_stall);
+        IF budget OPERATOR(pg_catalog.<=) 0 THEN
+            RAISE EXCEPTION 'dwr_merge_batches: max_stall must be positive'
+                USING ERRCODE = '22023', DETAIL = pg_catalog.format('max_stall is %s.', max_stall),
+                      HINT = 'Pass the longest a CDC write may wait for a batch, for example interval ''100 ms''.';
+        END IF;
+        batch_size := COALESCE(batch_size, 1000);
+    END IF;
+    total := dwr._batch_plan(target, batch_size);
+    SELECT (pg_catalog.count(*) OPERATOR(pg_catalog.+) 1)::pg_catalog.int4 INTO batches
+      FROM pg_temp._dwr_batches;
+    COMMIT;
+    WHILE b OPERATOR(pg_catalog.<=) batches LOOP
+        last := LEAST(b OPERATOR(pg_catalog.+) span OPERATOR(pg_catalog.-) 1, batches);
+        started := pg_catalog.clock_timestamp();
+        SELECT * INTO r FROM dwr._merge_batch(target, b, batches, done, total, last);
+        n := r.inserted OPERATOR(pg_catalog.+) r.updated OPERATOR(pg_catalog.+) r.unchanged
+             OPERATOR(pg_catalog.+) r.skipped_stale OPERATOR(pg_catalog.+) r.skipped_deleted
+             OPERATOR(pg_catalog.+) r.skipped_outside_window OPERATOR(pg_catalog.+) r.deferred
+             OPERATOR(pg_catalog.+) r.errors;
+        done := done OPERATOR(pg_catalog.+) n;
+        RAISE NOTICE 'dwr_merge_batches %: % of %, % of % staged rows done (run %: % inserted, % updated, % unchanged, % stale, % deleted, % outside the window, % deferred, % errors)',
+            target, CASE WHEN last OPERATOR(pg_catalog.=) b THEN 'batch ' OPERATOR(pg_catalog.||) b
+                         ELSE 'batches ' OPERATOR(pg_catalog.||) b OPERATOR(pg_catalog.||) '-' OPERATOR(pg_catalog.||) last END,
+            batches, done, total, r.run_id, r.inserted, r.updated, r.unchanged,
+            r.skipped_stale, r.skipped_deleted, r.skipped_outside_window, r.deferred, r.errors;
+        COMMIT;
+        IF budget IS NOT NULL THEN
+            took := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) started);
+            span := GREATEST(1, LEAST(span OPERATOR(pg_catalog.*) 4,
+                        pg_catalog.floor(span OPERATOR(pg_catalog.*) 0.8 OPERATOR(pg_catalog.*) budget
+                                         OPERATOR(pg_catalog./) GREATEST(took, 0.0001))::pg_catalog.int4));
+        END IF;
+        b := last OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    DROP TABLE pg_temp._dwr_batches;
+END
+$dwr$;
+COMMENT ON PROCEDURE @extschema@.dwr_merge_batches(pg_catalog.regclass, pg_catalog.int4, pg_catalog.interval) IS
+  'CALL outside a transaction block: the merge of dwr_merge in committed batches of batch_size staged keys (in staging''s key order), each its own merge run, so a huge reload never holds millions of row locks or one huge transaction. With max_stall, each batch is sized from the last one''s duration so that no row stays locked longer than that (batch_size, 1000 when NULL, is then the step the batches are made of). Resumable: after a cancel or crash, CALL it again; committed batches left their rows PROCESSED, SKIPPED or ERROR and are not merged again. Progress: a NOTICE per batch and pg_stat_activity.query.';
+-- @compiled-only-end

@@ -69,8 +69,9 @@ fn dwr_batch_plan(target: Option<pg_sys::Oid>, batch_size: Option<i32>) -> i64 {
     query_one::<i64>(&sql.count_new, &[]).unwrap_or(0)
 }
 
-/// Merge batch `batch` of `batches` (planned by [`dwr_batch_plan`]); `done` of `total` staged rows
-/// are done before it, for the progress shown in `pg_stat_activity`.
+/// Merge planned batches `batch` to `through` (just `batch` when NULL) of `batches` (planned by
+/// [`dwr_batch_plan`]); `done` of `total` staged rows are done before it, for the progress shown in
+/// `pg_stat_activity`.
 #[pg_extern(sql = false)]
 fn dwr_merge_batch(
     target: Option<pg_sys::Oid>,
@@ -78,6 +79,7 @@ fn dwr_merge_batch(
     batches: Option<i32>,
     done: Option<i64>,
     total: Option<i64>,
+    through: Option<i32>,
 ) -> pgrx::composite_type!('static, "dwr.merge_result") {
     let f = "dwr_merge_batches";
     let target = target.unwrap_or_else(|| raise(DwrError::null_argument(f, "target")));
@@ -89,15 +91,22 @@ fn dwr_merge_batch(
         query_one::<Vec<String>>(&dwr_engine::sqlgen::batch_bound_sql(), &[n.into()])
         // the last batch has no row: open above
     };
+    // planned batches `batch` to `through` (a stall budget's batch), or just `batch`
+    let through = through.unwrap_or(batch).max(batch);
     let range = BatchRange {
         lo: bound(batch - 1),
-        hi: bound(batch),
+        hi: bound(through),
+    };
+    let which = if through > batch {
+        format!("batches {batch}-{through}")
+    } else {
+        format!("batch {batch}")
     };
     let name = exec::relation(target)
         .map(|r| r.display())
         .unwrap_or_default();
     report_activity(&format!(
-        "CALL dwr_merge_batches('{name}'): batch {batch} of {}, {} of {} staged rows done",
+        "CALL dwr_merge_batches('{name}'): {which} of {}, {} of {} staged rows done",
         batches.unwrap_or(0),
         done.unwrap_or(0),
         total.unwrap_or(0)

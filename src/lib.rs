@@ -38,24 +38,25 @@ pub mod verify;
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!(
-    "../sql/dms_window_reload--0.2.0--0.3.0.sql",
-    name = "shared",
-    requires = ["schema"]
-);
-pgrx::extension_sql_file!(
     "../sql/functions.sql",
     name = "functions",
-    requires = ["schema", "shared"]
+    requires = ["schema"]
 );
 pgrx::extension_sql_file!(
     "../sql/dms_window_reload--0.1.0--0.2.0.sql",
     name = "batches",
     requires = ["functions"]
 );
+// after the 0.1.0 -> 0.2.0 script: it replaces that script's batched merge
+pgrx::extension_sql_file!(
+    "../sql/dms_window_reload--0.2.0--0.3.0.sql",
+    name = "shared",
+    requires = ["batches"]
+);
 pgrx::extension_sql_file!(
     "../sql/views.sql",
     name = "views",
-    requires = ["functions", "batches"],
+    requires = ["functions", "batches", "shared"],
     finalize
 );
 

@@ -915,14 +915,22 @@ fn deltas_since(from: Option<&str>) -> String {
             .position(|(f, _, _)| *f == base)
             .unwrap_or(DELTAS.len()),
     };
-    DELTAS[first..]
-        .iter()
-        .flat_map(|(_, _, sql)| sql.lines().filter(|l| !l.starts_with("\\echo")))
-        .fold(String::new(), |mut out, line| {
-            out.push_str(line);
-            out.push('\n');
-            out
-        })
+    // without the `\echo` guard line of an update script and the parts only the compiled
+    // extension has (between `-- @compiled-only-begin` and `-- @compiled-only-end`)
+    let mut out = String::new();
+    let mut compiled_only = false;
+    for line in DELTAS[first..].iter().flat_map(|(_, _, sql)| sql.lines()) {
+        match line.trim() {
+            "-- @compiled-only-begin" => compiled_only = true,
+            "-- @compiled-only-end" => compiled_only = false,
+            _ if compiled_only || line.starts_with("\\echo") => {}
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// The base version of a package version (`0.2.0` of `0.2.0.000003`).
@@ -1011,6 +1019,11 @@ mod tests {
             !install.contains("\\echo"),
             "the update guard line is not part of a package"
         );
+        assert!(
+            !install.contains("dwr_merge_batches") && !install.contains("_merge_batch"),
+            "the compiled-only part (batches) is not part of a package"
+        );
+        assert!(install.contains("CREATE OR REPLACE FUNCTION @extschema@.dwr_diff("));
         let from_old = update_script("0.2.0.000007", &[], &[], &order, "owner");
         assert!(from_old
             .contains("ALTER TABLE dwr.tombstones ALTER COLUMN target TYPE pg_catalog.regclass"));

@@ -91,3 +91,4 @@ CALL dwr_merge_batches('pg_catalog.pg_class');
 SELECT dwr_drop_staging('bat_one.t'), dwr_drop_staging('bat_many.t'), dwr_drop_staging('bat_many.c'),
        dwr_drop_staging('bat_many.v');
 DROP SCHEMA bat_one, bat_one_staging, bat_many, bat_many_staging CASCADE;
+
