@@ -1,7 +1,7 @@
 //! `dwr_dms_table_mappings`, `dwr_dms_task_settings`: the AWS DMS documents of a reload, from the
 //! catalog (the JSON itself is written by `dwr_engine::dms`).
 
-use crate::exec::{self, check, query_rows, raise};
+use crate::exec::{self, check, query_one, query_rows, raise};
 use crate::registry::registration_or_raise;
 use dwr_engine::dms::{dms_table, table_mappings, task_settings, MappingOptions};
 use dwr_engine::{DwrError, SqlState};
@@ -101,5 +101,13 @@ fn dwr_dms_task_settings(reload_id: Option<i64>, overrides: Option<JsonB>) -> Js
                 .hint("A DMS task has one TargetSchema: register the reload's tables with one staging_schema."),
         );
     }
-    JsonB(task_settings(&schemas[0], &overrides))
+    // the largest value of the tables' LOB-like columns sizes DMS's LobMaxSize
+    let lob_max_bytes = targets
+        .iter()
+        .filter_map(|&oid| {
+            let t = exec::relation_or_raise(oid, "table");
+            dwr_engine::dms::lob_size_sql(&t).and_then(|q| query_one::<i64>(&q, &[]))
+        })
+        .max();
+    JsonB(task_settings(&schemas[0], lob_max_bytes, &overrides))
 }

@@ -50,6 +50,8 @@ pub fn documents(db: &mut Client, command: &DmsCommand) -> Result<serde_json::Va
         .ok_or_else(|| format!("reload {reload} does not exist (see SELECT * FROM dwr.reloads)"))?;
     let (targets, start, end): (Vec<u32>, String, String) = (row.get(0), row.get(1), row.get(2));
     let mut tables = Vec::new();
+    // the largest value of the tables' LOB-like columns, for LobMaxSize
+    let mut lob_max_bytes: Option<i64> = None;
     for oid in targets {
         let reg = db
             .query_opt(
@@ -59,6 +61,10 @@ pub fn documents(db: &mut Client, command: &DmsCommand) -> Result<serde_json::Va
             .ok_or_else(|| format!("table with OID {oid} has no registered staging table"))?;
         let (s_oid, version_column): (u32, String) = (reg.get(0), reg.get(1));
         let target = relation(db, oid)?.ok_or("a table of the reload does not exist")?;
+        if let Some(q) = dwr_engine::dms::lob_size_sql(&target) {
+            let size: Option<i64> = db.query_one(q.as_str(), &[])?.get(0);
+            lob_max_bytes = lob_max_bytes.max(size);
+        }
         let staging = relation(db, s_oid)?.ok_or("a staging table of the reload does not exist")?;
         let renamed = renames
             .get(target.display())
@@ -100,6 +106,7 @@ pub fn documents(db: &mut Client, command: &DmsCommand) -> Result<serde_json::Va
             }
             Ok(task_settings(
                 &schemas[0],
+                lob_max_bytes,
                 &json_option("overrides", overrides)?,
             ))
         }

@@ -241,9 +241,61 @@ pub fn table_mappings(tables: &[DmsTable], o: &MappingOptions) -> Result<Value> 
     Ok(json!({ "rules": rules }))
 }
 
-/// Task settings for a full load into existing staging tables; `overrides` is merged in deeply
-/// (objects merge key by key, anything else replaces).
-pub fn task_settings(staging_schema: &str, overrides: &Value) -> Value {
+/// The types whose values DMS moves as LOBs (and truncates at `LobMaxSize` in limited LOB mode):
+/// text, varchar without a length, bytea, json, jsonb, xml.
+const LOB_TYPES: [u32; 6] = [25, 1043, 17, 114, 3802, 142];
+
+/// The largest value in bytes of `target`'s LOB-like columns (one scan of the table), or `None`
+/// when it has none. Its one row's one column is NULL for an empty table.
+pub fn lob_size_sql(target: &crate::catalog::Relation) -> Option<String> {
+    let sizes: Vec<String> = target
+        .columns
+        .iter()
+        .filter(|c| LOB_TYPES.contains(&c.type_oid) && !(c.type_oid == 1043 && c.typmod >= 0))
+        .map(|c| {
+            let col = crate::ident::quote_ident(&c.name);
+            let value = if c.type_oid == 25 || c.type_oid == 1043 || c.type_oid == 17 {
+                col
+            } else {
+                format!("{col}::pg_catalog.text")
+            };
+            format!("pg_catalog.max(pg_catalog.octet_length({value}))")
+        })
+        .collect();
+    if sizes.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "SELECT GREATEST({})::pg_catalog.int8 FROM {}",
+        sizes.join(", "),
+        target.quoted()
+    ))
+}
+
+/// DMS's largest `LobMaxSize` in limited LOB mode (KB); above it only full LOB mode loads whole
+/// values.
+const LOB_MAX_LIMITED_KB: i64 = 102_400;
+
+/// `TargetMetadata`'s LOB settings for the largest LOB-like value of the reload's tables
+/// (`max_bytes`; `None`: no such value): limited LOB mode with `LobMaxSize` that value in KB plus a
+/// quarter, rounded up, never below 32 (DMS truncates a LOB above `LobMaxSize` and only logs a
+/// warning); full LOB mode above 100 MB.
+pub fn lob_settings(max_bytes: Option<i64>) -> Value {
+    let kb = max_bytes
+        .map(|b| (b.saturating_mul(5) / 4 + 1023) / 1024)
+        .unwrap_or(0)
+        .max(32);
+    if kb > LOB_MAX_LIMITED_KB {
+        json!({"SupportLobs": true, "FullLobMode": true, "LimitedSizeLobMode": false, "LobMaxSize": 0})
+    } else {
+        json!({"SupportLobs": true, "FullLobMode": false, "LimitedSizeLobMode": true, "LobMaxSize": kb})
+    }
+}
+
+/// Task settings for a full load into existing staging tables, LOB settings sized for
+/// `lob_max_bytes` ([`lob_settings`]); `overrides` is merged in deeply (objects merge key by key,
+/// anything else replaces).
+pub fn task_settings(staging_schema: &str, lob_max_bytes: Option<i64>, overrides: &Value) -> Value {
     let mut s = json!({
         "TargetMetadata": {
             "TargetSchema": staging_schema,
@@ -271,6 +323,10 @@ pub fn task_settings(staging_schema: &str, overrides: &Value) -> Value {
             "TableErrorPolicy": "SUSPEND_TABLE"
         }
     });
+    deep_merge(
+        &mut s,
+        &json!({ "TargetMetadata": lob_settings(lob_max_bytes) }),
+    );
     deep_merge(&mut s, overrides);
     s
 }
@@ -467,6 +523,7 @@ mod tests {
     fn task_settings_merge_overrides_deeply() {
         let s = task_settings(
             "staging",
+            None,
             &json!({"FullLoadSettings": {"CommitRate": 50000}, "Logging": {"EnableLogging": false}, "New": 1}),
         );
         assert_eq!(s["TargetMetadata"]["TargetSchema"], "staging");
@@ -477,6 +534,52 @@ mod tests {
         assert_eq!(s["FullLoadSettings"]["CommitRate"], 50000, "overridden");
         assert_eq!(s["Logging"]["EnableLogging"], false);
         assert_eq!(s["New"], 1);
+    }
+
+    #[test]
+    fn lob_max_size_fits_the_largest_value_with_headroom() {
+        let kb = |b| lob_settings(b)["LobMaxSize"].as_i64().unwrap();
+        assert_eq!(kb(None), 32, "no LOB column or an empty table: the floor");
+        assert_eq!(kb(Some(1000)), 32);
+        assert_eq!(kb(Some(100 * 1024)), 125, "100 KB and a quarter");
+        assert_eq!(kb(Some(100 * 1024 + 1)), 126, "rounded up");
+        let full = lob_settings(Some(90 * 1024 * 1024));
+        assert_eq!(
+            full["FullLobMode"], true,
+            "above DMS's 100 MB: full LOB mode"
+        );
+        assert_eq!(full["LimitedSizeLobMode"], false);
+        // overrides still win
+        let s = task_settings(
+            "staging",
+            Some(100 * 1024),
+            &json!({"TargetMetadata": {"LobMaxSize": 4096}}),
+        );
+        assert_eq!(s["TargetMetadata"]["LobMaxSize"], 4096);
+    }
+
+    #[test]
+    fn lob_size_reads_only_lob_like_columns() {
+        use crate::catalog::fixtures::*;
+        let mut t = table(
+            "p",
+            "docs",
+            vec![
+                col("id", INT4, "integer"),
+                col("body", TEXT, "text"),
+                col("short", VARCHAR, "character varying(10)"),
+                col("meta", JSON, "json"),
+            ],
+            &["id"],
+        );
+        t.columns[2].typmod = 14;
+        assert_eq!(
+            lob_size_sql(&t).unwrap(),
+            "SELECT GREATEST(pg_catalog.max(pg_catalog.octet_length(\"body\")), \
+             pg_catalog.max(pg_catalog.octet_length(\"meta\"::pg_catalog.text)))::pg_catalog.int8 FROM \"p\".\"docs\""
+        );
+        t.columns.retain(|c| c.name == "id");
+        assert_eq!(lob_size_sql(&t), None);
     }
 
     #[test]

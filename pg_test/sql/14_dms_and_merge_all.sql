@@ -33,6 +33,17 @@ SELECT dwr_dms_table_mappings(:rid, 'SALES') = dwr_dms_table_mappings(:rid, 'SAL
 
 -- task settings for a full load into the existing staging tables, with overrides merged in deeply
 SELECT jsonb_pretty(dwr_dms_task_settings(:rid, '{"FullLoadSettings": {"CommitRate": 50000}, "Logging": {"LogComponents": []}}'));
+-- LobMaxSize fits the largest value of production's LOB-like columns (text, varchar without a
+-- length, bytea, json, jsonb, xml) with a quarter on top, never below 32 (KB): in limited LOB mode
+-- DMS truncates a larger LOB and only logs a warning
+CREATE TABLE dms.docs (doc_id int PRIMARY KEY, body text, meta jsonb, updated_at timestamp);
+INSERT INTO dms.docs VALUES (1, repeat('x', 100 * 1024), '{"a": 1}', '2025-01-02'), (2, 'short', NULL, '2025-01-02');
+SELECT dwr_create_staging('dms.docs', 'dms_staging');
+SELECT dwr_begin_reload('{dms.docs}', '2025-01-01', '2025-01-31') AS lob_rid \gset
+SELECT (dwr_dms_task_settings(:lob_rid)->'TargetMetadata') - 'TargetSchema' AS lob_settings;
+SELECT dwr_end_reload(:lob_rid);
+SELECT dwr_drop_staging('dms.docs');
+DROP TABLE dms.docs;
 
 \set VERBOSITY default
 SELECT dwr_dms_table_mappings(-1, 'SALES');
