@@ -716,6 +716,26 @@ const NAME_LOOKUP: &str = "SELECT n.nspname, c.relname INTO nsp, rel FROM pg_cat
      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
      WHERE c.oid OPERATOR(pg_catalog.=) target;\n";
 
+/// The start of a dispatcher of `function` (`target` its first argument): the declarations, the
+/// NULL check of `target` and then `more_checks`, its registration into `reg`, the called table's
+/// schema and name into `nsp`, `rel`, and with `refuse_source` (the verb of the hint) the `0A000`
+/// refusal of a source table, which the package's generated code cannot read.
+fn dispatch_prologue(function: &str, more_checks: &str, refuse_source: Option<&str>) -> String {
+    let refusal = refuse_source.map_or(String::new(), |verb| {
+        format!(
+            "IF source IS NOT NULL THEN\n\
+             RAISE EXCEPTION '{function} from a source table is not in the pg_tle package' USING ERRCODE = '0A000',\n\
+             HINT = 'Copy the source into the staging table (INSERT INTO staging SELECT ...), then {verb}.';\nEND IF;\n"
+        )
+    });
+    format!(
+        "DECLARE\n    reg record;\n    nsp pg_catalog.name;\n    rel pg_catalog.name;\nBEGIN\n\
+         IF target IS NULL THEN PERFORM dwr._raise_null({f}, 'target'); END IF;\n\
+         {more_checks}SELECT * INTO reg FROM dwr._registration(target);\n{NAME_LOOKUP}{refusal}",
+        f = quote_literal(function),
+    )
+}
+
 /// `dwr_merge`, `dwr_verify`: find the table's generated function (a `CASE` over the registered
 /// tables, no dynamic SQL).
 fn dispatchers(tables: &[TableCode]) -> String {
@@ -764,14 +784,7 @@ fn dispatchers(tables: &[TableCode]) -> String {
          dry_run pg_catalog.bool DEFAULT false, source pg_catalog.regclass DEFAULT NULL)\n\
          RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
          SET search_path = pg_catalog, pg_temp AS {Q}\n\
-         DECLARE\n    reg record;\n    nsp pg_catalog.name;\n    rel pg_catalog.name;\nBEGIN\n\
-         IF target IS NULL THEN PERFORM dwr._raise_null('dwr_merge', 'target'); END IF;\n\
-         IF dry_run IS NULL THEN PERFORM dwr._raise_null('dwr_merge', 'dry_run'); END IF;\n\
-         SELECT * INTO reg FROM dwr._registration(target);\n\
-         {NAME_LOOKUP}\
-         IF source IS NOT NULL THEN\n\
-         RAISE EXCEPTION 'dwr_merge from a source table is not in the pg_tle package' USING ERRCODE = '0A000',\n\
-         HINT = 'Copy the source into the staging table (INSERT INTO staging SELECT ...), then merge.';\nEND IF;\n\
+         {}\
          {}\nEND\n{Q};\n\
          COMMENT ON FUNCTION @extschema@.dwr_merge(pg_catalog.regclass, pg_catalog.bool, pg_catalog.regclass) IS\n\
          'Merges the NEW rows of target''s staging table into target: a staged row replaces a production row only when its version is strictly greater, inserts a missing key, and ends PROCESSED, SKIPPED or ERROR. One transaction; dry_run computes every count and changes nothing. (pg_tle package: runs the merge generated for the table; a source table is not supported.)';\n\n\
@@ -780,33 +793,29 @@ fn dispatchers(tables: &[TableCode]) -> String {
          production_type pg_catalog.text, staging_type pg_catalog.text,\n\
          severity pg_catalog.text, detail pg_catalog.text)\n\
          LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS {Q}\n\
-         DECLARE\n    reg record;\n    nsp pg_catalog.name;\n    rel pg_catalog.name;\nBEGIN\n\
-         IF target IS NULL THEN PERFORM dwr._raise_null('dwr_verify', 'target'); END IF;\n\
-         SELECT * INTO reg FROM dwr._registration(target);\n\
-         {NAME_LOOKUP}\
+         {}\
          {}\nEND\n{Q};\n\
          COMMENT ON FUNCTION @extschema@.dwr_verify(pg_catalog.regclass) IS\n\
          'Type and shape problems between target and its staging table: column, problem code, both types, severity (error, warning, info) and a detail. (pg_tle package: the findings of the generator, refused when the tables changed since.)';\n",
+        dispatch_prologue(
+            "dwr_merge",
+            "IF dry_run IS NULL THEN PERFORM dwr._raise_null('dwr_merge', 'dry_run'); END IF;\n",
+            Some("merge")
+        ),
         case_or_nothing(&merge_cases),
+        dispatch_prologue("dwr_verify", "", None),
         case_or_nothing(&verify_cases),
-        NAME_LOOKUP = NAME_LOOKUP,
     ) + &format!(
         "\nCREATE OR REPLACE FUNCTION dwr._diff_query(target pg_catalog.regclass, source pg_catalog.regclass,\n\
          summary pg_catalog.bool)\n\
          RETURNS pg_catalog.text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS {Q}\n\
-         DECLARE\n    reg record;\n    nsp pg_catalog.name;\n    rel pg_catalog.name;\nBEGIN\n\
-         IF target IS NULL THEN PERFORM dwr._raise_null('dwr_diff', 'target'); END IF;\n\
-         SELECT * INTO reg FROM dwr._registration(target);\n\
-         {NAME_LOOKUP}\
-         IF source IS NOT NULL THEN\n\
-         RAISE EXCEPTION 'dwr_diff from a source table is not in the pg_tle package' USING ERRCODE = '0A000',\n\
-         HINT = 'Copy the source into the staging table (INSERT INTO staging SELECT ...), then compare.';\nEND IF;\n\
+         {}\
          PERFORM dwr._check_staging_owner(target, reg.staging);\n\
          {}\nEND\n{Q};\n\
          COMMENT ON FUNCTION dwr._diff_query(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.bool) IS\n\
          'Implementation of dwr_diff and dwr_diff_summary: the SQL of the comparison ($1, $2: the open reload''s window). (pg_tle package: the one generated for the table; a source table is not supported.)';\n",
+        dispatch_prologue("dwr_diff", "", Some("compare")),
         case_or_nothing(&diff_cases),
-        NAME_LOOKUP = NAME_LOOKUP,
     ) + &format!(
         "\nCREATE OR REPLACE FUNCTION @extschema@.dwr_undo(run_id pg_catalog.int8)\n\
          RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\

@@ -3,22 +3,7 @@
 -- depends on the machine's speed, so their NOTICEs are not shown, and this file runs last (the
 -- runs it makes would shift the run numbers later files show). The end state is the single
 -- merge's, as always (the data of 19_batches).
-CREATE FUNCTION pg_temp.setup(s text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE format('CREATE TABLE %I.t (id int PRIMARY KEY, val text, qty int CHECK (qty >= 0), updated_at timestamptz NOT NULL)', s);
-  EXECUTE format($q$INSERT INTO %I.t SELECT g, 'prod ' || g, 1, '2025-01-01'::timestamptz + g * interval '1 minute'
-                    FROM generate_series(1, 1000) g$q$, s);
-  PERFORM dwr_create_staging(format('%I.t', s)::regclass, s || '_staging');
-  -- newer, older, equal, new keys, a NULL version, a row production refuses
-  EXECUTE format($q$INSERT INTO %I.t (id, val, qty, updated_at)
-    SELECT g, 'staged ' || g, CASE WHEN g = 777 THEN -1 ELSE 2 END,
-           CASE WHEN g %% 10 = 3 THEN NULL
-                WHEN g %% 4 = 0 THEN '2025-01-01'::timestamptz + g * interval '1 minute' + interval '1 hour'
-                WHEN g %% 4 = 1 THEN '2025-01-01'::timestamptz + g * interval '1 minute' - interval '1 hour'
-                WHEN g %% 4 = 2 THEN '2025-01-01'::timestamptz + g * interval '1 minute'
-                ELSE '2025-01-01'::timestamptz + g * interval '1 minute' + interval '2 hours' END
-      FROM generate_series(1, 1600, 3) g$q$, s || '_staging');
-END $$;
+\i pg_test/fixtures/batches_setup.sql
 CREATE SCHEMA bat_budget_one;
 CREATE SCHEMA bat_budget_many;
 SELECT pg_temp.setup('bat_budget_one'), pg_temp.setup('bat_budget_many');
