@@ -11,7 +11,8 @@
 //! ERROR, so a new call plans over the rows still NEW, and a cancelled batch rolled back whole.
 
 use crate::exec::{self, execute, query_one, raise};
-use crate::merge::{self, BatchRange};
+use crate::merge;
+use crate::program::BatchRange;
 use crate::registry::registration_or_raise;
 use dwr_engine::sqlgen::batch_sql;
 use dwr_engine::{DwrError, SqlState};

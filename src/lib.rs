@@ -26,6 +26,7 @@ pub mod exec;
 pub mod failure;
 pub mod guc;
 pub mod merge;
+pub mod program;
 pub mod registry;
 pub mod reload;
 pub mod run;

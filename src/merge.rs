@@ -2,17 +2,18 @@
 
 use crate::audit;
 use crate::exec::{
-    self, bisect, check, execute, query_one, query_rows, raise, rolled_back, subtransaction, Caught,
+    self, check, execute, query_one, query_rows, raise, rolled_back, subtransaction,
 };
 use crate::failure;
 use crate::guc;
-use crate::registry::{self, registration_or_raise, OpenReload, Registration};
-use crate::run::{count_lock_timeout, lock_target, read_counts, test_hold_after_classify};
+use crate::program::{self, BatchRange, Bindings};
+use crate::registry::{self, registration_or_raise, Registration};
+use crate::run::lock_target;
 use dwr_engine::catalog::Relation;
 use dwr_engine::plan::{plan_merge, MergePlan};
-use dwr_engine::sqlgen::{merge_sql, merge_sql_batch, Counts, MergeSql};
+use dwr_engine::sqlgen::{merge_program, Counts, MergeOptions};
 use dwr_engine::{DwrError, SqlState};
-use pgrx::datum::{Interval, TimestampWithTimeZone};
+use pgrx::datum::Interval;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -78,13 +79,6 @@ pub fn merge_from(
     source: Option<pg_sys::Oid>,
 ) -> MergeOutcome {
     merge_part(target_oid, dry_run, source, None)
-}
-
-/// The staged rows of one batch of `dwr_merge_batches`: keys above `lo` (exclusive) up to `hi`
-/// (inclusive), each a key's parts in their text form; `None` leaves that end open.
-pub struct BatchRange {
-    pub lo: Option<Vec<String>>,
-    pub hi: Option<Vec<String>>,
 }
 
 /// [`merge_from`], limited to one batch's rows when `batch` is given.
@@ -196,11 +190,13 @@ fn merge_registered(
         let tombstones = crate::citus::tombstones_of(&target, &staging);
         crate::citus::merge_sql(&plan, p, &staging, target.oid, &tombstones, row_audit)
     });
-    let sql = if batch.is_some() {
-        merge_sql_batch(&plan, row_audit)
-    } else {
-        merge_sql(&plan, row_audit)
-    };
+    let program = merge_program(
+        &plan,
+        MergeOptions {
+            row_audit,
+            batched: batch.is_some(),
+        },
+    );
 
     lock_target(target_oid, &plan.target_display);
     // read after the lock: a reload opened or ended meanwhile is seen
@@ -216,16 +212,15 @@ fn merge_registered(
         row_audit,
     );
     run_id_out.set(Some(run_id));
-    let ctx = RunContext {
+    let bindings = Bindings {
         target: target_oid,
         run_id,
-        reload: reload.as_ref(),
+        window: reload.as_ref().map(|r| (r.window_start, r.window_end)),
         since,
-        row_audit,
-        batch,
+        null_version: plan.null_version_message(),
+        null_key: plan.null_key_message(),
+        batch: batch.cloned(),
     };
-    let null_version = plan.null_version_message();
-    let null_key = plan.null_key_message();
 
     let statements = || match &citus_sql {
         Some(c) => crate::citus::run(
@@ -233,17 +228,14 @@ fn merge_registered(
             &crate::citus::CitusRun {
                 run_id,
                 target: target_oid,
-                window: match ctx.reload {
-                    Some(r) => (Some(r.window_start), Some(r.window_end)),
-                    None => (None, None),
-                },
-                since: ctx.since,
+                window: (bindings.window.map(|w| w.0), bindings.window.map(|w| w.1)),
+                since,
                 row_audit,
-                null_version: &null_version,
+                null_version: &bindings.null_version,
                 row_lock_timeout: guc::ROW_LOCK_TIMEOUT.get(),
             },
         ),
-        None => run_statements(&sql, &ctx, &null_version, &null_key),
+        None => program::run(&program, &bindings),
     };
     let counts = if dry_run {
         // run everything, then roll it all back: the counts are exact, nothing changes
@@ -269,117 +261,6 @@ fn merge_registered(
         counts,
         duration,
     }
-}
-
-/// What the statements of one merge need besides their SQL.
-struct RunContext<'a> {
-    target: pg_sys::Oid,
-    run_id: i64,
-    reload: Option<&'a OpenReload>,
-    /// deletes from this moment on stop staged rows
-    since: TimestampWithTimeZone,
-    row_audit: bool,
-    batch: Option<&'a BatchRange>,
-}
-
-/// Run the statements of a merge; returns the counts by final class.
-fn run_statements(sql: &MergeSql, ctx: &RunContext, null_version: &str, null_key: &str) -> Counts {
-    let mut lock_timeouts = 0u32;
-    let mut mark_error = |rn: i64, e: &Caught| {
-        if e.is_lock_timeout() {
-            count_lock_timeout(&mut lock_timeouts);
-            execute(&sql.mark_row_deferred, &[rn.into()]);
-        } else {
-            execute(&sql.mark_row_error, &[rn.into(), e.text().as_str().into()]);
-        }
-    };
-    if ctx.row_audit {
-        execute(&sql.create_images, &[]);
-    }
-    let (window_start, window_end) = match ctx.reload {
-        Some(r) => (Some(r.window_start), Some(r.window_end)),
-        None => (None, None),
-    };
-    // a batch's statements also take its key range (see dwr_engine::sqlgen::merge_sql_batch): they
-    // read only its part of staging and production
-    let bounds = || -> Vec<pgrx::datum::DatumWithOid<'static>> {
-        match ctx.batch {
-            Some(b) => vec![b.lo.clone().into(), b.hi.clone().into()],
-            None => vec![],
-        }
-    };
-    let mut classify_args = vec![
-        null_version.into(),
-        null_key.into(),
-        window_start.into(),
-        window_end.into(),
-        ctx.target.into(),
-        ctx.since.into(),
-    ];
-    classify_args.extend(bounds()); // $7, $8
-                                    // the work rows are numbered 1..=rows
-    let rows = if sql.keys_need_cast {
-        execute(&sql.create_work, &[]);
-        let rows = execute(&sql.fill_work_rows, &bounds()) as i64;
-        bisect(&sql.cast_keys, 1, rows, &mut mark_error);
-        execute(&sql.classify_work, &classify_args);
-        rows
-    } else {
-        execute(&sql.fill_classified, &classify_args) as i64
-    };
-    execute(&sql.analyze_work, &[]); // estimates for the apply statements
-    test_hold_after_classify();
-    let row_lock_timeout = guc::ROW_LOCK_TIMEOUT.get();
-    // inserts first, while the merge holds no lock a CDC transaction could be waiting on: an insert
-    // may have to wait for a CDC transaction inserting or deleting the same key, and a wait while
-    // CDC waits on a row the merge locked for update is how a deadlock would form
-    exec::with_lock_timeout(row_lock_timeout, || {
-        exec::bisect_with(&sql.apply_inserts, 1, rows, &bounds, &mut mark_error)
-    });
-    exec::with_lock_timeout(row_lock_timeout, || {
-        if sql.apply_updates_direct.is_empty() {
-            exec::bisect_with(&sql.apply_updates, 1, rows, &bounds, &mut mark_error)
-        } else {
-            exec::bisect_or_fall_back(
-                &sql.apply_updates_direct,
-                &sql.apply_updates,
-                1,
-                rows,
-                &bounds,
-                &mut mark_error,
-            )
-        }
-    });
-    // a delete that committed while the inserts ran: its key must not come back (checked first, so
-    // that a caller without DELETE rights on production can merge when nothing needs taking back)
-    let since_args = [ctx.target.into(), ctx.since.into()];
-    if query_one::<bool>(&sql.any_tombstones, &since_args).unwrap_or(false)
-        && query_one::<bool>(&sql.any_inserted_tombstoned, &since_args).unwrap_or(false)
-    {
-        execute(&sql.recheck_inserted, &since_args);
-    }
-    if !sql.write_statuses.is_empty() {
-        let mut args = vec![ctx.run_id.into()];
-        args.extend(bounds());
-        execute(&sql.write_statuses, &args);
-    }
-    if ctx.row_audit {
-        let owner = exec::extension_owner();
-        exec::share_work_table(dwr_engine::sqlgen::IMAGES, owner);
-        exec::as_role(owner, || {
-            execute(
-                &sql.write_row_changes,
-                &[ctx.run_id.into(), ctx.target.into()],
-            );
-        });
-    }
-    let counts = read_counts(&sql.counts);
-    execute(&sql.drop_work, &[]);
-    if sql.write_statuses.is_empty() {
-        // merged from a source: drop the session's copy of it
-        execute("DROP TABLE pg_temp.\"_dwr_source\"", &[]);
-    }
-    counts
 }
 
 #[pg_extern(sql = false)]

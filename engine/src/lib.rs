@@ -20,6 +20,7 @@ pub mod error;
 pub mod ident;
 pub mod order;
 pub mod plan;
+pub mod program;
 pub mod sqlgen;
 pub mod tle;
 pub mod undo;

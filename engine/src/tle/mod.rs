@@ -18,7 +18,10 @@ use crate::ddl::{meta_column_defs, STAGING_FILLFACTOR};
 use crate::error::DwrError;
 use crate::ident::{quote_ident, quote_literal};
 use crate::plan::{Problem, META_COLUMNS};
-use crate::sqlgen::{merge_sql, MergeSql, RowClass};
+use crate::program::{Param, Stmt};
+use crate::sqlgen::{merge_program, MergeOptions, RowClass};
+
+mod emit;
 use crate::undo::UndoSql;
 
 /// The extension name of the package. It differs from the compiled extension's so that both can
@@ -30,7 +33,7 @@ pub const EXTENSION: &str = "dms_window_reload_tle";
 /// generation number (`0.3.0.000003`).
 pub const BASE_VERSION: &str = "0.3.0";
 
-const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
+const SCHEMA_SQL: &str = include_str!("../../../sql/schema.sql");
 /// The changes from one base version to the next that both modes share (table changes, PL/pgSQL),
 /// oldest first: the compiled extension's update scripts, which its install script also includes.
 /// A fresh package runs them all after `schema.sql` (where they change nothing or define
@@ -38,10 +41,10 @@ const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 const DELTAS: [(&str, &str, &str); 1] = [(
     "0.2.0",
     "0.3.0",
-    include_str!("../../sql/dms_window_reload--0.2.0--0.3.0.sql"),
+    include_str!("../../../sql/dms_window_reload--0.2.0--0.3.0.sql"),
 )];
-const VIEWS_SQL: &str = include_str!("../../sql/views.sql");
-const FUNCTIONS_SQL: &str = include_str!("../../sql/tle/functions.sql");
+const VIEWS_SQL: &str = include_str!("../../../sql/views.sql");
+const FUNCTIONS_SQL: &str = include_str!("../../../sql/tle/functions.sql");
 
 /// `$1` (oid): a digest of a relation's columns, primary key and owner, the query of
 /// `dwr._fingerprint` (the generator reads it with this query, the generated code with the
@@ -80,22 +83,30 @@ fn fname(prefix: &str, what: &str) -> String {
     format!("dwr.{}", quote_ident(&format!("{prefix}_{what}")))
 }
 
-/// The audit path of a generated merge or undo (`kind`): `write` (`$1` run id, `$2` target oid)
+/// The audit path of a generated merge or undo (`kind`): `write` (reading `RunId` and `Target`)
 /// run as the package owner, only for a run of that kind this session has open with row audit on
 /// that table.
-fn audit_writer(name: &str, kind: &str, write: &str) -> String {
+fn audit_writer(name: &str, kind: &str, write: &Stmt) -> String {
+    let ph = |p: Param| {
+        write
+            .placeholder(p)
+            .unwrap_or_else(|| panic!("the audit path reads {}", p.name()))
+    };
+    let (run, target) = (ph(Param::RunId), ph(Param::Target));
+    let types: Vec<&str> = write.params.iter().map(|p| p.sql_type()).collect();
     stmt_function(
         name,
-        &["pg_catalog.int8", "pg_catalog.oid"],
+        &types,
         "void",
         &format!(
-            "BEGIN\nIF NOT EXISTS (SELECT FROM dwr.merge_runs r WHERE r.run_id OPERATOR(pg_catalog.=) $1 \
-             AND r.target OPERATOR(pg_catalog.=) $2 AND r.status OPERATOR(pg_catalog.=) 'RUNNING' \
+            "BEGIN\nIF NOT EXISTS (SELECT FROM dwr.merge_runs r WHERE r.run_id OPERATOR(pg_catalog.=) {run} \
+             AND r.target OPERATOR(pg_catalog.=) {target} AND r.status OPERATOR(pg_catalog.=) 'RUNNING' \
              AND r.kind OPERATOR(pg_catalog.=) {} AND r.row_audit \
              AND r.backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()) THEN\n\
-             RAISE EXCEPTION 'run % is not a running {kind} of this session', $1 USING ERRCODE = '55000';\nEND IF;\n\
-             {write};\nEND",
-            quote_literal(kind)
+             RAISE EXCEPTION 'run % is not a running {kind} of this session', {run} USING ERRCODE = '55000';\nEND IF;\n\
+             {};\nEND",
+            quote_literal(kind),
+            write.sql
         ),
         true,
     )
@@ -235,197 +246,6 @@ fn counts_case(class_col: &str) -> [String; 8] {
     })
 }
 
-/// The statements of one merge variant (with or without row audit) and the function running them.
-fn merge_variant(p: &str, sql: &MergeSql, owner: &str) -> String {
-    let mut out = String::new();
-    let classify_args = [
-        "pg_catalog.text",
-        "pg_catalog.text",
-        "pg_catalog.timestamptz",
-        "pg_catalog.timestamptz",
-        "pg_catalog.oid",
-        "pg_catalog.timestamptz",
-    ];
-    let since_args = ["pg_catalog.oid", "pg_catalog.timestamptz"];
-    let f = |what: &str| fname(p, what);
-    let row_audit = !sql.create_images.is_empty();
-
-    out.push_str(&run_void(
-        &f("mark_row_error"),
-        &["pg_catalog.int8", "pg_catalog.text"],
-        &sql.mark_row_error,
-    ));
-    out.push_str(&run_void(
-        &f("mark_row_deferred"),
-        &["pg_catalog.int8"],
-        &sql.mark_row_deferred,
-    ));
-    out.push_str(&row_failed_function(
-        &f("row_failed"),
-        &f("mark_row_deferred"),
-        &f("mark_row_error"),
-        true,
-    ));
-    if row_audit {
-        out.push_str(&run_void(&f("create_images"), &[], &sql.create_images));
-    }
-    if sql.keys_need_cast {
-        out.push_str(&run_void(&f("create_work"), &[], &sql.create_work));
-        out.push_str(&run_count(&f("fill_work_rows"), &[], &sql.fill_work_rows));
-        out.push_str(&bisect_function(
-            &f("cast_keys"),
-            &sql.cast_keys,
-            &f("row_failed"),
-            None,
-        ));
-        out.push_str(&run_void(
-            &f("classify_work"),
-            &classify_args,
-            &sql.classify_work,
-        ));
-    } else {
-        out.push_str(&run_count(
-            &f("fill_classified"),
-            &classify_args,
-            &sql.fill_classified,
-        ));
-    }
-    out.push_str(&run_void(&f("analyze_work"), &[], &sql.analyze_work));
-    out.push_str(&bisect_function(
-        &f("apply_inserts"),
-        &sql.apply_inserts,
-        &f("row_failed"),
-        None,
-    ));
-    out.push_str(&bisect_function(
-        &f("apply_updates"),
-        &sql.apply_updates,
-        &f("row_failed"),
-        None,
-    ));
-    if !sql.apply_updates_direct.is_empty() {
-        out.push_str(&bisect_function(
-            &f("apply_updates_direct"),
-            &sql.apply_updates_direct,
-            &f("row_failed"),
-            Some(&f("apply_updates")),
-        ));
-    }
-    out.push_str(&run_query(
-        &f("any_tombstones"),
-        &since_args,
-        "SETOF pg_catalog.bool",
-        &sql.any_tombstones,
-    ));
-    out.push_str(&run_query(
-        &f("any_inserted_tombstoned"),
-        &since_args,
-        "SETOF pg_catalog.bool",
-        &sql.any_inserted_tombstoned,
-    ));
-    out.push_str(&run_void(
-        &f("recheck_inserted"),
-        &since_args,
-        &sql.recheck_inserted,
-    ));
-    out.push_str(&run_void(
-        &f("write_statuses"),
-        &["pg_catalog.int8"],
-        &sql.write_statuses,
-    ));
-    if row_audit {
-        // the audit path: runs as the package owner, for a run this session has open with row
-        // audit on this table, copying the images the merge kept in the session's temporary table
-        out.push_str(&audit_writer(
-            &f("write_row_changes"),
-            "merge",
-            &sql.write_row_changes,
-        ));
-    }
-    out.push_str(&run_query(
-        &f("counts"),
-        &[],
-        "TABLE (cls pg_catalog.text, n pg_catalog.int8)",
-        &sql.counts,
-    ));
-    out.push_str(&run_void(&f("drop_work"), &[], &sql.drop_work));
-
-    // the run: src/merge.rs run_statements, step for step
-    let mut body = String::new();
-    body.push_str(
-        "DECLARE\n    _dwr_rows pg_catalog.int8;\n    _dwr_saved pg_catalog.text := pg_catalog.current_setting('lock_timeout');\n\
-         BEGIN\n\
-         PERFORM pg_catalog.set_config('dwr.lock_timeouts_in_run', '0', true);\n",
-    );
-    if row_audit {
-        body.push_str(&format!("PERFORM {}();\n", f("create_images")));
-    }
-    if sql.keys_need_cast {
-        body.push_str(&format!(
-            "PERFORM {}();\n_dwr_rows := {}();\nPERFORM {}(1, _dwr_rows);\nPERFORM {}($6, $7, $3, $4, $1, $5);\n",
-            f("create_work"),
-            f("fill_work_rows"),
-            f("cast_keys"),
-            f("classify_work")
-        ));
-    } else {
-        body.push_str(&format!(
-            "_dwr_rows := {}($6, $7, $3, $4, $1, $5);\n",
-            f("fill_classified")
-        ));
-    }
-    body.push_str(&format!(
-        "PERFORM {}();\nPERFORM dwr._test_hold();\n\
-         PERFORM pg_catalog.set_config('lock_timeout', dwr._row_lock_timeout(), true);\n\
-         PERFORM {}(1, _dwr_rows);\n\
-         PERFORM {}(1, _dwr_rows);\n\
-         PERFORM pg_catalog.set_config('lock_timeout', _dwr_saved, true);\n\
-         IF (SELECT b FROM {}($1, $5) AS b LIMIT 1) AND (SELECT b FROM {}($1, $5) AS b LIMIT 1) THEN\n    PERFORM {}($1, $5);\nEND IF;\n\
-         PERFORM {}($2);\n",
-        f("analyze_work"),
-        f("apply_inserts"),
-        if sql.apply_updates_direct.is_empty() {
-            f("apply_updates")
-        } else {
-            f("apply_updates_direct")
-        },
-        f("any_tombstones"),
-        f("any_inserted_tombstoned"),
-        f("recheck_inserted"),
-        f("write_statuses"),
-    ));
-    if row_audit {
-        body.push_str(&format!(
-            "GRANT SELECT ON {} TO {};\nPERFORM {}($2, $1);\n",
-            crate::sqlgen::IMAGES,
-            quote_ident(owner),
-            f("write_row_changes")
-        ));
-    }
-    let [ins, upd, unch, stale, del, outside, deferred, errors] = counts_case("cls");
-    body.push_str(&format!(
-        "RETURN (SELECT ARRAY[{ins}, {upd}, {unch}, {stale}, {del}, {outside}, {deferred}, {errors}] FROM {}() AS c);\nEND",
-        f("counts")
-    ));
-    // the caller drops the work table once the counts are read: after the run
-    out.push_str(&stmt_function(
-        &f("run"),
-        &[
-            "pg_catalog.oid",
-            "pg_catalog.int8",
-            "pg_catalog.timestamptz",
-            "pg_catalog.timestamptz",
-            "pg_catalog.timestamptz",
-            "pg_catalog.text",
-            "pg_catalog.text",
-        ],
-        "pg_catalog.int8[]",
-        &body,
-        false,
-    ));
-    out
-}
-
 /// Raise `e` from PL/pgSQL, with its SQLSTATE, detail and hint.
 fn raise_error(e: &DwrError) -> String {
     let mut using = vec![format!("ERRCODE = {}", quote_literal(e.state.code()))];
@@ -490,7 +310,11 @@ fn undo_code(prefix: &str, target: &Relation, undo: &UndoSql, owner: &str) -> St
     out.push_str(&audit_writer(
         &f("write_row_changes"),
         "undo",
-        &undo.write_row_changes,
+        &Stmt {
+            name: "write_row_changes",
+            sql: undo.write_row_changes.clone(),
+            params: vec![Param::RunId, Param::Target],
+        },
     ));
     out.push_str(&run_query(
         &f("counts"),
@@ -603,8 +427,32 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
             let null_key = plan.null_key_message();
             let audited = format!("{prefix}a");
             let plain = format!("{prefix}p");
-            out.push_str(&merge_variant(&audited, &merge_sql(plan, true), owner));
-            out.push_str(&merge_variant(&plain, &merge_sql(plan, false), owner));
+            for (p, row_audit) in [(&audited, true), (&plain, false)] {
+                let options = MergeOptions {
+                    row_audit,
+                    batched: false,
+                };
+                out.push_str(&emit::program_functions(
+                    p,
+                    &merge_program(plan, options),
+                    owner,
+                    "merge",
+                ));
+            }
+            let nv = quote_literal(&null_version);
+            let nk = quote_literal(&null_key);
+            let run = |p: &str| {
+                emit::run_call(p, &|param| match param {
+                    Param::Target => "$1".to_string(),
+                    Param::RunId => "_dwr_run".to_string(),
+                    Param::WindowStart => "_dwr_ws".to_string(),
+                    Param::WindowEnd => "_dwr_we".to_string(),
+                    Param::Since => "_dwr_since".to_string(),
+                    Param::NullVersion => nv.clone(),
+                    Param::NullKey => nk.clone(),
+                    _ => "NULL".to_string(),
+                })
+            };
             // dwr_merge of this table: src/merge.rs merge_registered
             let body = format!(
                 "DECLARE\n    _dwr_audit pg_catalog.bool := dwr._row_audit();\n    _dwr_run pg_catalog.int8;\n    _dwr_since pg_catalog.timestamptz;\n\
@@ -615,11 +463,11 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                  SELECT r.window_start, r.window_end INTO _dwr_ws, _dwr_we FROM dwr.reloads r\n WHERE r.ended_at IS NULL AND $1 OPERATOR(pg_catalog.=) ANY (r.targets);\n\
                  _dwr_since := dwr._deletes_count_since($1);\n\
                  _dwr_run := dwr._begin_run('merge', NULL, $1::pg_catalog.oid, {target}, {staging}, $3, _dwr_audit, CURRENT_USER);\n\
-                 IF $3 THEN\n    BEGIN\n        IF _dwr_audit THEN _dwr_c := {arun}($1, _dwr_run, _dwr_ws, _dwr_we, _dwr_since, {nv}, {nk});\n        \
-                 ELSE _dwr_c := {prun}($1, _dwr_run, _dwr_ws, _dwr_we, _dwr_since, {nv}, {nk}); END IF;\n        \
+                 IF $3 THEN\n    BEGIN\n        IF _dwr_audit THEN _dwr_c := {arun};\n        \
+                 ELSE _dwr_c := {prun}; END IF;\n        \
                  RAISE EXCEPTION 'dry run' USING ERRCODE = 'DWR00';\n    EXCEPTION WHEN SQLSTATE 'DWR00' THEN NULL;\n    END;\n\
-                 ELSE\n    IF _dwr_audit THEN _dwr_c := {arun}($1, _dwr_run, _dwr_ws, _dwr_we, _dwr_since, {nv}, {nk});\n    \
-                 ELSE _dwr_c := {prun}($1, _dwr_run, _dwr_ws, _dwr_we, _dwr_since, {nv}, {nk}); END IF;\n    \
+                 ELSE\n    IF _dwr_audit THEN _dwr_c := {arun};\n    \
+                 ELSE _dwr_c := {prun}; END IF;\n    \
                  IF _dwr_audit THEN PERFORM {adrop}(); ELSE PERFORM {pdrop}(); END IF;\n    PERFORM dwr._prune_tombstones($1::pg_catalog.oid);\nEND IF;\n\
                  _dwr_status := CASE WHEN $3 THEN 'DRY_RUN' WHEN _dwr_c[8] OPERATOR(pg_catalog.>) 0 THEN 'SUCCEEDED_WITH_ERRORS' ELSE 'SUCCEEDED' END;\n\
                  _dwr_r := ROW(_dwr_run, $1, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8],\n\
@@ -627,12 +475,10 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                  RETURN _dwr_r;\nEND",
                 target = quote_literal(&plan.target_display),
                 staging = quote_literal(&plan.staging_display),
-                arun = fname(&audited, "run"),
-                prun = fname(&plain, "run"),
-                adrop = fname(&audited, "drop_work"),
-                pdrop = fname(&plain, "drop_work"),
-                nv = quote_literal(&null_version),
-                nk = quote_literal(&null_key),
+                arun = run(&audited),
+                prun = run(&plain),
+                adrop = fname(&audited, "cleanup"),
+                pdrop = fname(&plain, "cleanup"),
             );
             out.push_str(&merge_function(&merge, &body));
         }
@@ -1132,25 +978,29 @@ mod tests {
         // every statement of the compiled extension's merge and undo, word for word
         let plan = input.plan.as_ref().expect("plannable");
         for audit in [true, false] {
-            let m = merge_sql(plan, audit);
-            for stmt in [
-                &m.create_images,
-                &m.fill_classified,
-                &m.apply_inserts,
-                &m.apply_updates,
-                &m.apply_updates_direct,
-                &m.any_tombstones,
-                &m.any_inserted_tombstoned,
-                &m.recheck_inserted,
-                &m.write_statuses,
-                &m.write_row_changes,
-                &m.counts,
-                &m.mark_row_error,
-                &m.mark_row_deferred,
-                &m.analyze_work,
-                &m.drop_work,
-            ] {
-                assert!(code.sql.contains(stmt.as_str()), "missing: {stmt}");
+            let m = merge_program(
+                plan,
+                MergeOptions {
+                    row_audit: audit,
+                    batched: false,
+                },
+            );
+            for stmt in m.stmts() {
+                if m.cleanup.contains(stmt) {
+                    // the cleanup function runs them in one body
+                    assert!(code.sql.contains(&format!("{};\n", stmt.sql)));
+                    continue;
+                }
+                assert!(code.sql.contains(&stmt.sql), "missing: {}", stmt.sql);
+                // each in a function of its own, whose parameters are the statement's
+                let types: Vec<&str> = stmt.params.iter().map(|p| p.sql_type()).collect();
+                let prefix = if audit { "_t1a" } else { "_t1p" };
+                let head = format!(
+                    "CREATE FUNCTION dwr.\"{prefix}_{}\"({})",
+                    stmt.name,
+                    types.join(", ")
+                );
+                assert!(code.sql.contains(&head), "missing: {head}");
             }
         }
         let u = &input.undo;

@@ -1,0 +1,334 @@
+//! A [`Program`] written as PL/pgSQL: one function per statement (its parameters are the
+//! statement's, in `$n` order, so its SQL is used word for word), one bisecting function per ranged
+//! step, and a run function that performs the steps in program order — the PL/pgSQL twin of the
+//! compiled extension's SPI interpreter (`src/program.rs`), generated rather than kept by hand.
+
+use super::{audit_writer, fname, run_count, run_query, run_void, stmt_function};
+use crate::ident::quote_ident;
+use crate::program::{Cond, Param, Program, Ranged, Step, Stmt};
+
+/// The run function's variable holding `p` (its arguments are the run's parameters).
+fn var(p: Param) -> String {
+    match p {
+        Param::FirstRow => "_dwr_lo".to_string(),
+        Param::LastRow => "_dwr_hi".to_string(),
+        _ => format!("_dwr_{}", p.name()),
+    }
+}
+
+/// The name of the function of statement `s` of program `prefix`.
+fn stmt_name(prefix: &str, s: &Stmt) -> String {
+    fname(prefix, s.name)
+}
+
+/// A call of `s`'s function, each parameter given by `arg`.
+fn call(prefix: &str, s: &Stmt, arg: &dyn Fn(Param) -> String) -> String {
+    format!(
+        "{}({})",
+        stmt_name(prefix, s),
+        s.params
+            .iter()
+            .map(|&p| arg(p))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn types(params: &[Param]) -> Vec<&'static str> {
+    params.iter().map(|p| p.sql_type()).collect()
+}
+
+/// The parameters of a ranged step's function: those of its statements and its fallback's, in
+/// declaration order.
+fn ranged_params(r: &Ranged) -> Vec<Param> {
+    let mut ps: Vec<Param> = r
+        .all_stmts()
+        .iter()
+        .flat_map(|s| s.params.iter().copied())
+        .chain([Param::FirstRow, Param::LastRow])
+        .collect();
+    ps.sort_unstable();
+    ps.dedup();
+    ps
+}
+
+/// The function of a ranged step (named after its first statement, `_range` appended): runs its
+/// statements over `FirstRow ..= LastRow` in a subtransaction; a failure on a row error or a lock
+/// wait that ran out is split in halves down to the single row `row_failed` records (the PL/pgSQL
+/// of the interpreter's bisection); with a fallback, a range that ran out of `lock_timeout` is
+/// handed whole to the fallback's function.
+fn ranged_function(prefix: &str, r: &Ranged, row_failed: &str) -> String {
+    let mut out = String::new();
+    for s in &r.stmts {
+        out.push_str(&run_void(&stmt_name(prefix, s), &types(&s.params), &s.sql));
+    }
+    let params = ranged_params(r);
+    let arg = |p: Param| {
+        let i = params
+            .iter()
+            .position(|&q| q == p)
+            .expect("a ranged step's parameter");
+        format!("${}", i + 1)
+    };
+    let name = range_name(prefix, r);
+    let fall = match &r.fallback {
+        Some(f) => {
+            out.push_str(&ranged_function(prefix, f, row_failed));
+            let fparams = ranged_params(f);
+            format!(
+                "    IF _dwr_st OPERATOR(pg_catalog.=) '55P03' THEN\n        PERFORM {}({});\n        RETURN;\n    END IF;\n",
+                range_name(prefix, f),
+                fparams.iter().map(|&p| arg(p)).collect::<Vec<_>>().join(", ")
+            )
+        }
+        None => String::new(),
+    };
+    let stmts: String = r
+        .stmts
+        .iter()
+        .map(|s| format!("PERFORM {};\n", call(prefix, s, &arg)))
+        .collect();
+    let (lo, hi) = (arg(Param::FirstRow), arg(Param::LastRow));
+    let half = |first: &str, last: &str| {
+        params
+            .iter()
+            .map(|&p| match p {
+                Param::FirstRow => first.to_string(),
+                Param::LastRow => last.to_string(),
+                _ => arg(p),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let body = format!(
+        "DECLARE\n    _dwr_st pg_catalog.text;\n    _dwr_msg pg_catalog.text;\n    _dwr_det pg_catalog.text;\n    _dwr_mid pg_catalog.int8;\n\
+         BEGIN\n\
+         IF {lo} OPERATOR(pg_catalog.>) {hi} THEN RETURN; END IF;\n\
+         BEGIN\n{stmts}RETURN;\n\
+         EXCEPTION WHEN OTHERS THEN\n\
+         GET STACKED DIAGNOSTICS _dwr_st = RETURNED_SQLSTATE, _dwr_msg = MESSAGE_TEXT, _dwr_det = PG_EXCEPTION_DETAIL;\n\
+         {fall}\
+             IF NOT dwr._is_row_error(_dwr_st) AND _dwr_st OPERATOR(pg_catalog.<>) '55P03' THEN RAISE; END IF;\n\
+             IF {lo} OPERATOR(pg_catalog.=) {hi} THEN\n        PERFORM {row_failed}({lo}, _dwr_st, _dwr_msg, NULLIF(_dwr_det, ''));\n        RETURN;\n    END IF;\n\
+         END;\n\
+         _dwr_mid := {lo} OPERATOR(pg_catalog.+) (({hi} OPERATOR(pg_catalog.-) {lo}) OPERATOR(pg_catalog./) 2);\n\
+         PERFORM {name}({});\n\
+         PERFORM {name}({});\n\
+         END",
+        half(&lo, "_dwr_mid"),
+        half("_dwr_mid OPERATOR(pg_catalog.+) 1", &hi),
+    );
+    out.push_str(&stmt_function(&name, &types(&params), "void", &body, false));
+    out
+}
+
+fn range_name(prefix: &str, r: &Ranged) -> String {
+    fname(prefix, &format!("{}_range", r.stmts[0].name))
+}
+
+/// The generated functions of `program` (prefix `prefix`) and its run function `<prefix>_run`:
+/// arguments the run's parameters ([`Param::OF_RUN`], named `_dwr_<name>`), returning the counts
+/// (`dwr.merge_result`'s order), leaving the cleanup to `<prefix>_cleanup` (run by the caller after
+/// the counts are read; a dry run's rollback needs none). `owner` is the package owner (the audit
+/// path's role); `kind` the run kind the audit path checks.
+///
+/// Programs of the local topology only: sparse row numbers and skipped tails are Citus's, which
+/// the package does not run.
+pub fn program_functions(prefix: &str, program: &Program, owner: &str, kind: &str) -> String {
+    let f = |what: &str| fname(prefix, what);
+    let mut out = String::new();
+    let (me, md) = (&program.mark_error, &program.mark_deferred);
+    out.push_str(&run_void(
+        &stmt_name(prefix, me),
+        &types(&me.params),
+        &me.sql,
+    ));
+    out.push_str(&run_void(
+        &stmt_name(prefix, md),
+        &types(&md.params),
+        &md.sql,
+    ));
+    // the single row a bisection could not write: a lock wait that ran out defers it (counted:
+    // past the limit the merge gives up), any other row error marks it ERROR with the message and
+    // detail
+    let failed_args = |p: Param| {
+        match p {
+        Param::Row => "$1".to_string(),
+        Param::ErrorText => "$3 OPERATOR(pg_catalog.||) COALESCE(' (' OPERATOR(pg_catalog.||) $4 OPERATOR(pg_catalog.||) ')', '')".to_string(),
+        other => panic!("mark statements read the row and its error, not {other:?}"),
+    }
+    };
+    out.push_str(&stmt_function(
+        &f("row_failed"),
+        &["pg_catalog.int8", "pg_catalog.text", "pg_catalog.text", "pg_catalog.text"],
+        "void",
+        &format!(
+            "BEGIN\nIF $2 OPERATOR(pg_catalog.=) '55P03' THEN\n    PERFORM dwr._count_lock_timeout();\n    PERFORM {};\n\
+             ELSE\n    PERFORM {};\nEND IF;\nEND",
+            call(prefix, md, &failed_args),
+            call(prefix, me, &failed_args),
+        ),
+        false,
+    ));
+
+    let mut body = String::from(
+        "DECLARE\n    _dwr_lo pg_catalog.int8;\n    _dwr_hi pg_catalog.int8;\n    _dwr_saved pg_catalog.text := pg_catalog.current_setting('lock_timeout');\n\
+         BEGIN\n\
+         PERFORM pg_catalog.set_config('dwr.lock_timeouts_in_run', '0', true);\n",
+    );
+    let v = |p: Param| var(p);
+    for step in &program.steps {
+        match step {
+            Step::Run(s) => {
+                out.push_str(&run_void(&stmt_name(prefix, s), &types(&s.params), &s.sql));
+                body.push_str(&format!("PERFORM {};\n", call(prefix, s, &v)));
+            }
+            Step::Rows(s) => {
+                out.push_str(&run_count(&stmt_name(prefix, s), &types(&s.params), &s.sql));
+                body.push_str(&format!(
+                    "_dwr_lo := 1;\n_dwr_hi := {};\n",
+                    call(prefix, s, &v)
+                ));
+            }
+            Step::RowRange(s) => {
+                out.push_str(&run_query(
+                    &stmt_name(prefix, s),
+                    &types(&s.params),
+                    "TABLE (lo pg_catalog.int8, hi pg_catalog.int8)",
+                    &s.sql,
+                ));
+                body.push_str(&format!(
+                    "SELECT r.lo, r.hi INTO _dwr_lo, _dwr_hi FROM {} AS r;\n",
+                    call(prefix, s, &v)
+                ));
+            }
+            Step::Ranged(r) => {
+                assert!(
+                    r.rows_in_range.is_none() && r.skip_tail_when_all.is_none(),
+                    "the package runs programs of the local topology"
+                );
+                out.push_str(&ranged_function(prefix, r, &f("row_failed")));
+                let params = ranged_params(r);
+                let run = format!(
+                    "PERFORM {}({});\n",
+                    range_name(prefix, r),
+                    params
+                        .iter()
+                        .map(|&p| var(p))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if r.waits_for_rows {
+                    body.push_str(&format!(
+                        "PERFORM pg_catalog.set_config('lock_timeout', dwr._row_lock_timeout(), true);\n{run}\
+                         PERFORM pg_catalog.set_config('lock_timeout', _dwr_saved, true);\n"
+                    ));
+                } else {
+                    body.push_str(&run);
+                }
+            }
+            Step::Hold => body.push_str("PERFORM dwr._test_hold();\n"),
+            Step::When { when, then } => {
+                let mut open = String::new();
+                let mut close = String::new();
+                for c in when {
+                    let s = c.stmt();
+                    match c {
+                        Cond::Holds(_) => {
+                            out.push_str(&run_query(
+                                &stmt_name(prefix, s),
+                                &types(&s.params),
+                                "SETOF pg_catalog.bool",
+                                &s.sql,
+                            ));
+                            open.push_str(&format!(
+                                "IF (SELECT b FROM {} AS b LIMIT 1) THEN\n",
+                                call(prefix, s, &v)
+                            ));
+                        }
+                        Cond::Wrote(_) => {
+                            out.push_str(&run_count(
+                                &stmt_name(prefix, s),
+                                &types(&s.params),
+                                &s.sql,
+                            ));
+                            open.push_str(&format!(
+                                "IF {} OPERATOR(pg_catalog.>) 0 THEN\n",
+                                call(prefix, s, &v)
+                            ));
+                        }
+                    }
+                    close.push_str("END IF;\n");
+                }
+                body.push_str(&open);
+                for s in then {
+                    out.push_str(&run_void(&stmt_name(prefix, s), &types(&s.params), &s.sql));
+                    body.push_str(&format!("PERFORM {};\n", call(prefix, s, &v)));
+                }
+                body.push_str(&close);
+            }
+            Step::AsOwner { share, stmt } => {
+                out.push_str(&audit_writer(&stmt_name(prefix, stmt), kind, stmt));
+                if let Some(table) = share {
+                    body.push_str(&format!(
+                        "GRANT SELECT ON {table} TO {};\n",
+                        quote_ident(owner)
+                    ));
+                }
+                body.push_str(&format!("PERFORM {};\n", call(prefix, stmt, &v)));
+            }
+        }
+    }
+    let c = &program.counts;
+    out.push_str(&run_query(
+        &stmt_name(prefix, c),
+        &types(&c.params),
+        "TABLE (cls pg_catalog.text, n pg_catalog.int8)",
+        &c.sql,
+    ));
+    let [ins, upd, unch, stale, del, outside, deferred, errors] = super::counts_case("cls");
+    body.push_str(&format!(
+        "RETURN (SELECT ARRAY[{ins}, {upd}, {unch}, {stale}, {del}, {outside}, {deferred}, {errors}] FROM {} AS c);\nEND",
+        call(prefix, c, &v)
+    ));
+    let cleanup: String = program
+        .cleanup
+        .iter()
+        .map(|s| {
+            assert!(s.params.is_empty(), "cleanup statements take no parameters");
+            format!("{};\n", s.sql)
+        })
+        .collect();
+    out.push_str(&stmt_function(
+        &f("cleanup"),
+        &[],
+        "void",
+        &format!("BEGIN\n{cleanup}END"),
+        false,
+    ));
+    let args: Vec<String> = Param::OF_RUN
+        .iter()
+        .map(|&p| format!("{} {}", var(p), p.sql_type()))
+        .collect();
+    out.push_str(&stmt_function(
+        &f("run"),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "pg_catalog.int8[]",
+        &body,
+        false,
+    ));
+    out
+}
+
+/// A call of the run function of program `prefix`, each run parameter given by `arg`.
+pub fn run_call(prefix: &str, arg: &dyn Fn(Param) -> String) -> String {
+    format!(
+        "{}({})",
+        fname(prefix, "run"),
+        Param::OF_RUN
+            .iter()
+            .map(|&p| arg(p))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}

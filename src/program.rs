@@ -1,0 +1,339 @@
+//! The one runner of statement programs ([`dwr_engine::program`]) in the compiled extension: every
+//! merge — single, one batch, on Citus shards — is a program, and this is where its steps run
+//! through SPI: parameters bound by name, ranged steps bisected down to the rows production
+//! rejects, lock waits budgeted and deferred, the audit path taken as the extension owner, the
+//! counts read. The pg_tle package runs the same programs as generated PL/pgSQL.
+
+use crate::exec::{self, execute, query_one, query_rows, raise_caught, subtransaction, Caught};
+use crate::guc;
+use crate::run::{count_lock_timeout, test_hold_after_classify};
+use dwr_engine::program::{Cond, Param, Program, Ranged, Step, Stmt};
+use dwr_engine::sqlgen::{Counts, RowClass};
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::pg_sys;
+
+/// The values of a run's parameters ([`Param::OF_RUN`]).
+pub struct Bindings {
+    pub target: pg_sys::Oid,
+    pub run_id: i64,
+    /// the open reload's window; `None` without one
+    pub window: Option<(TimestampWithTimeZone, TimestampWithTimeZone)>,
+    pub since: TimestampWithTimeZone,
+    pub null_version: String,
+    pub null_key: String,
+    /// one batch's key range; `None` outside batches
+    pub batch: Option<BatchRange>,
+}
+
+/// The staged rows of one batch of `dwr_merge_batches`: keys above `lo` (exclusive) up to `hi`
+/// (inclusive), each a key's parts in their text form; `None` leaves that end open
+/// ([`Param::BatchLo`], [`Param::BatchHi`]).
+#[derive(Debug, Clone)]
+pub struct BatchRange {
+    pub lo: Option<Vec<String>>,
+    pub hi: Option<Vec<String>>,
+}
+
+/// The values the runner makes itself: the range a ranged step runs over, the row it could not
+/// write and why.
+#[derive(Default, Clone, Copy)]
+struct Local<'a> {
+    rows: Option<(i64, i64)>,
+    failed: Option<(i64, &'a str)>,
+}
+
+impl Bindings {
+    fn datum(&self, p: Param, local: Local) -> DatumWithOid<'static> {
+        match p {
+            Param::Target => self.target.into(),
+            Param::RunId => self.run_id.into(),
+            Param::WindowStart => self.window.map(|w| w.0).into(),
+            Param::WindowEnd => self.window.map(|w| w.1).into(),
+            Param::Since => self.since.into(),
+            Param::NullVersion => self.null_version.clone().into(),
+            Param::NullKey => self.null_key.clone().into(),
+            Param::BatchLo => self.batch.as_ref().and_then(|b| b.lo.clone()).into(),
+            Param::BatchHi => self.batch.as_ref().and_then(|b| b.hi.clone()).into(),
+            Param::FirstRow => local.rows.unwrap_or_else(|| unbound(p)).0.into(),
+            Param::LastRow => local.rows.unwrap_or_else(|| unbound(p)).1.into(),
+            Param::Row => local.failed.unwrap_or_else(|| unbound(p)).0.into(),
+            Param::ErrorText => local
+                .failed
+                .unwrap_or_else(|| unbound(p))
+                .1
+                .to_string()
+                .into(),
+        }
+    }
+
+    fn args(&self, s: &Stmt, local: Local) -> Vec<DatumWithOid<'static>> {
+        s.params.iter().map(|&p| self.datum(p, local)).collect()
+    }
+}
+
+/// A runner's own value asked for where it has none: a program whose statements read the failing
+/// row outside `mark_error` (a bug in the engine, caught by its tests).
+fn unbound<T>(p: Param) -> T {
+    panic!("the runner binds {} only where it makes it", p.name())
+}
+
+/// The work rows a ranged step runs over: dense numbers `lo ..= hi`, or the sparse numbers listed.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    Dense(i64, i64),
+    Sparse(&'a [i64]),
+}
+
+impl Rows<'_> {
+    fn bounds(&self) -> Option<(i64, i64)> {
+        match *self {
+            Rows::Dense(lo, hi) => (lo <= hi).then_some((lo, hi)),
+            Rows::Sparse(n) => Some((*n.first()?, *n.last()?)),
+        }
+    }
+
+    fn single(&self) -> bool {
+        match *self {
+            Rows::Dense(lo, hi) => lo == hi,
+            Rows::Sparse(n) => !n.is_empty() && n.first() == n.last(),
+        }
+    }
+
+    fn halves(&self) -> (Rows<'_>, Rows<'_>) {
+        match *self {
+            Rows::Dense(lo, hi) => {
+                let mid = lo + (hi - lo) / 2;
+                (Rows::Dense(lo, mid), Rows::Dense(mid + 1, hi))
+            }
+            Rows::Sparse(n) => {
+                let (a, b) = n.split_at(n.len() / 2);
+                (Rows::Sparse(a), Rows::Sparse(b))
+            }
+        }
+    }
+}
+
+/// Run `program` with `bindings`; returns the counts by final class.
+pub fn run(program: &Program, bindings: &Bindings) -> Counts {
+    let mut r = Runner {
+        program,
+        b: bindings,
+        rows: (1, 0),
+        lock_timeouts: 0,
+        classes: None,
+    };
+    for step in &program.steps {
+        r.step(step);
+    }
+    let counts = r.counts();
+    for s in &program.cleanup {
+        execute(&s.sql, &bindings.args(s, Local::default()));
+    }
+    counts
+}
+
+struct Runner<'a> {
+    program: &'a Program,
+    b: &'a Bindings,
+    /// the work rows ranged steps cover
+    rows: (i64, i64),
+    /// writes that ran out of `dwr.row_lock_timeout` so far
+    lock_timeouts: u32,
+    /// the work rows by class before the first write, for skipped tails
+    classes: Option<Vec<(RowClass, i64)>>,
+}
+
+impl Runner<'_> {
+    fn exec(&self, s: &Stmt, local: Local) -> u64 {
+        execute(&s.sql, &self.b.args(s, local))
+    }
+
+    fn step(&mut self, step: &Step) {
+        let none = Local::default();
+        match step {
+            Step::Run(s) => {
+                self.exec(s, none);
+            }
+            Step::Rows(s) => self.rows = (1, self.exec(s, none) as i64),
+            Step::RowRange(s) => {
+                self.rows = query_rows(&s.sql, &self.b.args(s, none), |row| {
+                    (
+                        exec::col::<i64>(row, 1).unwrap_or(0),
+                        exec::col::<i64>(row, 2).unwrap_or(-1),
+                    )
+                })
+                .into_iter()
+                .next()
+                .unwrap_or((0, -1));
+            }
+            Step::Ranged(r) => {
+                let (lo, hi) = self.rows;
+                if r.waits_for_rows {
+                    self.with_lock_timeout(guc::ROW_LOCK_TIMEOUT.get(), |this| {
+                        this.ranged(r, Rows::Dense(lo, hi), true)
+                    });
+                } else {
+                    self.ranged(r, Rows::Dense(lo, hi), true);
+                }
+            }
+            Step::Hold => test_hold_after_classify(),
+            Step::When { when, then } => {
+                let holds = |c: &Cond| match c {
+                    Cond::Holds(s) => {
+                        query_one::<bool>(&s.sql, &self.b.args(s, none)).unwrap_or(false)
+                    }
+                    Cond::Wrote(s) => self.exec(s, none) > 0,
+                };
+                if when.iter().all(holds) {
+                    for s in then {
+                        self.exec(s, none);
+                    }
+                }
+            }
+            Step::AsOwner { share, stmt } => {
+                let owner = exec::extension_owner();
+                if let Some(table) = share {
+                    exec::share_work_table(table, owner);
+                }
+                exec::as_role(owner, || self.exec(stmt, none));
+            }
+        }
+    }
+
+    /// Run `f` with `lock_timeout` at `ms` (on Citus workers too when the program says so).
+    fn with_lock_timeout<R>(&mut self, ms: i32, f: impl FnOnce(&mut Self) -> R) -> R {
+        if self.program.propagate_settings {
+            exec::with_setting("citus.propagate_set_commands", "local", || {
+                exec::with_lock_timeout(ms, || f(self))
+            })
+        } else {
+            exec::with_lock_timeout(ms, || f(self))
+        }
+    }
+
+    /// Run ranged step `r` over `rows`; when it fails on a row error or a lock wait that ran out,
+    /// try the halves, down to single rows, which are marked. Rows production accepts are written;
+    /// only the rejected ones are left out: `2 k log2(n)` attempts for `k` bad rows among `n`.
+    /// `whole`: the step's whole range (a skipped tail is decided only there).
+    fn ranged(&mut self, r: &Ranged, rows: Rows, whole: bool) {
+        let Some((lo, hi)) = rows.bounds() else {
+            return;
+        };
+        let e = match self.attempt(r, lo, hi, whole) {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        if e.is_lock_timeout() {
+            if let Some(f) = &r.fallback {
+                return self.ranged(f, rows, whole);
+            }
+        }
+        if !e.is_row_error() && !e.is_lock_timeout() {
+            raise_caught(e);
+        }
+        // sparse numbers: listed at the first failure, then split as a list
+        let listed: Vec<i64>;
+        let rows = match (rows, &r.rows_in_range) {
+            (Rows::Dense(..), Some(q)) => {
+                let local = Local {
+                    rows: Some((lo, hi)),
+                    failed: None,
+                };
+                listed = query_rows(&q.sql, &self.b.args(q, local), |row| {
+                    exec::col::<i64>(row, 1).unwrap_or(0)
+                });
+                Rows::Sparse(&listed)
+            }
+            _ => rows,
+        };
+        let Some((first, _)) = rows.bounds() else {
+            return;
+        };
+        if rows.single() {
+            return self.failed(first, &e);
+        }
+        let (a, b) = rows.halves();
+        match self.program.halves_wait_ms {
+            // a row another transaction holds: the halves wait briefly, not the full budget each,
+            // while the merge holds the rows it has written (see dwr_engine::program::Program)
+            Some(ms) if e.is_lock_timeout() => self.with_lock_timeout(ms, |this| {
+                this.ranged(r, a, false);
+                this.ranged(r, b, false);
+            }),
+            _ => {
+                self.ranged(r, a, false);
+                self.ranged(r, b, false);
+            }
+        }
+    }
+
+    /// Run the statements of `r` over `lo ..= hi` in one subtransaction.
+    fn attempt(&mut self, r: &Ranged, lo: i64, hi: i64, whole: bool) -> Result<(), Caught> {
+        let all = match (r.skip_tail_when_all, whole) {
+            (Some(class), true) => Some(self.class_count(class)),
+            _ => None,
+        };
+        let local = Local {
+            rows: Some((lo, hi)),
+            failed: None,
+        };
+        let b = self.b;
+        subtransaction(|| {
+            let mut written = None;
+            for (i, s) in r.stmts.iter().enumerate() {
+                if i + 1 == r.stmts.len() && i > 0 && all.is_some() && written == all {
+                    break; // the write took every row: nothing left to defer
+                }
+                written = Some(execute(&s.sql, &b.args(s, local)) as i64);
+            }
+        })
+    }
+
+    /// The work rows of `class` before the first write.
+    fn class_count(&mut self, class: RowClass) -> i64 {
+        if self.classes.is_none() {
+            self.classes = Some(self.by_class());
+        }
+        self.classes
+            .as_ref()
+            .and_then(|c| c.iter().find(|(k, _)| *k == class).map(|(_, n)| *n))
+            .unwrap_or(0)
+    }
+
+    fn by_class(&self) -> Vec<(RowClass, i64)> {
+        let s = &self.program.counts;
+        query_rows(&s.sql, &self.b.args(s, Local::default()), |row| {
+            (
+                exec::col::<String>(row, 1).unwrap_or_default(),
+                exec::col::<i64>(row, 2).unwrap_or(0),
+            )
+        })
+        .into_iter()
+        .filter_map(|(class, n)| RowClass::parse(&class).map(|c| (c, n)))
+        .collect()
+    }
+
+    fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for (class, n) in self.by_class() {
+            counts.add(class, n);
+        }
+        counts
+    }
+
+    /// The single row `row` failed with `e`: a lock wait that ran out defers it (counted: past the
+    /// budget the merge gives up), any other row error marks it `ERROR` with the message.
+    fn failed(&mut self, row: i64, e: &Caught) {
+        let text = e.text();
+        let local = Local {
+            rows: None,
+            failed: Some((row, &text)),
+        };
+        if e.is_lock_timeout() {
+            count_lock_timeout(&mut self.lock_timeouts);
+            self.exec(&self.program.mark_deferred, local);
+        } else {
+            self.exec(&self.program.mark_error, local);
+        }
+    }
+}
