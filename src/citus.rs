@@ -5,7 +5,6 @@ use crate::exec::{self, check, execute, query_one, query_rows, raise, Caught};
 use dwr_engine::catalog::Relation;
 use dwr_engine::citus::{self as engine, CitusMergeSql, Placement};
 use dwr_engine::ident::quote_qualified;
-use dwr_engine::sqlgen::Counts;
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys;
@@ -174,17 +173,6 @@ pub fn prune_tombstones(tombstones: &str, cutoff: TimestampWithTimeZone) {
     );
 }
 
-/// What a Citus merge needs besides its SQL.
-pub struct CitusRun<'a> {
-    pub run_id: i64,
-    pub target: pg_sys::Oid,
-    pub window: (Option<TimestampWithTimeZone>, Option<TimestampWithTimeZone>),
-    pub since: TimestampWithTimeZone,
-    pub row_audit: bool,
-    pub null_version: &'a str,
-    pub row_lock_timeout: i32,
-}
-
 /// Make the merge's work tables of `sql` unless they exist, fit production (`target`)'s key and
 /// version and are placed with it.
 pub fn ensure_work_tables(sql: &CitusMergeSql, target: pg_sys::Oid) {
@@ -227,73 +215,6 @@ fn row_range(sql: &str) -> (i64, i64) {
     .into_iter()
     .next()
     .unwrap_or((0, -1))
-}
-
-/// Run the statements of a Citus merge; returns the counts by final class.
-pub fn run(sql: &CitusMergeSql, ctx: &CitusRun) -> Counts {
-    ensure_work_tables(sql, ctx.target);
-    let fill_args: Vec<DatumWithOid> = vec![
-        ctx.null_version.into(),
-        ctx.window.0.into(),
-        ctx.window.1.into(),
-        ctx.since.into(),
-    ];
-    execute(&sql.fill_classified, &fill_args);
-    if !sql.analyze_work.is_empty() {
-        execute(&sql.analyze_work, &[]);
-    }
-    crate::run::test_hold_after_classify();
-    let (lo, hi) = row_range(&sql.row_range);
-    // how many rows each apply step has to write: when a step's write takes them all, its
-    // statement that defers the rest is skipped
-    let classes = crate::run::read_counts(&sql.counts);
-
-    let mut lock_timeouts = 0u32;
-    let mut mark = |rn: i64, e: &Caught| {
-        if e.is_lock_timeout() {
-            crate::run::count_lock_timeout(&mut lock_timeouts);
-            execute(&sql.mark_row_deferred, &[rn.into()]);
-        } else {
-            execute(&sql.mark_row_error, &[rn.into(), e.text().as_str().into()]);
-        }
-    };
-    // the workers wait for a row CDC holds at most dwr.row_lock_timeout: SET LOCAL reaches the
-    // workers' transactions when Citus propagates it
-    with_worker_lock_timeout(ctx.row_lock_timeout, || {
-        apply_step(
-            &sql.apply_inserts,
-            &sql.rows_in_range,
-            lo,
-            hi,
-            Some(classes.inserted as u64),
-            &mut mark,
-        );
-        apply_step(
-            &sql.apply_updates,
-            &sql.rows_in_range,
-            lo,
-            hi,
-            Some(classes.updated as u64),
-            &mut mark,
-        );
-    });
-    if execute(&sql.find_retracts, &[ctx.since.into()]) > 0 {
-        for stmt in &sql.apply_retracts {
-            execute(stmt, &[]);
-        }
-    }
-    execute(&sql.write_statuses, &[ctx.run_id.into()]);
-    if ctx.row_audit {
-        exec::as_role(exec::extension_owner(), || {
-            execute(
-                &sql.write_row_changes,
-                &[ctx.run_id.into(), ctx.target.into()],
-            );
-        });
-    }
-    let counts = crate::run::read_counts(&sql.counts);
-    execute(&sql.clear, &[]);
-    counts
 }
 
 /// Run `f` with `lock_timeout` at `ms` on the coordinator and on the workers' connections: the

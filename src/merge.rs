@@ -223,18 +223,10 @@ fn merge_registered(
     };
 
     let statements = || match &citus_sql {
-        Some(c) => crate::citus::run(
-            c,
-            &crate::citus::CitusRun {
-                run_id,
-                target: target_oid,
-                window: (bindings.window.map(|w| w.0), bindings.window.map(|w| w.1)),
-                since,
-                row_audit,
-                null_version: &bindings.null_version,
-                row_lock_timeout: guc::ROW_LOCK_TIMEOUT.get(),
-            },
-        ),
+        Some(c) => {
+            crate::citus::ensure_work_tables(c, target_oid);
+            program::run(&c.program, &bindings)
+        }
         None => program::run(&program, &bindings),
     };
     let counts = if dry_run {

@@ -29,6 +29,7 @@ use crate::catalog::Relation;
 use crate::error::{DwrError, Result, SqlState};
 use crate::ident::{quote_ident, quote_literal, quote_qualified};
 use crate::plan::{Conversion, MergePlan, META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS};
+use crate::program::{Cond, Param, Params, Program, Ranged, Step, Stmt};
 use crate::sqlgen::{kcol, op, pg_op, RowClass};
 
 /// Whether Citus's catalog exists in this database (`CITUS_TABLE_SQL` may only run then).
@@ -252,9 +253,13 @@ pub fn install_delete_tracking(target: &Relation, tombstones: &str, trigger: &st
     ]
 }
 
-/// The statements of a merge into a Citus table. "Ranged" statements take `$1`, `$2`: the first
-/// and last row number (`rn`) they touch; the three statements of one apply step run together in
-/// one subtransaction, so a failing range can be bisected down to the row production rejects.
+/// A merge into a Citus table: the placement of its work tables, and its [`Program`], every
+/// statement pushed down to the shards. The program fills and classifies the work table
+/// (`fill_classified`), numbers rows by a hash of the key (sparse: a failing range lists its
+/// numbers with `rows_in_range` to split them), and writes each class in one subtransaction of
+/// three statements: record the attempt (with the production row version read), write the rows
+/// still as read, defer the rows production did not take. Inserts whose key CDC deleted meanwhile
+/// are taken back (`find_retracts`, `apply_retracts`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CitusMergeSql {
     /// create the work and attempts tables and place them like production (when
@@ -267,41 +272,7 @@ pub struct CitusMergeSql {
     pub work: String,
     pub attempts: String,
     pub work_columns: Vec<String>,
-    /// `$1`: message for a NULL version, `$2`, `$3`: the open reload's window (NULL without one),
-    /// `$4`: deletes count from this moment. Fills and classifies the work table
-    pub fill_classified: String,
-    /// statistics of the filled work table (Citus analyzes every shard), so the apply steps join it
-    /// with hashes or index lookups, never nested scans
-    pub analyze_work: String,
-    /// `SELECT min(rn), max(rn)` of the work table
-    pub row_range: String,
-    /// `$1`, `$2`: the row numbers of the work table in that range, in order (a failing range's,
-    /// for its bisection)
-    pub rows_in_range: String,
-    /// ranged, in one subtransaction: record the attempt, insert, move the rows production did not
-    /// take (a concurrent insert of the key) to `Deferred`
-    pub apply_inserts: [String; 3],
-    /// ranged, in one subtransaction: record the attempt with the production row read (and its
-    /// image with row audit) for the rows still older in production, update the rows that are
-    /// still that row version, move the others to `Deferred`
-    pub apply_updates: [String; 3],
-    /// `$1`: since. Moves inserted rows whose key CDC deleted meanwhile to `retract`; returns the
-    /// row count
-    pub find_retracts: String,
-    /// takes those inserts back, and marks them `Deleted`
-    pub apply_retracts: [String; 2],
-    /// `$1`: run id
-    pub write_statuses: String,
-    /// `$1`: run id, `$2`: target oid (run as the extension owner)
-    pub write_row_changes: String,
-    pub counts: String,
-    /// `$1`: row number, `$2`: error text
-    pub mark_row_error: String,
-    /// `$1`: row number
-    pub mark_row_deferred: String,
-    /// empty the work tables at the end of the merge (they outlive it: creating and placing them
-    /// costs the better part of a second, emptying them milliseconds)
-    pub clear: String,
+    pub program: Program,
 }
 
 /// `$1`, `$2`: the work and attempts tables (text), `$3`: production's oid, `$4`: production's
@@ -476,7 +447,6 @@ pub fn merge_sql(
     let ks = |alias: &str| k.of(alias, &staging_keys);
     let same = |x: &[String], y: &[String]| k.same(x, y);
     let class_is = |alias: &str, c: RowClass| pg_op(&format!("{alias}.cls"), "=", &c.lit());
-    let range = |alias: &str| in_range(alias, "rn");
 
     // the work and attempts tables: production's key columns (types and collations through
     // CREATE TABLE AS), placed like production
@@ -502,14 +472,17 @@ pub fn merge_sql(
     ];
 
     // ---- classification ----
+    let mut fill = Params::new();
     let sv = format!("s.{}", quote_ident(&ver.staging));
     let window_bound =
         |param: &str| format!("CAST({param}::pg_catalog.timestamptz AS {})", ver.base_type);
+    let null_version = fill.get(Param::NullVersion);
     let in_window = if ver.is_datetime {
+        let (ws, we) = (fill.get(Param::WindowStart), fill.get(Param::WindowEnd));
         format!(
-            "($2::pg_catalog.timestamptz IS NULL OR ({} AND {}))",
-            op(&sv, &ver.ord_schema, ">=", &window_bound("$2")),
-            op(&sv, &ver.ord_schema, "<=", &window_bound("$3")),
+            "({ws}::pg_catalog.timestamptz IS NULL OR ({} AND {}))",
+            op(&sv, &ver.ord_schema, ">=", &window_bound(&ws)),
+            op(&sv, &ver.ord_schema, "<=", &window_bound(&we)),
         )
     } else {
         "true".to_string()
@@ -540,7 +513,7 @@ pub fn merge_sql(
     );
     let fill_classified = format!(
         "INSERT INTO {w} ({}, v, loaded_at, rn, cls, err) \
-         SELECT {}, {sv}, s.{}, {rn}, {class_case}, CASE WHEN {sv} IS NULL THEN $1 END \
+         SELECT {}, {sv}, s.{}, {rn}, {class_case}, CASE WHEN {sv} IS NULL THEN {null_version} END \
          FROM {s} s LEFT JOIN {t} t ON {} \
          LEFT JOIN (SELECT DISTINCT {} FROM {tombstones} d WHERE {}) tb ON {} \
          WHERE {}",
@@ -553,10 +526,15 @@ pub fn merge_sql(
         quote_ident(META_LOADED_AT),
         same(&kt("t"), &ks("s")),
         kt("d").join(", "),
-        pg_op("d.deleted_at", ">=", "$4::pg_catalog.timestamptz"),
+        pg_op(
+            "d.deleted_at",
+            ">=",
+            &format!("{}::pg_catalog.timestamptz", fill.get(Param::Since))
+        ),
         same(&tb_keys, &ks("s")),
         pg_op(&format!("s.{}", quote_ident(META_STATUS)), "=", "'NEW'"),
     );
+    let fill_classified = fill.stmt("fill_classified", fill_classified);
 
     // ---- apply ----
     let value_expr = |v: &crate::plan::ValueColumn| {
@@ -572,17 +550,19 @@ pub fn merge_sql(
         .collect::<Vec<_>>()
         .join(", ");
     // rows of class `c` in range that production did not take: no production row this attempt wrote
-    let defer_untaken = |c: RowClass| {
-        format!(
-            "UPDATE {w} w SET cls = {} WHERE {} AND {} AND NOT EXISTS \
-             (SELECT FROM {a} a JOIN {t} t ON {} WHERE {} AND {})",
-            RowClass::Deferred.lit(),
-            class_is("w", c),
-            range("w"),
-            same(&kt("t"), &kw("a")),
-            same(&kw("a"), &kw("w")),
-            pg_op("t.xmin", "=", "a.xmin"),
-        )
+    let defer_untaken = |name: &'static str, c: RowClass| {
+        ranged_stmt(name, |range| {
+            format!(
+                "UPDATE {w} w SET cls = {} WHERE {} AND {} AND NOT EXISTS \
+                 (SELECT FROM {a} a JOIN {t} t ON {} WHERE {} AND {})",
+                RowClass::Deferred.lit(),
+                class_is("w", c),
+                range("w"),
+                same(&kt("t"), &kw("a")),
+                same(&kw("a"), &kw("w")),
+                pg_op("t.xmin", "=", "a.xmin"),
+            )
+        })
     };
     let mut insert_cols: Vec<String> = keys.iter().map(|k| quote_ident(&k.target)).collect();
     insert_cols.push(quote_ident(&ver.target));
@@ -590,14 +570,17 @@ pub fn merge_sql(
     let mut insert_vals = kw("w");
     insert_vals.push("w.v".to_string());
     insert_vals.extend(plan.values.iter().map(value_expr));
-    let apply_inserts = [
-        format!(
-            "INSERT INTO {a} ({attempt_cols}, rn) SELECT {}, w.rn FROM {w} w WHERE {} AND {}",
-            kw("w").join(", "),
-            class_is("w", RowClass::Insert),
-            range("w"),
-        ),
-        format!(
+    let apply_inserts = vec![
+        ranged_stmt("record_inserts", |range| {
+            format!(
+                "INSERT INTO {a} ({attempt_cols}, rn) SELECT {}, w.rn FROM {w} w WHERE {} AND {}",
+                kw("w").join(", "),
+                class_is("w", RowClass::Insert),
+                range("w"),
+            )
+        }),
+        ranged_stmt("apply_inserts", |range| {
+            format!(
             "INSERT INTO {t} AS t ({}) {}SELECT {} FROM {a} a JOIN {w} w ON {} JOIN {s} s ON {} \
              WHERE {} AND {} ON CONFLICT ON CONSTRAINT {} DO NOTHING",
             insert_cols.join(", "),
@@ -612,8 +595,9 @@ pub fn merge_sql(
             class_is("w", RowClass::Insert),
             range("a"),
             plan.pk_constraint,
-        ),
-        defer_untaken(RowClass::Insert),
+        )
+        }),
+        defer_untaken("defer_inserts", RowClass::Insert),
     ];
     let updated: Vec<&crate::plan::ValueColumn> =
         plan.values.iter().filter(|v| !v.insert_only).collect();
@@ -629,8 +613,9 @@ pub fn merge_sql(
         Placement::Reference => format!("{tv} IS NOT DISTINCT FROM a.seen_version"),
         _ => pg_op("t.xmin", "=", "a.seen"),
     };
-    let apply_updates = [
-        format!(
+    let apply_updates = vec![
+        ranged_stmt("record_updates", |range| {
+            format!(
             "INSERT INTO {a} ({attempt_cols}, rn, seen, seen_version, before) SELECT {}, w.rn, t.xmin, {tv}, {} \
              FROM {w} w JOIN {t} t ON {} WHERE {} AND {} AND {}",
             kw("w").join(", "),
@@ -643,41 +628,56 @@ pub fn merge_sql(
             class_is("w", RowClass::Update),
             range("w"),
             newer("w.v"),
-        ),
+        )
+        }),
         // the row the attempt read, unchanged since (a row CDC changed meanwhile has another xmin
         // and is left for the next merge, never written over)
-        format!(
-            "UPDATE {t} t SET {} FROM {a} a JOIN {w} w ON {} JOIN {s} s ON {} \
+        ranged_stmt("apply_updates", |range| {
+            format!(
+                "UPDATE {t} t SET {} FROM {a} a JOIN {w} w ON {} JOIN {s} s ON {} \
              WHERE {} AND {} AND {} AND {}",
-            sets.join(", "),
-            same(&kw("a"), &kw("w")),
-            same(&ks("s"), &kw("w")),
-            same(&kt("t"), &kw("a")),
-            class_is("w", RowClass::Update),
-            range("a"),
-            still_as_read,
-        ),
-        defer_untaken(RowClass::Update),
+                sets.join(", "),
+                same(&kw("a"), &kw("w")),
+                same(&ks("s"), &kw("w")),
+                same(&kt("t"), &kw("a")),
+                class_is("w", RowClass::Update),
+                range("a"),
+                still_as_read,
+            )
+        }),
+        defer_untaken("defer_updates", RowClass::Update),
     ];
 
+    let mut p = Params::new();
     let find_retracts = format!(
         "UPDATE {w} w SET cls = 'retract' FROM (SELECT DISTINCT {} FROM {tombstones} d WHERE {}) tb \
          WHERE {} AND {}",
         kt("d").join(", "),
-        pg_op("d.deleted_at", ">=", "$1::pg_catalog.timestamptz"),
+        pg_op(
+            "d.deleted_at",
+            ">=",
+            &format!("{}::pg_catalog.timestamptz", p.get(Param::Since))
+        ),
         class_is("w", RowClass::Insert),
         same(&tb_keys, &kw("w")),
     );
-    let apply_retracts = [
-        format!(
-            "DELETE FROM {t} t USING {w} w WHERE {} AND {}",
-            pg_op("w.cls", "=", "'retract'"),
-            same(&kt("t"), &kw("w")),
+    let find_retracts = p.stmt("find_retracts", find_retracts);
+    let apply_retracts = vec![
+        Stmt::plain(
+            "apply_retracts",
+            format!(
+                "DELETE FROM {t} t USING {w} w WHERE {} AND {}",
+                pg_op("w.cls", "=", "'retract'"),
+                same(&kt("t"), &kw("w")),
+            ),
         ),
-        format!(
-            "UPDATE {w} SET cls = {} WHERE {}",
-            RowClass::Deleted.lit(),
-            pg_op("cls", "=", "'retract'")
+        Stmt::plain(
+            "mark_retracted",
+            format!(
+                "UPDATE {w} SET cls = {} WHERE {}",
+                RowClass::Deleted.lit(),
+                pg_op("cls", "=", "'retract'")
+            ),
         ),
     ];
 
@@ -694,10 +694,12 @@ pub fn merge_sql(
         }
     }
     status_case.push_str(" END");
+    let mut p = Params::new();
     let write_statuses = format!(
-        "UPDATE {s} s SET {} = {status_case}, {} = $1, {} = w.err FROM {w} w WHERE {} AND {}",
+        "UPDATE {s} s SET {} = {status_case}, {} = {}, {} = w.err FROM {w} w WHERE {} AND {}",
         quote_ident(META_STATUS),
         quote_ident(META_RUN_ID),
+        p.get(Param::RunId),
         quote_ident(META_ERROR),
         same(&ks("s"), &kw("w")),
         pg_op(
@@ -709,51 +711,128 @@ pub fn merge_sql(
             )
         ),
     );
+    let write_statuses = p.stmt("write_statuses", write_statuses);
+    let mut p = Params::new();
     let write_row_changes = format!(
         "INSERT INTO dwr.row_changes (run_id, target, key, action, before, after) \
-         SELECT $1, $2::pg_catalog.oid, pg_catalog.jsonb_build_array({}), w.cls, a.before, pg_catalog.to_jsonb(t.*) \
+         SELECT {}, {}::pg_catalog.oid, pg_catalog.jsonb_build_array({}), w.cls, a.before, pg_catalog.to_jsonb(t.*) \
          FROM {w} w JOIN {a} a ON {} JOIN {t} t ON {} WHERE {}",
+        p.get(Param::RunId),
+        p.get(Param::Target),
         kw("w").join(", "),
         same(&kw("a"), &kw("w")),
         same(&kt("t"), &kw("w")),
         pg_op("w.cls", "=", "ANY ('{insert,update}'::pg_catalog.text[])"),
     );
-    Ok(CitusMergeSql {
-        create,
-        fill_classified,
-        // (not a reference table's: ANALYZE reads its copy on this node by local execution, after
-        // which Citus refuses the transaction's parallel commands on other tables, as in
-        // dwr_merge_all; a reference table is small)
-        analyze_work: match placement {
-            Placement::Reference => String::new(),
-            _ => format!("ANALYZE {w}"),
+    let write_row_changes = p.stmt("write_row_changes", write_row_changes);
+    let rows_in_range = ranged_stmt("rows_in_range", |range| {
+        format!(
+            "SELECT DISTINCT rn FROM {w} x WHERE {} ORDER BY rn",
+            range("x")
+        )
+    });
+    // the writes of one class in one subtransaction: record the attempt, write, defer what
+    // production did not take (skipped when the write took every row of the class)
+    let apply = |stmts: Vec<Stmt>, class: RowClass| {
+        Step::Ranged(Ranged {
+            stmts,
+            fallback: None,
+            waits_for_rows: true,
+            rows_in_range: Some(rows_in_range.clone()),
+            skip_tail_when_all: Some(class),
+        })
+    };
+    let mut steps = vec![Step::Run(fill_classified)];
+    // (not a reference table's: ANALYZE reads its copy on this node by local execution, after
+    // which Citus refuses the transaction's parallel commands on other tables, as in
+    // dwr_merge_all; a reference table is small)
+    if !matches!(placement, Placement::Reference) {
+        steps.push(Step::Run(Stmt::plain(
+            "analyze_work",
+            format!("ANALYZE {w}"),
+        )));
+    }
+    steps.extend([
+        Step::Hold,
+        Step::RowRange(Stmt::plain("row_range", row_range_sql(w, "rn"))),
+        apply(apply_inserts, RowClass::Insert),
+        apply(apply_updates, RowClass::Update),
+        Step::When {
+            when: vec![Cond::Wrote(find_retracts)],
+            then: apply_retracts,
         },
-        row_range: row_range_sql(w, "rn"),
-        rows_in_range: rows_in_range_sql(w, "rn"),
-        apply_inserts,
-        apply_updates,
-        find_retracts,
-        apply_retracts,
-        write_statuses,
-        write_row_changes,
-        counts: format!("SELECT cls, pg_catalog.count(*) FROM {w} GROUP BY cls"),
-        mark_row_error: format!(
-            "UPDATE {w} SET cls = {}, err = $2 WHERE {}",
+        Step::Run(write_statuses),
+    ]);
+    if row_audit {
+        steps.push(Step::AsOwner {
+            share: None,
+            stmt: write_row_changes,
+        });
+    }
+    let mut p = Params::new();
+    let (row, error) = (p.get(Param::Row), p.get(Param::ErrorText));
+    let mark_row_error = p.stmt(
+        "mark_row_error",
+        format!(
+            "UPDATE {w} SET cls = {}, err = {error} WHERE {}",
             RowClass::Error.lit(),
-            pg_op("rn", "=", "$1")
+            pg_op("rn", "=", &row)
         ),
-        mark_row_deferred: format!(
+    );
+    let mut p = Params::new();
+    let row = p.get(Param::Row);
+    let mark_row_deferred = p.stmt(
+        "mark_row_deferred",
+        format!(
             "UPDATE {w} SET cls = {} WHERE {} AND {}",
             RowClass::Deferred.lit(),
-            pg_op("rn", "=", "$1"),
+            pg_op("rn", "=", &row),
             pg_op("cls", "=", "ANY ('{insert,update}'::pg_catalog.text[])"),
         ),
+    );
+    Ok(CitusMergeSql {
+        create,
         drop_stale: format!("DROP TABLE IF EXISTS {a}, {w}"),
         work_columns: work_columns(plan),
         work: work.clone(),
         attempts: attempts.clone(),
-        clear: format!("TRUNCATE {w}, {a}"),
+        program: Program {
+            steps,
+            mark_error: mark_row_error,
+            mark_deferred: mark_row_deferred,
+            counts: Stmt::plain(
+                "counts",
+                format!("SELECT cls, pg_catalog.count(*) FROM {w} GROUP BY cls"),
+            ),
+            // the work tables outlive the merge (creating and placing them costs the better part
+            // of a second, emptying them milliseconds)
+            cleanup: vec![Stmt::plain("clear", format!("TRUNCATE {w}, {a}"))],
+            // SET LOCAL reaches the workers' transactions while citus.propagate_set_commands is
+            // local
+            propagate_settings: true,
+            // a row CDC holds: the halves wait 1 ms, not dwr.row_lock_timeout each, while the
+            // merge holds the rows it has written (a CDC transaction waiting on one of them whose
+            // deadlock check fell inside such a wait would get a deadlock error); a row held that
+            // long is deferred to the next merge
+            halves_wait_ms: Some(1),
+        },
     })
+}
+
+/// A ranged statement of a work table: `sql` written with `range(alias)`, the test of `alias.rn`
+/// against the step's rows (`FirstRow`, `LastRow`).
+fn ranged_stmt(name: &'static str, sql: impl FnOnce(&dyn Fn(&str) -> String) -> String) -> Stmt {
+    let mut p = Params::new();
+    let (lo, hi) = (p.get(Param::FirstRow), p.get(Param::LastRow));
+    let range = |alias: &str| {
+        format!(
+            "{} AND {}",
+            pg_op(&format!("{alias}.rn"), ">=", &lo),
+            pg_op(&format!("{alias}.rn"), "<=", &hi)
+        )
+    };
+    let sql = sql(&range);
+    p.stmt(name, sql)
 }
 
 /// The statements of `dwr_undo` on a Citus table, pushed down like the merge's: the run's images
@@ -1054,24 +1133,28 @@ mod tests {
         .expect("plan merges on Citus")
     }
 
-    fn statements(m: &CitusMergeSql) -> Vec<&String> {
-        let mut all: Vec<&String> = m.create.iter().collect();
-        all.extend([
-            &m.fill_classified,
-            &m.row_range,
-            &m.rows_in_range,
-            &m.find_retracts,
-            &m.write_statuses,
-            &m.write_row_changes,
-            &m.counts,
-            &m.mark_row_error,
-            &m.mark_row_deferred,
-            &m.drop_stale,
-            &m.clear,
-        ]);
-        all.extend(m.apply_inserts.iter());
-        all.extend(m.apply_updates.iter());
-        all.extend(m.apply_retracts.iter());
+    impl CitusMergeSql {
+        /// The SQL of the program's statement `name`.
+        fn s(&self, name: &str) -> String {
+            self.program
+                .stmt(name)
+                .unwrap_or_else(|| panic!("no statement {name}"))
+                .sql
+                .clone()
+        }
+
+        fn ph(&self, name: &str, p: Param) -> String {
+            self.program
+                .stmt(name)
+                .and_then(|s| s.placeholder(p))
+                .unwrap_or_else(|| panic!("{name} does not read {p:?}"))
+        }
+    }
+
+    fn statements(m: &CitusMergeSql) -> Vec<String> {
+        let mut all: Vec<String> = m.create.clone();
+        all.push(m.drop_stale.clone());
+        all.extend(m.program.stmts().iter().map(|s| s.sql.clone()));
         all
     }
 
@@ -1088,7 +1171,10 @@ mod tests {
         );
         assert!(m.create[1].starts_with("CREATE INDEX ON") && m.create[1].ends_with("(k1, k2)"));
         assert!(m.create[3].contains("_dwr_attempts_16384"));
-        assert!(m.clear.contains("_dwr_attempts_16384") && m.clear.contains("_dwr_work_16384"));
+        assert!(
+            m.s("clear").contains("_dwr_attempts_16384")
+                && m.s("clear").contains("_dwr_work_16384")
+        );
         assert_eq!(
             work_columns(&citus_plan()),
             vec![
@@ -1103,10 +1189,12 @@ mod tests {
     fn every_join_is_on_the_whole_key_so_citus_pushes_it_down() {
         let m = sql(true);
         // the key comparisons every statement joins with: both key parts, production's operators
-        assert!(m.fill_classified.contains(
+        assert!(m.s("fill_classified").contains(
             "t.\"region\" OPERATOR(\"pg_catalog\".=) s.\"REGION\" AND t.\"customer_id\" OPERATOR(\"pg_catalog\".=) s.\"CUSTOMER_ID\""
         ));
-        assert!(m.apply_updates[1].contains("t.\"customer_id\" OPERATOR(\"pg_catalog\".=) a.k2"));
+        assert!(m
+            .s("apply_updates")
+            .contains("t.\"customer_id\" OPERATOR(\"pg_catalog\".=) a.k2"));
         // no ctid, no temporary table, no row locks, no volatile function in a distributed write
         for stmt in statements(&m) {
             assert!(!stmt.contains("ctid"), "{stmt}");
@@ -1128,32 +1216,39 @@ mod tests {
     #[test]
     fn an_update_writes_only_the_row_version_its_attempt_read() {
         let m = sql(false);
-        assert!(m.apply_updates[0].contains("t.xmin"));
-        assert!(m.apply_updates[1].contains("t.xmin OPERATOR(pg_catalog.=) a.seen"));
+        assert!(m.s("record_updates").contains("t.xmin"));
+        assert!(m
+            .s("apply_updates")
+            .contains("t.xmin OPERATOR(pg_catalog.=) a.seen"));
         // and what it could not write is deferred, per shard
-        assert!(m.apply_updates[2].contains("t.xmin OPERATOR(pg_catalog.=) a.xmin"));
-        assert!(
-            m.apply_inserts[1].contains("ON CONFLICT ON CONSTRAINT \"customers_pkey\" DO NOTHING")
-        );
+        assert!(m
+            .s("defer_updates")
+            .contains("t.xmin OPERATOR(pg_catalog.=) a.xmin"));
+        assert!(m
+            .s("apply_inserts")
+            .contains("ON CONFLICT ON CONSTRAINT \"customers_pkey\" DO NOTHING"));
         // identifiers quoted, values converted as planned
-        assert!(m.apply_updates[1]
+        assert!(m
+            .s("apply_updates")
             .contains("\"weird \"\"col\"\"; DROP TABLE x\" = CAST(s.\"WEIRD\" AS integer)"));
         // no images without row audit
-        assert!(m.apply_updates[0].contains("NULL::pg_catalog.jsonb"));
-        assert!(sql(true).apply_updates[0].contains("pg_catalog.to_jsonb(t.*)"));
+        assert!(m.s("record_updates").contains("NULL::pg_catalog.jsonb"));
+        assert!(sql(true)
+            .s("record_updates")
+            .contains("pg_catalog.to_jsonb(t.*)"));
     }
 
     #[test]
     fn classification_reads_tombstones_and_window_from_parameters() {
         let m = sql(false);
         assert!(m
-            .fill_classified
+            .s("fill_classified")
             .contains("d.deleted_at OPERATOR(pg_catalog.>=) $4::pg_catalog.timestamptz"));
         assert!(m
-            .fill_classified
+            .s("fill_classified")
             .contains("$2::pg_catalog.timestamptz IS NULL"));
-        assert!(m.fill_classified.contains("THEN $1 END"));
-        assert!(m.write_statuses.contains("\"_dwr_run_id\" = $1"));
+        assert!(m.s("fill_classified").contains("THEN $1 END"));
+        assert!(m.s("write_statuses").contains("\"_dwr_run_id\" = $1"));
     }
 
     #[test]
