@@ -1241,14 +1241,32 @@ mod tests {
     #[test]
     fn classification_reads_tombstones_and_window_from_parameters() {
         let m = sql(false);
-        assert!(m
-            .s("fill_classified")
-            .contains("d.deleted_at OPERATOR(pg_catalog.>=) $4::pg_catalog.timestamptz"));
-        assert!(m
-            .s("fill_classified")
-            .contains("$2::pg_catalog.timestamptz IS NULL"));
-        assert!(m.s("fill_classified").contains("THEN $1 END"));
-        assert!(m.s("write_statuses").contains("\"_dwr_run_id\" = $1"));
+        let fill = m.s("fill_classified");
+        let ph = |p| m.ph("fill_classified", p);
+        assert!(fill.contains(&format!(
+            "d.deleted_at OPERATOR(pg_catalog.>=) {}::pg_catalog.timestamptz",
+            ph(Param::Since)
+        )));
+        assert!(fill.contains(&format!(
+            "{}::pg_catalog.timestamptz IS NULL",
+            ph(Param::WindowStart)
+        )));
+        assert!(fill.contains(&format!("THEN {} END", ph(Param::NullVersion))));
+        assert!(m.s("write_statuses").contains(&format!(
+            "\"_dwr_run_id\" = {}",
+            m.ph("write_statuses", Param::RunId)
+        )));
+        // every ranged statement reads the step's rows, and only them
+        for stmt in m.program.stmts() {
+            if stmt.params.contains(&Param::FirstRow) {
+                assert_eq!(
+                    stmt.params,
+                    vec![Param::FirstRow, Param::LastRow],
+                    "{}",
+                    stmt.name
+                );
+            }
+        }
     }
 
     #[test]
