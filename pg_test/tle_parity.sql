@@ -8,8 +8,6 @@
 \set ON_ERROR_STOP 1
 CREATE TEMP TABLE not_in_package (function text PRIMARY KEY, why text NOT NULL);
 INSERT INTO not_in_package VALUES
-  ('dwr_merge_batches(IN target regclass, IN batch_size integer, IN max_stall interval)',
-   'not yet: committed batches need the merge written once for both modes (issue "One merge, written once")'),
   ('dwr_dms_table_mappings(reload_id bigint, source_schema text, source_engine text, source_tables jsonb, lowercase_columns boolean, source_time_zone text)',
    'the package writes the DMS documents with the dwr tool (dwr dms table-mappings), from the same engine'),
   ('dwr_dms_task_settings(reload_id bigint, overrides jsonb)',

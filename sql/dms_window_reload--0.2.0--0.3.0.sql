@@ -193,7 +193,7 @@ COMMENT ON FUNCTION @extschema@.dwr_diff_summary(pg_catalog.regclass, pg_catalog
   'dwr_diff counted by kind of difference, in one pass (a hash full join of staging and production).';
 
 -- @compiled-only-begin
--- (the pg_tle package has no batched merge yet: engine/src/tle.rs leaves this part out)
+-- (the pg_tle package's batched merge came in 0.4.0: the package leaves this part out)
 
 -- A batch may span several planned batches (through: the last of them), for the stall budget of
 -- dwr_merge_batches.

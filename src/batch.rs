@@ -15,7 +15,7 @@ use crate::merge;
 use crate::program::BatchRange;
 use crate::registry::registration_or_raise;
 use dwr_engine::sqlgen::batch_sql;
-use dwr_engine::{DwrError, SqlState};
+use dwr_engine::DwrError;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -27,42 +27,17 @@ fn dwr_batch_plan(target: Option<pg_sys::Oid>, batch_size: Option<i32>) -> i64 {
     let target = target.unwrap_or_else(|| raise(DwrError::null_argument(f, "target")));
     let batch_size = batch_size.unwrap_or_else(|| raise(DwrError::null_argument(f, "batch_size")));
     if batch_size < 1 {
-        raise(
-            DwrError::new(
-                SqlState::InvalidParameterValue,
-                format!("{f}: batch_size must be at least 1"),
-            )
-            .detail(format!("batch_size is {batch_size}."))
-            .hint("Pass the number of staged keys to merge per transaction, for example 50000."),
-        );
+        raise(DwrError::batch_size_invalid(&batch_size.to_string()));
     }
     if unsafe { pg_sys::IsTransactionBlock() } {
-        raise(
-            DwrError::new(
-                SqlState::ActiveSqlTransaction,
-                format!("{f} cannot run inside a transaction block"),
-            )
-            .detail("It commits after every batch.")
-            .hint("CALL it on its own, outside BEGIN ... COMMIT; for one transaction use SELECT * FROM dwr_merge(target)."),
-        );
+        raise(DwrError::batches_in_transaction());
     }
     let reg = registration_or_raise(target);
     let t = exec::relation_or_raise(target, "table");
     let staging = merge::registered_staging(&t, &reg);
     let plan = merge::plan_of(&t, &staging, &reg, true);
-    let sql = batch_sql(&plan).unwrap_or_else(|column| {
-        raise(
-            DwrError::new(
-                SqlState::DatatypeMismatch,
-                format!("{f}: staging key column {column} cannot be ordered"),
-            )
-            .detail(format!(
-                "Batches are ranges of staging table {}'s key, in the order of its key columns' types.",
-                staging.display()
-            ))
-            .hint("Merge in one transaction with dwr_merge, or stage the key in an ordered type."),
-        )
-    });
+    let sql = batch_sql(&plan)
+        .unwrap_or_else(|column| raise(DwrError::batch_key_unordered(&column, &staging.display())));
     if query_one::<bool>(&sql.bounds_exist, &[]).unwrap_or(false) {
         execute(&sql.drop_bounds, &[]);
     }

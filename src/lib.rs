@@ -55,9 +55,14 @@ pgrx::extension_sql_file!(
     requires = ["batches"]
 );
 pgrx::extension_sql_file!(
+    "../sql/dms_window_reload--0.3.0--0.4.0.sql",
+    name = "shared_0_4",
+    requires = ["shared"]
+);
+pgrx::extension_sql_file!(
     "../sql/views.sql",
     name = "views",
-    requires = ["functions", "batches", "shared"],
+    requires = ["functions", "batches", "shared", "shared_0_4"],
     finalize
 );
 

@@ -115,6 +115,38 @@ impl DwrError {
         )
         .hint(format!("Pass a value for {argument}."))
     }
+
+    /// `dwr_merge_batches` with a batch size below 1 (`shown`: the size as the caller passed it).
+    pub fn batch_size_invalid(shown: &str) -> Self {
+        DwrError::new(
+            SqlState::InvalidParameterValue,
+            "dwr_merge_batches: batch_size must be at least 1",
+        )
+        .detail(format!("batch_size is {shown}."))
+        .hint("Pass the number of staged keys to merge per transaction, for example 50000.")
+    }
+
+    /// `dwr_merge_batches` inside a transaction block.
+    pub fn batches_in_transaction() -> Self {
+        DwrError::new(
+            SqlState::ActiveSqlTransaction,
+            "dwr_merge_batches cannot run inside a transaction block",
+        )
+        .detail("It commits after every batch.")
+        .hint("CALL it on its own, outside BEGIN ... COMMIT; for one transaction use SELECT * FROM dwr_merge(target).")
+    }
+
+    /// `dwr_merge_batches` of a table whose staging key column `column` has no ordering.
+    pub fn batch_key_unordered(column: &str, staging: &str) -> Self {
+        DwrError::new(
+            SqlState::DatatypeMismatch,
+            format!("dwr_merge_batches: staging key column {column} cannot be ordered"),
+        )
+        .detail(format!(
+            "Batches are ranges of staging table {staging}'s key, in the order of its key columns' types."
+        ))
+        .hint("Merge in one transaction with dwr_merge, or stage the key in an ordered type.")
+    }
 }
 
 pub type Result<T> = std::result::Result<T, DwrError>;

@@ -1,10 +1,15 @@
 -- CALL dwr_merge_batches: the merge of dwr_merge in committed batches ends in exactly the state of
 -- one single-transaction merge of the same data, also when a batch fails halfway and the call is
--- made again. Two identical copies: one merged at once, one in batches.
+-- made again. Two identical copies: one merged at once, one in batches. (Run against the pg_tle
+-- package too; ${DWR_TLE_SYNC:-true} is where a pg_tle operator runs dwr tle install.)
+-- run ids from 2001 on, whichever scenarios ran before this one (the progress names runs)
+\set SHOW_CONTEXT never
+SELECT setval('dwr.merge_runs_run_id_seq', 2000) AS last_run_id_before;
 CREATE SCHEMA bat_one;
 CREATE SCHEMA bat_many;
 \i pg_test/fixtures/batches_setup.sql
 SELECT pg_temp.setup('bat_one'), pg_temp.setup('bat_many');
+\! ${DWR_TLE_SYNC:-true}
 SELECT count(*) AS staged FROM bat_many_staging.t;
 
 SELECT inserted, updated, unchanged, skipped_stale, errors FROM dwr_merge('bat_one.t');
@@ -46,6 +51,7 @@ CALL dwr_merge_batches('bat_many.t', 110);
 CREATE EXTENSION IF NOT EXISTS citext;
 CREATE TABLE bat_many.c (region citext, id int, updated_at int, PRIMARY KEY (region, id));
 SELECT dwr_create_staging('bat_many.c', 'bat_many_staging');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO bat_many_staging.c (region, id, updated_at)
   SELECT r, g, 1 FROM unnest(ARRAY['North', 'east', 'South']) r, generate_series(1, 4) g;
 CALL dwr_merge_batches('bat_many.c', 5);
@@ -57,6 +63,7 @@ CREATE TABLE bat_many.v (id int PRIMARY KEY, val text, updated_at bigint);
 INSERT INTO bat_many.v SELECT g, 'prod', 10 FROM generate_series(1, 6) g;
 CREATE TABLE bat_many_staging.v (id int PRIMARY KEY, val text, updated_at int);
 SELECT dwr_create_staging('bat_many.v', 'bat_many_staging');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO bat_many_staging.v (id, val, updated_at)
   SELECT g, 'staged', CASE WHEN g % 2 = 0 THEN 20 ELSE 5 END FROM generate_series(1, 9) g;
 CALL dwr_merge_batches('bat_many.v', 4);

@@ -2,11 +2,13 @@
 -- the last one took, so that no row stays locked longer than that. How many batches that makes
 -- depends on the machine's speed, so their NOTICEs are not shown, and this file runs last (the
 -- runs it makes would shift the run numbers later files show). The end state is the single
--- merge's, as always (the data of 19_batches).
+-- merge's, as always (the data of 19_batches). Run against the pg_tle package too.
+\set SHOW_CONTEXT never
 \i pg_test/fixtures/batches_setup.sql
 CREATE SCHEMA bat_budget_one;
 CREATE SCHEMA bat_budget_many;
 SELECT pg_temp.setup('bat_budget_one'), pg_temp.setup('bat_budget_many');
+\! ${DWR_TLE_SYNC:-true}
 SELECT inserted, updated, unchanged, skipped_stale, errors FROM dwr_merge('bat_budget_one.t');
 SET client_min_messages = warning;
 CALL dwr_merge_batches('bat_budget_many.t', batch_size => 20, max_stall => interval '50 ms');

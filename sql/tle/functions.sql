@@ -785,13 +785,23 @@ DECLARE
 BEGIN
     PERFORM dwr._check_caller($5);
     PERFORM dwr._registration($1);
-    INSERT INTO dwr.merge_runs (kind, target, target_name, source_name, dry_run, status, run_by,
+    -- the run id the failed merge took, when its row was rolled back with it (as the compiled
+    -- extension records a failed run); a new one when it failed before it began a run
+    BEGIN
+        id := pg_catalog.currval('dwr.merge_runs_run_id_seq'::pg_catalog.regclass);
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        id := NULL;
+    END;
+    IF id IS NULL OR EXISTS (SELECT FROM dwr.merge_runs r WHERE r.run_id OPERATOR(pg_catalog.=) id) THEN
+        id := pg_catalog.nextval('dwr.merge_runs_run_id_seq'::pg_catalog.regclass);
+    END IF;
+    INSERT INTO dwr.merge_runs (run_id, kind, target, target_name, source_name, dry_run, status, run_by,
                                 session_user_name, backend_pid, started_at, finished_at, duration,
                                 error_sqlstate, error_message)
-    VALUES ('merge', $1::pg_catalog.oid, dwr._display($1), $2, $3, 'FAILED', $5, SESSION_USER,
+    OVERRIDING SYSTEM VALUE
+    VALUES (id, 'merge', $1::pg_catalog.oid, dwr._display($1), $2, $3, 'FAILED', $5, SESSION_USER,
             pg_catalog.pg_backend_pid(), $4, pg_catalog.clock_timestamp(),
-            pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $4, $6, $7)
-    RETURNING run_id INTO id;
+            pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $4, $6, $7);
     RETURN id;
 END
 $dwr$;
@@ -943,3 +953,20 @@ END
 $dwr$;
 COMMENT ON FUNCTION @extschema@.dwr_unschedule(pg_catalog.regclass) IS
   'Removes the pg_cron job dwr_schedule made for target.';
+
+CREATE OR REPLACE FUNCTION dwr._batch_failed(target pg_catalog.regclass, started_at pg_catalog.timestamptz,
+                                             error_sqlstate pg_catalog.text, error_message pg_catalog.text)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    src pg_catalog.text;
+BEGIN
+    -- the batch's own run was rolled back with it: record it as dwr_merge_recorded does
+    SELECT dwr._display(t.staging) INTO src FROM dwr.tables t WHERE t.target OPERATOR(pg_catalog.=) $1;
+    IF src IS NOT NULL THEN
+        PERFORM dwr._record_failed($1, src, false, $2, CURRENT_USER, $3, $4);
+    END IF;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._batch_failed(pg_catalog.regclass, pg_catalog.timestamptz, pg_catalog.text, pg_catalog.text) IS
+  'Implementation of dwr_merge_batches: records a batch that failed as a FAILED run (pg_tle package: a trusted extension has no background worker to do it).';

@@ -30,19 +30,26 @@ use crate::undo::UndoSql;
 pub const EXTENSION: &str = "dms_window_reload_tle";
 
 /// The version of the SQL the package is generated from; a package version is this plus a
-/// generation number (`0.3.0.000003`).
-pub const BASE_VERSION: &str = "0.3.0";
+/// generation number (`0.4.0.000003`).
+pub const BASE_VERSION: &str = "0.4.0";
 
 const SCHEMA_SQL: &str = include_str!("../../../sql/schema.sql");
 /// The changes from one base version to the next that both modes share (table changes, PL/pgSQL),
 /// oldest first: the compiled extension's update scripts, which its install script also includes.
 /// A fresh package runs them all after `schema.sql` (where they change nothing or define
 /// functions); an update from an older base runs those from its base on.
-const DELTAS: [(&str, &str, &str); 1] = [(
-    "0.2.0",
-    "0.3.0",
-    include_str!("../../../sql/dms_window_reload--0.2.0--0.3.0.sql"),
-)];
+const DELTAS: [(&str, &str, &str); 2] = [
+    (
+        "0.2.0",
+        "0.3.0",
+        include_str!("../../../sql/dms_window_reload--0.2.0--0.3.0.sql"),
+    ),
+    (
+        "0.3.0",
+        "0.4.0",
+        include_str!("../../../sql/dms_window_reload--0.3.0--0.4.0.sql"),
+    ),
+];
 const VIEWS_SQL: &str = include_str!("../../../sql/views.sql");
 const FUNCTIONS_SQL: &str = include_str!("../../../sql/tle/functions.sql");
 
@@ -382,7 +389,9 @@ fn undo_code(prefix: &str, target: &Relation, undo: &UndoSql, owner: &str) -> St
     out
 }
 
-/// A table's merge: `$1` target, `$2` its staging table, `$3` dry run (what `dwr_merge` passes).
+/// A table's merge: `$1` target, `$2` its staging table, `$3` dry run (what `dwr_merge` passes),
+/// `$4` whether it is one batch of `dwr_merge_batches`, `$5`, `$6` that batch's bounds
+/// ([`Param::BatchLo`], [`Param::BatchHi`]).
 fn merge_function(name: &str, body: &str) -> String {
     stmt_function(
         name,
@@ -390,8 +399,27 @@ fn merge_function(name: &str, body: &str) -> String {
             "pg_catalog.regclass",
             "pg_catalog.regclass",
             "pg_catalog.bool",
+            "pg_catalog.bool",
+            "pg_catalog.text[]",
+            "pg_catalog.text[]",
         ],
         "dwr.merge_result",
+        body,
+        false,
+    )
+}
+
+/// A table's plan of batches (`dwr._batch_plan`): `$1` target, `$2` its staging table, `$3` the
+/// batch size; returns the number of staged rows to merge.
+fn batch_plan_function(prefix: &str, body: &str) -> String {
+    stmt_function(
+        &fname(prefix, "batch_plan"),
+        &[
+            "pg_catalog.regclass",
+            "pg_catalog.regclass",
+            "pg_catalog.int4",
+        ],
+        "pg_catalog.int8",
         body,
         false,
     )
@@ -421,23 +449,31 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                 &merge,
                 &format!("BEGIN\n{stale_check}{}\nEND", raise_error(e)),
             ));
+            out.push_str(&batch_plan_function(
+                &prefix,
+                &format!("BEGIN\n{stale_check}{}\nEND", raise_error(e)),
+            ));
         }
         Ok(plan) => {
             let null_version = plan.null_version_message();
             let null_key = plan.null_key_message();
-            let audited = format!("{prefix}a");
-            let plain = format!("{prefix}p");
-            for (p, row_audit) in [(&audited, true), (&plain, false)] {
-                let options = MergeOptions {
-                    row_audit,
-                    batched: false,
-                };
-                out.push_str(&emit::program_functions(
-                    p,
-                    &merge_program(plan, options),
-                    owner,
-                    "merge",
-                ));
+            // the four programs: with and without row audit, all staged rows or one batch's
+            let variant = |row_audit: bool, batched: bool| {
+                format!(
+                    "{prefix}{}{}",
+                    if row_audit { "a" } else { "p" },
+                    if batched { "b" } else { "" }
+                )
+            };
+            for row_audit in [true, false] {
+                for batched in [false, true] {
+                    out.push_str(&emit::program_functions(
+                        &variant(row_audit, batched),
+                        &merge_program(plan, MergeOptions { row_audit, batched }),
+                        owner,
+                        "merge",
+                    ));
+                }
             }
             let nv = quote_literal(&null_version);
             let nk = quote_literal(&null_key);
@@ -450,9 +486,24 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                     Param::Since => "_dwr_since".to_string(),
                     Param::NullVersion => nv.clone(),
                     Param::NullKey => nk.clone(),
+                    Param::BatchLo => "$5".to_string(),
+                    Param::BatchHi => "$6".to_string(),
                     _ => "NULL".to_string(),
                 })
             };
+            // run (or clean up after) the program of this call: row audit or not, batch or not
+            let pick = |what: &dyn Fn(&str) -> String, assign: &str| {
+                format!(
+                    "IF _dwr_audit THEN\n    IF $4 THEN {assign}{}; ELSE {assign}{}; END IF;\n\
+                     ELSE\n    IF $4 THEN {assign}{}; ELSE {assign}{}; END IF;\nEND IF;\n",
+                    what(&variant(true, true)),
+                    what(&variant(true, false)),
+                    what(&variant(false, true)),
+                    what(&variant(false, false)),
+                )
+            };
+            let runs = pick(&|p: &str| run(p), "_dwr_c := ");
+            let cleanups = pick(&|p: &str| format!("{}()", fname(p, "cleanup")), "PERFORM ");
             // dwr_merge of this table: src/merge.rs merge_registered
             let body = format!(
                 "DECLARE\n    _dwr_audit pg_catalog.bool := dwr._row_audit();\n    _dwr_run pg_catalog.int8;\n    _dwr_since pg_catalog.timestamptz;\n\
@@ -463,24 +514,47 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                  SELECT r.window_start, r.window_end INTO _dwr_ws, _dwr_we FROM dwr.reloads r\n WHERE r.ended_at IS NULL AND $1 OPERATOR(pg_catalog.=) ANY (r.targets);\n\
                  _dwr_since := dwr._deletes_count_since($1);\n\
                  _dwr_run := dwr._begin_run('merge', NULL, $1::pg_catalog.oid, {target}, {staging}, $3, _dwr_audit, CURRENT_USER);\n\
-                 IF $3 THEN\n    BEGIN\n        IF _dwr_audit THEN _dwr_c := {arun};\n        \
-                 ELSE _dwr_c := {prun}; END IF;\n        \
+                 IF $3 THEN\n    BEGIN\n{runs}\
                  RAISE EXCEPTION 'dry run' USING ERRCODE = 'DWR00';\n    EXCEPTION WHEN SQLSTATE 'DWR00' THEN NULL;\n    END;\n\
-                 ELSE\n    IF _dwr_audit THEN _dwr_c := {arun};\n    \
-                 ELSE _dwr_c := {prun}; END IF;\n    \
-                 IF _dwr_audit THEN PERFORM {adrop}(); ELSE PERFORM {pdrop}(); END IF;\n    PERFORM dwr._prune_tombstones($1::pg_catalog.oid);\nEND IF;\n\
+                 ELSE\n{runs}{cleanups}\
+                 PERFORM dwr._prune_tombstones($1::pg_catalog.oid);\nEND IF;\n\
                  _dwr_status := CASE WHEN $3 THEN 'DRY_RUN' WHEN _dwr_c[8] OPERATOR(pg_catalog.>) 0 THEN 'SUCCEEDED_WITH_ERRORS' ELSE 'SUCCEEDED' END;\n\
                  _dwr_r := ROW(_dwr_run, $1, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8],\n\
                  dwr._finish_run(_dwr_run, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8], NULL));\n\
                  RETURN _dwr_r;\nEND",
                 target = quote_literal(&plan.target_display),
                 staging = quote_literal(&plan.staging_display),
-                arun = run(&audited),
-                prun = run(&plain),
-                adrop = fname(&audited, "cleanup"),
-                pdrop = fname(&plain, "cleanup"),
             );
             out.push_str(&merge_function(&merge, &body));
+            // the batches of dwr_merge_batches: src/batch.rs dwr_batch_plan
+            let plan_body = match crate::sqlgen::batch_sql(plan) {
+                Err(column) => format!(
+                    "BEGIN\n{stale_check}{}\nEND",
+                    raise_error(&DwrError::batch_key_unordered(
+                        &column,
+                        &plan.staging_display
+                    ))
+                ),
+                Ok(b) => {
+                    out.push_str(&run_void(
+                        &fname(&prefix, "create_bounds"),
+                        &["pg_catalog.int8"],
+                        &b.create_bounds,
+                    ));
+                    format!(
+                        "BEGIN\n{stale_check}\
+                         PERFORM dwr._check_staging_owner($1, $2);\n\
+                         IF ({}) THEN\n{};\nEND IF;\n\
+                         PERFORM {}($3::pg_catalog.int8);\n\
+                         RETURN ({});\nEND",
+                        b.bounds_exist,
+                        b.drop_bounds,
+                        fname(&prefix, "create_bounds"),
+                        b.count_new,
+                    )
+                }
+            };
+            out.push_str(&batch_plan_function(&prefix, &plan_body));
         }
     }
     // dwr_verify of this table: the engine's findings when the package was generated (the
@@ -601,7 +675,15 @@ fn dispatchers(tables: &[TableCode]) -> String {
     let not_generated = "RAISE EXCEPTION 'the package has no merge for table %', dwr._display(target)\n\
              USING ERRCODE = '55000', DETAIL = pg_catalog.format('%s was registered after the package %s was generated.', dwr._display(target), 'dms_window_reload_tle'),\n\
              HINT = 'Generate the package again: dwr tle install <connection string>.';";
-    let merge_cases = cases("merge", "RETURN {f}(target, reg.staging, dry_run);");
+    let merge_cases = cases(
+        "merge",
+        "RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL);",
+    );
+    let batch_plan_cases = cases("batch_plan", "RETURN {f}(target, reg.staging, batch_size);");
+    let merge_batch_cases = cases(
+        "merge",
+        "RETURN {f}(target, reg.staging, false, true, lo, hi);",
+    );
     let diff_cases = cases("diff_query", "RETURN {f}(target, reg.staging, summary);");
     let verify_cases = cases(
         "verify",
@@ -675,6 +757,64 @@ fn dispatchers(tables: &[TableCode]) -> String {
          'Takes back a merge from its row images: deletes the rows it inserted and restores the rows it updated, leaving alone every row that changed since (CDC wins). Recorded as a run of kind undo.';\n",
         case_or_nothing(&undo_cases),
         NAME_LOOKUP = NAME_LOOKUP,
+    ) + &batch_dispatchers(
+        &case_or_nothing(&batch_plan_cases),
+        &case_or_nothing(&merge_batch_cases),
+    )
+}
+
+/// `dwr._batch_plan` and `dwr._merge_batch`, which the shared `dwr_merge_batches` procedure calls
+/// (`sql/dms_window_reload--0.3.0--0.4.0.sql`): the checks of src/batch.rs, then the table's
+/// generated batch plan, or its merge limited to the batch's bounds (read from the session's
+/// `pg_temp._dwr_batches`). No progress in `pg_stat_activity` here: PL/pgSQL cannot set it.
+fn batch_dispatchers(plan_cases: &str, merge_cases: &str) -> String {
+    let size = DwrError::batch_size_invalid("%s");
+    let in_transaction = DwrError::batches_in_transaction();
+    let bound = crate::sqlgen::batch_bound_sql();
+    format!(
+        "\nCREATE OR REPLACE FUNCTION dwr._batch_plan(target pg_catalog.regclass, batch_size pg_catalog.int4)\n\
+         RETURNS pg_catalog.int8 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
+         SET search_path = pg_catalog, pg_temp AS {Q}\n\
+         {}\
+         {plan_cases}\nEND\n{Q};\n\
+         COMMENT ON FUNCTION dwr._batch_plan(pg_catalog.regclass, pg_catalog.int4) IS\n\
+         'Implementation of dwr_merge_batches: cuts the NEW staged rows'' keys into batches of batch_size keys, in staging''s key order (bounds in pg_temp._dwr_batches); returns the number of NEW staged rows. (pg_tle package: the one generated for the table.)';\n\
+         \nCREATE OR REPLACE FUNCTION dwr._merge_batch(target pg_catalog.regclass, batch pg_catalog.int4,\n\
+         batches pg_catalog.int4, done pg_catalog.int8, total pg_catalog.int8, through pg_catalog.int4)\n\
+         RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
+         SET search_path = pg_catalog, pg_temp AS {Q}\n\
+         {}\
+         IF batch OPERATOR(pg_catalog.>) 1 THEN\n    SELECT b.hi INTO lo FROM dwr._batch_bound(batch OPERATOR(pg_catalog.-) 1) AS b(hi);\nEND IF;\n\
+         SELECT b.hi INTO hi FROM dwr._batch_bound(GREATEST(COALESCE(through, batch), batch)) AS b(hi);\n\
+         {merge_cases}\nEND\n{Q};\n\
+         COMMENT ON FUNCTION dwr._merge_batch(pg_catalog.regclass, pg_catalog.int4, pg_catalog.int4, pg_catalog.int8, pg_catalog.int8, pg_catalog.int4) IS\n\
+         'Implementation of dwr_merge_batches: merges the staged rows of planned batches batch to through, as one merge run. (pg_tle package: the merge generated for the table, limited to the batches'' key range.)';\n\
+         \nCREATE OR REPLACE FUNCTION dwr._batch_bound(n pg_catalog.int4)\n\
+         RETURNS SETOF pg_catalog.text[] LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS {Q}\n\
+         BEGIN\nRETURN QUERY {bound};\nEND\n{Q};\n\
+         COMMENT ON FUNCTION dwr._batch_bound(pg_catalog.int4) IS\n\
+         'Implementation of dwr_merge_batches: the upper bound of a planned batch (none for the last, which is open above).';\n",
+        dispatch_prologue(
+            "dwr_merge_batches",
+            &format!(
+                "IF batch_size IS NULL THEN PERFORM dwr._raise_null('dwr_merge_batches', 'batch_size'); END IF;\n\
+                 IF batch_size OPERATOR(pg_catalog.<) 1 THEN\n    RAISE EXCEPTION USING MESSAGE = {}, ERRCODE = {}, DETAIL = pg_catalog.format({}, batch_size), HINT = {};\nEND IF;\n\
+                 -- a CALL outside a transaction block started its transaction: the two timestamps are one\n\
+                 IF pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.<>) pg_catalog.statement_timestamp() THEN\n    {}\nEND IF;\n",
+                quote_literal(&size.message),
+                quote_literal(size.state.code()),
+                quote_literal(size.detail.as_deref().unwrap_or_default()),
+                quote_literal(size.hint.as_deref().unwrap_or_default()),
+                raise_error(&in_transaction),
+            ),
+            None,
+        ),
+        dispatch_prologue(
+            "dwr_merge_batches",
+            "IF batch IS NULL THEN PERFORM dwr._raise_null('dwr_merge_batches', 'batch'); END IF;\n",
+            None,
+        )
+        .replace("DECLARE\n", "DECLARE\n    lo pg_catalog.text[];\n    hi pg_catalog.text[];\n"),
     )
 }
 
@@ -875,25 +1015,36 @@ mod tests {
             "the update guard line is not part of a package"
         );
         assert!(
-            !install.contains("dwr_merge_batches") && !install.contains("_merge_batch"),
-            "the compiled-only part (batches) is not part of a package"
+            !install.contains("LANGUAGE c") && !install.contains("MODULE_PATHNAME"),
+            "the compiled-only parts (C functions) are not part of a package"
         );
+        assert!(
+            !install.contains("DROP PROCEDURE"),
+            "nor the compiled extension's replacement of its older batched merge"
+        );
+        assert!(install.contains("CREATE OR REPLACE PROCEDURE @extschema@.dwr_merge_batches("));
         assert!(install.contains("CREATE OR REPLACE FUNCTION @extschema@.dwr_diff("));
         let from_old = update_script("0.2.0.000007", &[], &[], &order, "owner");
         assert!(from_old
             .contains("ALTER TABLE dwr.tombstones ALTER COLUMN target TYPE pg_catalog.regclass"));
+        assert!(from_old.contains("PROCEDURE @extschema@.dwr_merge_batches("));
+        let from_030 = update_script("0.3.0.000002", &[], &[], &order, "owner");
+        assert!(!from_030.contains("ALTER TABLE dwr.tombstones"));
+        assert!(from_030.contains("PROCEDURE @extschema@.dwr_merge_batches("));
         let same_base = update_script(&next_version(None), &[], &[], &order, "owner");
         assert!(!same_base.contains("ALTER TABLE dwr.tombstones"));
+        assert!(!same_base.contains("PROCEDURE @extschema@.dwr_merge_batches("));
         assert_eq!(base_of("0.2.0.000007"), "0.2.0");
     }
 
     #[test]
     fn versions_count_up() {
-        assert_eq!(next_version(None), "0.3.0.000000");
-        assert_eq!(next_version(Some("0.3.0.000000")), "0.3.0.000001");
-        assert_eq!(next_version(Some("0.3.0.000041")), "0.3.0.000042");
+        assert_eq!(next_version(None), "0.4.0.000000");
+        assert_eq!(next_version(Some("0.4.0.000000")), "0.4.0.000001");
+        assert_eq!(next_version(Some("0.4.0.000041")), "0.4.0.000042");
         // a package of an older base starts the new base's numbering
-        assert_eq!(next_version(Some("0.2.0.000041")), "0.3.0.000000");
+        assert_eq!(next_version(Some("0.2.0.000041")), "0.4.0.000000");
+        assert_eq!(next_version(Some("0.3.0.000007")), "0.4.0.000000");
         // no version is part of another's text (pg_tle uninstalls by LIKE '%<version>%')
         let versions: Vec<String> = (0..200)
             .scan(None, |v: &mut Option<String>, _| {
