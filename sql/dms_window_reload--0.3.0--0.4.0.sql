@@ -1,4 +1,4 @@
--- dms_window_reload 0.3.0 -> 0.4.0: the batched merge in both modes.
+-- dms_window_reload 0.3.0 -> 0.4.0: the batched merge in both modes; the LOB limit of a reload.
 --
 -- Written once for every way of getting 0.4.0, like the 0.2.0 -> 0.3.0 script: this update script,
 -- part of the compiled extension's install script (src/lib.rs), and part of the pg_tle package's
@@ -8,7 +8,43 @@
 -- package) and dwr._batch_failed.
 \echo Use "ALTER EXTENSION dms_window_reload UPDATE TO '0.4.0'" to load this file. \quit
 
+-- The LobMaxSize the reload's DMS task was given (limited LOB mode): while the reload is open, a
+-- staged value of a LOB-like column this long may have been cut by the loader, and the merge marks
+-- its row ERROR instead of writing it.
+ALTER TABLE dwr.reloads ADD COLUMN lob_max_kb pg_catalog.int4;
+COMMENT ON COLUMN dwr.reloads.lob_max_kb IS
+  'LobMaxSize (KB) of the reload''s DMS task settings in limited LOB mode, as dwr_dms_task_settings (or dwr dms task-settings) wrote them; NULL: full LOB mode, or not written. While the reload is open, the merge marks ERROR a staged row whose LOB-like value is at least this long (possibly truncated by the loader).';
+
+CREATE FUNCTION dwr._record_lob_limit(reload_id pg_catalog.int8, lob_max_kb pg_catalog.int4,
+                                      caller pg_catalog.name)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    t pg_catalog.regclass;
+BEGIN
+    -- for caller only when the session may act as that role, and only for a reload of tables it owns
+    IF caller IS NULL OR NOT pg_catalog.pg_has_role(SESSION_USER, caller, 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied to act as %', caller USING ERRCODE = '42501';
+    END IF;
+    FOR t IN SELECT pg_catalog.unnest(r.targets) FROM dwr.reloads r WHERE r.reload_id OPERATOR(pg_catalog.=) $1 LOOP
+        IF NOT pg_catalog.pg_has_role(caller, (SELECT c.relowner FROM pg_catalog.pg_class c
+                                                 WHERE c.oid OPERATOR(pg_catalog.=) t), 'USAGE') THEN
+            RAISE EXCEPTION 'must be owner of table %', t USING ERRCODE = '42501',
+                  HINT = 'Write the DMS task settings of a reload as the owner of its tables.';
+        END IF;
+    END LOOP;
+    UPDATE dwr.reloads r SET lob_max_kb = $2 WHERE r.reload_id OPERATOR(pg_catalog.=) $1;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._record_lob_limit(pg_catalog.int8, pg_catalog.int4, pg_catalog.name) IS
+  'Records on the reload the LobMaxSize its DMS task settings give (NULL: full LOB mode), for the merge''s guard against values the loader may have truncated.';
+
 -- @compiled-only-begin
+-- dwr_dms_task_settings records the LOB limit it chose on the reload
+ALTER FUNCTION @extschema@.dwr_dms_task_settings(pg_catalog.int8, pg_catalog.jsonb) VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.dwr_dms_task_settings(pg_catalog.int8, pg_catalog.jsonb) IS
+  'AWS DMS task settings for a full load of the reload into its existing staging tables (TargetSchema = the staging schema, TargetTablePrepMode = DO_NOTHING, LOB settings sized from the largest value of the tables'' LOB-like columns, logging on); overrides is merged in deeply. Records the LobMaxSize of limited LOB mode on the reload (dwr.reloads.lob_max_kb), for the merge''s guard against truncated values.';
+
 CREATE FUNCTION dwr._batch_failed(target pg_catalog.regclass, started_at pg_catalog.timestamptz,
                                   error_sqlstate pg_catalog.text, error_message pg_catalog.text)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $dwr$

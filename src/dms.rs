@@ -1,7 +1,7 @@
 //! `dwr_dms_table_mappings`, `dwr_dms_task_settings`: the AWS DMS documents of a reload, from the
 //! catalog (the JSON itself is written by `dwr_engine::dms`).
 
-use crate::exec::{self, check, query_one, query_rows, raise};
+use crate::exec::{self, check, execute, query_one, query_rows, raise};
 use crate::registry::registration_or_raise;
 use dwr_engine::dms::{dms_table, table_mappings, task_settings, MappingOptions};
 use dwr_engine::{DwrError, SqlState};
@@ -109,5 +109,14 @@ fn dwr_dms_task_settings(reload_id: Option<i64>, overrides: Option<JsonB>) -> Js
             dwr_engine::dms::lob_size_sql(&t).and_then(|q| query_one::<i64>(&q, &[]))
         })
         .max();
-    JsonB(task_settings(&schemas[0], lob_max_bytes, &overrides))
+    let settings = task_settings(&schemas[0], lob_max_bytes, &overrides);
+    // the limit the loader will cut LOBs at: the merge's guard against truncated values
+    execute(
+        dwr_engine::dms::RECORD_LOB_LIMIT_SQL,
+        &[
+            reload_id.into(),
+            dwr_engine::dms::recorded_lob_limit(&settings).into(),
+        ],
+    );
+    JsonB(settings)
 }

@@ -220,6 +220,10 @@ fn merge_registered(
         null_version: plan.null_version_message(),
         null_key: plan.null_key_message(),
         batch: batch.cloned(),
+        lob_limit: reload
+            .as_ref()
+            .and_then(|r| r.lob_max_kb)
+            .map(|kb| i64::from(kb) * 1024),
     };
 
     let statements = || match &citus_sql {

@@ -23,6 +23,8 @@ pub struct Bindings {
     pub null_key: String,
     /// one batch's key range; `None` outside batches
     pub batch: Option<BatchRange>,
+    /// the open reload's LOB limit in bytes ([`Param::LobLimit`])
+    pub lob_limit: Option<i64>,
 }
 
 /// The staged rows of one batch of `dwr_merge_batches`: keys above `lo` (exclusive) up to `hi`
@@ -57,6 +59,7 @@ impl Bindings {
             Param::FirstRow => local.rows.unwrap_or_else(|| unbound(p)).0.into(),
             Param::LastRow => local.rows.unwrap_or_else(|| unbound(p)).1.into(),
             Param::Row => local.failed.unwrap_or_else(|| unbound(p)).0.into(),
+            Param::LobLimit => self.lob_limit.into(),
             Param::ErrorText => local
                 .failed
                 .unwrap_or_else(|| unbound(p))

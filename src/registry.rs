@@ -52,18 +52,21 @@ pub struct OpenReload {
     pub reload_id: i64,
     pub window_start: TimestampWithTimeZone,
     pub window_end: TimestampWithTimeZone,
+    /// the LobMaxSize (KB) its DMS task settings gave the loader, in limited LOB mode
+    pub lob_max_kb: Option<i32>,
 }
 
 /// The open reload that includes `target`, if any.
 pub fn open_reload(target: pg_sys::Oid) -> Option<OpenReload> {
     query_rows(
-        "SELECT reload_id, window_start, window_end FROM dwr.reloads \
+        "SELECT reload_id, window_start, window_end, lob_max_kb FROM dwr.reloads \
          WHERE ended_at IS NULL AND $1::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (targets)",
         &[target.into()],
         |row| OpenReload {
             reload_id: exec::col::<i64>(row, 1).expect("reload_id"),
             window_start: exec::col::<TimestampWithTimeZone>(row, 2).expect("window_start"),
             window_end: exec::col::<TimestampWithTimeZone>(row, 3).expect("window_end"),
+            lob_max_kb: exec::col::<i32>(row, 4),
         },
     )
     .into_iter()

@@ -1,8 +1,9 @@
 //! `dwr_verify`: type and shape problems between production and its staging table.
 
-use crate::exec::{self, raise};
+use crate::exec::{self, query_rows, raise};
 use crate::registry::registration_or_raise;
-use dwr_engine::plan::verify;
+use dwr_engine::plan::{plan_merge, verify};
+use dwr_engine::sqlgen::lob_verify_sql;
 use dwr_engine::DwrError;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -27,7 +28,7 @@ fn dwr_verify(
     let t = exec::relation_or_raise(target, "table");
     let s = exec::relation_or_raise(reg.staging, "staging table");
     let casts = exec::casts_between(&s, &t);
-    let rows: Vec<_> = verify(&t, &s, &casts, &reg.version_column, true)
+    let mut rows: Vec<_> = verify(&t, &s, &casts, &reg.version_column, true)
         .into_iter()
         .map(|p| {
             (
@@ -40,5 +41,19 @@ fn dwr_verify(
             )
         })
         .collect();
+    // staged values at the open reload's LOB limit: the rows the merge will mark ERROR
+    let plan = plan_merge(&t, &s, &casts, &reg.version_column, true).ok();
+    if let Some(q) = plan.as_ref().and_then(lob_verify_sql) {
+        rows.extend(query_rows(&q.sql, &[target.into()], |row| {
+            (
+                exec::col::<String>(row, 1).unwrap_or_default(),
+                exec::col::<String>(row, 2).unwrap_or_default(),
+                exec::col::<String>(row, 3),
+                exec::col::<String>(row, 4),
+                exec::col::<String>(row, 5).unwrap_or_default(),
+                exec::col::<String>(row, 6).unwrap_or_default(),
+            )
+        }));
+    }
     TableIterator::new(rows)
 }

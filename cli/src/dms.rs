@@ -104,11 +104,15 @@ pub fn documents(db: &mut Client, command: &DmsCommand) -> Result<serde_json::Va
                 )
                 .into());
             }
-            Ok(task_settings(
+            let settings = task_settings(
                 &schemas[0],
                 lob_max_bytes,
                 &json_option("overrides", overrides)?,
-            ))
+            );
+            // the limit the loader will cut LOBs at: the merge's guard against truncated values
+            let limit = dwr_engine::dms::recorded_lob_limit(&settings);
+            db.execute(dwr_engine::dms::RECORD_LOB_LIMIT_SQL, &[&reload, &limit])?;
+            Ok(settings)
         }
     }
 }

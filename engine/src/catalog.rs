@@ -54,6 +54,19 @@ impl Column {
     pub fn is_identity(&self) -> bool {
         !self.identity.is_empty()
     }
+
+    /// Whether AWS DMS moves its values as LOBs (and truncates them at `LobMaxSize` in limited LOB
+    /// mode): text, varchar without a length, bytea, json, jsonb, xml.
+    pub fn is_lob_like(&self) -> bool {
+        const LOB_TYPES: [u32; 6] = [25, 1043, 17, 114, 3802, 142];
+        LOB_TYPES.contains(&self.type_oid) && !(self.type_oid == 1043 && self.typmod >= 0)
+    }
+
+    /// Whether its values' length in bytes is `octet_length` of the value itself (a string or
+    /// bytea), not of its text form.
+    pub fn is_measured_directly(&self) -> bool {
+        [25, 1043, 17, 1042].contains(&self.type_oid)
+    }
 }
 
 /// A primary key: its constraint name, its columns in key order, and the schema of each column's

@@ -489,9 +489,23 @@ pub fn merge_sql(
     };
     let newer = |v: &str| format!("({tv} IS NULL OR {})", op(&tv, &ver.ord_schema, "<", v));
     let tb_keys = kt("tb");
+    // a LOB value the loader may have cut is never written (as in sqlgen's classification)
+    let (lob_rule, lob_err) = if plan.values.iter().any(|v| v.lob.is_some()) {
+        let limit = fill.get(Param::LobLimit);
+        let lob = crate::sqlgen::lob_at_limit(plan, &limit).unwrap_or_default();
+        (
+            format!("WHEN {lob} IS NOT NULL THEN {} ", RowClass::Error.lit()),
+            format!(
+                " WHEN {lob} IS NOT NULL THEN {}",
+                crate::sqlgen::lob_error(&lob, &limit)
+            ),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     let class_case = format!(
         "CASE WHEN {sv} IS NULL THEN {} WHEN NOT {in_window} THEN {} \
-         WHEN {} IS NOT NULL THEN CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END \
+         {lob_rule}WHEN {} IS NOT NULL THEN CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END \
          WHEN {} IS NOT NULL THEN {} ELSE {} END",
         RowClass::Error.lit(),
         RowClass::OutsideWindow.lit(),
@@ -513,7 +527,7 @@ pub fn merge_sql(
     );
     let fill_classified = format!(
         "INSERT INTO {w} ({}, v, loaded_at, rn, cls, err) \
-         SELECT {}, {sv}, s.{}, {rn}, {class_case}, CASE WHEN {sv} IS NULL THEN {null_version} END \
+         SELECT {}, {sv}, s.{}, {rn}, {class_case}, CASE WHEN {sv} IS NULL THEN {null_version}{lob_err} END \
          FROM {s} s LEFT JOIN {t} t ON {} \
          LEFT JOIN (SELECT DISTINCT {} FROM {tombstones} d WHERE {}) tb ON {} \
          WHERE {}",
@@ -1251,7 +1265,17 @@ mod tests {
             "{}::pg_catalog.timestamptz IS NULL",
             ph(Param::WindowStart)
         )));
-        assert!(fill.contains(&format!("THEN {} END", ph(Param::NullVersion))));
+        assert!(fill.contains(&format!("IS NULL THEN {} WHEN", ph(Param::NullVersion))));
+        // the LOB guard of the local merge: a staged value reaching the open reload's limit
+        let limit = ph(Param::LobLimit);
+        let at_limit = format!(
+            "pg_catalog.octet_length(s.\"NAME\") OPERATOR(pg_catalog.>=) {limit}::pg_catalog.int8 THEN 'name'"
+        );
+        assert!(fill.contains(&at_limit), "{fill}");
+        assert!(
+            fill.contains("END IS NOT NULL THEN 'error' WHEN t.\"region\" IS NOT NULL"),
+            "{fill}"
+        );
         assert!(m.s("write_statuses").contains(&format!(
             "\"_dwr_run_id\" = {}",
             m.ph("write_statuses", Param::RunId)

@@ -241,20 +241,16 @@ pub fn table_mappings(tables: &[DmsTable], o: &MappingOptions) -> Result<Value> 
     Ok(json!({ "rules": rules }))
 }
 
-/// The types whose values DMS moves as LOBs (and truncates at `LobMaxSize` in limited LOB mode):
-/// text, varchar without a length, bytea, json, jsonb, xml.
-const LOB_TYPES: [u32; 6] = [25, 1043, 17, 114, 3802, 142];
-
 /// The largest value in bytes of `target`'s LOB-like columns (one scan of the table), or `None`
 /// when it has none. Its one row's one column is NULL for an empty table.
 pub fn lob_size_sql(target: &crate::catalog::Relation) -> Option<String> {
     let sizes: Vec<String> = target
         .columns
         .iter()
-        .filter(|c| LOB_TYPES.contains(&c.type_oid) && !(c.type_oid == 1043 && c.typmod >= 0))
+        .filter(|c| c.is_lob_like())
         .map(|c| {
             let col = crate::ident::quote_ident(&c.name);
-            let value = if c.type_oid == 25 || c.type_oid == 1043 || c.type_oid == 17 {
+            let value = if c.is_measured_directly() {
                 col
             } else {
                 format!("{col}::pg_catalog.text")
@@ -292,6 +288,25 @@ pub fn lob_settings(max_bytes: Option<i64>) -> Value {
     }
 }
 
+/// The LOB limit task settings give the loader, in KB: `LobMaxSize` in limited LOB mode (what the
+/// merge's guard checks staged values against), `None` in full LOB mode or without LOB support.
+pub fn recorded_lob_limit(settings: &Value) -> Option<i32> {
+    let m = settings.get("TargetMetadata")?;
+    let on = |k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
+    if !on("SupportLobs") || on("FullLobMode") || !on("LimitedSizeLobMode") {
+        return None;
+    }
+    m.get("LobMaxSize")
+        .and_then(Value::as_i64)
+        .filter(|&kb| kb > 0)
+        .and_then(|kb| i32::try_from(kb).ok())
+}
+
+/// `$1` reload id, `$2` its LOB limit in KB ([`recorded_lob_limit`]): records it on the reload
+/// (as the current user, who must own the reload's tables).
+pub const RECORD_LOB_LIMIT_SQL: &str =
+    "SELECT dwr._record_lob_limit($1, $2, CURRENT_USER::pg_catalog.name)";
+
 /// Task settings for a full load into existing staging tables, LOB settings sized for
 /// `lob_max_bytes` ([`lob_settings`]); `overrides` is merged in deeply (objects merge key by key,
 /// anything else replaces).
@@ -327,7 +342,10 @@ pub fn task_settings(staging_schema: &str, lob_max_bytes: Option<i64>, overrides
         &mut s,
         &json!({ "TargetMetadata": lob_settings(lob_max_bytes) }),
     );
-    deep_merge(&mut s, overrides);
+    // no overrides (SQL NULL, no --overrides): the settings as they are
+    if !overrides.is_null() {
+        deep_merge(&mut s, overrides);
+    }
     s
 }
 
@@ -517,6 +535,26 @@ mod tests {
         let e = table_mappings(&tables, &o).unwrap_err();
         assert_eq!(e.state, SqlState::FeatureNotSupported);
         assert!(table_mappings(&[], &o).is_err());
+    }
+
+    #[test]
+    fn the_recorded_lob_limit_is_that_of_limited_lob_mode() {
+        let settings = task_settings("staging", Some(100 * 1024), &Value::Null);
+        assert_eq!(recorded_lob_limit(&settings), Some(125));
+        // an override that sets one is what is recorded
+        let set = json!({"TargetMetadata": {"LobMaxSize": 4096}});
+        assert_eq!(
+            recorded_lob_limit(&task_settings("staging", None, &set)),
+            Some(4096)
+        );
+        // full LOB mode, or no LOBs at all: nothing to guard against
+        let huge = task_settings("staging", Some(200 * 1024 * 1024), &Value::Null);
+        assert_eq!(recorded_lob_limit(&huge), None);
+        let off = json!({"TargetMetadata": {"SupportLobs": false}});
+        assert_eq!(
+            recorded_lob_limit(&task_settings("staging", None, &off)),
+            None
+        );
     }
 
     #[test]

@@ -581,6 +581,18 @@ pub struct ValueColumn {
     pub conversion: Conversion,
     /// written on insert but never on update (a GENERATED ALWAYS identity column)
     pub insert_only: bool,
+    /// production's column is one AWS DMS loads as a LOB (see `Column::is_lob_like`): how to
+    /// measure a staged value in bytes, for the guard against values the loader truncated
+    pub lob: Option<LobLength>,
+}
+
+/// How the merge measures a staged LOB value in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LobLength {
+    /// `octet_length` of the staged value (a string or bytea)
+    Direct,
+    /// `octet_length` of its text form (json, jsonb, xml ...)
+    AsText,
 }
 
 /// Everything needed to write the merge's SQL for one pair of tables.
@@ -706,6 +718,14 @@ pub fn plan_merge(
                 base_type: p.target.base_type_name.clone(),
                 conversion: conversion(s, p.target, casts),
                 insert_only: p.target.is_identity_always(),
+                lob: p
+                    .target
+                    .is_lob_like()
+                    .then_some(if s.is_measured_directly() {
+                        LobLength::Direct
+                    } else {
+                        LobLength::AsText
+                    }),
             })
         })
         .collect();

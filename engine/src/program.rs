@@ -37,11 +37,14 @@ pub enum Param {
     Row,
     /// why it could not (message and detail)
     ErrorText,
+    /// the open reload's LOB limit in bytes (`LobMaxSize` × 1024 of its DMS task settings); NULL
+    /// without one: a staged LOB value this long may have been cut by the loader
+    LobLimit,
 }
 
 impl Param {
     /// Every parameter, in declaration order.
-    pub const ALL: [Param; 13] = [
+    pub const ALL: [Param; 14] = [
         Param::Target,
         Param::RunId,
         Param::WindowStart,
@@ -55,11 +58,12 @@ impl Param {
         Param::LastRow,
         Param::Row,
         Param::ErrorText,
+        Param::LobLimit,
     ];
 
     /// The parameters a whole run is given (the others a runner makes itself: row ranges, the
     /// failing row and its error).
-    pub const OF_RUN: [Param; 9] = [
+    pub const OF_RUN: [Param; 10] = [
         Param::Target,
         Param::RunId,
         Param::WindowStart,
@@ -69,6 +73,7 @@ impl Param {
         Param::NullKey,
         Param::BatchLo,
         Param::BatchHi,
+        Param::LobLimit,
     ];
 
     /// Its name, for generated code and messages.
@@ -87,6 +92,7 @@ impl Param {
             Param::LastRow => "last_row",
             Param::Row => "row",
             Param::ErrorText => "error_text",
+            Param::LobLimit => "lob_limit",
         }
     }
 
@@ -94,7 +100,9 @@ impl Param {
     pub fn sql_type(self) -> &'static str {
         match self {
             Param::Target => "pg_catalog.oid",
-            Param::RunId | Param::FirstRow | Param::LastRow | Param::Row => "pg_catalog.int8",
+            Param::RunId | Param::FirstRow | Param::LastRow | Param::Row | Param::LobLimit => {
+                "pg_catalog.int8"
+            }
             Param::WindowStart | Param::WindowEnd | Param::Since => "pg_catalog.timestamptz",
             Param::NullVersion | Param::NullKey | Param::ErrorText => "pg_catalog.text",
             Param::BatchLo | Param::BatchHi => "pg_catalog.text[]",

@@ -20,8 +20,10 @@
 //!
 //! The counts of `dwr.merge_result` are a `GROUP BY` over the classes.
 
-use crate::ident::{quote_ident, quote_literal};
-use crate::plan::{Conversion, MergePlan, META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS};
+use crate::ident::{display_ident, quote_ident, quote_literal};
+use crate::plan::{
+    Conversion, LobLength, MergePlan, META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS,
+};
 use crate::program::{Cond, Param, Params, Program, Ranged, Step, Stmt};
 
 /// The work table, in the session's temporary schema.
@@ -173,6 +175,107 @@ pub(crate) fn pg_op(a: &str, operator: &str, b: &str) -> String {
 
 fn class_is(alias: &str, class: RowClass) -> String {
     pg_op(&format!("{alias}cls"), "=", &class.lit())
+}
+
+/// The error of a staged row holding a LOB value the loader may have cut: `%s` the column, then the
+/// limit in KB.
+pub const LOB_MESSAGE: &str = "possibly truncated by the loader: the value of %s is at least %s KB, the LobMaxSize of the open reload (load the row again with a larger LobMaxSize or in full LOB mode, then SELECT dwr_retry_errors(...))";
+
+/// The first value column of staged row `s` whose value in bytes reaches `limit` (the open reload's
+/// LOB limit, NULL without one), as its name; NULL when none does. `None` when production has no
+/// LOB-like column the merge writes.
+pub(crate) fn lob_at_limit(plan: &MergePlan, limit: &str) -> Option<String> {
+    let arms: Vec<String> = plan
+        .values
+        .iter()
+        .filter_map(|v| {
+            let col = format!("s.{}", quote_ident(&v.staging));
+            let length = match v.lob? {
+                LobLength::Direct => format!("pg_catalog.octet_length({col})"),
+                LobLength::AsText => {
+                    format!("pg_catalog.octet_length(CAST({col} AS pg_catalog.text))")
+                }
+            };
+            Some(format!(
+                " WHEN {} THEN {}",
+                pg_op(&length, ">=", &format!("{limit}::pg_catalog.int8")),
+                quote_literal(&display_ident(&v.target))
+            ))
+        })
+        .collect();
+    (!arms.is_empty()).then(|| {
+        format!(
+            "CASE WHEN {limit}::pg_catalog.int8 IS NULL THEN NULL::pg_catalog.text{} END",
+            arms.concat()
+        )
+    })
+}
+
+/// The error text of a row whose column `column` (an expression: its name) reached `limit`.
+pub(crate) fn lob_error(column: &str, limit: &str) -> String {
+    format!(
+        "pg_catalog.format({}, {column}, ({})::pg_catalog.text)",
+        quote_literal(LOB_MESSAGE),
+        pg_op(&format!("{limit}::pg_catalog.int8"), "/", "1024")
+    )
+}
+
+/// The problem `dwr_verify` reports for staged rows the merge's LOB guard will mark `ERROR`.
+pub const POSSIBLY_TRUNCATED: &str = "possibly_truncated";
+
+/// `dwr_verify`'s rows (column, problem, production type, staging type, severity, detail) for the
+/// LOB-like columns of `plan` whose NEW staged values reach the LOB limit of the open reload of
+/// `Target`: the rows the merge will mark `ERROR`. `None` when production has no such column.
+pub fn lob_verify_sql(plan: &MergePlan) -> Option<Stmt> {
+    let mut p = Params::new();
+    let target = p.get(Param::Target);
+    let new = if plan.with_metadata {
+        format!(
+            " AND {}",
+            pg_op(&format!("s.{}", quote_ident(META_STATUS)), "=", "'NEW'")
+        )
+    } else {
+        String::new()
+    };
+    let rows: Vec<String> = plan
+        .values
+        .iter()
+        .filter_map(|v| {
+            let col = format!("s.{}", quote_ident(&v.staging));
+            let length = match v.lob? {
+                LobLength::Direct => format!("pg_catalog.octet_length({col})"),
+                LobLength::AsText => {
+                    format!("pg_catalog.octet_length(CAST({col} AS pg_catalog.text))")
+                }
+            };
+            Some(format!(
+                "({}, {}, (SELECT pg_catalog.count(*) FROM {} s WHERE {}{new}))",
+                quote_literal(&display_ident(&v.target)),
+                quote_literal(&v.base_type),
+                plan.staging,
+                pg_op(
+                    &length,
+                    ">=",
+                    &format!("({})", pg_op("l.kb::pg_catalog.int8", "*", "1024"))
+                ),
+            ))
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let sql = format!(
+        "SELECT v.c::pg_catalog.text, {}::pg_catalog.text, v.t::pg_catalog.text, NULL::pg_catalog.text, 'warning'::pg_catalog.text, \
+         pg_catalog.format({}, v.n, l.kb) FROM \
+         (SELECT r.lob_max_kb AS kb FROM dwr.reloads r WHERE r.ended_at IS NULL AND {} OPERATOR(pg_catalog.=) ANY (r.targets)) l \
+         CROSS JOIN LATERAL (VALUES {}) v(c, t, n) WHERE l.kb IS NOT NULL AND {} ORDER BY 1",
+        quote_literal(POSSIBLY_TRUNCATED),
+        quote_literal("staged rows with a value of at least %2$s KB, the LobMaxSize of the open reload: %1$s (possibly truncated by the loader: the merge marks them ERROR; load them again with a larger LobMaxSize or in full LOB mode)"),
+        format!("{target}::pg_catalog.regclass"),
+        rows.join(", "),
+        pg_op("v.n", ">", "0"),
+    );
+    Some(p.stmt("lob_verify", sql))
 }
 
 /// Work-table column holding key part `i`.
@@ -536,6 +639,21 @@ impl MergeBuilder<'_> {
         }
     }
 
+    /// Production has LOB-like columns the merge writes: staged values are checked against the
+    /// open reload's LOB limit.
+    fn has_lob(&self) -> bool {
+        self.plan.values.iter().any(|v| v.lob.is_some())
+    }
+
+    /// The staged row's column that reached the LOB limit (see [`lob_at_limit`]), or NULL.
+    fn lob(&self, p: &mut Params) -> String {
+        if self.has_lob() {
+            lob_at_limit(self.plan, &p.get(Param::LobLimit)).unwrap_or_default()
+        } else {
+            "NULL::pg_catalog.text".to_string()
+        }
+    }
+
     /// Only a date/time version can lie in a reload's window (reloads refuse other version types).
     fn in_window(&self, p: &mut Params, alias: &str) -> String {
         let ver = &self.plan.version;
@@ -646,10 +764,17 @@ impl MergeBuilder<'_> {
         let tv = self.target_version();
         // production's key columns are NOT NULL (a primary key): t matched when its first one is set
         let matched = format!("t.{} IS NOT NULL", quote_ident(&self.plan.keys[0].target));
+        // a LOB value the loader may have cut is never written (after the window: a row outside it
+        // is left alone either way)
+        let lob = if self.has_lob() {
+            format!("WHEN x.lob IS NOT NULL THEN {} ", RowClass::Error.lit())
+        } else {
+            String::new()
+        };
         format!(
             "CASE WHEN x.v IS NULL OR {} THEN {} \
              WHEN NOT {} THEN {} \
-             WHEN {} THEN {} \
+             {lob}WHEN {} THEN {} \
              WHEN {matched} THEN CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END \
              WHEN {} OPERATOR(pg_catalog.=) ANY {} THEN {} \
              ELSE {} END",
@@ -672,8 +797,16 @@ impl MergeBuilder<'_> {
     }
 
     fn err_case(&self, p: &mut Params) -> String {
+        let lob = if self.has_lob() {
+            format!(
+                " WHEN x.lob IS NOT NULL THEN {}",
+                lob_error("x.lob", &p.get(Param::LobLimit))
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "CASE WHEN x.v IS NULL THEN {} WHEN {} THEN {} END",
+            "CASE WHEN x.v IS NULL THEN {} WHEN {} THEN {}{lob} END",
             p.get(Param::NullVersion),
             self.null_key(),
             p.get(Param::NullKey)
@@ -736,7 +869,7 @@ impl MergeBuilder<'_> {
             "create_work",
             format!(
                 "CREATE TEMPORARY TABLE \"_dwr_work\" (rn pg_catalog.int8 NOT NULL, sctid pg_catalog.tid NOT NULL, \
-                 loaded_at pg_catalog.timestamptz, {}, v {}, cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text) \
+                 loaded_at pg_catalog.timestamptz, lob pg_catalog.text, {}, v {}, cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text) \
                  ON COMMIT DROP",
                 key_cols_def.join(", "),
                 self.plan.version.base_type,
@@ -766,10 +899,11 @@ impl MergeBuilder<'_> {
             .collect();
         let rows = format!(
             "(SELECT pg_catalog.row_number() OVER () AS rn, s.ctid AS sctid, {} AS loaded_at, {}, \
-             {} AS v {})",
+             {} AS v, {} AS lob {})",
             self.loaded_at(),
             staged.join(", "),
             self.staged_version(),
+            self.lob(&mut p),
             self.new_rows(&mut p),
         );
         let class_case = self.class_case(&mut p);
@@ -788,9 +922,10 @@ impl MergeBuilder<'_> {
     pub fn fill_work_rows(&self) -> Stmt {
         let mut p = Params::new();
         let sql = format!(
-            "INSERT INTO {WORK} (rn, sctid, loaded_at) \
-             SELECT pg_catalog.row_number() OVER (), s.ctid, {} {}",
+            "INSERT INTO {WORK} (rn, sctid, loaded_at, lob) \
+             SELECT pg_catalog.row_number() OVER (), s.ctid, {}, {} {}",
             self.loaded_at(),
+            self.lob(&mut p),
             self.new_rows(&mut p),
         );
         p.stmt("fill_work_rows", sql)
@@ -820,7 +955,7 @@ impl MergeBuilder<'_> {
     pub fn classify_work(&self) -> Stmt {
         let mut p = Params::new();
         let rows = format!(
-            "(SELECT rn, sctid, loaded_at, {}, v FROM {WORK} WHERE {})",
+            "(SELECT rn, sctid, loaded_at, {}, v, lob FROM {WORK} WHERE {})",
             self.key_list().join(", "),
             class_is("", RowClass::New)
         );
@@ -1233,6 +1368,7 @@ pub(crate) mod tests {
                     base_type: "character varying".into(),
                     conversion: Conversion::Assign,
                     insert_only: false,
+                    lob: Some(LobLength::Direct),
                 },
                 ValueColumn {
                     target: "weird \"col\"; DROP TABLE x".into(),
@@ -1240,6 +1376,7 @@ pub(crate) mod tests {
                     base_type: "integer".into(),
                     conversion: Conversion::Explicit,
                     insert_only: false,
+                    lob: None,
                 },
             ],
             overriding_system_value: false,
@@ -1743,6 +1880,45 @@ pub(crate) mod tests {
             !sql.s("fill_work_rows").contains("_dwr_status"),
             "a source table has no statuses to read"
         );
+    }
+
+    #[test]
+    fn lob_values_at_the_reloads_limit_become_errors() {
+        let sql = m(&plan(), false);
+        let fill = sql.s("fill_classified");
+        let limit = sql.ph("fill_classified", Param::LobLimit);
+        // only the LOB-like column (name) is measured, in bytes, against the limit
+        assert!(fill.contains(&format!(
+            "CASE WHEN {limit}::pg_catalog.int8 IS NULL THEN NULL::pg_catalog.text WHEN \
+             pg_catalog.octet_length(s.\"NAME\") OPERATOR(pg_catalog.>=) {limit}::pg_catalog.int8 THEN 'name' END AS lob"
+        )), "{fill}");
+        assert!(!fill.contains("octet_length(s.\"WEIRD\")"));
+        // after the window (a row outside it is left alone), before duplicates and production
+        let at = |needle: &str| {
+            fill.find(needle)
+                .unwrap_or_else(|| panic!("{needle} in {fill}"))
+        };
+        assert!(at("THEN 'outside_window'") < at("WHEN x.lob IS NOT NULL THEN 'error'"));
+        assert!(at("WHEN x.lob IS NOT NULL THEN 'error'") < at("THEN 'duplicate'"));
+        assert!(fill.contains(&format!(
+            "WHEN x.lob IS NOT NULL THEN pg_catalog.format({}, x.lob, ({limit}::pg_catalog.int8 OPERATOR(pg_catalog./) 1024)::pg_catalog.text)",
+            quote_literal(LOB_MESSAGE)
+        )), "{fill}");
+        // the cast path measures when it numbers the rows, and classifies with the same rule
+        assert!(sql.s("fill_work_rows").contains("octet_length(s.\"NAME\")"));
+        assert!(sql
+            .s("classify_work")
+            .contains("WHEN x.lob IS NOT NULL THEN 'error'"));
+        // no LOB-like column: no rule, no parameter
+        let mut p = plan();
+        for v in &mut p.values {
+            v.lob = None;
+        }
+        let none = m(&p, false);
+        assert!(!none.s("fill_classified").contains("x.lob IS NOT NULL"));
+        for stmt in none.0.stmts() {
+            assert!(!stmt.params.contains(&Param::LobLimit), "{}", stmt.name);
+        }
     }
 
     #[test]

@@ -41,6 +41,15 @@ INSERT INTO dms.docs VALUES (1, repeat('x', 100 * 1024), '{"a": 1}', '2025-01-02
 SELECT dwr_create_staging('dms.docs', 'dms_staging');
 SELECT dwr_begin_reload('{dms.docs}', '2025-01-01', '2025-01-31') AS lob_rid \gset
 SELECT (dwr_dms_task_settings(:lob_rid)->'TargetMetadata') - 'TargetSchema' AS lob_settings;
+-- the limit is recorded on the reload, for the merge's guard (26_lob_guard); settings an override
+-- puts in full LOB mode record none, one that sets LobMaxSize records that
+SELECT lob_max_kb FROM dwr.reloads WHERE reload_id = :lob_rid;
+SELECT dwr_dms_task_settings(:lob_rid, '{"TargetMetadata": {"FullLobMode": true, "LimitedSizeLobMode": false}}') IS NOT NULL AS written;
+SELECT lob_max_kb FROM dwr.reloads WHERE reload_id = :lob_rid;
+SELECT dwr_dms_task_settings(:lob_rid, '{"TargetMetadata": {"LobMaxSize": 4096}}') IS NOT NULL AS written;
+SELECT lob_max_kb FROM dwr.reloads WHERE reload_id = :lob_rid;
+-- no overrides at all (SQL NULL): the settings as they are
+SELECT dwr_dms_task_settings(:lob_rid, NULL)->'TargetMetadata'->'LobMaxSize' AS lob_max_size;
 SELECT dwr_end_reload(:lob_rid);
 SELECT dwr_drop_staging('dms.docs');
 DROP TABLE dms.docs;

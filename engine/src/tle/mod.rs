@@ -486,6 +486,9 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                     Param::Since => "_dwr_since".to_string(),
                     Param::NullVersion => nv.clone(),
                     Param::NullKey => nk.clone(),
+                    Param::LobLimit => {
+                        "(_dwr_lob::pg_catalog.int8 OPERATOR(pg_catalog.*) 1024)".to_string()
+                    }
                     Param::BatchLo => "$5".to_string(),
                     Param::BatchHi => "$6".to_string(),
                     _ => "NULL".to_string(),
@@ -507,11 +510,11 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
             // dwr_merge of this table: src/merge.rs merge_registered
             let body = format!(
                 "DECLARE\n    _dwr_audit pg_catalog.bool := dwr._row_audit();\n    _dwr_run pg_catalog.int8;\n    _dwr_since pg_catalog.timestamptz;\n\
-                 _dwr_ws pg_catalog.timestamptz;\n    _dwr_we pg_catalog.timestamptz;\n    _dwr_c pg_catalog.int8[];\n    _dwr_status pg_catalog.text;\n    _dwr_r dwr.merge_result;\n\
+                 _dwr_ws pg_catalog.timestamptz;\n    _dwr_we pg_catalog.timestamptz;\n    _dwr_lob pg_catalog.int4;\n    _dwr_c pg_catalog.int8[];\n    _dwr_status pg_catalog.text;\n    _dwr_r dwr.merge_result;\n\
                  BEGIN\n{stale_check}\
                  PERFORM dwr._check_staging_owner($1, $2);\n\
                  PERFORM dwr._lock_target($1);\n\
-                 SELECT r.window_start, r.window_end INTO _dwr_ws, _dwr_we FROM dwr.reloads r\n WHERE r.ended_at IS NULL AND $1 OPERATOR(pg_catalog.=) ANY (r.targets);\n\
+                 SELECT r.window_start, r.window_end, r.lob_max_kb INTO _dwr_ws, _dwr_we, _dwr_lob FROM dwr.reloads r\n WHERE r.ended_at IS NULL AND $1 OPERATOR(pg_catalog.=) ANY (r.targets);\n\
                  _dwr_since := dwr._deletes_count_since($1);\n\
                  _dwr_run := dwr._begin_run('merge', NULL, $1::pg_catalog.oid, {target}, {staging}, $3, _dwr_audit, CURRENT_USER);\n\
                  IF $3 THEN\n    BEGIN\n{runs}\
@@ -593,7 +596,20 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
         &["pg_catalog.regclass", "pg_catalog.regclass"],
         "TABLE (column_name pg_catalog.text, problem pg_catalog.text, production_type pg_catalog.text, \
          staging_type pg_catalog.text, severity pg_catalog.text, detail pg_catalog.text)",
-        &format!("BEGIN\n{stale_check}RETURN QUERY {verify_query};\nEND"),
+        &format!(
+            "BEGIN\n{stale_check}RETURN QUERY {verify_query};\n{}END",
+            // staged values at the open reload's LOB limit (the query reads $1, the target)
+            input
+                .plan
+                .as_ref()
+                .ok()
+                .and_then(crate::sqlgen::lob_verify_sql)
+                .map(|q| {
+                    assert_eq!(q.params, vec![Param::Target]);
+                    format!("RETURN QUERY {};\n", q.sql)
+                })
+                .unwrap_or_default()
+        ),
         false,
     ));
     // dwr_diff of this table: the comparison's SQL (dwr_engine::diff, as the compiled extension's
