@@ -1,4 +1,5 @@
--- dms_window_reload 0.3.0 -> 0.4.0: the batched merge in both modes; the LOB limit of a reload.
+-- dms_window_reload 0.3.0 -> 0.4.0: the batched merge in both modes; the LOB limit of a reload;
+-- the progress of a long merge.
 --
 -- Written once for every way of getting 0.4.0, like the 0.2.0 -> 0.3.0 script: this update script,
 -- part of the compiled extension's install script (src/lib.rs), and part of the pg_tle package's
@@ -38,6 +39,30 @@ END
 $dwr$;
 COMMENT ON FUNCTION dwr._record_lob_limit(pg_catalog.int8, pg_catalog.int4, pg_catalog.name) IS
   'Records on the reload the LobMaxSize its DMS task settings give (NULL: full LOB mode), for the merge''s guard against values the loader may have truncated.';
+
+-- The phases of a merge (classifying, inserting, updating, writing statuses, writing row images):
+-- a NOTICE per phase once the merge has run dwr.progress_notice_after (default 5 s; 0: every
+-- merge; -1: never), so a long merge says where it is and a short one stays quiet. The compiled
+-- extension also shows the phase in pg_stat_activity.query.
+CREATE FUNCTION dwr._merge_progress(target pg_catalog.regclass, phase pg_catalog.text,
+                                    staged pg_catalog.int8, started pg_catalog.timestamptz)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    v pg_catalog.text := pg_catalog.btrim(pg_catalog.current_setting('dwr.progress_notice_after', true));
+BEGIN
+    IF v OPERATOR(pg_catalog.~~) '-%' THEN
+        RETURN;
+    END IF;
+    IF (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) started) OPERATOR(pg_catalog.>=)
+       (dwr._setting_ms('dwr.progress_notice_after', 5000) OPERATOR(pg_catalog.*) pg_catalog.interval '1 millisecond') THEN
+        RAISE NOTICE 'dwr_merge %: %', target,
+            phase OPERATOR(pg_catalog.||) COALESCE(', ' OPERATOR(pg_catalog.||) staged OPERATOR(pg_catalog.||) ' staged rows', '');
+    END IF;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._merge_progress(pg_catalog.regclass, pg_catalog.text, pg_catalog.int8, pg_catalog.timestamptz) IS
+  'The progress of a merge: a NOTICE naming its phase (and its staged rows) once it has run dwr.progress_notice_after.';
 
 -- @compiled-only-begin
 -- dwr_dms_task_settings records the LOB limit it chose on the reload

@@ -81,17 +81,11 @@ fn dwr_merge_batch(
     let name = exec::relation(target)
         .map(|r| r.display())
         .unwrap_or_default();
-    report_activity(&format!(
+    exec::report_activity(&format!(
         "CALL dwr_merge_batches('{name}'): {which} of {}, {} of {} staged rows done",
         batches.unwrap_or(0),
         done.unwrap_or(0),
         total.unwrap_or(0)
     ));
     merge::result_tuple(&merge::merge_part(target, false, None, Some(&range)))
-}
-
-/// Show `text` as this backend's query in `pg_stat_activity` (until the next top-level statement).
-fn report_activity(text: &str) {
-    let c = std::ffi::CString::new(text.replace('\0', "")).expect("no NUL left");
-    unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, c.as_ptr()) };
 }

@@ -399,6 +399,12 @@ pub fn share_work_table(table: &str, role: pg_sys::Oid) {
     }
 }
 
+/// Show `text` as this backend's query in `pg_stat_activity` (until the next top-level statement).
+pub fn report_activity(text: &str) {
+    let c = std::ffi::CString::new(text.replace('\0', "")).expect("no NUL left");
+    unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, c.as_ptr()) };
+}
+
 /// The current user's oid.
 pub fn current_user() -> pg_sys::Oid {
     unsafe { pg_sys::GetUserId() }

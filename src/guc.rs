@@ -25,12 +25,26 @@ pub static DDL_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(50);
 /// the DDL fails with 55P03.
 pub static DDL_LOCK_WAIT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 
+/// `dwr.progress_notice_after`: a merge that has run this long reports each phase it enters as a
+/// NOTICE (milliseconds; 0: every merge; -1: never).
+pub static PROGRESS_NOTICE_AFTER: GucSetting<i32> = GucSetting::<i32>::new(5_000);
+
 /// `dwr.test_hold_after_classify`: a test hook. When not 0, a merge waits for the advisory lock of
 /// that number (shared) after it has read and classified the staged rows and before it locks or
 /// writes anything, so a test can interleave another session's writes exactly there. Superuser only.
 pub static TEST_HOLD_AFTER_CLASSIFY: GucSetting<i32> = GucSetting::<i32>::new(0);
 
 pub fn register() {
+    GucRegistry::define_int_guc(
+        c"dwr.progress_notice_after",
+        c"A merge that has run this long reports each phase it enters as a NOTICE.",
+        c"0 reports the phases of every merge; -1 never. The phase is in pg_stat_activity either way.",
+        &PROGRESS_NOTICE_AFTER,
+        -1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
     GucRegistry::define_int_guc(
         c"dwr.lock_timeout",
         c"How long a merge waits for another merge of the same table to finish.",

@@ -122,8 +122,11 @@ pub fn run(program: &Program, bindings: &Bindings) -> Counts {
         program,
         b: bindings,
         rows: (1, 0),
+        staged: None,
         lock_timeouts: 0,
         classes: None,
+        started: query_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()", &[])
+            .expect("a clock"),
     };
     for step in &program.steps {
         r.step(step);
@@ -140,6 +143,10 @@ struct Runner<'a> {
     b: &'a Bindings,
     /// the work rows ranged steps cover
     rows: (i64, i64),
+    /// how many staged rows the merge classified (dense row numbers only)
+    staged: Option<i64>,
+    /// when the run began, for its progress
+    started: TimestampWithTimeZone,
     /// writes that ran out of `dwr.row_lock_timeout` so far
     lock_timeouts: u32,
     /// the work rows by class before the first write, for skipped tails
@@ -157,7 +164,10 @@ impl Runner<'_> {
             Step::Run(s) => {
                 self.exec(s, none);
             }
-            Step::Rows(s) => self.rows = (1, self.exec(s, none) as i64),
+            Step::Rows(s) => {
+                self.rows = (1, self.exec(s, none) as i64);
+                self.staged = Some(self.rows.1);
+            }
             Step::RowRange(s) => {
                 self.rows = query_rows(&s.sql, &self.b.args(s, none), |row| {
                     (
@@ -180,6 +190,26 @@ impl Runner<'_> {
                 }
             }
             Step::Hold => test_hold_after_classify(),
+            Step::Phase(name) => {
+                let target = exec::relation(self.b.target)
+                    .map(|r| r.display())
+                    .unwrap_or_default();
+                exec::report_activity(&format!(
+                    "dwr_merge('{target}'): {name}{}",
+                    self.staged
+                        .map(|n| format!(", {n} staged rows"))
+                        .unwrap_or_default()
+                ));
+                execute(
+                    "SELECT dwr._merge_progress($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4)",
+                    &[
+                        self.b.target.into(),
+                        (*name).into(),
+                        self.staged.into(),
+                        self.started.into(),
+                    ],
+                );
+            }
             Step::When { when, then } => {
                 let holds = |c: &Cond| match c {
                     Cond::Holds(s) => {

@@ -756,7 +756,7 @@ pub fn merge_sql(
             skip_tail_when_all: Some(class),
         })
     };
-    let mut steps = vec![Step::Run(fill_classified)];
+    let mut steps = vec![Step::Phase("classifying"), Step::Run(fill_classified)];
     // (not a reference table's: ANALYZE reads its copy on this node by local execution, after
     // which Citus refuses the transaction's parallel commands on other tables, as in
     // dwr_merge_all; a reference table is small)
@@ -767,17 +767,21 @@ pub fn merge_sql(
         )));
     }
     steps.extend([
+        Step::Phase("inserting"),
         Step::Hold,
         Step::RowRange(Stmt::plain("row_range", row_range_sql(w, "rn"))),
         apply(apply_inserts, RowClass::Insert),
+        Step::Phase("updating"),
         apply(apply_updates, RowClass::Update),
         Step::When {
             when: vec![Cond::Wrote(find_retracts)],
             then: apply_retracts,
         },
+        Step::Phase("writing statuses"),
         Step::Run(write_statuses),
     ]);
     if row_audit {
+        steps.push(Step::Phase("writing row images"));
         steps.push(Step::AsOwner {
             share: None,
             stmt: write_row_changes,

@@ -247,6 +247,9 @@ pub enum Step {
     /// run as the extension's owner (the audit path into its own tables), after giving it read
     /// access to the session's temporary table `share`
     AsOwner { share: Option<String>, stmt: Stmt },
+    /// the merge enters this phase: shown in `pg_stat_activity` (compiled extension) and, once
+    /// the merge has run `dwr.progress_notice_after`, as a NOTICE (`dwr._merge_progress`)
+    Phase(&'static str),
 }
 
 /// The steps of one operation and what its runners need besides.
@@ -276,7 +279,7 @@ impl Program {
             match step {
                 Step::Run(s) | Step::Rows(s) | Step::RowRange(s) => out.push(s),
                 Step::Ranged(r) => out.extend(r.all_stmts()),
-                Step::Hold => {}
+                Step::Hold | Step::Phase(_) => {}
                 Step::When { when, then } => {
                     out.extend(when.iter().map(Cond::stmt));
                     out.extend(then.iter());

@@ -465,6 +465,13 @@ pub struct MergeOptions {
 pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
     let b = MergeBuilder { plan, options };
     let mut steps = Vec::new();
+    // a single merge shows its phases (a batch's progress is that of dwr_merge_batches)
+    let phase = |steps: &mut Vec<Step>, name: &'static str| {
+        if !options.batched {
+            steps.push(Step::Phase(name));
+        }
+    };
+    phase(&mut steps, "classifying");
     if options.row_audit {
         steps.push(Step::Run(b.create_images()));
     }
@@ -477,11 +484,13 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
         steps.push(Step::Rows(b.fill_classified()));
     }
     steps.push(Step::Run(b.analyze_work()));
+    phase(&mut steps, "inserting");
     steps.push(Step::Hold);
     // inserts first, while the merge holds no lock a CDC transaction could be waiting on: an insert
     // may have to wait for a CDC transaction inserting or deleting the same key, and a wait while
     // CDC waits on a row the merge locked for update is how a deadlock would form
     steps.push(Step::Ranged(Ranged::one(b.apply_inserts(), true)));
+    phase(&mut steps, "updating");
     let locked = Ranged::one(b.apply_updates(), true);
     steps.push(Step::Ranged(if options.row_audit {
         locked
@@ -502,9 +511,11 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
     });
     if plan.with_metadata {
         // a source table is never written
+        phase(&mut steps, "writing statuses");
         steps.push(Step::Run(b.write_statuses()));
     }
     if options.row_audit {
+        phase(&mut steps, "writing row images");
         steps.push(Step::AsOwner {
             share: Some(IMAGES.to_string()),
             stmt: b.write_row_changes(),

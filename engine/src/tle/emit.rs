@@ -172,7 +172,8 @@ pub fn program_functions(prefix: &str, program: &Program, owner: &str, kind: &st
     ));
 
     let mut body = String::from(
-        "DECLARE\n    _dwr_lo pg_catalog.int8;\n    _dwr_hi pg_catalog.int8;\n    _dwr_saved pg_catalog.text := pg_catalog.current_setting('lock_timeout');\n\
+        "DECLARE\n    _dwr_lo pg_catalog.int8;\n    _dwr_hi pg_catalog.int8;\n    _dwr_staged pg_catalog.int8;\n    _dwr_saved pg_catalog.text := pg_catalog.current_setting('lock_timeout');\n\
+         _dwr_started pg_catalog.timestamptz := pg_catalog.clock_timestamp();\n\
          BEGIN\n\
          PERFORM pg_catalog.set_config('dwr.lock_timeouts_in_run', '0', true);\n",
     );
@@ -186,7 +187,7 @@ pub fn program_functions(prefix: &str, program: &Program, owner: &str, kind: &st
             Step::Rows(s) => {
                 out.push_str(&run_count(&stmt_name(prefix, s), &types(&s.params), &s.sql));
                 body.push_str(&format!(
-                    "_dwr_lo := 1;\n_dwr_hi := {};\n",
+                    "_dwr_lo := 1;\n_dwr_hi := {};\n_dwr_staged := _dwr_hi;\n",
                     call(prefix, s, &v)
                 ));
             }
@@ -228,6 +229,11 @@ pub fn program_functions(prefix: &str, program: &Program, owner: &str, kind: &st
                 }
             }
             Step::Hold => body.push_str("PERFORM dwr._test_hold();\n"),
+            Step::Phase(name) => body.push_str(&format!(
+                "PERFORM dwr._merge_progress({}::pg_catalog.regclass, {}, _dwr_staged, _dwr_started);\n",
+                var(Param::Target),
+                crate::ident::quote_literal(name)
+            )),
             Step::When { when, then } => {
                 let mut open = String::new();
                 let mut close = String::new();
