@@ -267,11 +267,10 @@ pub fn lob_verify_sql(plan: &MergePlan) -> Option<Stmt> {
     let sql = format!(
         "SELECT v.c::pg_catalog.text, {}::pg_catalog.text, v.t::pg_catalog.text, NULL::pg_catalog.text, 'warning'::pg_catalog.text, \
          pg_catalog.format({}, v.n, l.kb) FROM \
-         (SELECT r.lob_max_kb AS kb FROM dwr.reloads r WHERE r.ended_at IS NULL AND {} OPERATOR(pg_catalog.=) ANY (r.targets)) l \
+         (SELECT r.lob_max_kb AS kb FROM dwr.reloads r WHERE r.ended_at IS NULL AND {target}::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (r.targets)) l \
          CROSS JOIN LATERAL (VALUES {}) v(c, t, n) WHERE l.kb IS NOT NULL AND {} ORDER BY 1",
         quote_literal(POSSIBLY_TRUNCATED),
         quote_literal("staged rows with a value of at least %2$s KB, the LobMaxSize of the open reload: %1$s (possibly truncated by the loader: the merge marks them ERROR; load them again with a larger LobMaxSize or in full LOB mode)"),
-        format!("{target}::pg_catalog.regclass"),
         rows.join(", "),
         pg_op("v.n", ">", "0"),
     );
