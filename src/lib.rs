@@ -19,7 +19,7 @@ use pgrx::prelude::*;
 
 pub mod audit;
 pub mod batch;
-pub mod citus;
+
 pub mod diff;
 pub mod dms;
 pub mod exec;
@@ -32,6 +32,7 @@ pub mod reload;
 pub mod run;
 pub mod schedule;
 pub mod staging;
+pub mod topology;
 pub mod undo;
 pub mod verify;
 

@@ -9,9 +9,10 @@ use crate::guc;
 use crate::program::{self, BatchRange, Bindings};
 use crate::registry::{self, registration_or_raise, Registration};
 use crate::run::lock_target;
+use crate::topology;
 use dwr_engine::catalog::Relation;
 use dwr_engine::plan::{plan_merge, MergePlan};
-use dwr_engine::sqlgen::{merge_program, Counts, MergeOptions};
+use dwr_engine::sqlgen::{Counts, MergeOptions};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::Interval;
 use pgrx::pg_sys;
@@ -144,17 +145,12 @@ fn merge_registered(
     run_id_out: &std::cell::Cell<Option<i64>>,
 ) -> MergeOutcome {
     let target = exec::relation_or_raise(target_oid, "table");
-    // a distributed or reference production table merges on its shards (see crate::citus)
-    let sharded = crate::citus::sharded(&target, "production");
-    if sharded.is_some() && (source.is_some() || batch.is_some()) {
-        raise(crate::citus::not_pushed_down(
-            &target.display(),
-            if batch.is_some() {
-                "dwr_merge_batches"
-            } else {
-                "a merge from another source table"
-            },
-        ));
+    // this server, or the shards of a Citus cluster (crate::topology)
+    let topology = topology::of(&target);
+    if batch.is_some() {
+        topology.refuse(&target, "dwr_merge_batches");
+    } else if source.is_some() {
+        topology.refuse(&target, "a merge from another source table");
     }
     let (staging, source_display) = match source {
         None => {
@@ -182,16 +178,14 @@ fn merge_registered(
             (exec::relation_or_raise(copy, "source copy"), src.display())
         }
     };
-    crate::citus::check_staging_placed(&target, &staging, sharded.as_ref());
+    topology.check_staging_placed(&target, &staging);
     let mut plan = plan_of(&target, &staging, reg, source.is_none());
     plan.staging_display = source_display;
     let row_audit = guc::ROW_AUDIT.get();
-    let citus_sql = sharded.as_ref().map(|p| {
-        let tombstones = crate::citus::tombstones_of(&target, &staging);
-        crate::citus::merge_sql(&plan, p, &staging, target.oid, &tombstones, row_audit)
-    });
-    let program = merge_program(
+    let merge = topology.merge(
         &plan,
+        &target,
+        &staging,
         MergeOptions {
             row_audit,
             batched: batch.is_some(),
@@ -226,12 +220,9 @@ fn merge_registered(
             .map(|kb| i64::from(kb) * 1024),
     };
 
-    let statements = || match &citus_sql {
-        Some(c) => {
-            crate::citus::ensure_work_tables(c, target_oid);
-            program::run(&c.program, &bindings)
-        }
-        None => program::run(&program, &bindings),
+    let statements = || {
+        merge.prepare();
+        program::run(&merge.program, &bindings)
     };
     let counts = if dry_run {
         // run everything, then roll it all back: the counts are exact, nothing changes

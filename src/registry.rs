@@ -109,13 +109,10 @@ pub fn prune_tombstones(target: pg_sys::Oid) {
             &[target.into(), cutoff.into()],
         );
     });
-    // a Citus table's tombstones live next to its staging table, on the shards
+    // and those kept beside staging (a Citus table's, on the shards)
     if let (Some(t), Some(reg)) = (exec::relation(target), registration(target)) {
-        if let (Some(p), Some(s)) = (crate::citus::placement(t.oid), exec::relation(reg.staging)) {
-            if p != dwr_engine::citus::Placement::Local {
-                let tombstones = crate::citus::tombstones_of(&t, &s);
-                crate::citus::prune_tombstones(&tombstones, cutoff);
-            }
+        if let Some(s) = exec::relation(reg.staging) {
+            crate::topology::of_registered(&t).prune_tombstones(&t, &s, cutoff);
         }
     }
 }

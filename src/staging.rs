@@ -2,11 +2,9 @@
 
 use crate::exec::{self, as_role, check, execute, query_one, query_rows, raise};
 use crate::registry::registration_or_raise;
+use crate::topology;
 use dwr_engine::catalog::Relation;
-use dwr_engine::ddl::{
-    adopt_staging, create_staging, install_delete_tracking, remove_delete_tracking, DELETE_TRIGGER,
-    STATUSES,
-};
+use dwr_engine::ddl::{adopt_staging, create_staging, DELETE_TRIGGER, STATUSES};
 use dwr_engine::ident::{display_ident, display_qualified, quote_ident};
 use dwr_engine::plan::{check_target, META_STATUS};
 use dwr_engine::{DwrError, SqlState};
@@ -157,7 +155,7 @@ fn dwr_create_staging(
     check(check_target(&t, version));
     require_owner(&t);
     // a distributed or reference table: staging and the tombstone table are placed like it
-    let sharded = crate::citus::sharded(&t, "production");
+    let topology = topology::of(&t);
 
     let schema_exists = query_one::<bool>(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1)",
@@ -224,15 +222,7 @@ fn dwr_create_staging(
         );
     }
     let staging = exec::relation_or_raise(staging_oid, "staging table");
-    match &sharded {
-        None => crate::citus::refuse_local(&staging, "staging"),
-        Some(p) => {
-            // on the shards, with a tombstone table co-located with production (dwr_engine::citus)
-            crate::citus::place_staging(&t, &staging, p);
-            let tombstones = crate::citus::ensure_tombstones(&t, &staging, p);
-            crate::citus::prepare_work_tables(&t, &staging, p, &tombstones, version);
-        }
-    }
+    topology.place_staging(&t, &staging, version);
     // deletes CDC applies from now on are recorded, whatever session_replication_role it runs
     // with: the last change to production, so that the table lock it needs is held as briefly as
     // possible (until the caller commits), and asked for in attempts CDC never queues behind
@@ -246,26 +236,7 @@ fn dwr_create_staging(
         },
         "install delete tracking",
     );
-    match &sharded {
-        None => {
-            if replace {
-                execute(&remove_delete_tracking(&t), &[]);
-            }
-            for stmt in install_delete_tracking(&t) {
-                execute(&stmt, &[]);
-            }
-        }
-        Some(_) => crate::citus::with_unsafe_triggers(|| {
-            if replace {
-                execute(&remove_delete_tracking(&t), &[]);
-            }
-            let tombstones = crate::citus::tombstones_of(&t, &staging);
-            for stmt in dwr_engine::citus::install_delete_tracking(&t, &tombstones, DELETE_TRIGGER)
-            {
-                execute(&stmt, &[]);
-            }
-        }),
-    }
+    topology.install_delete_tracking(&t, &staging, replace);
     // deletes count from the moment the trigger holds its lock, not from the transaction's start
     // (a delete committed while the lock was being waited for was never recorded)
     as_role(exec::extension_owner(), || {
@@ -298,20 +269,13 @@ fn dwr_drop_staging(target: Option<pg_sys::Oid>) {
         require_owner(&t);
         if has_delete_tracking(target) {
             lock_for_ddl(target, "ACCESS EXCLUSIVE", "remove delete tracking");
-            if crate::citus::placement(t.oid).is_some() {
-                crate::citus::with_unsafe_triggers(|| execute(&remove_delete_tracking(&t), &[]));
-            } else {
-                execute(&remove_delete_tracking(&t), &[]);
-            }
+            topology::of_registered(&t).remove_delete_tracking(&t);
         }
     }
     if let Some(s) = exec::relation(reg.staging) {
         execute(&format!("DROP TABLE {}", s.quoted()), &[]);
-        if exec::relation(target)
-            .and_then(|t| crate::citus::placement(t.oid))
-            .is_some()
-        {
-            crate::citus::drop_citus_tables(&s, target.to_u32());
+        if let Some(t) = exec::relation(target) {
+            topology::of_registered(&t).drop_beside_staging(target.to_u32(), &s);
         }
     }
     as_role(exec::extension_owner(), || {

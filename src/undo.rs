@@ -1,13 +1,13 @@
 //! `dwr_undo` and `dwr_purge_audit`: the row images of `dwr.row_changes`, used and pruned.
 
 use crate::audit::{self, RunKind};
-use crate::exec::{self, as_role, bisect, execute, query_one, query_rows, raise, Caught};
+use crate::exec::{self, as_role, query_one, query_rows, raise};
 use crate::failure;
 use crate::guc;
 use crate::merge::{result_tuple, MergeOutcome};
 use crate::run::lock_target;
 use dwr_engine::sqlgen::Counts;
-use dwr_engine::undo::{undo_sql, UndoCounts, UNDO_WORK};
+
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::Interval;
 use pgrx::pg_sys;
@@ -122,12 +122,7 @@ fn dwr_undo(run_id: Option<i64>) -> pgrx::composite_type!('static, "dwr.merge_re
             ),
         ))
     });
-    crate::citus::refuse_local(&target, "production");
-    if crate::citus::placement(target.oid) == Some(dwr_engine::citus::Placement::Reference) {
-        raise(dwr_engine::citus::undo_reference_unsupported(
-            &target.display(),
-        ));
-    }
+    crate::topology::of(&target).refuse_undo(&target);
     // from here on a failure is recorded as a FAILED undo run (outside this transaction, by the
     // same background worker as a failed merge), then raised; the work runs in a subtransaction so
     // that the session is clean enough to start the worker
@@ -160,10 +155,8 @@ fn undo_run(
     owner: pg_sys::Oid,
     undo_id_out: &std::cell::Cell<Option<i64>>,
 ) -> MergeOutcome {
-    // a distributed or reference table: undone on its shards (dwr_engine::citus::undo_sql)
-    let citus_sql = crate::citus::placement(target.oid)
-        .map(|p| exec::check(dwr_engine::citus::undo_sql(target, &p)));
-    let sql = undo_sql(target);
+    // this server, or a distributed table's shards (crate::topology)
+    let topology = crate::topology::of(target);
     lock_target(run.target, &target.display());
     let row_audit = guc::ROW_AUDIT.get();
     let undo_id = audit::begin_run(
@@ -177,18 +170,7 @@ fn undo_run(
     );
     undo_id_out.set(Some(undo_id));
 
-    let u = match &citus_sql {
-        Some(c) => crate::citus::undo(
-            c,
-            run_id,
-            undo_id,
-            run.target,
-            owner,
-            row_audit,
-            guc::ROW_LOCK_TIMEOUT.get(),
-        ),
-        None => undo_statements(&sql, run_id, undo_id, run.target, owner, row_audit),
-    };
+    let u = topology.undo(target, run_id, undo_id, owner, row_audit);
 
     // in dwr.merge_result terms: restored rows are updates, rows changed since are stale, rows
     // deleted since are deleted; rows the undo deleted are counted in dwr.merge_runs.deleted
@@ -222,55 +204,6 @@ fn undo_run(
         counts,
         duration,
     }
-}
-
-/// The statements of an undo on a table of this server; returns the counts by final class.
-fn undo_statements(
-    sql: &dwr_engine::undo::UndoSql,
-    run_id: i64,
-    undo_id: i64,
-    target: pg_sys::Oid,
-    owner: pg_sys::Oid,
-    row_audit: bool,
-) -> UndoCounts {
-    let mut on_row_error = |n: i64, e: &Caught| {
-        if e.is_lock_timeout() {
-            execute(&sql.mark_row_deferred, &[n.into()]);
-        } else {
-            execute(&sql.mark_row_error, &[n.into(), e.text().as_str().into()]);
-        }
-    };
-    execute(&sql.create_work, &[]);
-    exec::share_work_table(UNDO_WORK, owner);
-    as_role(owner, || {
-        execute(&sql.fill_work, &[run_id.into()]);
-    });
-    execute(&format!("ANALYZE {UNDO_WORK}"), &[]);
-    execute(&sql.classify, &[]);
-    execute(&sql.lock, &[]);
-    execute(&sql.defer_unlocked, &[]);
-    let max = query_one::<i64>(&sql.max_row, &[]).unwrap_or(0);
-    exec::with_lock_timeout(guc::ROW_LOCK_TIMEOUT.get(), || {
-        bisect(&sql.apply_deletes, 1, max, &mut on_row_error);
-        bisect(&sql.apply_restores, 1, max, &mut on_row_error);
-    });
-    if row_audit {
-        as_role(owner, || {
-            execute(&sql.write_row_changes, &[undo_id.into(), target.into()]);
-        });
-    }
-    let mut u = UndoCounts::default();
-    for (class, n) in query_rows(&sql.counts, &[], |row| {
-        (
-            exec::col::<String>(row, 1).unwrap_or_default(),
-            exec::col::<i64>(row, 2).unwrap_or(0),
-        )
-    }) {
-        u.add(&class, n);
-    }
-    execute(&sql.drop_work, &[]);
-
-    u
 }
 
 #[pg_extern(sql = false)]

@@ -1,10 +1,17 @@
-//! Citus at the execution edge: which tables Citus holds, placing staging and the tombstone table
-//! like production, and running the pushed-down merge of `dwr_engine::citus`.
+//! A production table Citus shards (distributed or reference): staging, the tombstone table and
+//! the merge's work tables are placed like production, delete tracking writes the tombstone table
+//! on the shards, and the merge and undo are those of `dwr_engine::citus`, pushed down.
 
+use super::{PlannedMerge, Topology};
 use crate::exec::{self, check, execute, query_one, query_rows, raise, Caught};
+use crate::guc;
 use dwr_engine::catalog::Relation;
 use dwr_engine::citus::{self as engine, CitusMergeSql, Placement};
+use dwr_engine::ddl::{remove_delete_tracking, DELETE_TRIGGER};
 use dwr_engine::ident::quote_qualified;
+use dwr_engine::plan::MergePlan;
+use dwr_engine::sqlgen::MergeOptions;
+use dwr_engine::undo::UndoCounts;
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys;
@@ -405,4 +412,102 @@ pub fn undo(
     }
     execute(&sql.drop, &[]);
     u
+}
+
+/// A table Citus shards, as it places it.
+pub struct Citus(pub Placement);
+
+impl Topology for Citus {
+    fn refuse(&self, target: &Relation, what: &str) {
+        raise(not_pushed_down(&target.display(), what));
+    }
+
+    fn check_staging_placed(&self, target: &Relation, staging: &Relation) {
+        check_staging_placed(target, staging, Some(&self.0));
+    }
+
+    fn place_staging(&self, target: &Relation, staging: &Relation, version_column: &str) {
+        // on the shards, with a tombstone table co-located with production
+        place_staging(target, staging, &self.0);
+        let tombstones = ensure_tombstones(target, staging, &self.0);
+        prepare_work_tables(target, staging, &self.0, &tombstones, version_column);
+    }
+
+    fn install_delete_tracking(&self, target: &Relation, staging: &Relation, replace: bool) {
+        with_unsafe_triggers(|| {
+            if replace {
+                execute(&remove_delete_tracking(target), &[]);
+            }
+            let tombstones = tombstones_of(target, staging);
+            for stmt in engine::install_delete_tracking(target, &tombstones, DELETE_TRIGGER) {
+                execute(&stmt, &[]);
+            }
+        })
+    }
+
+    fn remove_delete_tracking(&self, target: &Relation) {
+        with_unsafe_triggers(|| execute(&remove_delete_tracking(target), &[]));
+    }
+
+    fn drop_beside_staging(&self, target: u32, staging: &Relation) {
+        drop_citus_tables(staging, target);
+    }
+
+    fn prune_tombstones(
+        &self,
+        target: &Relation,
+        staging: &Relation,
+        cutoff: TimestampWithTimeZone,
+    ) {
+        if self.0 != Placement::Local {
+            prune_tombstones(&tombstones_of(target, staging), cutoff);
+        }
+    }
+
+    fn merge(
+        &self,
+        plan: &MergePlan,
+        target: &Relation,
+        staging: &Relation,
+        options: MergeOptions,
+    ) -> PlannedMerge {
+        let tombstones = tombstones_of(target, staging);
+        let sql = merge_sql(
+            plan,
+            &self.0,
+            staging,
+            target.oid,
+            &tombstones,
+            options.row_audit,
+        );
+        let program = sql.program.clone();
+        let oid = pg_sys::Oid::from(target.oid);
+        PlannedMerge::new(program, Box::new(move || ensure_work_tables(&sql, oid)))
+    }
+
+    fn refuse_undo(&self, target: &Relation) {
+        if self.0 == Placement::Reference {
+            raise(engine::undo_reference_unsupported(&target.display()));
+        }
+    }
+
+    fn undo(
+        &self,
+        target: &Relation,
+        run_id: i64,
+        undo_id: i64,
+        owner: pg_sys::Oid,
+        row_audit: bool,
+    ) -> UndoCounts {
+        let sql = check(engine::undo_sql(target, &self.0));
+        undo(
+            &sql,
+            run_id,
+            undo_id,
+            pg_sys::Oid::from(target.oid),
+            owner,
+            row_audit,
+            guc::ROW_LOCK_TIMEOUT.get(),
+        )
+    }
 }

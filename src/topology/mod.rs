@@ -1,0 +1,108 @@
+//! Where a production table lives, chosen once per call: on this server ([`local::Local`]) or on
+//! the shards of a Citus cluster ([`citus::Citus`]). Everything that differs between the two is a
+//! method of [`Topology`]: placing staging, delete tracking, the merge's program and what it needs
+//! beforehand, tombstone pruning, undo. Staging, reload, merge and undo code ask the topology of
+//! their table and contain no Citus branch (as supabase/wrappers puts each foreign data wrapper
+//! behind one trait).
+
+pub mod citus;
+pub mod local;
+
+use dwr_engine::catalog::Relation;
+use dwr_engine::plan::MergePlan;
+use dwr_engine::program::Program;
+use dwr_engine::sqlgen::MergeOptions;
+use dwr_engine::undo::UndoCounts;
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys;
+
+/// The merge of one plan on one topology: its program, and what has to exist before it runs.
+pub struct PlannedMerge {
+    pub program: Program,
+    prepare: Box<dyn Fn()>,
+}
+
+impl PlannedMerge {
+    pub fn new(program: Program, prepare: Box<dyn Fn()>) -> PlannedMerge {
+        PlannedMerge { program, prepare }
+    }
+
+    /// Make what the program needs (Citus: its work tables placed like production); once the
+    /// merge holds its table's merge lock.
+    pub fn prepare(&self) {
+        (self.prepare)()
+    }
+}
+
+/// How operations on a production table run where it lives.
+pub trait Topology {
+    /// Refuse `what` (`"dwr_merge_batches"`, `"a merge from another source table"`) with `0A000`
+    /// when it cannot run on this topology.
+    fn refuse(&self, target: &Relation, what: &str);
+
+    /// Refuse a staging table that is not placed like production.
+    fn check_staging_placed(&self, target: &Relation, staging: &Relation);
+
+    /// Place a new or adopted staging table, and what a merge needs beside it.
+    fn place_staging(&self, target: &Relation, staging: &Relation, version_column: &str);
+
+    /// Install the trigger that records CDC's deletes (`replace`: remove an older one first). The
+    /// caller holds the table lock.
+    fn install_delete_tracking(&self, target: &Relation, staging: &Relation, replace: bool);
+
+    /// Remove it (the caller holds the table lock).
+    fn remove_delete_tracking(&self, target: &Relation);
+
+    /// Drop what was made beside staging table `staging` of the table with oid `target`.
+    fn drop_beside_staging(&self, target: u32, staging: &Relation);
+
+    /// Prune the tombstones older than `cutoff` kept beside staging (the rows of `dwr.tombstones`
+    /// are pruned for every topology by the registry).
+    fn prune_tombstones(
+        &self,
+        target: &Relation,
+        staging: &Relation,
+        cutoff: TimestampWithTimeZone,
+    );
+
+    /// The merge of `plan` from `staging` into `target`.
+    fn merge(
+        &self,
+        plan: &MergePlan,
+        target: &Relation,
+        staging: &Relation,
+        options: MergeOptions,
+    ) -> PlannedMerge;
+
+    /// Refuse an undo that cannot run on this topology.
+    fn refuse_undo(&self, target: &Relation);
+
+    /// Undo run `run_id` on `target` as undo run `undo_id`; the images are read and written as
+    /// the extension `owner`.
+    fn undo(
+        &self,
+        target: &Relation,
+        run_id: i64,
+        undo_id: i64,
+        owner: pg_sys::Oid,
+        row_audit: bool,
+    ) -> UndoCounts;
+}
+
+/// The topology of production table `target`: Citus when Citus shards it (distributed or
+/// reference; a Citus local table or one with replicated shards is refused), this server otherwise.
+pub fn of(target: &Relation) -> Box<dyn Topology> {
+    match citus::sharded(target, "production") {
+        Some(p) => Box::new(citus::Citus(p)),
+        None => Box::new(local::Local),
+    }
+}
+
+/// The topology of a registered table being unregistered: whatever Citus makes of it now, without
+/// refusals (a registration must always be removable).
+pub fn of_registered(target: &Relation) -> Box<dyn Topology> {
+    match citus::placement(target.oid) {
+        Some(p) => Box::new(citus::Citus(p)),
+        None => Box::new(local::Local),
+    }
+}
