@@ -64,6 +64,10 @@ $dwr$;
 COMMENT ON FUNCTION dwr._merge_progress(pg_catalog.regclass, pg_catalog.text, pg_catalog.int8, pg_catalog.timestamptz) IS
   'The progress of a merge: a NOTICE naming its phase (and its staged rows) once it has run dwr.progress_notice_after.';
 
+-- The pg_tle package's undo reads a run's images through the functions generated from the undo's
+-- program (engine/src/undo.rs); nothing in the compiled extension had this function.
+DROP FUNCTION IF EXISTS dwr._undo_images(pg_catalog.int8);
+
 -- @compiled-only-begin
 -- dwr_dms_task_settings records the LOB limit it chose on the reload
 ALTER FUNCTION @extschema@.dwr_dms_task_settings(pg_catalog.int8, pg_catalog.jsonb) VOLATILE PARALLEL UNSAFE;

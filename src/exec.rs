@@ -238,68 +238,6 @@ fn subxact<R>(commit: bool, f: impl FnOnce() -> R) -> Result<R, Caught> {
     .execute()
 }
 
-/// Run a ranged statement (`$1`, `$2`: first and last work-table row) over `lo ..= hi`; when it fails
-/// on a row error (or a lock wait that ran out), split the range and retry the halves, down to single
-/// rows, which `on_row_error` records. Rows that production accepts are applied; only the rejected
-/// ones are left out. With `k` bad rows among `n`, this runs about `2 k log2(n)` statements.
-pub fn bisect(sql: &str, lo: i64, hi: i64, on_row_error: &mut dyn FnMut(i64, &Caught)) {
-    bisect_with(sql, lo, hi, &Vec::new, on_row_error)
-}
-
-/// [`bisect`] for a statement that takes more parameters after the range: `extra` makes them
-/// (`$3` on) for every run.
-pub fn bisect_with(
-    sql: &str,
-    lo: i64,
-    hi: i64,
-    extra: &dyn Fn() -> Vec<DatumWithOid<'static>>,
-    on_row_error: &mut dyn FnMut(i64, &Caught),
-) {
-    split(sql, None, lo, hi, extra, on_row_error)
-}
-
-/// Like [`bisect_with`], but a range whose `fast` statement runs out of `lock_timeout` is handed
-/// whole to `slow` (bisected in turn): the fast statement is the cheap way when nothing is
-/// contended, the slow one the way that does not wait.
-pub fn bisect_or_fall_back(
-    fast: &str,
-    slow: &str,
-    lo: i64,
-    hi: i64,
-    extra: &dyn Fn() -> Vec<DatumWithOid<'static>>,
-    on_row_error: &mut dyn FnMut(i64, &Caught),
-) {
-    split(fast, Some(slow), lo, hi, extra, on_row_error)
-}
-
-fn split(
-    sql: &str,
-    fallback: Option<&str>,
-    lo: i64,
-    hi: i64,
-    extra: &dyn Fn() -> Vec<DatumWithOid<'static>>,
-    on_row_error: &mut dyn FnMut(i64, &Caught),
-) {
-    if lo > hi {
-        return;
-    }
-    let mut args: Vec<DatumWithOid<'static>> = vec![lo.into(), hi.into()];
-    args.extend(extra());
-    match subtransaction(|| execute(sql, &args)) {
-        Ok(_) => {}
-        Err(e) if e.is_lock_timeout() && fallback.is_some() => {
-            split(fallback.unwrap_or(sql), None, lo, hi, extra, on_row_error)
-        }
-        Err(e) if !e.is_row_error() && !e.is_lock_timeout() => raise_caught(e),
-        Err(e) if lo == hi => on_row_error(lo, &e),
-        Err(_) => {
-            let mid = lo + (hi - lo) / 2;
-            split(sql, fallback, lo, mid, extra, on_row_error);
-            split(sql, fallback, mid + 1, hi, extra, on_row_error);
-        }
-    }
-}
-
 /// Raise a caught error again, as it was.
 pub fn raise_caught(e: Caught) -> ! {
     report_error(&e.sqlstate, e.message, e.detail, e.hint)

@@ -210,7 +210,8 @@ fn merge_registered(
         target: target_oid,
         run_id,
         window: reload.as_ref().map(|r| (r.window_start, r.window_end)),
-        since,
+        since: Some(since),
+        undone_run: None,
         null_version: plan.null_version_message(),
         null_key: plan.null_key_message(),
         batch: batch.cloned(),
@@ -222,7 +223,7 @@ fn merge_registered(
 
     let statements = || {
         merge.prepare();
-        program::run(&merge.program, &bindings)
+        program::run(&merge.program, &bindings).merge()
     };
     let counts = if dry_run {
         // run everything, then roll it all back: the counts are exact, nothing changes

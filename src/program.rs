@@ -9,6 +9,7 @@ use crate::guc;
 use crate::run::{count_lock_timeout, test_hold_after_classify};
 use dwr_engine::program::{Cond, Param, Program, Ranged, Step, Stmt};
 use dwr_engine::sqlgen::{Counts, RowClass};
+use dwr_engine::undo::UndoCounts;
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys;
 
@@ -18,7 +19,10 @@ pub struct Bindings {
     pub run_id: i64,
     /// the open reload's window; `None` without one
     pub window: Option<(TimestampWithTimeZone, TimestampWithTimeZone)>,
-    pub since: TimestampWithTimeZone,
+    /// deletes from this moment on stop staged rows (a merge)
+    pub since: Option<TimestampWithTimeZone>,
+    /// the run an undo takes back
+    pub undone_run: Option<i64>,
     pub null_version: String,
     pub null_key: String,
     /// one batch's key range; `None` outside batches
@@ -49,6 +53,7 @@ impl Bindings {
         match p {
             Param::Target => self.target.into(),
             Param::RunId => self.run_id.into(),
+            Param::UndoneRun => self.undone_run.into(),
             Param::WindowStart => self.window.map(|w| w.0).into(),
             Param::WindowEnd => self.window.map(|w| w.1).into(),
             Param::Since => self.since.into(),
@@ -116,8 +121,33 @@ impl Rows<'_> {
     }
 }
 
-/// Run `program` with `bindings`; returns the counts by final class.
-pub fn run(program: &Program, bindings: &Bindings) -> Counts {
+/// The work rows of a run by the class they ended in.
+pub struct ClassCounts(pub Vec<(String, i64)>);
+
+impl ClassCounts {
+    /// A merge's counts.
+    pub fn merge(&self) -> Counts {
+        let mut counts = Counts::default();
+        for (class, n) in &self.0 {
+            if let Some(class) = RowClass::parse(class) {
+                counts.add(class, *n);
+            }
+        }
+        counts
+    }
+
+    /// An undo's counts.
+    pub fn undo(&self) -> UndoCounts {
+        let mut counts = UndoCounts::default();
+        for (class, n) in &self.0 {
+            counts.add(class, *n);
+        }
+        counts
+    }
+}
+
+/// Run `program` with `bindings`; returns the counts by class.
+pub fn run(program: &Program, bindings: &Bindings) -> ClassCounts {
     let mut r = Runner {
         program,
         b: bindings,
@@ -223,7 +253,7 @@ impl Runner<'_> {
                     }
                 }
             }
-            Step::AsOwner { share, stmt } => {
+            Step::AsOwner { share, stmt, .. } => {
                 let owner = exec::extension_owner();
                 if let Some(table) = share {
                     exec::share_work_table(table, owner);
@@ -334,24 +364,25 @@ impl Runner<'_> {
     }
 
     fn by_class(&self) -> Vec<(RowClass, i64)> {
-        let s = &self.program.counts;
-        query_rows(&s.sql, &self.b.args(s, Local::default()), |row| {
-            (
-                exec::col::<String>(row, 1).unwrap_or_default(),
-                exec::col::<i64>(row, 2).unwrap_or(0),
-            )
-        })
-        .into_iter()
-        .filter_map(|(class, n)| RowClass::parse(&class).map(|c| (c, n)))
-        .collect()
+        self.counts()
+            .0
+            .into_iter()
+            .filter_map(|(class, n)| RowClass::parse(&class).map(|c| (c, n)))
+            .collect()
     }
 
-    fn counts(&self) -> Counts {
-        let mut counts = Counts::default();
-        for (class, n) in self.by_class() {
-            counts.add(class, n);
-        }
-        counts
+    fn counts(&self) -> ClassCounts {
+        let s = &self.program.counts;
+        ClassCounts(query_rows(
+            &s.sql,
+            &self.b.args(s, Local::default()),
+            |row| {
+                (
+                    exec::col::<String>(row, 1).unwrap_or_default(),
+                    exec::col::<i64>(row, 2).unwrap_or(0),
+                )
+            },
+        ))
     }
 
     /// The single row `row` failed with `e`: a lock wait that ran out defers it (counted: past the

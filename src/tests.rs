@@ -5,10 +5,56 @@ use pgrx::prelude::*;
 
 #[pg_schema]
 mod tests {
-    use crate::exec::{
-        self, bisect, rolled_back, sqlstate_code, sqlstate_text, subtransaction, Caught,
-    };
+    use crate::exec::{self, rolled_back, sqlstate_code, sqlstate_text, subtransaction};
+    use crate::program::{self, Bindings};
+    use dwr_engine::program::{Param, Params, Program, Ranged, Step, Stmt};
     use pgrx::prelude::*;
+
+    /// A program of one ranged statement over rows 1..=100 that marks the rows it cannot write in
+    /// table `bad` (row, error): the interpreter's bisection on its own.
+    fn ranged(sql: impl FnOnce(&str, &str) -> String) -> Program {
+        let mut p = Params::new();
+        let (lo, hi) = (p.get(Param::FirstRow), p.get(Param::LastRow));
+        let stmt = p.stmt("write", sql(&lo, &hi));
+        let mut p = Params::new();
+        let (row, error) = (p.get(Param::Row), p.get(Param::ErrorText));
+        let mark_error = p.stmt(
+            "mark_row_error",
+            format!("INSERT INTO bad VALUES ({row}, {error})"),
+        );
+        let mut p = Params::new();
+        let row = p.get(Param::Row);
+        let mark_deferred = p.stmt(
+            "mark_row_deferred",
+            format!("INSERT INTO bad VALUES ({row}, 'deferred')"),
+        );
+        Program {
+            steps: vec![
+                Step::RowRange(Stmt::plain("rows", "SELECT 1::int8, 100::int8".into())),
+                Step::Ranged(Ranged::one(stmt, false)),
+            ],
+            mark_error,
+            mark_deferred,
+            counts: Stmt::plain("counts", "SELECT 'x'::text, 0::int8 WHERE false".into()),
+            cleanup: vec![],
+            propagate_settings: false,
+            halves_wait_ms: None,
+        }
+    }
+
+    fn bindings() -> Bindings {
+        Bindings {
+            target: pg_sys::Oid::INVALID,
+            run_id: 0,
+            undone_run: None,
+            window: None,
+            since: None,
+            null_version: String::new(),
+            null_key: String::new(),
+            batch: None,
+            lob_limit: None,
+        }
+    }
 
     #[pg_test]
     fn sqlstates_round_trip() {
@@ -67,20 +113,22 @@ mod tests {
         Spi::run("CREATE TABLE bis_src (rn bigint, v text); CREATE TABLE bis_dst (v int CHECK (v <> 13))").unwrap();
         Spi::run("INSERT INTO bis_src SELECT g, CASE WHEN g IN (7, 13, 64) THEN 'x' || g ELSE g::text END FROM generate_series(1, 100) g").unwrap();
         Spi::run("UPDATE bis_src SET v = '13' WHERE rn = 13").unwrap();
-        let mut bad: Vec<(i64, String)> = Vec::new();
-        bisect(
-            "INSERT INTO bis_dst SELECT v::int FROM bis_src WHERE rn >= $1 AND rn <= $2",
-            1,
-            100,
-            &mut |rn, e: &Caught| bad.push((rn, e.sqlstate.clone())),
+        Spi::run("CREATE TABLE bad (rn bigint, err text)").unwrap();
+        program::run(
+            &ranged(|lo, hi| {
+                format!("INSERT INTO bis_dst SELECT v::int FROM bis_src WHERE rn >= {lo} AND rn <= {hi}")
+            }),
+            &bindings(),
         );
         assert_eq!(
-            bad,
-            vec![
-                (7, "22P02".to_string()),
-                (13, "23514".to_string()),
-                (64, "22P02".to_string())
-            ]
+            Spi::get_one::<String>("SELECT string_agg(rn || ': ' || err, '; ' ORDER BY rn) FROM bad")
+                .unwrap()
+                .as_deref(),
+            Some(
+                "7: invalid input syntax for type integer: \"x7\"; \
+                 13: new row for relation \"bis_dst\" violates check constraint \"bis_dst_v_check\" (Failing row contains (13).); \
+                 64: invalid input syntax for type integer: \"x64\""
+            )
         );
         assert_eq!(
             Spi::get_one::<i64>("SELECT count(*) FROM bis_dst").unwrap(),
@@ -99,9 +147,11 @@ mod tests {
              END IF; END $$",
         )
         .unwrap();
-        bisect("SELECT cancel_at($1, $2)", 1, 10, &mut |_, _| {
-            panic!("a cancel is not a row error")
-        });
+        Spi::run("CREATE TABLE bad (rn bigint, err text)").unwrap();
+        program::run(
+            &ranged(|lo, hi| format!("SELECT cancel_at({lo}, {hi})")),
+            &bindings(),
+        );
     }
 
     #[pg_test]

@@ -111,7 +111,6 @@ pub fn read_state(db: &mut Client) -> Result<State, Error> {
         tables.push(TableInput {
             plan: plan_merge(&target, &staging, &casts, &version_column, true),
             problems: verify(&target, &staging, &casts, &version_column, true),
-            undo: dwr_engine::undo::undo_sql(&target),
             target,
             staging,
             target_fingerprint,

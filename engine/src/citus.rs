@@ -29,7 +29,7 @@ use crate::catalog::Relation;
 use crate::error::{DwrError, Result, SqlState};
 use crate::ident::{quote_ident, quote_literal, quote_qualified};
 use crate::plan::{Conversion, MergePlan, META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS};
-use crate::program::{Cond, Param, Params, Program, Ranged, Step, Stmt};
+use crate::program::{Cond, Guard, Param, Params, Program, Ranged, Step, Stmt};
 use crate::sqlgen::{kcol, op, pg_op, RowClass};
 
 /// Whether Citus's catalog exists in this database (`CITUS_TABLE_SQL` may only run then).
@@ -392,28 +392,10 @@ impl Keys {
     }
 }
 
-/// `alias.<column> >= $1 AND alias.<column> <= $2`: a ranged statement's rows.
-fn in_range(alias: &str, column: &str) -> String {
-    format!(
-        "{} AND {}",
-        pg_op(&format!("{alias}.{column}"), ">=", "$1"),
-        pg_op(&format!("{alias}.{column}"), "<=", "$2")
-    )
-}
-
 /// The first and last row number (`column`) of work table `table`; `0, -1` when it is empty.
 fn row_range_sql(table: &str, column: &str) -> String {
     format!(
         "SELECT COALESCE(pg_catalog.min({column}), 0), COALESCE(pg_catalog.max({column}), -1) FROM {table}"
-    )
-}
-
-/// `$1`, `$2`: the row numbers of `table` in that range, in order (a failing range's, for its
-/// bisection).
-fn rows_in_range_sql(table: &str, column: &str) -> String {
-    format!(
-        "SELECT DISTINCT {column} FROM {table} x WHERE {} ORDER BY {column}",
-        in_range("x", column)
     )
 }
 
@@ -785,6 +767,7 @@ pub fn merge_sql(
         steps.push(Step::AsOwner {
             share: None,
             stmt: write_row_changes,
+            guard: Guard::RunningRun("merge"),
         });
     }
     let mut p = Params::new();
@@ -837,16 +820,28 @@ pub fn merge_sql(
     })
 }
 
+/// SQL written with `range(alias)`, the test of a row number against a ranged step's rows.
+type WithRange<'a> = dyn Fn(&dyn Fn(&str) -> String) -> String + 'a;
+
 /// A ranged statement of a work table: `sql` written with `range(alias)`, the test of `alias.rn`
 /// against the step's rows (`FirstRow`, `LastRow`).
 fn ranged_stmt(name: &'static str, sql: impl FnOnce(&dyn Fn(&str) -> String) -> String) -> Stmt {
+    ranged_stmt_on(name, "rn", sql)
+}
+
+/// [`ranged_stmt`] for a work table whose row numbers are in `column`.
+fn ranged_stmt_on(
+    name: &'static str,
+    column: &str,
+    sql: impl FnOnce(&dyn Fn(&str) -> String) -> String,
+) -> Stmt {
     let mut p = Params::new();
     let (lo, hi) = (p.get(Param::FirstRow), p.get(Param::LastRow));
     let range = |alias: &str| {
         format!(
             "{} AND {}",
-            pg_op(&format!("{alias}.rn"), ">=", &lo),
-            pg_op(&format!("{alias}.rn"), "<=", &hi)
+            pg_op(&format!("{alias}.{column}"), ">=", &lo),
+            pg_op(&format!("{alias}.{column}"), "<=", &hi)
         )
     };
     let sql = sql(&range);
@@ -859,35 +854,19 @@ fn ranged_stmt(name: &'static str, sql: impl FnOnce(&dyn Fn(&str) -> String) -> 
 /// `$2` (row numbers: a hash of the key), each apply step's statements run in one subtransaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CitusUndoSql {
+    /// the work tables, placed like production (made before the program runs)
     pub create: Vec<String>,
-    /// `$1`: run id (run as the extension owner): the rows and their after images, then the
-    /// before images of the updated rows as production's row type
-    pub fill: [String; 2],
-    /// production's row compared with the after image (`to_jsonb`, which Citus allows in an
-    /// `INSERT ... SELECT` but not in an `UPDATE`), then copied to the work rows
-    pub classify: [String; 2],
-    /// statistics of the filled work tables
-    pub analyze: String,
-    pub row_range: String,
-    pub rows_in_range: String,
-    /// ranged: delete the rows still as the run left them, mark them `deleted`
-    pub apply_deletes: [String; 2],
-    /// ranged: record the attempt, restore the before image over a row still as the run left it,
-    /// mark the rows this attempt wrote `restored`
-    pub apply_restores: [String; 3],
-    /// rows neither deleted nor restored (changed meanwhile): `deferred`
-    pub defer_rest: String,
-    /// `$1`: undo run id, `$2`: target oid (as the extension owner)
-    pub write_row_changes: String,
-    pub counts: String,
-    pub mark_row_error: String,
-    pub mark_row_deferred: String,
-    pub drop: String,
+    /// fill the work tables with the undone run's images (as the extension owner), classify them
+    /// against production (`to_jsonb`, which Citus allows in an `INSERT ... SELECT` but not in an
+    /// `UPDATE`), then ranged: delete the rows still as the run left them; record the attempt,
+    /// restore the before image over a row still as the run left it, mark the rows it wrote
+    /// `restored`; the rest (changed meanwhile) `deferred`; with row audit the undo's images
+    pub program: Program,
 }
 
 /// Write the SQL of an undo on Citus table `target` placed as `placement`; its work tables go to
 /// production's schema for the length of the undo's transaction.
-pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql> {
+pub fn undo_sql(target: &Relation, placement: &Placement, row_audit: bool) -> Result<CitusUndoSql> {
     let pk = target.primary_key.as_ref().ok_or_else(|| {
         DwrError::new(
             SqlState::ObjectNotInPrerequisiteState,
@@ -906,7 +885,8 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
     let kt = |alias: &str| k.production(alias);
     let same = |x: &[String], y: &[String]| k.same(x, y);
     let cls_is = |alias: &str, c: &str| pg_op(&format!("{alias}.cls"), "=", &quote_literal(c));
-    let range = |alias: &str| in_range(alias, "n");
+    let ranged =
+        |name: &'static str, sql: &WithRange| ranged_stmt_on(name, "n", |range| sql(range));
     let work_placement = k.work_placement(placement, &target.display())?;
     let key_select = k.select_as_work();
     let key_names = k.work_names();
@@ -937,7 +917,10 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
         work_placement.place_like(&a, &t),
     ];
     let image = |col: &str| format!("pg_catalog.jsonb_populate_record(NULL::{t}, {col})");
-    let fill = [
+    let mut p = Params::new();
+    let run = p.get(Param::UndoneRun);
+    let fill_work = p.stmt(
+        "fill_work",
         format!(
             "INSERT INTO {u} ({}, n, action, after, cls) \
              SELECT {}, pg_catalog.jsonb_hash_extended(x.key, 0) OPERATOR(pg_catalog.&) 9223372036854775807, \
@@ -946,17 +929,23 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
             key_names,
             k.production("(x.a)").join(", "),
             image("c.after"),
-            pg_op("c.run_id", "=", "$1"),
+            pg_op("c.run_id", "=", &run),
             pg_op("c.action", "=", "ANY ('{insert,update}'::pg_catalog.text[])"),
         ),
+    );
+    let mut p = Params::new();
+    let run = p.get(Param::UndoneRun);
+    let fill_before = p.stmt(
+        "fill_before",
         format!(
             "INSERT INTO {b} SELECT ({}).* FROM dwr.row_changes c WHERE {} AND {}",
             image("c.before"),
-            pg_op("c.run_id", "=", "$1"),
+            pg_op("c.run_id", "=", &run),
             pg_op("c.action", "=", "'update'"),
         ),
-    ];
-    let classify = [
+    );
+    let classify_seen = Stmt::plain(
+        "classify_seen",
         format!(
             "INSERT INTO {c} ({}, cls, seen) SELECT {}, CASE WHEN {} THEN CASE WHEN {} THEN 'delete' ELSE 'restore' END \
              ELSE 'changed' END, t.xmin FROM {u} w JOIN {t} t ON {}",
@@ -966,25 +955,32 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
             pg_op("w.action", "=", "'insert'"),
             same(&kt("t"), &kw("w")),
         ),
+    );
+    let classify = Stmt::plain(
+        "classify",
         format!(
             "UPDATE {u} w SET cls = s.cls, seen = s.seen FROM {c} s WHERE {}",
             same(&kw("s"), &kw("w")),
         ),
-    ];
-    let apply_deletes = [
-        format!(
-            "DELETE FROM {t} t USING {u} w WHERE {} AND {} AND {} AND {}",
-            same(&kt("t"), &kw("w")),
-            cls_is("w", "delete"),
-            range("w"),
-            pg_op("t.xmin", "=", "w.seen"),
-        ),
-        format!(
-            "UPDATE {u} w SET cls = 'deleted' WHERE {} AND {} AND NOT EXISTS (SELECT 1 FROM {t} t WHERE {})",
-            cls_is("w", "delete"),
-            range("w"),
-            same(&kt("t"), &kw("w")),
-        ),
+    );
+    let apply_deletes = vec![
+        ranged("apply_deletes", &|range| {
+            format!(
+                "DELETE FROM {t} t USING {u} w WHERE {} AND {} AND {} AND {}",
+                same(&kt("t"), &kw("w")),
+                cls_is("w", "delete"),
+                range("w"),
+                pg_op("t.xmin", "=", "w.seen"),
+            )
+        }),
+        ranged("mark_deleted", &|range| {
+            format!(
+                "UPDATE {u} w SET cls = 'deleted' WHERE {} AND {} AND NOT EXISTS (SELECT 1 FROM {t} t WHERE {})",
+                cls_is("w", "delete"),
+                range("w"),
+                same(&kt("t"), &kw("w")),
+            )
+        }),
     ];
     let restorable: Vec<&str> = target
         .columns
@@ -994,70 +990,64 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
         })
         .map(|col| col.name.as_str())
         .collect();
-    let restore = if restorable.is_empty() {
-        // nothing but the key: nothing to write, the row is as it was
-        format!("SELECT 1 FROM {u} w WHERE false AND {}", range("w"))
-    } else {
-        format!(
-            "UPDATE {t} t SET {} FROM {u} w JOIN {b} b ON {} WHERE {} AND {} AND {} AND {}",
-            restorable
-                .iter()
-                .map(|col| format!("{} = b.{}", quote_ident(col), quote_ident(col)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            same(&kt("b"), &kw("w")),
-            same(&kt("t"), &kw("w")),
-            cls_is("w", "restore"),
-            range("w"),
-            pg_op("t.xmin", "=", "w.seen"),
-        )
-    };
-    let apply_restores = [
-        format!(
-            "INSERT INTO {a} ({}) SELECT {} FROM {u} w WHERE {} AND {}",
-            key_names,
-            kw("w").join(", "),
-            cls_is("w", "restore"),
-            range("w"),
-        ),
-        restore,
+    let restore = ranged("apply_restores", &|range| {
         if restorable.is_empty() {
-            format!(
-                "UPDATE {u} w SET cls = 'restored' WHERE {} AND {}",
-                cls_is("w", "restore"),
-                range("w")
-            )
+            // nothing but the key: nothing to write, the row is as it was
+            format!("SELECT 1 FROM {u} w WHERE false AND {}", range("w"))
         } else {
             format!(
-                "UPDATE {u} w SET cls = 'restored' WHERE {} AND {} AND EXISTS \
-                 (SELECT 1 FROM {a} x JOIN {t} t ON {} WHERE {} AND {})",
+                "UPDATE {t} t SET {} FROM {u} w JOIN {b} b ON {} WHERE {} AND {} AND {} AND {}",
+                restorable
+                    .iter()
+                    .map(|col| format!("{} = b.{}", quote_ident(col), quote_ident(col)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                same(&kt("b"), &kw("w")),
+                same(&kt("t"), &kw("w")),
                 cls_is("w", "restore"),
                 range("w"),
-                same(&kt("t"), &kw("x")),
-                same(&kw("x"), &kw("w")),
-                pg_op("t.xmin", "=", "x.xmin"),
+                pg_op("t.xmin", "=", "w.seen"),
             )
-        },
+        }
+    });
+    let apply_restores = vec![
+        ranged("record_restores", &|range| {
+            format!(
+                "INSERT INTO {a} ({}) SELECT {} FROM {u} w WHERE {} AND {}",
+                key_names,
+                kw("w").join(", "),
+                cls_is("w", "restore"),
+                range("w"),
+            )
+        }),
+        restore,
+        ranged("mark_restored", &|range| {
+            if restorable.is_empty() {
+                format!(
+                    "UPDATE {u} w SET cls = 'restored' WHERE {} AND {}",
+                    cls_is("w", "restore"),
+                    range("w")
+                )
+            } else {
+                format!(
+                    "UPDATE {u} w SET cls = 'restored' WHERE {} AND {} AND EXISTS \
+                     (SELECT 1 FROM {a} x JOIN {t} t ON {} WHERE {} AND {})",
+                    cls_is("w", "restore"),
+                    range("w"),
+                    same(&kt("t"), &kw("x")),
+                    same(&kw("x"), &kw("w")),
+                    pg_op("t.xmin", "=", "x.xmin"),
+                )
+            }
+        }),
     ];
-    Ok(CitusUndoSql {
-        create,
-        fill,
-        classify,
-        analyze: match placement {
-            Placement::Reference => String::new(),
-            _ => format!("ANALYZE {u}, {b}"),
-        },
-        row_range: row_range_sql(&u, "n"),
-        rows_in_range: rows_in_range_sql(&u, "n"),
-        apply_deletes,
-        apply_restores,
-        defer_rest: format!(
-            "UPDATE {u} SET cls = 'deferred' WHERE {}",
-            pg_op("cls", "=", "ANY ('{delete,restore}'::pg_catalog.text[])")
-        ),
-        write_row_changes: format!(
+    let mut p = Params::new();
+    let (run, target_oid) = (p.get(Param::RunId), p.get(Param::Target));
+    let write_row_changes = p.stmt(
+        "write_row_changes",
+        format!(
             "INSERT INTO dwr.row_changes (run_id, target, key, action, before, after) \
-             SELECT $1, $2::pg_catalog.oid, pg_catalog.jsonb_build_array({}), \
+             SELECT {run}, {target_oid}::pg_catalog.oid, pg_catalog.jsonb_build_array({}), \
              CASE WHEN {} THEN 'delete' ELSE 'restore' END, w.after, \
              CASE WHEN {} THEN pg_catalog.to_jsonb(t.*) END \
              FROM {u} w LEFT JOIN {t} t ON {} WHERE {}",
@@ -1071,17 +1061,91 @@ pub fn undo_sql(target: &Relation, placement: &Placement) -> Result<CitusUndoSql
                 "ANY ('{deleted,restored}'::pg_catalog.text[])"
             ),
         ),
-        counts: format!("SELECT cls, pg_catalog.count(*) FROM {u} GROUP BY cls"),
-        mark_row_error: format!(
-            "UPDATE {u} SET cls = 'error', err = $2 WHERE {}",
-            pg_op("n", "=", "$1")
+    );
+    let rows_in_range = ranged("rows_in_range", &|range| {
+        format!(
+            "SELECT DISTINCT n FROM {u} x WHERE {} ORDER BY n",
+            range("x")
+        )
+    });
+    let apply = |stmts: Vec<Stmt>| {
+        Step::Ranged(Ranged {
+            stmts,
+            fallback: None,
+            waits_for_rows: true,
+            rows_in_range: Some(rows_in_range.clone()),
+            skip_tail_when_all: None,
+        })
+    };
+    let as_owner = |stmt: Stmt, guard: Guard| Step::AsOwner {
+        share: None,
+        stmt,
+        guard,
+    };
+    let mut steps = vec![
+        as_owner(fill_work, Guard::ReadableRun),
+        as_owner(fill_before, Guard::ReadableRun),
+    ];
+    // (not a reference table's, as in the merge)
+    if !matches!(placement, Placement::Reference) {
+        steps.push(Step::Run(Stmt::plain(
+            "analyze_work",
+            format!("ANALYZE {u}, {b}"),
+        )));
+    }
+    steps.extend([
+        Step::Run(classify_seen),
+        Step::Run(classify),
+        Step::RowRange(Stmt::plain("row_range", row_range_sql(&u, "n"))),
+        apply(apply_deletes),
+        apply(apply_restores),
+        Step::Run(Stmt::plain(
+            "defer_rest",
+            format!(
+                "UPDATE {u} SET cls = 'deferred' WHERE {}",
+                pg_op("cls", "=", "ANY ('{delete,restore}'::pg_catalog.text[])")
+            ),
+        )),
+    ]);
+    if row_audit {
+        steps.push(as_owner(write_row_changes, Guard::RunningRun("undo")));
+    }
+    let mut p = Params::new();
+    let (row, error) = (p.get(Param::Row), p.get(Param::ErrorText));
+    let mark_error = p.stmt(
+        "mark_row_error",
+        format!(
+            "UPDATE {u} SET cls = 'error', err = {error} WHERE {}",
+            pg_op("n", "=", &row)
         ),
-        mark_row_deferred: format!(
+    );
+    let mut p = Params::new();
+    let row = p.get(Param::Row);
+    let mark_deferred = p.stmt(
+        "mark_row_deferred",
+        format!(
             "UPDATE {u} SET cls = 'deferred' WHERE {} AND {}",
-            pg_op("n", "=", "$1"),
+            pg_op("n", "=", &row),
             pg_op("cls", "=", "ANY ('{delete,restore}'::pg_catalog.text[])")
         ),
-        drop: format!("DROP TABLE {a}, {c}, {b}, {u}"),
+    );
+    Ok(CitusUndoSql {
+        create,
+        program: Program {
+            steps,
+            mark_error,
+            mark_deferred,
+            counts: Stmt::plain(
+                "counts",
+                format!("SELECT cls, pg_catalog.count(*) FROM {u} GROUP BY cls"),
+            ),
+            cleanup: vec![Stmt::plain(
+                "drop_work",
+                format!("DROP TABLE {a}, {c}, {b}, {u}"),
+            )],
+            propagate_settings: true,
+            halves_wait_ms: Some(1),
+        },
     })
 }
 
@@ -1348,22 +1412,32 @@ mod tests {
         use crate::catalog::fixtures::*;
         let mut t = table_with_generated_column();
         t.oid = 42;
-        let u = undo_sql(&t, &Placement::Distributed("id".into())).unwrap();
+        let u = undo_sql(&t, &Placement::Distributed("id".into()), true).unwrap();
+        let s = |name: &str| u.program.stmt(name).expect(name).sql.clone();
         assert!(u.create[2].contains("'\"p\".\"_dwr_undo_work_42\"', 'k1'"));
         assert!(u.create[4].ends_with("(\"id\")"));
         assert!(u.create[5].contains("'\"p\".\"_dwr_undo_before_42\"', 'id'"));
-        assert!(u.classify[0].starts_with("INSERT INTO"));
-        assert!(u.classify[0].contains("pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.=) w.after"));
-        assert!(u.apply_deletes[0].contains("t.xmin OPERATOR(pg_catalog.=) w.seen"));
+        assert!(s("classify_seen").starts_with("INSERT INTO"));
+        assert!(
+            s("classify_seen").contains("pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.=) w.after")
+        );
+        assert!(s("apply_deletes").contains("t.xmin OPERATOR(pg_catalog.=) w.seen"));
         // the generated column is not restored, the others are, from the typed before image
-        assert!(u.apply_restores[1].contains("SET \"name\" = b.\"name\" FROM"));
-        assert!(!u.apply_restores[1].contains("\"g\" ="));
-        for stmt in u
-            .create
-            .iter()
-            .chain(&u.apply_deletes)
-            .chain(&u.apply_restores)
-        {
+        assert!(s("apply_restores").contains("SET \"name\" = b.\"name\" FROM"));
+        assert!(!s("apply_restores").contains("\"g\" ="));
+        // the images read by the undone run's id, written by the undo run's, only with row audit
+        assert_eq!(
+            u.program.stmt("fill_work").unwrap().params,
+            vec![Param::UndoneRun]
+        );
+        assert_eq!(
+            u.program.stmt("write_row_changes").unwrap().params,
+            vec![Param::RunId, Param::Target]
+        );
+        let plain = undo_sql(&t, &Placement::Distributed("id".into()), false).unwrap();
+        assert!(!plain.program.has("write_row_changes"));
+        let writes: Vec<String> = u.program.stmts().iter().map(|s| s.sql.clone()).collect();
+        for stmt in u.create.iter().chain(&writes) {
             assert!(
                 !stmt.contains("ctid") && !stmt.contains("FOR UPDATE") && !stmt.contains("pg_temp"),
                 "{stmt}"
@@ -1372,6 +1446,6 @@ mod tests {
                 assert!(stmt.starts_with("INSERT INTO"), "{stmt}");
             }
         }
-        assert!(undo_sql(&t, &Placement::Distributed("name".into())).is_err());
+        assert!(undo_sql(&t, &Placement::Distributed("name".into()), true).is_err());
     }
 }

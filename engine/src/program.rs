@@ -17,6 +17,8 @@ pub enum Param {
     Target,
     /// the run recorded in `dwr.merge_runs`
     RunId,
+    /// the run an undo takes back
+    UndoneRun,
     /// the open reload's window (both ends included); NULL without an open reload
     WindowStart,
     WindowEnd,
@@ -44,9 +46,10 @@ pub enum Param {
 
 impl Param {
     /// Every parameter, in declaration order.
-    pub const ALL: [Param; 14] = [
+    pub const ALL: [Param; 15] = [
         Param::Target,
         Param::RunId,
+        Param::UndoneRun,
         Param::WindowStart,
         Param::WindowEnd,
         Param::Since,
@@ -63,9 +66,10 @@ impl Param {
 
     /// The parameters a whole run is given (the others a runner makes itself: row ranges, the
     /// failing row and its error).
-    pub const OF_RUN: [Param; 10] = [
+    pub const OF_RUN: [Param; 11] = [
         Param::Target,
         Param::RunId,
+        Param::UndoneRun,
         Param::WindowStart,
         Param::WindowEnd,
         Param::Since,
@@ -81,6 +85,7 @@ impl Param {
         match self {
             Param::Target => "target",
             Param::RunId => "run_id",
+            Param::UndoneRun => "undone_run",
             Param::WindowStart => "window_start",
             Param::WindowEnd => "window_end",
             Param::Since => "since",
@@ -100,9 +105,12 @@ impl Param {
     pub fn sql_type(self) -> &'static str {
         match self {
             Param::Target => "pg_catalog.oid",
-            Param::RunId | Param::FirstRow | Param::LastRow | Param::Row | Param::LobLimit => {
-                "pg_catalog.int8"
-            }
+            Param::RunId
+            | Param::UndoneRun
+            | Param::FirstRow
+            | Param::LastRow
+            | Param::Row
+            | Param::LobLimit => "pg_catalog.int8",
             Param::WindowStart | Param::WindowEnd | Param::Since => "pg_catalog.timestamptz",
             Param::NullVersion | Param::NullKey | Param::ErrorText => "pg_catalog.text",
             Param::BatchLo | Param::BatchHi => "pg_catalog.text[]",
@@ -165,6 +173,16 @@ impl Stmt {
             .position(|&u| u == p)
             .map(|i| format!("${}", i + 1))
     }
+}
+
+/// What a statement run as the extension owner is allowed for (see [`Step::AsOwner`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// writing the images of `RunId`, a running run of this kind (`"merge"`, `"undo"`) by this
+    /// session on `Target` with row audit
+    RunningRun(&'static str),
+    /// reading the images of `UndoneRun`, whose table the session's user may read
+    ReadableRun,
 }
 
 /// A condition of [`Step::When`].
@@ -244,9 +262,14 @@ pub enum Step {
     /// `then` only when every condition holds (checked in order, stopping at the first that does
     /// not)
     When { when: Vec<Cond>, then: Vec<Stmt> },
-    /// run as the extension's owner (the audit path into its own tables), after giving it read
-    /// access to the session's temporary table `share`
-    AsOwner { share: Option<String>, stmt: Stmt },
+    /// run as the extension's owner (the audit path into its own tables), after giving it access
+    /// to the session's temporary table `share`; `guard` says what the pg_tle package's
+    /// `SECURITY DEFINER` function checks first (the compiled extension checked it before the run)
+    AsOwner {
+        share: Option<String>,
+        stmt: Stmt,
+        guard: Guard,
+    },
     /// the merge enters this phase: shown in `pg_stat_activity` (compiled extension) and, once
     /// the merge has run `dwr.progress_notice_after`, as a NOTICE (`dwr._merge_progress`)
     Phase(&'static str),

@@ -24,7 +24,7 @@ use crate::ident::{display_ident, quote_ident, quote_literal};
 use crate::plan::{
     Conversion, LobLength, MergePlan, META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS,
 };
-use crate::program::{Cond, Param, Params, Program, Ranged, Step, Stmt};
+use crate::program::{Cond, Guard, Param, Params, Program, Ranged, Step, Stmt};
 
 /// The work table, in the session's temporary schema.
 pub const WORK: &str = "pg_temp.\"_dwr_work\"";
@@ -518,6 +518,7 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
         steps.push(Step::AsOwner {
             share: Some(IMAGES.to_string()),
             stmt: b.write_row_changes(),
+            guard: Guard::RunningRun("merge"),
         });
     }
     let mut cleanup = vec![b.drop_work()];

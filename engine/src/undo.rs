@@ -9,33 +9,10 @@
 
 use crate::catalog::Relation;
 use crate::ident::{quote_ident, quote_literal};
+use crate::program::{Guard, Param, Params, Program, Ranged, Step, Stmt};
 
 /// The undo work table, in the session's temporary schema.
 pub const UNDO_WORK: &str = "pg_temp.\"_dwr_undo\"";
-
-/// The statements of one undo. "Ranged" statements take `$1`, `$2` (first and last row number).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UndoSql {
-    pub create_work: String,
-    /// `$1`: run id (run as the extension owner: it reads `dwr.row_changes`)
-    pub fill_work: String,
-    pub classify: String,
-    pub lock: String,
-    pub defer_unlocked: String,
-    /// ranged
-    pub apply_deletes: String,
-    /// ranged
-    pub apply_restores: String,
-    /// `$1`: undo run id, `$2`: target oid (run as the extension owner)
-    pub write_row_changes: String,
-    pub counts: String,
-    /// `$1`: row number, `$2`: error text
-    pub mark_row_error: String,
-    /// `$1`: row number
-    pub mark_row_deferred: String,
-    pub max_row: String,
-    pub drop_work: String,
-}
 
 fn lit(s: &str) -> String {
     quote_literal(s)
@@ -45,33 +22,104 @@ fn eq(a: &str, b: &str) -> String {
     format!("{a} OPERATOR(pg_catalog.=) {b}")
 }
 
-/// `$1`: run id. Copies the run's insert and update images into the undo work table (run as the
-/// extension owner: it reads `dwr.row_changes`). The same for every table.
-pub fn undo_fill_work() -> String {
-    format!(
-        "INSERT INTO {UNDO_WORK} (n, key, action, before, after) \
-         SELECT pg_catalog.row_number() OVER (), c.key, c.action, c.before, c.after \
-         FROM dwr.row_changes c WHERE {} AND {}",
-        eq("c.run_id", "$1"),
-        eq("c.action", "ANY ('{insert,update}'::pg_catalog.text[])")
-    )
+/// The program of an undo on `target` (see [`UndoBuilder`] for its statements): fill the work
+/// table with the undone run's images (as the extension owner: they are in `dwr.row_changes`),
+/// classify every row against production, lock the rows still as the run left them and defer the
+/// others, then delete the inserted rows and restore the updated ones (ranged: a row production
+/// refuses is isolated), and with row audit record what the undo wrote.
+pub fn undo_program(target: &Relation, row_audit: bool) -> Program {
+    let b = UndoBuilder::new(target);
+    let mut steps = vec![
+        Step::Run(b.create_work()),
+        Step::AsOwner {
+            share: Some(UNDO_WORK.to_string()),
+            stmt: b.fill_work(),
+            guard: Guard::ReadableRun,
+        },
+        Step::Run(Stmt::plain("analyze_work", format!("ANALYZE {UNDO_WORK}"))),
+        Step::Run(b.classify()),
+        Step::Run(b.lock()),
+        Step::Run(b.defer_unlocked()),
+        Step::RowRange(Stmt::plain(
+            "row_range",
+            format!("SELECT 1::pg_catalog.int8, COALESCE(pg_catalog.max(n), 0) FROM {UNDO_WORK}"),
+        )),
+        Step::Ranged(Ranged::one(b.apply_deletes(), true)),
+        Step::Ranged(Ranged::one(b.apply_restores(), true)),
+    ];
+    if row_audit {
+        steps.push(Step::AsOwner {
+            share: None,
+            stmt: b.write_row_changes(),
+            guard: Guard::RunningRun("undo"),
+        });
+    }
+    let mut p = Params::new();
+    let (row, error) = (p.get(Param::Row), p.get(Param::ErrorText));
+    let mark_error = p.stmt(
+        "mark_row_error",
+        format!(
+            "UPDATE {UNDO_WORK} SET cls = {}, err = {error} WHERE {}",
+            lit("error"),
+            eq("n", &row)
+        ),
+    );
+    let mut p = Params::new();
+    let row = p.get(Param::Row);
+    let mark_deferred = p.stmt(
+        "mark_row_deferred",
+        format!(
+            "UPDATE {UNDO_WORK} SET cls = {} WHERE {}",
+            lit("deferred"),
+            eq("n", &row)
+        ),
+    );
+    Program {
+        steps,
+        mark_error,
+        mark_deferred,
+        counts: Stmt::plain(
+            "counts",
+            format!("SELECT cls, pg_catalog.count(*) FROM {UNDO_WORK} GROUP BY cls"),
+        ),
+        cleanup: vec![Stmt::plain("drop_work", format!("DROP TABLE {UNDO_WORK}"))],
+        propagate_settings: false,
+        halves_wait_ms: None,
+    }
 }
 
-/// Write the SQL of an undo on `target`.
-pub fn undo_sql(target: &Relation) -> UndoSql {
-    let t = target.quoted();
-    let w = UNDO_WORK;
-    let pk = target
-        .primary_key
-        .as_ref()
-        .map(|p| (p.columns.clone(), p.equality_schemas.clone()));
-    let (key_cols, eq_schemas) = pk.unwrap_or_default();
-    // production row t is the image's row: keys compared through the table's own row type
-    let image_row = |img: &str| format!("pg_catalog.jsonb_populate_record(NULL::{t}, {img})");
-    let keys_match = |row: &str| {
-        key_cols
+/// The statements of an undo on one table, one method each.
+pub struct UndoBuilder<'a> {
+    target: &'a Relation,
+    t: String,
+    key_cols: Vec<String>,
+    eq_schemas: Vec<String>,
+}
+
+impl<'a> UndoBuilder<'a> {
+    pub fn new(target: &'a Relation) -> UndoBuilder<'a> {
+        let (key_cols, eq_schemas) = target
+            .primary_key
+            .as_ref()
+            .map(|p| (p.columns.clone(), p.equality_schemas.clone()))
+            .unwrap_or_default();
+        UndoBuilder {
+            target,
+            t: target.quoted(),
+            key_cols,
+            eq_schemas,
+        }
+    }
+
+    /// Production row t is the image's row: keys compared through the table's own row type.
+    fn image_row(&self, img: &str) -> String {
+        format!("pg_catalog.jsonb_populate_record(NULL::{}, {img})", self.t)
+    }
+
+    fn keys_match(&self, row: &str) -> String {
+        self.key_cols
             .iter()
-            .zip(&eq_schemas)
+            .zip(&self.eq_schemas)
             .map(|(k, s)| {
                 format!(
                     "t.{} OPERATOR({}.=) ({row}).{}",
@@ -82,110 +130,160 @@ pub fn undo_sql(target: &Relation) -> UndoSql {
             })
             .collect::<Vec<_>>()
             .join(" AND ")
-    };
-    let after_row = image_row("u.after");
-    let range = "u.n OPERATOR(pg_catalog.>=) $1 AND u.n OPERATOR(pg_catalog.<=) $2";
+    }
 
-    let create_work = format!(
-        "CREATE TEMPORARY TABLE \"_dwr_undo\" (n pg_catalog.int8 NOT NULL, key pg_catalog.jsonb NOT NULL, \
-         action pg_catalog.text NOT NULL, before pg_catalog.jsonb, after pg_catalog.jsonb, \
-         cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text, now pg_catalog.jsonb) ON COMMIT DROP",
-        lit("gone")
-    );
-    let fill_work = undo_fill_work();
-    let classify = format!(
-        "UPDATE {w} u SET cls = CASE WHEN {} THEN CASE WHEN {} THEN {} ELSE {} END ELSE {} END \
-         FROM {t} t WHERE {}",
-        eq("pg_catalog.to_jsonb(t.*)", "u.after"),
-        eq("u.action", &lit("insert")),
-        lit("delete"),
-        lit("restore"),
-        lit("changed"),
-        keys_match(&after_row),
-    );
-    let lock = format!(
-        "WITH l AS (SELECT u.n FROM {w} u JOIN {t} t ON {} \
-         WHERE {} AND {} FOR UPDATE OF t SKIP LOCKED) \
-         UPDATE {w} u SET cls = u.cls OPERATOR(pg_catalog.||) {} FROM l WHERE {}",
-        keys_match(&after_row),
-        eq("u.cls", "ANY ('{delete,restore}'::pg_catalog.text[])"),
-        eq("pg_catalog.to_jsonb(t.*)", "u.after"),
-        lit("_locked"),
-        eq("u.n", "l.n"),
-    );
-    let defer_unlocked = format!(
-        "UPDATE {w} SET cls = {} WHERE {}",
-        lit("deferred"),
-        eq("cls", "ANY ('{delete,restore}'::pg_catalog.text[])")
-    );
-    let apply_deletes = format!(
-        "WITH d AS (DELETE FROM {t} t USING {w} u WHERE {} AND {range} AND {} RETURNING u.n) \
-         UPDATE {w} u SET cls = {} FROM d WHERE {}",
-        eq("u.cls", &lit("delete_locked")),
-        keys_match(&after_row),
-        lit("deleted"),
-        eq("u.n", "d.n"),
-    );
-    let restorable: Vec<&str> = target
-        .columns
-        .iter()
-        .filter(|c| !c.is_generated() && !c.is_identity_always() && !key_cols.contains(&c.name))
-        .map(|c| c.name.as_str())
-        .collect();
-    let sets: Vec<String> = restorable
-        .iter()
-        .map(|c| format!("{} = (x.b).{}", quote_ident(c), quote_ident(c)))
-        .collect();
-    let apply_restores = if sets.is_empty() {
-        // nothing but the key: nothing to restore
+    /// `u.n` within the ranged step's rows.
+    fn in_range(&self, p: &mut Params) -> String {
         format!(
-            "UPDATE {w} u SET cls = {} WHERE {} AND {range}",
-            lit("restored"),
-            eq("u.cls", &lit("restore_locked"))
+            "u.n OPERATOR(pg_catalog.>=) {} AND u.n OPERATOR(pg_catalog.<=) {}",
+            p.get(Param::FirstRow),
+            p.get(Param::LastRow)
         )
-    } else {
-        format!(
-            "WITH r AS (UPDATE {t} t SET {} FROM (SELECT u.n, {} AS a, {} AS b FROM {w} u WHERE {} AND {range}) x \
-             WHERE {} RETURNING x.n, pg_catalog.to_jsonb(t.*) AS img) \
-             UPDATE {w} u SET cls = {}, now = r.img FROM r WHERE {}",
-            sets.join(", "),
-            image_row("u.after"),
-            image_row("u.before"),
-            eq("u.cls", &lit("restore_locked")),
-            keys_match("x.a"),
-            lit("restored"),
-            eq("u.n", "r.n"),
+    }
+
+    pub fn create_work(&self) -> Stmt {
+        Stmt::plain(
+            "create_work",
+            format!(
+                "CREATE TEMPORARY TABLE \"_dwr_undo\" (n pg_catalog.int8 NOT NULL, key pg_catalog.jsonb NOT NULL, \
+                 action pg_catalog.text NOT NULL, before pg_catalog.jsonb, after pg_catalog.jsonb, \
+                 cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text, now pg_catalog.jsonb) ON COMMIT DROP",
+                lit("gone")
+            ),
         )
-    };
-    let write_row_changes = format!(
-        "INSERT INTO dwr.row_changes (run_id, target, key, action, before, after) \
-         SELECT $1, $2::pg_catalog.oid, u.key, CASE WHEN {} THEN 'delete' ELSE 'restore' END, u.after, u.now \
-         FROM {w} u WHERE {}",
-        eq("u.cls", &lit("deleted")),
-        eq("u.cls", "ANY ('{deleted,restored}'::pg_catalog.text[])")
-    );
-    UndoSql {
-        create_work,
-        fill_work,
-        classify,
-        lock,
-        defer_unlocked,
-        apply_deletes,
-        apply_restores,
-        write_row_changes,
-        counts: format!("SELECT cls, pg_catalog.count(*) FROM {w} GROUP BY cls"),
-        mark_row_error: format!(
-            "UPDATE {w} SET cls = {}, err = $2 WHERE {}",
-            lit("error"),
-            eq("n", "$1")
-        ),
-        mark_row_deferred: format!(
-            "UPDATE {w} SET cls = {} WHERE {}",
-            lit("deferred"),
-            eq("n", "$1")
-        ),
-        max_row: format!("SELECT COALESCE(pg_catalog.max(n), 0) FROM {w}"),
-        drop_work: format!("DROP TABLE {w}"),
+    }
+
+    /// The undone run's insert and update images into the work table (as the extension owner: it
+    /// reads `dwr.row_changes`).
+    pub fn fill_work(&self) -> Stmt {
+        let mut p = Params::new();
+        let sql = format!(
+            "INSERT INTO {UNDO_WORK} (n, key, action, before, after) \
+             SELECT pg_catalog.row_number() OVER (), c.key, c.action, c.before, c.after \
+             FROM dwr.row_changes c WHERE {} AND {}",
+            eq("c.run_id", &p.get(Param::UndoneRun)),
+            eq("c.action", "ANY ('{insert,update}'::pg_catalog.text[])")
+        );
+        p.stmt("fill_work", sql)
+    }
+
+    pub fn classify(&self) -> Stmt {
+        Stmt::plain(
+            "classify",
+            format!(
+                "UPDATE {UNDO_WORK} u SET cls = CASE WHEN {} THEN CASE WHEN {} THEN {} ELSE {} END ELSE {} END \
+                 FROM {} t WHERE {}",
+                eq("pg_catalog.to_jsonb(t.*)", "u.after"),
+                eq("u.action", &lit("insert")),
+                lit("delete"),
+                lit("restore"),
+                lit("changed"),
+                self.t,
+                self.keys_match(&self.image_row("u.after")),
+            ),
+        )
+    }
+
+    pub fn lock(&self) -> Stmt {
+        Stmt::plain(
+            "lock",
+            format!(
+                "WITH l AS (SELECT u.n FROM {UNDO_WORK} u JOIN {} t ON {} \
+                 WHERE {} AND {} FOR UPDATE OF t SKIP LOCKED) \
+                 UPDATE {UNDO_WORK} u SET cls = u.cls OPERATOR(pg_catalog.||) {} FROM l WHERE {}",
+                self.t,
+                self.keys_match(&self.image_row("u.after")),
+                eq("u.cls", "ANY ('{delete,restore}'::pg_catalog.text[])"),
+                eq("pg_catalog.to_jsonb(t.*)", "u.after"),
+                lit("_locked"),
+                eq("u.n", "l.n"),
+            ),
+        )
+    }
+
+    pub fn defer_unlocked(&self) -> Stmt {
+        Stmt::plain(
+            "defer_unlocked",
+            format!(
+                "UPDATE {UNDO_WORK} SET cls = {} WHERE {}",
+                lit("deferred"),
+                eq("cls", "ANY ('{delete,restore}'::pg_catalog.text[])")
+            ),
+        )
+    }
+
+    /// Ranged: delete the inserted rows still as the run left them.
+    pub fn apply_deletes(&self) -> Stmt {
+        let mut p = Params::new();
+        let range = self.in_range(&mut p);
+        let sql = format!(
+            "WITH d AS (DELETE FROM {} t USING {UNDO_WORK} u WHERE {} AND {range} AND {} RETURNING u.n) \
+             UPDATE {UNDO_WORK} u SET cls = {} FROM d WHERE {}",
+            self.t,
+            eq("u.cls", &lit("delete_locked")),
+            self.keys_match(&self.image_row("u.after")),
+            lit("deleted"),
+            eq("u.n", "d.n"),
+        );
+        p.stmt("apply_deletes", sql)
+    }
+
+    /// Ranged: restore the before image of the updated rows still as the run left them (every
+    /// writable column but the key).
+    pub fn apply_restores(&self) -> Stmt {
+        let mut p = Params::new();
+        let range = self.in_range(&mut p);
+        let restorable: Vec<&str> = self
+            .target
+            .columns
+            .iter()
+            .filter(|c| {
+                !c.is_generated() && !c.is_identity_always() && !self.key_cols.contains(&c.name)
+            })
+            .map(|c| c.name.as_str())
+            .collect();
+        let sets: Vec<String> = restorable
+            .iter()
+            .map(|c| format!("{} = (x.b).{}", quote_ident(c), quote_ident(c)))
+            .collect();
+        let sql = if sets.is_empty() {
+            // nothing but the key: nothing to restore
+            format!(
+                "UPDATE {UNDO_WORK} u SET cls = {} WHERE {} AND {range}",
+                lit("restored"),
+                eq("u.cls", &lit("restore_locked"))
+            )
+        } else {
+            format!(
+                "WITH r AS (UPDATE {} t SET {} FROM (SELECT u.n, {} AS a, {} AS b FROM {UNDO_WORK} u WHERE {} AND {range}) x \
+                 WHERE {} RETURNING x.n, pg_catalog.to_jsonb(t.*) AS img) \
+                 UPDATE {UNDO_WORK} u SET cls = {}, now = r.img FROM r WHERE {}",
+                self.t,
+                sets.join(", "),
+                self.image_row("u.after"),
+                self.image_row("u.before"),
+                eq("u.cls", &lit("restore_locked")),
+                self.keys_match("x.a"),
+                lit("restored"),
+                eq("u.n", "r.n"),
+            )
+        };
+        p.stmt("apply_restores", sql)
+    }
+
+    /// What the undo wrote, as images of the undo run (as the extension owner).
+    pub fn write_row_changes(&self) -> Stmt {
+        let mut p = Params::new();
+        let sql = format!(
+            "INSERT INTO dwr.row_changes (run_id, target, key, action, before, after) \
+             SELECT {}, {}::pg_catalog.oid, u.key, CASE WHEN {} THEN 'delete' ELSE 'restore' END, u.after, u.now \
+             FROM {UNDO_WORK} u WHERE {}",
+            p.get(Param::RunId),
+            p.get(Param::Target),
+            eq("u.cls", &lit("deleted")),
+            eq("u.cls", "ANY ('{deleted,restored}'::pg_catalog.text[])")
+        );
+        p.stmt("write_row_changes", sql)
     }
 }
 
@@ -222,25 +320,31 @@ mod tests {
     #[test]
     fn undo_restores_every_writable_non_key_column() {
         let t = table_with_generated_column();
-        let sql = undo_sql(&t);
+        let program = undo_program(&t, true);
+        let sql = |name: &str| program.stmt(name).expect(name).sql.clone();
+        let restores = sql("apply_restores");
+        assert!(restores.contains("\"name\" = (x.b).\"name\""), "{restores}");
         assert!(
-            sql.apply_restores.contains("\"name\" = (x.b).\"name\""),
-            "{}",
-            sql.apply_restores
-        );
-        assert!(
-            !sql.apply_restores.contains("\"g\" ="),
+            !restores.contains("\"g\" ="),
             "generated columns are not restored"
         );
-        assert!(
-            !sql.apply_restores.contains("\"id\" ="),
-            "keys are not rewritten"
-        );
-        assert!(sql.classify.contains("t.\"id\" OPERATOR(\"pg_catalog\".=) (pg_catalog.jsonb_populate_record(NULL::\"p\".\"t\", u.after)).\"id\""));
-        assert!(sql.lock.contains("FOR UPDATE OF t SKIP LOCKED"));
-        for ranged in [&sql.apply_deletes, &sql.apply_restores] {
-            assert!(ranged.contains("$1") && ranged.contains("$2"));
+        assert!(!restores.contains("\"id\" ="), "keys are not rewritten");
+        assert!(sql("classify").contains("t.\"id\" OPERATOR(\"pg_catalog\".=) (pg_catalog.jsonb_populate_record(NULL::\"p\".\"t\", u.after)).\"id\""));
+        assert!(sql("lock").contains("FOR UPDATE OF t SKIP LOCKED"));
+        for ranged in ["apply_deletes", "apply_restores"] {
+            let stmt = program.stmt(ranged).expect(ranged);
+            assert_eq!(stmt.params, vec![Param::FirstRow, Param::LastRow]);
         }
+        // the images are read by the undone run's id, written by the undo run's
+        assert_eq!(
+            program.stmt("fill_work").unwrap().params,
+            vec![Param::UndoneRun]
+        );
+        assert_eq!(
+            program.stmt("write_row_changes").unwrap().params,
+            vec![Param::RunId, Param::Target]
+        );
+        assert!(!undo_program(&t, false).has("write_row_changes"));
     }
 
     #[test]

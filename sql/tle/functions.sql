@@ -759,21 +759,6 @@ $dwr$;
 COMMENT ON FUNCTION dwr._run_to_undo(pg_catalog.int8) IS
   'The table of a run dwr_undo may take back, or the error that says why it cannot.';
 
-CREATE OR REPLACE FUNCTION dwr._undo_images(run_id pg_catalog.int8)
-RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-BEGIN
-    -- the images of a run on a table the session's role may read, into the session's undo work table
-    IF NOT EXISTS (SELECT FROM dwr.merge_runs r WHERE r.run_id OPERATOR(pg_catalog.=) $1
-                      AND pg_catalog.has_table_privilege(SESSION_USER, r.target, 'SELECT')) THEN
-        RAISE EXCEPTION 'permission denied for the images of run %', $1 USING ERRCODE = '42501';
-    END IF;
-    @undo_fill_work@;
-END
-$dwr$;
-COMMENT ON FUNCTION dwr._undo_images(pg_catalog.int8) IS
-  'Copies the row images of a run into the session''s undo work table (for dwr_undo).';
-
 CREATE OR REPLACE FUNCTION dwr._record_failed(target pg_catalog.regclass, source_name pg_catalog.text,
                                               dry_run pg_catalog.bool, started_at pg_catalog.timestamptz,
                                               run_by pg_catalog.name, error_sqlstate pg_catalog.text,

@@ -3,8 +3,9 @@
 //! on the shards, and the merge and undo are those of `dwr_engine::citus`, pushed down.
 
 use super::{PlannedMerge, Topology};
-use crate::exec::{self, check, execute, query_one, query_rows, raise, Caught};
-use crate::guc;
+use crate::exec::{self, check, execute, query_one, query_rows, raise};
+use crate::program::{self, Bindings};
+
 use dwr_engine::catalog::Relation;
 use dwr_engine::citus::{self as engine, CitusMergeSql, Placement};
 use dwr_engine::ddl::{remove_delete_tracking, DELETE_TRIGGER};
@@ -13,7 +14,7 @@ use dwr_engine::plan::MergePlan;
 use dwr_engine::sqlgen::MergeOptions;
 use dwr_engine::undo::UndoCounts;
 use dwr_engine::{DwrError, SqlState};
-use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;
 
 /// How Citus holds `oid`; `None` without Citus, or for a table Citus does not manage.
@@ -211,28 +212,6 @@ pub fn ensure_work_tables(sql: &CitusMergeSql, target: pg_sys::Oid) {
     }
 }
 
-/// The first and last row number of a work table (`0, -1` when it is empty).
-fn row_range(sql: &str) -> (i64, i64) {
-    query_rows(sql, &[], |row| {
-        (
-            exec::col::<i64>(row, 1).unwrap_or(0),
-            exec::col::<i64>(row, 2).unwrap_or(-1),
-        )
-    })
-    .into_iter()
-    .next()
-    .unwrap_or((0, -1))
-}
-
-/// Run `f` with `lock_timeout` at `ms` on the coordinator and on the workers' connections: the
-/// `SET LOCAL` of `exec::with_lock_timeout` reaches the workers' transactions while
-/// `citus.propagate_set_commands` is `local`.
-fn with_worker_lock_timeout<R>(ms: i32, f: impl FnOnce() -> R) -> R {
-    exec::with_setting("citus.propagate_set_commands", "local", || {
-        exec::with_lock_timeout(ms, f)
-    })
-}
-
 /// The SQL of a Citus merge, or the error that says why it cannot run.
 pub fn merge_sql(
     plan: &dwr_engine::plan::MergePlan,
@@ -269,149 +248,6 @@ pub fn prepare_work_tables(
     }) {
         ensure_work_tables(&sql, pg_sys::Oid::from(target.oid));
     }
-}
-
-/// Run an apply step over the work rows `lo ..= hi` (their hashed row numbers); when it fails on a
-/// row error or a lock wait that ran out, bisect. The row numbers are sparse (a hash), so the
-/// bisection splits the list of the numbers actually there, read once from the work table at the
-/// first failure: `2 k log2(n)` attempts for `k` bad rows among `n`, as on a single server.
-pub fn apply_step(
-    steps: &[String],
-    rows: &str,
-    lo: i64,
-    hi: i64,
-    all_written: Option<u64>,
-    on_row_error: &mut dyn FnMut(i64, &Caught),
-) {
-    if lo > hi {
-        return;
-    }
-    match try_steps(steps, lo, hi, all_written) {
-        Ok(()) => {}
-        Err(e) if !e.is_row_error() && !e.is_lock_timeout() => exec::raise_caught(e),
-        Err(e) => {
-            let numbers = query_rows(rows, &[lo.into(), hi.into()], |row| {
-                exec::col::<i64>(row, 1).unwrap_or(0)
-            });
-            if numbers.len() == 1 {
-                on_row_error(numbers[0], &e);
-            } else if e.is_lock_timeout() {
-                // a row CDC holds: the halves wait 1 ms, not dwr.row_lock_timeout each, while the
-                // merge holds the rows it has written (a CDC transaction waiting on one of them
-                // whose deadlock check fell inside such a wait would get a deadlock error); a
-                // row held that long is deferred to the next merge
-                with_worker_lock_timeout(1, || split(steps, &numbers, on_row_error));
-            } else {
-                split(steps, &numbers, on_row_error);
-            }
-        }
-    }
-}
-
-/// Run the statements of one apply step over `lo ..= hi` in a subtransaction. With `all_written`
-/// (a merge's whole range: how many rows of the step's class there are), a last statement that
-/// only moves the rows the write did not take to `Deferred` is skipped when the write took them all.
-fn try_steps(steps: &[String], lo: i64, hi: i64, all_written: Option<u64>) -> Result<(), Caught> {
-    let args: Vec<DatumWithOid<'static>> = vec![lo.into(), hi.into()];
-    exec::subtransaction(|| {
-        let mut written = 0;
-        for (i, sql) in steps.iter().enumerate() {
-            if i == 2 && all_written == Some(written) {
-                break;
-            }
-            let n = execute(sql, &args);
-            if i == 1 {
-                written = n;
-            }
-        }
-    })
-}
-
-/// The rows of `numbers` (sorted) failed together: try each half.
-fn split(steps: &[String], numbers: &[i64], on_row_error: &mut dyn FnMut(i64, &Caught)) {
-    if numbers.len() <= 1 {
-        return; // a single row that failed alone was reported by the caller
-    }
-    let (left, right) = numbers.split_at(numbers.len() / 2);
-    for half in [left, right] {
-        let (lo, hi) = (half[0], half[half.len() - 1]);
-        match try_steps(steps, lo, hi, None) {
-            Ok(()) => {}
-            Err(e) if !e.is_row_error() && !e.is_lock_timeout() => exec::raise_caught(e),
-            Err(e) if half.len() == 1 || lo == hi => on_row_error(lo, &e),
-            Err(_) => split(steps, half, on_row_error),
-        }
-    }
-}
-
-/// Run the statements of an undo on a Citus table (see `dwr_engine::citus::undo_sql`): `run_id` is
-/// undone by undo run `undo_id`; the images are read and written as the extension `owner`.
-pub fn undo(
-    sql: &dwr_engine::citus::CitusUndoSql,
-    run_id: i64,
-    undo_id: i64,
-    target: pg_sys::Oid,
-    owner: pg_sys::Oid,
-    row_audit: bool,
-    row_lock_timeout: i32,
-) -> dwr_engine::undo::UndoCounts {
-    for stmt in &sql.create {
-        execute(stmt, &[]);
-    }
-    exec::as_role(owner, || {
-        for stmt in &sql.fill {
-            execute(stmt, &[run_id.into()]);
-        }
-    });
-    if !sql.analyze.is_empty() {
-        execute(&sql.analyze, &[]);
-    }
-    for stmt in &sql.classify {
-        execute(stmt, &[]);
-    }
-    let (lo, hi) = row_range(&sql.row_range);
-    let mut mark = |n: i64, e: &Caught| {
-        if e.is_lock_timeout() {
-            execute(&sql.mark_row_deferred, &[n.into()]);
-        } else {
-            execute(&sql.mark_row_error, &[n.into(), e.text().as_str().into()]);
-        }
-    };
-    with_worker_lock_timeout(row_lock_timeout, || {
-        apply_step(
-            &sql.apply_deletes,
-            &sql.rows_in_range,
-            lo,
-            hi,
-            None,
-            &mut mark,
-        );
-        apply_step(
-            &sql.apply_restores,
-            &sql.rows_in_range,
-            lo,
-            hi,
-            None,
-            &mut mark,
-        );
-    });
-    execute(&sql.defer_rest, &[]);
-    if row_audit {
-        exec::as_role(owner, || {
-            execute(&sql.write_row_changes, &[undo_id.into(), target.into()]);
-        });
-    }
-    let mut u = dwr_engine::undo::UndoCounts::default();
-    for (class, n) in query_rows(&sql.counts, &[], |row| {
-        (
-            exec::col::<String>(row, 1).unwrap_or_default(),
-            exec::col::<i64>(row, 2).unwrap_or(0),
-        )
-    }) {
-        u.add(&class, n);
-    }
-    execute(&sql.drop, &[]);
-    u
 }
 
 /// A table Citus shards, as it places it.
@@ -496,18 +332,25 @@ impl Topology for Citus {
         target: &Relation,
         run_id: i64,
         undo_id: i64,
-        owner: pg_sys::Oid,
+        _owner: pg_sys::Oid,
         row_audit: bool,
     ) -> UndoCounts {
-        let sql = check(engine::undo_sql(target, &self.0));
-        undo(
-            &sql,
-            run_id,
-            undo_id,
-            pg_sys::Oid::from(target.oid),
-            owner,
-            row_audit,
-            guc::ROW_LOCK_TIMEOUT.get(),
-        )
+        // the work tables, placed like production, for the length of the undo's transaction
+        let sql = check(engine::undo_sql(target, &self.0, row_audit));
+        for stmt in &sql.create {
+            execute(stmt, &[]);
+        }
+        let bindings = Bindings {
+            target: pg_sys::Oid::from(target.oid),
+            run_id: undo_id,
+            undone_run: Some(run_id),
+            window: None,
+            since: None,
+            null_version: String::new(),
+            null_key: String::new(),
+            batch: None,
+            lob_limit: None,
+        };
+        program::run(&sql.program, &bindings).undo()
     }
 }

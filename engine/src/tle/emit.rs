@@ -5,7 +5,28 @@
 
 use super::{audit_writer, fname, run_count, run_query, run_void, stmt_function};
 use crate::ident::quote_ident;
-use crate::program::{Cond, Param, Program, Ranged, Step, Stmt};
+use crate::program::{Cond, Guard, Param, Program, Ranged, Step, Stmt};
+
+/// The package's path to the images of a run (`UndoneRun`): run as the package owner, only for a
+/// run on a table the session's user may read.
+fn images_reader(name: &str, read: &Stmt) -> String {
+    let run = read
+        .placeholder(Param::UndoneRun)
+        .expect("the images of a run are read by its id");
+    stmt_function(
+        name,
+        &types(&read.params),
+        "void",
+        &format!(
+            "BEGIN\nIF NOT EXISTS (SELECT FROM dwr.merge_runs r WHERE r.run_id OPERATOR(pg_catalog.=) {run} \
+             AND pg_catalog.has_table_privilege(SESSION_USER, r.target, 'SELECT')) THEN\n\
+             RAISE EXCEPTION 'permission denied for the images of run %', {run} USING ERRCODE = '42501';\nEND IF;\n\
+             {};\nEND",
+            read.sql
+        ),
+        true,
+    )
+}
 
 /// The run function's variable holding `p` (its arguments are the run's parameters).
 fn var(p: Param) -> String {
@@ -127,14 +148,14 @@ fn range_name(prefix: &str, r: &Ranged) -> String {
 }
 
 /// The generated functions of `program` (prefix `prefix`) and its run function `<prefix>_run`:
-/// arguments the run's parameters ([`Param::OF_RUN`], named `_dwr_<name>`), returning the counts
-/// (`dwr.merge_result`'s order), leaving the cleanup to `<prefix>_cleanup` (run by the caller after
-/// the counts are read; a dry run's rollback needs none). `owner` is the package owner (the audit
-/// path's role); `kind` the run kind the audit path checks.
+/// arguments the run's parameters ([`Param::OF_RUN`], named `_dwr_<name>`); the caller reads the
+/// counts with [`counts_function`] and leaves the cleanup to `<prefix>_cleanup` (after the counts
+/// are read; a dry run's rollback needs none). `owner` is the package owner (the audit path's
+/// role).
 ///
 /// Programs of the local topology only: sparse row numbers and skipped tails are Citus's, which
 /// the package does not run.
-pub fn program_functions(prefix: &str, program: &Program, owner: &str, kind: &str) -> String {
+pub fn program_functions(prefix: &str, program: &Program, owner: &str) -> String {
     let f = |what: &str| fname(prefix, what);
     let mut out = String::new();
     let (me, md) = (&program.mark_error, &program.mark_deferred);
@@ -273,11 +294,14 @@ pub fn program_functions(prefix: &str, program: &Program, owner: &str, kind: &st
                 }
                 body.push_str(&close);
             }
-            Step::AsOwner { share, stmt } => {
-                out.push_str(&audit_writer(&stmt_name(prefix, stmt), kind, stmt));
+            Step::AsOwner { share, stmt, guard } => {
+                out.push_str(&match guard {
+                    Guard::RunningRun(kind) => audit_writer(&stmt_name(prefix, stmt), kind, stmt),
+                    Guard::ReadableRun => images_reader(&stmt_name(prefix, stmt), stmt),
+                });
                 if let Some(table) = share {
                     body.push_str(&format!(
-                        "GRANT SELECT ON {table} TO {};\n",
+                        "GRANT SELECT, INSERT, UPDATE ON {table} TO {};\n",
                         quote_ident(owner)
                     ));
                 }
@@ -286,17 +310,14 @@ pub fn program_functions(prefix: &str, program: &Program, owner: &str, kind: &st
         }
     }
     let c = &program.counts;
+    assert!(c.params.is_empty(), "the counts read only the work table");
     out.push_str(&run_query(
         &stmt_name(prefix, c),
-        &types(&c.params),
+        &[],
         "TABLE (cls pg_catalog.text, n pg_catalog.int8)",
         &c.sql,
     ));
-    let [ins, upd, unch, stale, del, outside, deferred, errors] = super::counts_case("cls");
-    body.push_str(&format!(
-        "RETURN (SELECT ARRAY[{ins}, {upd}, {unch}, {stale}, {del}, {outside}, {deferred}, {errors}] FROM {} AS c);\nEND",
-        call(prefix, c, &v)
-    ));
+    body.push_str("END");
     let cleanup: String = program
         .cleanup
         .iter()
@@ -319,11 +340,16 @@ pub fn program_functions(prefix: &str, program: &Program, owner: &str, kind: &st
     out.push_str(&stmt_function(
         &f("run"),
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        "pg_catalog.int8[]",
+        "void",
         &body,
         false,
     ));
     out
+}
+
+/// The function returning the counts by class (`cls`, `n`) of program `prefix`, after its run.
+pub fn counts_function(prefix: &str, program: &Program) -> String {
+    stmt_name(prefix, &program.counts)
 }
 
 /// A call of the run function of program `prefix`, each run parameter given by `arg`.
@@ -337,4 +363,44 @@ pub fn run_call(prefix: &str, arg: &dyn Fn(Param) -> String) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::Params;
+
+    #[test]
+    fn a_ranged_step_splits_and_records_single_rows() {
+        let mut p = Params::new();
+        let stmt = format!(
+            "UPDATE t SET a = 1 WHERE n >= {} AND n <= {} AND b = {}",
+            p.get(Param::FirstRow),
+            p.get(Param::LastRow),
+            p.get(Param::Since)
+        );
+        let r = Ranged::one(p.stmt("write", stmt), true);
+        let f = ranged_function("_t1p", &r, "dwr.\"_t1p_row_failed\"");
+        // its parameters in declaration order: Since before FirstRow, LastRow
+        assert!(f.contains("CREATE FUNCTION dwr.\"_t1p_write_range\"(pg_catalog.timestamptz, pg_catalog.int8, pg_catalog.int8)"), "{f}");
+        // the statement called with its own parameter order, mapped by name
+        assert!(f.contains("PERFORM dwr.\"_t1p_write\"($2, $3, $1);"), "{f}");
+        // halves: the first up to the middle, the second from after it
+        assert!(
+            f.contains("PERFORM dwr.\"_t1p_write_range\"($1, $2, _dwr_mid);"),
+            "{f}"
+        );
+        assert!(
+            f.contains(
+                "PERFORM dwr.\"_t1p_write_range\"($1, _dwr_mid OPERATOR(pg_catalog.+) 1, $3);"
+            ),
+            "{f}"
+        );
+        assert!(
+            f.contains("PERFORM dwr.\"_t1p_row_failed\"($2, _dwr_st"),
+            "{f}"
+        );
+        assert!(f.contains("IF NOT dwr._is_row_error(_dwr_st)"));
+        assert!(!f.contains("EXECUTE"));
+    }
 }

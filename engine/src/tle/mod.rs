@@ -22,7 +22,7 @@ use crate::program::{Param, Stmt};
 use crate::sqlgen::{merge_program, MergeOptions, RowClass};
 
 mod emit;
-use crate::undo::UndoSql;
+use crate::undo::undo_program;
 
 /// The extension name of the package. It differs from the compiled extension's so that both can
 /// be installed on one server (pg_tle refuses a name that has a control file); the SQL interface
@@ -68,7 +68,6 @@ pub struct TableInput {
     /// the plan, or the error that keeps the table from merging (raised by its merge function)
     pub plan: Result<crate::plan::MergePlan, DwrError>,
     pub problems: Vec<Problem>,
-    pub undo: UndoSql,
     /// `dwr._fingerprint` of target and staging when the package was generated
     pub target_fingerprint: String,
     pub staging_fingerprint: String,
@@ -159,72 +158,6 @@ fn run_query(name: &str, args: &[&str], returns: &str, stmt: &str) -> String {
     )
 }
 
-/// A ranged statement (`$1`, `$2`: first and last work row) run over a range, split in halves when
-/// it fails on a row error or a lock wait that ran out, down to the single row `failed` records (the
-/// PL/pgSQL of `exec::bisect`). With `fallback`, a range that runs out of lock_timeout is handed
-/// whole to that function (`exec::bisect_or_fall_back`).
-fn bisect_function(name: &str, stmt: &str, failed: &str, fallback: Option<&str>) -> String {
-    let fall = fallback
-        .map(|f| {
-            format!("    IF _dwr_st OPERATOR(pg_catalog.=) '55P03' THEN\n        PERFORM {f}($1, $2);\n        RETURN;\n    END IF;\n")
-        })
-        .unwrap_or_default();
-    let body = format!(
-        "DECLARE\n    _dwr_st pg_catalog.text;\n    _dwr_msg pg_catalog.text;\n    _dwr_det pg_catalog.text;\n    _dwr_mid pg_catalog.int8;\n\
-         BEGIN\n\
-         IF $1 OPERATOR(pg_catalog.>) $2 THEN RETURN; END IF;\n\
-         BEGIN\n{stmt};\nRETURN;\n\
-         EXCEPTION WHEN OTHERS THEN\n\
-         GET STACKED DIAGNOSTICS _dwr_st = RETURNED_SQLSTATE, _dwr_msg = MESSAGE_TEXT, _dwr_det = PG_EXCEPTION_DETAIL;\n\
-         {fall}\
-             IF NOT dwr._is_row_error(_dwr_st) AND _dwr_st OPERATOR(pg_catalog.<>) '55P03' THEN RAISE; END IF;\n\
-             IF $1 OPERATOR(pg_catalog.=) $2 THEN\n        PERFORM {failed}($1, _dwr_st, _dwr_msg, NULLIF(_dwr_det, ''));\n        RETURN;\n    END IF;\n\
-         END;\n\
-         _dwr_mid := $1 OPERATOR(pg_catalog.+) (($2 OPERATOR(pg_catalog.-) $1) OPERATOR(pg_catalog./) 2);\n\
-         PERFORM {name}($1, _dwr_mid);\n\
-         PERFORM {name}(_dwr_mid OPERATOR(pg_catalog.+) 1, $2);\n\
-         END"
-    );
-    stmt_function(
-        name,
-        &["pg_catalog.int8", "pg_catalog.int8"],
-        "void",
-        &body,
-        false,
-    )
-}
-
-/// The function a bisection calls for the single row it could not write: a lock wait that ran out
-/// defers it (`count_lock_timeouts`: counted, and past `MAX_LOCK_TIMEOUTS` the merge gives up),
-/// any other row error marks it ERROR with the message and detail (`exec::Caught::text`).
-fn row_failed_function(
-    name: &str,
-    deferred: &str,
-    error: &str,
-    count_lock_timeouts: bool,
-) -> String {
-    stmt_function(
-        name,
-        &[
-            "pg_catalog.int8",
-            "pg_catalog.text",
-            "pg_catalog.text",
-            "pg_catalog.text",
-        ],
-        "void",
-        &format!(
-            "BEGIN\nIF $2 OPERATOR(pg_catalog.=) '55P03' THEN\n{}    PERFORM {deferred}($1);\n\
-             ELSE\n    PERFORM {error}($1, $3 OPERATOR(pg_catalog.||) COALESCE(' (' OPERATOR(pg_catalog.||) $4 OPERATOR(pg_catalog.||) ')', ''));\nEND IF;\nEND",
-            if count_lock_timeouts {
-                "    PERFORM dwr._count_lock_timeout();\n"
-            } else {
-                ""
-            }
-        ),
-        false,
-    )
-}
-
 /// The counts of `dwr.merge_result` from the class counts, in its column order (`Counts::add`).
 fn counts_case(class_col: &str) -> [String; 8] {
     let mut by_field: [Vec<&str>; 8] = Default::default();
@@ -269,115 +202,53 @@ fn raise_error(e: &DwrError) -> String {
     )
 }
 
-/// The undo of one table: src/undo.rs `undo_run`, step for step, with the statements of
-/// [`crate::undo::undo_sql`].
-fn undo_code(prefix: &str, target: &Relation, undo: &UndoSql, owner: &str) -> String {
-    let p = format!("{prefix}u");
-    let f = |what: &str| fname(&p, what);
+/// The undo of one table: src/undo.rs `undo_run`, with the programs of
+/// [`crate::undo::undo_program`] (with and without row audit).
+fn undo_code(prefix: &str, target: &Relation, owner: &str) -> String {
     let mut out = String::new();
-    out.push_str(&run_void(&f("create_work"), &[], &undo.create_work));
-    out.push_str(&run_void(&f("classify"), &[], &undo.classify));
-    out.push_str(&run_void(&f("lock"), &[], &undo.lock));
-    out.push_str(&run_void(&f("defer_unlocked"), &[], &undo.defer_unlocked));
-    out.push_str(&run_void(
-        &f("mark_row_error"),
-        &["pg_catalog.int8", "pg_catalog.text"],
-        &undo.mark_row_error,
-    ));
-    out.push_str(&run_void(
-        &f("mark_row_deferred"),
-        &["pg_catalog.int8"],
-        &undo.mark_row_deferred,
-    ));
-    // the compiled undo counts lock timeouts without a limit
-    out.push_str(&row_failed_function(
-        &f("row_failed"),
-        &f("mark_row_deferred"),
-        &f("mark_row_error"),
-        false,
-    ));
-    out.push_str(&run_query(
-        &f("max_row"),
-        &[],
-        "SETOF pg_catalog.int8",
-        &undo.max_row,
-    ));
-    out.push_str(&bisect_function(
-        &f("apply_deletes"),
-        &undo.apply_deletes,
-        &f("row_failed"),
-        None,
-    ));
-    out.push_str(&bisect_function(
-        &f("apply_restores"),
-        &undo.apply_restores,
-        &f("row_failed"),
-        None,
-    ));
-    out.push_str(&audit_writer(
-        &f("write_row_changes"),
-        "undo",
-        &Stmt {
-            name: "write_row_changes",
-            sql: undo.write_row_changes.clone(),
-            params: vec![Param::RunId, Param::Target],
-        },
-    ));
-    out.push_str(&run_query(
-        &f("counts"),
-        &[],
-        "TABLE (cls pg_catalog.text, n pg_catalog.int8)",
-        &undo.counts,
-    ));
-    out.push_str(&run_void(&f("drop_work"), &[], &undo.drop_work));
-    let count = |class: &str| {
-        format!(
-            "COALESCE((SELECT c.n FROM {}() AS c WHERE c.cls OPERATOR(pg_catalog.=) '{class}'), 0)",
-            f("counts")
-        )
-    };
+    let mut variants = Vec::new();
+    for row_audit in [true, false] {
+        let p = format!("{prefix}u{}", if row_audit { "a" } else { "p" });
+        let program = undo_program(target, row_audit);
+        out.push_str(&emit::program_functions(&p, &program, owner));
+        let counts = emit::counts_function(&p, &program);
+        let run = emit::run_call(&p, &|param| match param {
+            Param::Target => "$2::pg_catalog.oid".to_string(),
+            Param::RunId => "_dwr_run".to_string(),
+            Param::UndoneRun => "$1".to_string(),
+            _ => "NULL".to_string(),
+        });
+        let count = |class: &str| {
+            format!(
+                "COALESCE((SELECT c.n FROM {counts}() AS c WHERE c.cls OPERATOR(pg_catalog.=) '{class}'), 0)"
+            )
+        };
+        variants.push(format!(
+            "PERFORM {run};\n    _dwr_c := ARRAY[{}, {}, {}, {}, {}, {}];\n    PERFORM {}();\n",
+            count("deleted"),
+            count("restored"),
+            count("changed"),
+            count("gone"),
+            count("deferred"),
+            count("error"),
+            fname(&p, "cleanup"),
+        ));
+    }
     let body = format!(
-        "DECLARE\n    _dwr_audit pg_catalog.bool := dwr._row_audit();\n    _dwr_run pg_catalog.int8;\n    _dwr_max pg_catalog.int8;\n\
-         _dwr_saved pg_catalog.text := pg_catalog.current_setting('lock_timeout');\n\
+        "DECLARE\n    _dwr_audit pg_catalog.bool := dwr._row_audit();\n    _dwr_run pg_catalog.int8;\n\
          _dwr_c pg_catalog.int8[];\n    _dwr_status pg_catalog.text;\n\
          BEGIN\n\
          PERFORM dwr._lock_target($2);\n\
          _dwr_run := dwr._begin_run('undo', $1, $2::pg_catalog.oid, {target}, 'dwr.row_changes of run ' OPERATOR(pg_catalog.||) $1, false, _dwr_audit, CURRENT_USER);\n\
-         PERFORM {create}();\n\
-         GRANT SELECT, INSERT, UPDATE ON {work} TO {owner};\n\
-         PERFORM dwr._undo_images($1);\n\
-         ANALYZE {work};\n\
-         PERFORM {classify}();\nPERFORM {lock}();\nPERFORM {defer}();\n\
-         _dwr_max := (SELECT m FROM {max}() AS m LIMIT 1);\n\
-         PERFORM pg_catalog.set_config('lock_timeout', dwr._row_lock_timeout(), true);\n\
-         PERFORM {deletes}(1, _dwr_max);\nPERFORM {restores}(1, _dwr_max);\n\
-         PERFORM pg_catalog.set_config('lock_timeout', _dwr_saved, true);\n\
-         IF _dwr_audit THEN PERFORM {write}(_dwr_run, $2::pg_catalog.oid); END IF;\n\
-         _dwr_c := ARRAY[{deleted}, {restored}, {changed}, {gone}, {deferred}, {error}];\n\
-         PERFORM {drop}();\n\
+         IF _dwr_audit THEN\n    {audited}ELSE\n    {plain}END IF;\n\
          _dwr_status := CASE WHEN _dwr_c[6] OPERATOR(pg_catalog.>) 0 THEN 'SUCCEEDED_WITH_ERRORS' ELSE 'SUCCEEDED' END;\n\
          RAISE NOTICE 'undo of run %: % inserted rows deleted, % updated rows restored, % left alone because they changed since, % because they were deleted since, % deferred, % errors',\n\
          $1, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6];\n\
          RETURN ROW(_dwr_run, $2, _dwr_status, 0, _dwr_c[2], 0, _dwr_c[3], _dwr_c[4], 0, _dwr_c[5], _dwr_c[6],\n\
          dwr._finish_run(_dwr_run, _dwr_status, 0, _dwr_c[2], 0, _dwr_c[3], _dwr_c[4], 0, _dwr_c[5], _dwr_c[6], _dwr_c[1]))::dwr.merge_result;\nEND",
         target = quote_literal(&target.display()),
-        create = f("create_work"),
-        work = crate::undo::UNDO_WORK,
-        owner = quote_ident(owner),
-        classify = f("classify"),
-        lock = f("lock"),
-        defer = f("defer_unlocked"),
-        max = f("max_row"),
-        deletes = f("apply_deletes"),
-        restores = f("apply_restores"),
-        write = f("write_row_changes"),
-        deleted = count("deleted"),
-        restored = count("restored"),
-        changed = count("changed"),
-        gone = count("gone"),
-        deferred = count("deferred"),
-        error = count("error"),
-        drop = f("drop_work"),
+        audited = variants[0],
+        plain = variants[1],
     );
     out.push_str(&stmt_function(
         &fname(prefix, "undo"),
@@ -465,16 +336,16 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                     if batched { "b" } else { "" }
                 )
             };
+            let mut counts_of = std::collections::HashMap::new();
             for row_audit in [true, false] {
                 for batched in [false, true] {
-                    out.push_str(&emit::program_functions(
-                        &variant(row_audit, batched),
-                        &merge_program(plan, MergeOptions { row_audit, batched }),
-                        owner,
-                        "merge",
-                    ));
+                    let p = variant(row_audit, batched);
+                    let program = merge_program(plan, MergeOptions { row_audit, batched });
+                    out.push_str(&emit::program_functions(&p, &program, owner));
+                    counts_of.insert(p.clone(), emit::counts_function(&p, &program));
                 }
             }
+            let [ins, upd, unch, stale, del, outside, deferred, errors] = counts_case("cls");
             let nv = quote_literal(&null_version);
             let nk = quote_literal(&null_key);
             let run = |p: &str| {
@@ -505,7 +376,17 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                     what(&variant(false, false)),
                 )
             };
-            let runs = pick(&|p: &str| run(p), "_dwr_c := ");
+            // the counts in dwr.merge_result's order (Counts::add)
+            let runs = pick(
+                &|p: &str| {
+                    format!(
+                        "{}; _dwr_c := (SELECT ARRAY[{ins}, {upd}, {unch}, {stale}, {del}, {outside}, {deferred}, {errors}] FROM {}() AS c)",
+                        run(p),
+                        counts_of[p]
+                    )
+                },
+                "PERFORM ",
+            );
             let cleanups = pick(&|p: &str| format!("{}()", fname(p, "cleanup")), "PERFORM ");
             // dwr_merge of this table: src/merge.rs merge_registered
             let body = format!(
@@ -633,7 +514,7 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
         &diff_body,
         false,
     ));
-    out.push_str(&undo_code(&prefix, &input.target, &input.undo, owner));
+    out.push_str(&undo_code(&prefix, &input.target, owner));
     TableCode {
         target: target_text,
         is_target: format!(
@@ -913,7 +794,6 @@ fn functions(owner: &str) -> String {
         .replace("@meta_defs@", &format!("ARRAY[{}]", meta.join(", ")))
         .replace("@fillfactor@", &STAGING_FILLFACTOR.to_string())
         .replace("@dwr_owner@", &quote_ident(owner))
-        .replace("@undo_fill_work@", &crate::undo::undo_fill_work())
 }
 
 /// The shared deltas that take a package of base version `from` (`None`: a fresh install, after
@@ -1093,20 +973,6 @@ mod tests {
     }
 
     #[test]
-    fn bisect_splits_and_records_single_rows() {
-        let f = bisect_function(
-            "dwr.\"_t1p_x\"",
-            "UPDATE t SET a = 1",
-            "dwr.\"_t1p_row_failed\"",
-            None,
-        );
-        assert!(f.contains("PERFORM dwr.\"_t1p_x\"($1, _dwr_mid)"));
-        assert!(f.contains("PERFORM dwr.\"_t1p_row_failed\"($1, _dwr_st"));
-        assert!(f.contains("IF NOT dwr._is_row_error(_dwr_st)"));
-        assert!(!f.contains("EXECUTE"));
-    }
-
-    #[test]
     fn no_dynamic_sql_in_a_generated_merge() {
         use crate::catalog::fixtures::*;
         let target = table(
@@ -1132,7 +998,6 @@ mod tests {
         let casts = crate::catalog::Casts::default();
         let plan = crate::plan::plan_merge(&target, &staging, &casts, "updated_at", true);
         let input = TableInput {
-            undo: crate::undo::undo_sql(&target),
             problems: crate::plan::verify(&target, &staging, &casts, "updated_at", true),
             plan,
             target,
@@ -1170,16 +1035,21 @@ mod tests {
                 assert!(code.sql.contains(&head), "missing: {head}");
             }
         }
-        let u = &input.undo;
-        for stmt in [
-            &u.classify,
-            &u.lock,
-            &u.apply_deletes,
-            &u.apply_restores,
-            &u.write_row_changes,
-        ] {
-            assert!(code.sql.contains(stmt.as_str()), "missing: {stmt}");
+        // and every statement of the undo, in both variants
+        for audit in [true, false] {
+            for stmt in undo_program(&input.target, audit).stmts() {
+                assert!(code.sql.contains(&stmt.sql), "missing: {}", stmt.sql);
+            }
         }
+        assert!(code
+            .sql
+            .contains("CREATE FUNCTION dwr.\"_t1ua_fill_work\"(pg_catalog.int8)"));
+        assert!(code
+            .sql
+            .contains("CREATE FUNCTION dwr.\"_t1ua_write_row_changes\"("));
+        assert!(!code
+            .sql
+            .contains("CREATE FUNCTION dwr.\"_t1up_write_row_changes\"("));
         assert!(code.sql.contains("CREATE FUNCTION dwr.\"_t1_merge\""));
         assert!(code.sql.contains("CREATE FUNCTION dwr.\"_t1a_run\""));
         assert!(code
