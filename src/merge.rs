@@ -147,10 +147,8 @@ fn merge_registered(
     let target = exec::relation_or_raise(target_oid, "table");
     // this server, or the shards of a Citus cluster (crate::topology)
     let topology = topology::of(&target);
-    if batch.is_some() {
-        topology.refuse(&target, "dwr_merge_batches");
-    } else if source.is_some() {
-        topology.refuse(&target, "a merge from another source table");
+    if source.is_some() {
+        topology.refuse_source(&target);
     }
     let (staging, source_display) = match source {
         None => {

@@ -30,7 +30,7 @@ use crate::error::{DwrError, Result, SqlState};
 use crate::ident::{quote_ident, quote_literal, quote_qualified};
 use crate::plan::{Conversion, MergePlan, META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS};
 use crate::program::{Cond, Guard, Param, Params, Program, Ranged, Step, Stmt};
-use crate::sqlgen::{kcol, op, pg_op, RowClass};
+use crate::sqlgen::{kcol, op, pg_op, MergeOptions, RowClass};
 
 /// Whether Citus's catalog exists in this database (`CITUS_TABLE_SQL` may only run then).
 pub const HAS_CITUS_SQL: &str =
@@ -408,9 +408,10 @@ pub fn merge_sql(
     schema: &str,
     target_oid: u32,
     tombstones: &str,
-    row_audit: bool,
+    options: MergeOptions,
 ) -> Result<CitusMergeSql> {
     check_plan(plan)?;
+    let row_audit = options.row_audit;
     let t = &plan.target;
     let s = &plan.staging;
     let ver = &plan.version;
@@ -530,6 +531,16 @@ pub fn merge_sql(
         same(&tb_keys, &ks("s")),
         pg_op(&format!("s.{}", quote_ident(META_STATUS)), "=", "'NEW'"),
     );
+    // one batch of dwr_merge_batches: the staged rows of its key range (pushed down with the rest)
+    let fill_classified = if options.batched {
+        let (lo, hi) = (fill.get(Param::BatchLo), fill.get(Param::BatchHi));
+        format!(
+            "{fill_classified} AND {}",
+            crate::sqlgen::batch_range(plan, &lo, &hi)
+        )
+    } else {
+        fill_classified
+    };
     let fill_classified = fill.stmt("fill_classified", fill_classified);
 
     // ---- apply ----
@@ -738,7 +749,16 @@ pub fn merge_sql(
             skip_tail_when_all: Some(class),
         })
     };
-    let mut steps = vec![Step::Phase("classifying"), Step::Run(fill_classified)];
+    // a single merge shows its phases (a batch's progress is that of dwr_merge_batches)
+    let phase = |name: &'static str| {
+        if options.batched {
+            None
+        } else {
+            Some(Step::Phase(name))
+        }
+    };
+    let mut steps: Vec<Step> = phase("classifying").into_iter().collect();
+    steps.push(Step::Run(fill_classified));
     // (not a reference table's: ANALYZE reads its copy on this node by local execution, after
     // which Citus refuses the transaction's parallel commands on other tables, as in
     // dwr_merge_all; a reference table is small)
@@ -748,22 +768,24 @@ pub fn merge_sql(
             format!("ANALYZE {w}"),
         )));
     }
+    steps.extend(phase("inserting"));
     steps.extend([
-        Step::Phase("inserting"),
         Step::Hold,
         Step::RowRange(Stmt::plain("row_range", row_range_sql(w, "rn"))),
         apply(apply_inserts, RowClass::Insert),
-        Step::Phase("updating"),
+    ]);
+    steps.extend(phase("updating"));
+    steps.extend([
         apply(apply_updates, RowClass::Update),
         Step::When {
             when: vec![Cond::Wrote(find_retracts)],
             then: apply_retracts,
         },
-        Step::Phase("writing statuses"),
-        Step::Run(write_statuses),
     ]);
+    steps.extend(phase("writing statuses"));
+    steps.push(Step::Run(write_statuses));
     if row_audit {
-        steps.push(Step::Phase("writing row images"));
+        steps.extend(phase("writing row images"));
         steps.push(Step::AsOwner {
             share: None,
             stmt: write_row_changes,
@@ -1210,7 +1232,10 @@ mod tests {
             "staging",
             16384,
             "\"staging\".\"customers_dwr_tombstones\"",
-            row_audit,
+            MergeOptions {
+                row_audit,
+                batched: false,
+            },
         )
         .expect("plan merges on Citus")
     }
@@ -1384,7 +1409,7 @@ mod tests {
             "staging",
             1,
             "x",
-            false,
+            MergeOptions::default(),
         )
         .unwrap_err();
         assert!(e
@@ -1400,7 +1425,7 @@ mod tests {
             "staging",
             7,
             "x",
-            false,
+            MergeOptions::default(),
         )
         .unwrap();
         assert!(m.create[2].contains("create_reference_table"));

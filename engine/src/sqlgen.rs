@@ -442,7 +442,7 @@ pub fn batch_sql(plan: &MergePlan) -> std::result::Result<BatchSql, String> {
 }
 
 /// What kind of merge to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MergeOptions {
     /// keep each written row's before and after image (`to_jsonb`) in [`IMAGES`], copied to
     /// `dwr.row_changes` at the end

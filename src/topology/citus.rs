@@ -219,7 +219,7 @@ pub fn merge_sql(
     staging: &Relation,
     target_oid: u32,
     tombstones: &str,
-    row_audit: bool,
+    options: MergeOptions,
 ) -> CitusMergeSql {
     check(engine::merge_sql(
         plan,
@@ -227,7 +227,7 @@ pub fn merge_sql(
         &staging.schema,
         target_oid,
         tombstones,
-        row_audit,
+        options,
     ))
 }
 
@@ -244,7 +244,14 @@ pub fn prepare_work_tables(
     let casts = exec::casts_between(staging, target);
     let plan = dwr_engine::plan::plan_merge(target, staging, &casts, version_column, true);
     if let Ok(sql) = plan.and_then(|plan| {
-        engine::merge_sql(&plan, p, &staging.schema, target.oid, tombstones, false)
+        engine::merge_sql(
+            &plan,
+            p,
+            &staging.schema,
+            target.oid,
+            tombstones,
+            MergeOptions::default(),
+        )
     }) {
         ensure_work_tables(&sql, pg_sys::Oid::from(target.oid));
     }
@@ -254,8 +261,11 @@ pub fn prepare_work_tables(
 pub struct Citus(pub Placement);
 
 impl Topology for Citus {
-    fn refuse(&self, target: &Relation, what: &str) {
-        raise(not_pushed_down(&target.display(), what));
+    fn refuse_source(&self, target: &Relation) {
+        raise(not_pushed_down(
+            &target.display(),
+            "a merge from another source table",
+        ));
     }
 
     fn check_staging_placed(&self, target: &Relation, staging: &Relation) {
@@ -308,14 +318,7 @@ impl Topology for Citus {
         options: MergeOptions,
     ) -> PlannedMerge {
         let tombstones = tombstones_of(target, staging);
-        let sql = merge_sql(
-            plan,
-            &self.0,
-            staging,
-            target.oid,
-            &tombstones,
-            options.row_audit,
-        );
+        let sql = merge_sql(plan, &self.0, staging, target.oid, &tombstones, options);
         let program = sql.program.clone();
         let oid = pg_sys::Oid::from(target.oid);
         PlannedMerge::new(program, Box::new(move || ensure_work_tables(&sql, oid)))

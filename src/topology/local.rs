@@ -15,7 +15,7 @@ use pgrx::pg_sys;
 pub struct Local;
 
 impl Topology for Local {
-    fn refuse(&self, _target: &Relation, _what: &str) {}
+    fn refuse_source(&self, _target: &Relation) {}
 
     fn check_staging_placed(&self, target: &Relation, staging: &Relation) {
         // a plain production table merges from a plain staging table

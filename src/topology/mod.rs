@@ -36,9 +36,8 @@ impl PlannedMerge {
 
 /// How operations on a production table run where it lives.
 pub trait Topology {
-    /// Refuse `what` (`"dwr_merge_batches"`, `"a merge from another source table"`) with `0A000`
-    /// when it cannot run on this topology.
-    fn refuse(&self, target: &Relation, what: &str);
+    /// Refuse a merge from another source table with `0A000` when it cannot run on this topology.
+    fn refuse_source(&self, target: &Relation);
 
     /// Refuse a staging table that is not placed like production.
     fn check_staging_placed(&self, target: &Relation, staging: &Relation);
