@@ -1387,6 +1387,43 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_fills_only_its_key_range_and_shows_no_phases() {
+        let batch = merge_sql(
+            &citus_plan(),
+            &Placement::Distributed("customer_id".into()),
+            "staging",
+            16384,
+            "x",
+            MergeOptions {
+                row_audit: false,
+                batched: true,
+            },
+        )
+        .unwrap();
+        let ph = |p| batch.ph("fill_classified", p);
+        let range =
+            crate::sqlgen::batch_range(&citus_plan(), &ph(Param::BatchLo), &ph(Param::BatchHi));
+        assert!(batch
+            .s("fill_classified")
+            .ends_with(&format!(" AND {range}")));
+        assert!(!batch
+            .program
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Phase(_))));
+        // a whole merge reads no bounds and shows its phases
+        let whole = sql(false);
+        assert!(!whole
+            .s("fill_classified")
+            .contains("::pg_catalog.text[] IS NULL"));
+        assert!(whole
+            .program
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Phase(_))));
+    }
+
+    #[test]
     fn staging_the_merge_cannot_join_on_the_shards_is_refused() {
         let mut plan = citus_plan();
         plan.staging_keys_unique = false;
