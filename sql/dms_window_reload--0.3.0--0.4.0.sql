@@ -64,6 +64,95 @@ $dwr$;
 COMMENT ON FUNCTION dwr._merge_progress(pg_catalog.regclass, pg_catalog.text, pg_catalog.int8, pg_catalog.timestamptz) IS
   'The progress of a merge: a NOTICE naming its phase (and its staged rows) once it has run dwr.progress_notice_after.';
 
+-- What dwr_create_staging checks before it changes anything, written once for both modes (the same
+-- messages, DETAIL, HINT and SQLSTATE): the names given, then the target is a permanent table with a
+-- primary key and an existing version column of a type with an ordering.
+CREATE FUNCTION dwr._check_target(target pg_catalog.regclass, staging_schema pg_catalog.name,
+                                  version_column pg_catalog.name)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    r record;
+    t pg_catalog.text;
+    v record;
+BEGIN
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'dwr_create_staging: argument "target" must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass a value for target.';
+    END IF;
+    IF staging_schema IS NULL THEN
+        RAISE EXCEPTION 'dwr_create_staging: argument "staging_schema" must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass a value for staging_schema.';
+    ELSIF staging_schema OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'dwr_create_staging: argument "staging_schema" must not be empty'
+            USING ERRCODE = '22023', HINT = 'Pass a name for staging_schema.';
+    END IF;
+    IF version_column IS NULL THEN
+        RAISE EXCEPTION 'dwr_create_staging: argument "version_column" must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass a value for version_column.';
+    ELSIF version_column OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'dwr_create_staging: argument "version_column" must not be empty'
+            USING ERRCODE = '22023', HINT = 'Pass a name for version_column.';
+    END IF;
+    SELECT c.relkind, c.relpersistence, pg_catalog.format('%I.%I', n.nspname, c.relname) AS shown INTO r
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) target;
+    t := r.shown;
+    IF r.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', t USING ERRCODE = '42809',
+            DETAIL = pg_catalog.format('%s is %s, not a table', t,
+                CASE r.relkind WHEN 'v' THEN 'a view' WHEN 'm' THEN 'a materialized view'
+                     WHEN 'f' THEN 'a foreign table' WHEN 'S' THEN 'a sequence' WHEN 'i' THEN 'an index'
+                     WHEN 'I' THEN 'an index' WHEN 'c' THEN 'a composite type' WHEN 't' THEN 'a TOAST table'
+                     ELSE 'a relation' END),
+            HINT = 'dms_window_reload merges into ordinary and partitioned tables; name the table the view or foreign table reads from.';
+    END IF;
+    IF r.relpersistence OPERATOR(pg_catalog.=) 't' THEN
+        RAISE EXCEPTION '% is a temporary table', t USING ERRCODE = '0A000',
+            DETAIL = pg_catalog.format('%s is a temporary table; its registration, staging table and delete tracking would outlive it', t),
+            HINT = 'Reload into a permanent table.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) target AND i.indisprimary) THEN
+        RAISE EXCEPTION 'table % has no primary key', t USING ERRCODE = '55000',
+            DETAIL = pg_catalog.format('%s has no primary key', t),
+            HINT = pg_catalog.format('Rows are matched on the primary key: add one with ALTER TABLE %s ADD PRIMARY KEY (...).', t);
+    END IF;
+    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type_name, bt.oid AS base, bt.typtype, bt.typcategory
+      INTO v
+      FROM pg_catalog.pg_attribute a
+      JOIN pg_catalog.pg_type ty ON ty.oid OPERATOR(pg_catalog.=) a.atttypid
+      JOIN pg_catalog.pg_type bt ON bt.oid OPERATOR(pg_catalog.=) CASE WHEN ty.typtype OPERATOR(pg_catalog.=) 'd'
+                                                                      THEN ty.typbasetype ELSE ty.oid END
+     WHERE a.attrelid OPERATOR(pg_catalog.=) target AND a.attname OPERATOR(pg_catalog.=) version_column
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'version column % does not exist in %', pg_catalog.quote_ident(version_column), t
+            USING ERRCODE = '42703',
+                  DETAIL = pg_catalog.format('%s has no column %s', t, pg_catalog.quote_ident(version_column)),
+                  HINT = 'Name the version column when registering: dwr_create_staging(target, version_column => ''...'').';
+    END IF;
+    -- a default btree operator class for the (domain's base) type: what engine/sql/relation.sql
+    -- reads as the column's ordering
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_opclass oc
+                     JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) oc.opcmethod
+                    WHERE am.amname OPERATOR(pg_catalog.=) 'btree' AND oc.opcdefault
+                      AND (oc.opcintype OPERATOR(pg_catalog.=) v.base
+                           OR (v.typtype OPERATOR(pg_catalog.=) 'e'
+                               AND oc.opcintype OPERATOR(pg_catalog.=) 'pg_catalog.anyenum'::pg_catalog.regtype)
+                           OR (v.typcategory OPERATOR(pg_catalog.=) 'A'
+                               AND oc.opcintype OPERATOR(pg_catalog.=) 'pg_catalog.anyarray'::pg_catalog.regtype)
+                           OR (v.base OPERATOR(pg_catalog.=) 'pg_catalog.varchar'::pg_catalog.regtype
+                               AND oc.opcintype OPERATOR(pg_catalog.=) 'pg_catalog.text'::pg_catalog.regtype))) THEN
+        RAISE EXCEPTION 'version column % of % cannot be ordered', pg_catalog.quote_ident(version_column), t
+            USING ERRCODE = '42804',
+                  DETAIL = pg_catalog.format('type %s has no ordering, so no version can be newer than another', v.type_name),
+                  HINT = 'Use a column of an ordered type (timestamp, bigint, numeric) as the version column.';
+    END IF;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._check_target(pg_catalog.regclass, pg_catalog.name, pg_catalog.name) IS
+  'What dwr_create_staging checks before it changes anything (both modes): the names given; target a permanent table with a primary key and an orderable version column.';
+
 -- The pg_tle package's undo reads a run's images through the functions generated from the undo's
 -- program (engine/src/undo.rs); nothing in the compiled extension had this function.
 DROP FUNCTION IF EXISTS dwr._undo_images(pg_catalog.int8);

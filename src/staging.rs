@@ -6,7 +6,7 @@ use crate::topology;
 use dwr_engine::catalog::Relation;
 use dwr_engine::ddl::{adopt_staging, create_staging, DELETE_TRIGGER, STATUSES};
 use dwr_engine::ident::{display_ident, display_qualified, quote_ident};
-use dwr_engine::plan::{check_target, META_STATUS};
+use dwr_engine::plan::META_STATUS;
 use dwr_engine::{DwrError, SqlState};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -127,32 +127,26 @@ fn relation_named(schema: &str, name: &str) -> Option<pg_sys::Oid> {
     )
 }
 
-fn non_empty<'a>(value: Option<&'a str>, function: &str, argument: &str) -> &'a str {
-    match value {
-        None => raise(DwrError::null_argument(function, argument)),
-        Some("") => raise(
-            DwrError::new(
-                SqlState::InvalidParameterValue,
-                format!("{function}: argument \"{argument}\" must not be empty"),
-            )
-            .hint(format!("Pass a name for {argument}.")),
-        ),
-        Some(v) => v,
-    }
-}
-
 #[pg_extern(sql = false)]
 fn dwr_create_staging(
     target: Option<pg_sys::Oid>,
     staging_schema: Option<&str>,
     version_column: Option<&str>,
 ) -> pg_sys::Oid {
-    let target =
-        target.unwrap_or_else(|| raise(DwrError::null_argument("dwr_create_staging", "target")));
-    let schema = non_empty(staging_schema, "dwr_create_staging", "staging_schema");
-    let version = non_empty(version_column, "dwr_create_staging", "version_column");
+    // the checks both modes share (sql/dms_window_reload--0.3.0--0.4.0.sql)
+    execute(
+        "SELECT dwr._check_target($1::pg_catalog.oid::pg_catalog.regclass, $2, $3)",
+        &[
+            target.into(),
+            staging_schema.map(str::to_string).into(),
+            version_column.map(str::to_string).into(),
+        ],
+    );
+    let (Some(target), Some(schema), Some(version)) = (target, staging_schema, version_column)
+    else {
+        unreachable!("dwr._check_target refuses NULL arguments")
+    };
     let t = exec::relation_or_raise(target, "table");
-    check(check_target(&t, version));
     require_owner(&t);
     // a distributed or reference table: staging and the tombstone table are placed like it
     let topology = topology::of(&t);

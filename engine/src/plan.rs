@@ -800,23 +800,6 @@ fn problem_error(p: &Problem, target: &Relation, staging: &Relation) -> DwrError
     e
 }
 
-/// Check that `target` can be registered with `version_column`: a table, with a primary key and an
-/// orderable version column.
-pub fn check_target(target: &Relation, version_column: &str) -> Result<()> {
-    let problems = verify(target, target, &Casts::default(), version_column, false);
-    let table_level = [
-        ProblemCode::NotATable,
-        ProblemCode::TemporaryTable,
-        ProblemCode::NoPrimaryKey,
-        ProblemCode::VersionMissingInProduction,
-        ProblemCode::VersionNotOrderable,
-    ];
-    match problems.iter().find(|p| table_level.contains(&p.code)) {
-        Some(p) => Err(problem_error(p, target, target)),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

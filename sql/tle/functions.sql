@@ -368,9 +368,8 @@ DECLARE
     i pg_catalog.int4;
     has_trigger pg_catalog.bool;
 BEGIN
-    IF target IS NULL THEN PERFORM dwr._raise_null('dwr_create_staging', 'target'); END IF;
-    IF staging_schema IS NULL THEN PERFORM dwr._raise_null('dwr_create_staging', 'staging_schema'); END IF;
-    IF version_column IS NULL THEN PERFORM dwr._raise_null('dwr_create_staging', 'version_column'); END IF;
+    -- the checks both modes share (sql/dms_window_reload--0.3.0--0.4.0.sql)
+    PERFORM dwr._check_target(target, staging_schema, version_column);
     -- Citus tables merge on their shards, which only the compiled extension does
     IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) target) THEN
@@ -383,26 +382,12 @@ BEGIN
     SELECT n.nspname, c.relname, c.relkind, c.relpersistence, c.relowner INTO t
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
      WHERE c.oid OPERATOR(pg_catalog.=) target;
-    IF t.relkind NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION '% is not a table', target USING ERRCODE = '42809',
-              HINT = 'Register the table itself, not a view or another kind of relation.';
-    END IF;
     SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY k.ord) INTO keys
       FROM pg_catalog.pg_index i
      CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
                                     AND a.attnum OPERATOR(pg_catalog.=) k.attnum
      WHERE i.indrelid OPERATOR(pg_catalog.=) target AND i.indisprimary;
-    IF keys IS NULL THEN
-        RAISE EXCEPTION 'table % has no primary key', target USING ERRCODE = '42P10',
-              HINT = 'A merge matches staged rows to production rows by primary key; add one.';
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) target
-                      AND a.attname OPERATOR(pg_catalog.=) version_column AND a.attnum OPERATOR(pg_catalog.>) 0
-                      AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION 'version column % does not exist in %', version_column, target USING ERRCODE = '42703',
-              HINT = 'Pass the column that orders row versions as version_column.';
-    END IF;
     PERFORM dwr._require_owner(target, CURRENT_USER);
     IF staging_schema OPERATOR(pg_catalog.=) t.nspname THEN
         RAISE EXCEPTION 'staging schema % is the schema of %', pg_catalog.quote_ident(staging_schema), target
