@@ -94,7 +94,9 @@ BEGIN
         RAISE EXCEPTION 'dwr_create_staging: argument "version_column" must not be empty'
             USING ERRCODE = '22023', HINT = 'Pass a name for version_column.';
     END IF;
-    SELECT c.relkind, c.relpersistence, pg_catalog.format('%I.%I', n.nspname, c.relname) AS shown INTO r
+    SELECT c.relkind, c.relpersistence,
+           pg_catalog.format('%s.%I', CASE WHEN c.relpersistence OPERATOR(pg_catalog.=) 't' THEN 'pg_temp'
+                                           ELSE pg_catalog.quote_ident(n.nspname) END, c.relname) AS shown INTO r
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
      WHERE c.oid OPERATOR(pg_catalog.=) target;
     t := r.shown;

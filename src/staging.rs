@@ -1,6 +1,6 @@
 //! Staging tables: create or adopt, register, drop, purge, and count by status.
 
-use crate::exec::{self, as_role, check, execute, query_one, query_rows, raise};
+use crate::exec::{self, as_role, execute, query_one, query_rows, raise};
 use crate::registry::registration_or_raise;
 use crate::topology;
 use dwr_engine::catalog::Relation;

@@ -51,17 +51,24 @@ SELECT dwr_merge('errs.t');
 SELECT dwr_drop_staging('errs.t');
 -- a staging table that another role owns is refused: a privileged merge must not run its code
 CREATE ROLE dwr_intruder;
-GRANT dwr_intruder TO CURRENT_USER;  -- (to give it a table as a role that is not a superuser)
+-- (a role that is not a superuser gives it a table as a member of it, in a schema it may use)
+GRANT dwr_intruder TO CURRENT_USER;
+GRANT CREATE ON SCHEMA staging TO dwr_intruder;
 CREATE TABLE errs.owned (id int PRIMARY KEY, updated_at timestamp);
 CREATE TABLE staging.owned (id int, updated_at timestamp);
 ALTER TABLE staging.owned OWNER TO dwr_intruder;
+-- (the message names the production table's owner: the test role, which differs between the modes)
+\set VERBOSITY sqlstate
 SELECT dwr_create_staging('errs.owned');
-\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
 ALTER TABLE staging.owned OWNER TO CURRENT_USER;
 SELECT dwr_create_staging('errs.owned');
 ALTER TABLE staging.owned OWNER TO dwr_intruder;
 \! ${DWR_TLE_SYNC:-true}
+\set VERBOSITY sqlstate
 SELECT dwr_merge('errs.owned');
+\set VERBOSITY default
 \echo :LAST_ERROR_SQLSTATE
 DROP TABLE staging.owned;
+REVOKE CREATE ON SCHEMA staging FROM dwr_intruder;
 DROP ROLE dwr_intruder;
