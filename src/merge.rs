@@ -12,7 +12,7 @@ use crate::run::lock_target;
 use crate::topology;
 use dwr_engine::catalog::Relation;
 use dwr_engine::plan::{plan_merge, MergePlan};
-use dwr_engine::sqlgen::{Counts, MergeOptions};
+use dwr_engine::sqlgen::{old_in_returning, Counts, MergeOptions};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::Interval;
 use pgrx::pg_sys;
@@ -187,6 +187,8 @@ fn merge_registered(
         MergeOptions {
             row_audit,
             batched: batch.is_some(),
+            // the server this extension was built for
+            old_in_returning: old_in_returning(pg_sys::PG_VERSION_NUM as i32),
         },
     );
 

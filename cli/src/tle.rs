@@ -96,6 +96,13 @@ pub fn read_state(db: &mut Client) -> Result<State, Error> {
           ORDER BY t.target::text",
         &[],
     )?;
+    // the package is generated for this server (its RETURNING, for one)
+    let server_version_num: i32 = db
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::int4",
+            &[],
+        )?
+        .get(0);
     let mut tables = Vec::new();
     for r in regs {
         let (t_oid, s_oid, version_column): (u32, u32, String) = (r.get(0), r.get(1), r.get(2));
@@ -115,6 +122,7 @@ pub fn read_state(db: &mut Client) -> Result<State, Error> {
             staging,
             target_fingerprint,
             staging_fingerprint,
+            server_version_num,
         });
     }
     // the foreign keys among the registered tables (the query of the compiled dwr_merge_all)

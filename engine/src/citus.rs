@@ -1234,7 +1234,7 @@ mod tests {
             "\"staging\".\"customers_dwr_tombstones\"",
             MergeOptions {
                 row_audit,
-                batched: false,
+                ..MergeOptions::default()
             },
         )
         .expect("plan merges on Citus")
@@ -1395,8 +1395,8 @@ mod tests {
             16384,
             "x",
             MergeOptions {
-                row_audit: false,
                 batched: true,
+                ..MergeOptions::default()
             },
         )
         .unwrap();

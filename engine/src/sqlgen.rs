@@ -451,6 +451,16 @@ pub struct MergeOptions {
     /// `BatchLo .. BatchHi` (see [`batch_range`]), and only that range of staging and production
     /// read
     pub batched: bool,
+    /// the server's `RETURNING` can read the row as it was before the write (`old`, PostgreSQL
+    /// 18): with row audit the update takes its before images from the write itself instead of a
+    /// locking pass that reads them first
+    pub old_in_returning: bool,
+}
+
+/// Whether a server of `server_version_num` reads the row as it was before the write in
+/// `RETURNING` (`old`, PostgreSQL 18).
+pub fn old_in_returning(server_version_num: i32) -> bool {
+    server_version_num >= 180_000
 }
 
 /// The program of a merge of `plan` (see [`MergeBuilder`] for its statements):
@@ -491,14 +501,16 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
     steps.push(Step::Ranged(Ranged::one(b.apply_inserts(), true)));
     phase(&mut steps, "updating");
     let locked = Ranged::one(b.apply_updates(), true);
-    steps.push(Step::Ranged(if options.row_audit {
-        locked
-    } else {
-        Ranged {
-            fallback: Some(Box::new(locked)),
-            ..Ranged::one(b.apply_updates_direct(), true)
-        }
-    }));
+    steps.push(Step::Ranged(
+        if options.row_audit && !options.old_in_returning {
+            locked
+        } else {
+            Ranged {
+                fallback: Some(Box::new(locked)),
+                ..Ranged::one(b.apply_updates_direct(), true)
+            }
+        },
+    ));
     // a delete that committed while the inserts ran: its key must not come back (checked first, so
     // that a caller without DELETE rights on production can merge when nothing needs taking back)
     steps.push(Step::When {
@@ -1143,10 +1155,11 @@ impl MergeBuilder<'_> {
         p.stmt("apply_updates", sql)
     }
 
-    /// Ranged, without row audit (nothing to read before the write): update the rows of class
-    /// `Update` without a lock step: one join, rows updated in place with the version compared
-    /// again on a row that changed meanwhile. It waits for a row CDC holds (at most
-    /// `dwr.row_lock_timeout`); if that runs out, the range falls back to `apply_updates`.
+    /// Ranged, without row audit (nothing to read before the write) or where `RETURNING` reads the
+    /// row as it was (PostgreSQL 18): update the rows of class `Update` without a lock step: one
+    /// join, rows updated in place with the version compared again on a row that changed
+    /// meanwhile. It waits for a row CDC holds (at most `dwr.row_lock_timeout`); if that runs out,
+    /// the range falls back to `apply_updates`.
     pub fn apply_updates_direct(&self) -> Stmt {
         let plan = self.plan;
         let mut p = Params::new();
@@ -1161,9 +1174,18 @@ impl MergeBuilder<'_> {
             .collect();
         let staged_in = self.staged_in_batch(&mut p);
         let range = self.in_range(&mut p, "w.");
+        // with row audit (PostgreSQL 18): both images from the write itself
+        let images = if self.options.row_audit {
+            format!(
+                ", {}, pg_catalog.to_jsonb(old.*) AS before, pg_catalog.to_jsonb(new.*) AS img",
+                self.prefixed("w").join(", ")
+            )
+        } else {
+            String::new()
+        };
         let sql = format!(
             "WITH u AS (UPDATE {} t SET {} FROM {WORK} w JOIN {} s ON {}{staged_in} WHERE {} AND {range} AND {}{} AND {} \
-             RETURNING w.rn) \
+             RETURNING w.rn{images}){} \
              UPDATE {WORK} w SET cls = {} WHERE {} AND {range} AND NOT EXISTS (SELECT FROM u WHERE {})",
             plan.target,
             sets.join(", "),
@@ -1173,6 +1195,7 @@ impl MergeBuilder<'_> {
             self.join_keys("w"),
             self.work_range(),
             self.newer_than("w"),
+            self.keep_images("u", "update", "u.before"),
             RowClass::Deferred.lit(),
             class_is("w.", RowClass::Update),
             pg_op("u.rn", "=", "w.rn"),
@@ -1427,7 +1450,11 @@ pub(crate) mod tests {
     }
 
     fn program(plan: &MergePlan, row_audit: bool, batched: bool) -> M {
-        let options = MergeOptions { row_audit, batched };
+        let options = MergeOptions {
+            row_audit,
+            batched,
+            old_in_returning: false,
+        };
         M(
             merge_program(plan, options),
             MergeBuilder { plan, options }.fill_classified(),
@@ -1814,6 +1841,35 @@ pub(crate) mod tests {
         assert!(!d.contains("FOR UPDATE"));
         assert!(d.contains("NOT EXISTS (SELECT FROM u WHERE u.rn OPERATOR(pg_catalog.=) w.rn)"));
         assert!(m(&plan(), true).s("apply_updates_direct").is_empty());
+    }
+
+    #[test]
+    fn with_old_in_returning_the_audited_update_reads_its_images_from_the_write() {
+        let on_18 = M(
+            merge_program(
+                &plan(),
+                MergeOptions {
+                    row_audit: true,
+                    old_in_returning: true,
+                    ..MergeOptions::default()
+                },
+            ),
+            Stmt::plain("unused", String::new()),
+        );
+        let d = on_18.s("apply_updates_direct");
+        assert!(d.contains("RETURNING w.rn, w.k1, w.k2, pg_catalog.to_jsonb(old.*) AS before, pg_catalog.to_jsonb(new.*) AS img)"), "{d}");
+        assert!(d.contains("a AS (INSERT INTO pg_temp.\"_dwr_images\" (key, action, before, after) SELECT pg_catalog.jsonb_build_array(u.k1, u.k2), 'update', u.before, u.img FROM u)"), "{d}");
+        assert!(!d.contains("FOR UPDATE"));
+        // the locking statement stays the fallback for a range that met a row CDC holds
+        let step = on_18.0.steps.iter().find_map(|s| match s {
+            Step::Ranged(r) if r.stmts[0].name == "apply_updates_direct" => Some(r),
+            _ => None,
+        });
+        let fallback = step.and_then(|r| r.fallback.as_ref()).expect("a fallback");
+        assert_eq!(fallback.stmts[0].name, "apply_updates");
+        // before 18: the locking statement reads the images
+        assert!(!m(&plan(), true).0.has("apply_updates_direct"));
+        assert!(old_in_returning(180_006) && !old_in_returning(150_020));
     }
 
     #[test]

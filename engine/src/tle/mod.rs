@@ -19,7 +19,7 @@ use crate::error::DwrError;
 use crate::ident::{quote_ident, quote_literal};
 use crate::plan::{Problem, META_COLUMNS};
 use crate::program::{Param, Stmt};
-use crate::sqlgen::{merge_program, MergeOptions, RowClass};
+use crate::sqlgen::{merge_program, old_in_returning, MergeOptions, RowClass};
 
 mod emit;
 use crate::undo::undo_program;
@@ -71,6 +71,8 @@ pub struct TableInput {
     /// `dwr._fingerprint` of target and staging when the package was generated
     pub target_fingerprint: String,
     pub staging_fingerprint: String,
+    /// the server's `server_version_num`: the package is generated for its server
+    pub server_version_num: i32,
 }
 
 /// The generated functions of one table and how to reach them.
@@ -340,7 +342,12 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
             for row_audit in [true, false] {
                 for batched in [false, true] {
                     let p = variant(row_audit, batched);
-                    let program = merge_program(plan, MergeOptions { row_audit, batched });
+                    let options = MergeOptions {
+                        row_audit,
+                        batched,
+                        old_in_returning: old_in_returning(input.server_version_num),
+                    };
+                    let program = merge_program(plan, options);
                     out.push_str(&emit::program_functions(&p, &program, owner));
                     counts_of.insert(p.clone(), emit::counts_function(&p, &program));
                 }
@@ -1004,6 +1011,7 @@ mod tests {
             staging,
             target_fingerprint: "a".into(),
             staging_fingerprint: "b".into(),
+            server_version_num: 150_000,
         };
         let code = table_code(1, &input, "owner");
         assert_eq!(code.target, "production.customers");
@@ -1014,7 +1022,7 @@ mod tests {
                 plan,
                 MergeOptions {
                     row_audit: audit,
-                    batched: false,
+                    ..MergeOptions::default()
                 },
             );
             for stmt in m.stmts() {
