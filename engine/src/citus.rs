@@ -395,7 +395,7 @@ impl Keys {
 /// The first and last row number (`column`) of work table `table`; `0, -1` when it is empty.
 fn row_range_sql(table: &str, column: &str) -> String {
     format!(
-        "SELECT COALESCE(pg_catalog.min({column}), 0), COALESCE(pg_catalog.max({column}), -1) FROM {table}"
+        "SELECT COALESCE(pg_catalog.min({column}), 0), COALESCE(pg_catalog.max({column}), '-1'::pg_catalog.int8) FROM {table}"
     )
 }
 
@@ -1382,6 +1382,39 @@ mod tests {
                     "{}",
                     stmt.name
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn every_statement_of_the_citus_programs_is_qualified_and_bound_by_name() {
+        use crate::sqlgen::tests::{assert_numbered_by_name, assert_qualified};
+        for row_audit in [false, true] {
+            for batched in [false, true] {
+                let m = merge_sql(
+                    &citus_plan(),
+                    &Placement::Distributed("customer_id".into()),
+                    "staging",
+                    16384,
+                    "\"staging\".\"customers_dwr_tombstones\"",
+                    MergeOptions {
+                        row_audit,
+                        batched,
+                        ..MergeOptions::default()
+                    },
+                )
+                .unwrap();
+                for stmt in m.program.stmts() {
+                    assert_qualified(&stmt.sql);
+                    assert_numbered_by_name(stmt);
+                }
+            }
+            let mut t = crate::catalog::fixtures::table_with_generated_column();
+            t.oid = 42;
+            let u = undo_sql(&t, &Placement::Distributed("id".into()), row_audit).unwrap();
+            for stmt in u.program.stmts() {
+                assert_qualified(&stmt.sql);
+                assert_numbered_by_name(stmt);
             }
         }
     }

@@ -1517,28 +1517,91 @@ pub(crate) mod tests {
         bare
     }
 
+    /// Every operator of `stmt` is schema-qualified (`OPERATOR(pg_catalog.<)`): "=" survives only
+    /// as the assignment of SET lists.
+    pub(crate) fn assert_qualified(stmt: &str) {
+        let bare = bare_text(stmt);
+        for bad in ["<", ">", "!=", "||", " BETWEEN ", " LIKE ", "+", "-"] {
+            assert!(!bare.contains(bad), "bare {bad:?} in {stmt}\n{bare}");
+        }
+        // "<column> = <value>" right after SET or a comma
+        let mut rest = bare.as_str();
+        while let Some(i) = rest.find(" = ") {
+            let before = rest[..i].trim_end();
+            let token_start = before.rfind([' ', ',', '(']).map(|p| p + 1).unwrap_or(0);
+            let lead = before[..token_start].trim_end();
+            assert!(
+                lead.ends_with("SET") || lead.ends_with(','),
+                "a bare = that is not an assignment in {stmt}\n{bare}"
+            );
+            rest = &rest[i + 3..];
+        }
+    }
+
+    /// The placeholders of `stmt` are exactly `$1 ..= $n` for its `n` named parameters: every
+    /// parameter it declares is used, nothing else is read.
+    pub(crate) fn assert_numbered_by_name(stmt: &Stmt) {
+        let bare = bare_text(&stmt.sql);
+        let mut used: Vec<usize> = bare
+            .match_indices('$')
+            .filter_map(|(i, _)| {
+                let digits: String = bare[i + 1..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                digits.parse().ok()
+            })
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let declared: Vec<usize> = (1..=stmt.params.len()).collect();
+        assert_eq!(used, declared, "{}: {}", stmt.name, stmt.sql);
+    }
+
     #[test]
     fn every_operator_is_schema_qualified() {
         for audit in [false, true] {
             let sql = m(&plan(), audit);
             for stmt in all(&sql) {
-                let bare = bare_text(&stmt);
-                for bad in ["<", ">", "!=", "||", " BETWEEN ", " LIKE ", "+", "-"] {
-                    assert!(!bare.contains(bad), "bare {bad:?} in {stmt}\n{bare}");
+                assert_qualified(&stmt);
+            }
+        }
+    }
+
+    #[test]
+    fn every_statement_of_every_merge_program_is_qualified_and_bound_by_name() {
+        let mut source = plan();
+        source.with_metadata = false;
+        for p in [plan(), source] {
+            for row_audit in [false, true] {
+                for batched in [false, true] {
+                    for old_in_returning in [false, true] {
+                        let options = MergeOptions {
+                            row_audit,
+                            batched,
+                            old_in_returning,
+                        };
+                        let program = merge_program(&p, options);
+                        for stmt in program.stmts() {
+                            assert_qualified(&stmt.sql);
+                            assert_numbered_by_name(stmt);
+                        }
+                        // a statement's name is its function's in the package: unique
+                        let mut names: Vec<&str> = program.stmts().iter().map(|s| s.name).collect();
+                        names.sort_unstable();
+                        let all = names.len();
+                        names.dedup();
+                        assert_eq!(names.len(), all, "{options:?}");
+                    }
                 }
-                // "=" survives only as the assignment of SET lists: "<column> = <value>" right after
-                // SET or a comma
-                let mut rest = bare.as_str();
-                while let Some(i) = rest.find(" = ") {
-                    let before = rest[..i].trim_end();
-                    let token_start = before.rfind([' ', ',', '(']).map(|p| p + 1).unwrap_or(0);
-                    let lead = before[..token_start].trim_end();
-                    assert!(
-                        lead.ends_with("SET") || lead.ends_with(','),
-                        "a bare = that is not an assignment in {stmt}\n{bare}"
-                    );
-                    rest = &rest[i + 3..];
-                }
+            }
+        }
+        // the undo's too
+        let t = crate::catalog::fixtures::table_with_generated_column();
+        for row_audit in [false, true] {
+            for stmt in crate::undo::undo_program(&t, row_audit).stmts() {
+                assert_qualified(&stmt.sql);
+                assert_numbered_by_name(stmt);
             }
         }
     }
