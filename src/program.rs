@@ -31,6 +31,23 @@ pub struct Bindings {
     pub lob_limit: Option<i64>,
 }
 
+impl Bindings {
+    /// The values of an undo on `target`: run `undo_id` takes back run `run_id`.
+    pub fn for_undo(target: pg_sys::Oid, undo_id: i64, run_id: i64) -> Bindings {
+        Bindings {
+            target,
+            run_id: undo_id,
+            undone_run: Some(run_id),
+            window: None,
+            since: None,
+            null_version: String::new(),
+            null_key: String::new(),
+            batch: None,
+            lob_limit: None,
+        }
+    }
+}
+
 /// The staged rows of one batch of `dwr_merge_batches`: keys above `lo` (exclusive) up to `hi`
 /// (inclusive), each a key's parts in their text form; `None` leaves that end open
 /// ([`Param::BatchLo`], [`Param::BatchHi`]).

@@ -43,17 +43,7 @@ mod tests {
     }
 
     fn bindings() -> Bindings {
-        Bindings {
-            target: pg_sys::Oid::INVALID,
-            run_id: 0,
-            undone_run: None,
-            window: None,
-            since: None,
-            null_version: String::new(),
-            null_key: String::new(),
-            batch: None,
-            lob_limit: None,
-        }
+        Bindings::for_undo(pg_sys::Oid::INVALID, 0, 0)
     }
 
     #[pg_test]

@@ -343,17 +343,7 @@ impl Topology for Citus {
         for stmt in &sql.create {
             execute(stmt, &[]);
         }
-        let bindings = Bindings {
-            target: pg_sys::Oid::from(target.oid),
-            run_id: undo_id,
-            undone_run: Some(run_id),
-            window: None,
-            since: None,
-            null_version: String::new(),
-            null_key: String::new(),
-            batch: None,
-            lob_limit: None,
-        };
+        let bindings = Bindings::for_undo(pg_sys::Oid::from(target.oid), undo_id, run_id);
         program::run(&sql.program, &bindings).undo()
     }
 }

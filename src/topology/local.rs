@@ -63,17 +63,7 @@ impl Topology for Local {
         _owner: pg_sys::Oid,
         row_audit: bool,
     ) -> UndoCounts {
-        let bindings = Bindings {
-            target: pg_sys::Oid::from(target.oid),
-            run_id: undo_id,
-            undone_run: Some(run_id),
-            window: None,
-            since: None,
-            null_version: String::new(),
-            null_key: String::new(),
-            batch: None,
-            lob_limit: None,
-        };
+        let bindings = Bindings::for_undo(pg_sys::Oid::from(target.oid), undo_id, run_id);
         program::run(&undo_program(target, row_audit), &bindings).undo()
     }
 }
