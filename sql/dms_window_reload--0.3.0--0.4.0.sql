@@ -100,13 +100,13 @@ BEGIN
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
      WHERE c.oid OPERATOR(pg_catalog.=) target;
     t := r.shown;
-    IF r.relkind NOT IN ('r', 'p') THEN
+    IF NOT r.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog."char"[]) THEN
         RAISE EXCEPTION '% is not a table', t USING ERRCODE = '42809',
             DETAIL = pg_catalog.format('%s is %s, not a table', t,
-                CASE r.relkind WHEN 'v' THEN 'a view' WHEN 'm' THEN 'a materialized view'
-                     WHEN 'f' THEN 'a foreign table' WHEN 'S' THEN 'a sequence' WHEN 'i' THEN 'an index'
-                     WHEN 'I' THEN 'an index' WHEN 'c' THEN 'a composite type' WHEN 't' THEN 'a TOAST table'
-                     ELSE 'a relation' END),
+                COALESCE((SELECT k.shown FROM (VALUES ('v', 'a view'), ('m', 'a materialized view'),
+                                  ('f', 'a foreign table'), ('S', 'a sequence'), ('i', 'an index'), ('I', 'an index'),
+                                  ('c', 'a composite type'), ('t', 'a TOAST table')) AS k(kind, shown)
+                           WHERE k.kind::pg_catalog."char" OPERATOR(pg_catalog.=) r.relkind), 'a relation')),
             HINT = 'dms_window_reload merges into ordinary and partitioned tables; name the table the view or foreign table reads from.';
     END IF;
     IF r.relpersistence OPERATOR(pg_catalog.=) 't' THEN

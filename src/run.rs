@@ -1,10 +1,9 @@
 //! What every run of a statement program shares, local and Citus alike: one merge of a table at a
-//! time, the budget of writes that ran out of `dwr.row_lock_timeout`, the counts by final class,
-//! and the test hook that holds a merge between reading and writing.
+//! time, the budget of writes that ran out of `dwr.row_lock_timeout`, and the test hook that holds
+//! a merge between reading and writing (the runner itself is `crate::program`).
 
-use crate::exec::{self, execute, query_rows, raise, subtransaction};
+use crate::exec::{self, execute, raise, subtransaction};
 use crate::guc;
-use dwr_engine::sqlgen::{Counts, RowClass};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::pg_sys;
 
@@ -67,22 +66,6 @@ pub fn count_lock_timeout(lock_timeouts: &mut u32) {
             .hint("Something holds locks on many production rows (a long transaction, a table lock); retry when it is done."),
         );
     }
-}
-
-/// The counts of a merge by final class, from its `SELECT cls, count(*)` statement.
-pub fn read_counts(sql: &str) -> Counts {
-    let mut counts = Counts::default();
-    for (class, n) in query_rows(sql, &[], |row| {
-        (
-            exec::col::<String>(row, 1).unwrap_or_default(),
-            exec::col::<i64>(row, 2).unwrap_or(0),
-        )
-    }) {
-        if let Some(class) = RowClass::parse(&class) {
-            counts.add(class, n);
-        }
-    }
-    counts
 }
 
 /// The test hook `dwr.test_hold_after_classify`: wait for that advisory lock between reading and

@@ -6,10 +6,12 @@
 //! 1. [`catalog`]: what the catalog says about production and staging (SQL in `engine/sql/`,
 //!    parsed into typed structs);
 //! 2. [`plan`]: which staging column feeds which production column, keys, version, problems;
-//! 3. [`sqlgen`]: the statements of a merge, every identifier quoted, every value a `$n`
-//!    ([`ddl`]: the staging tables).
+//! 3. [`sqlgen`] (and [`undo`], [`citus`]): the [`program`] of a merge or undo, every identifier
+//!    quoted, every value a named parameter ([`ddl`]: the staging tables); [`tle`]: a program as
+//!    PL/pgSQL for the pg_tle package.
 //!
-//! Execution (SPI) and the audit trail live in the extension crate, at the edge.
+//! Execution (SPI, the one interpreter of programs) and the audit trail live in the extension
+//! crate, at the edge.
 
 pub mod catalog;
 pub mod citus;

@@ -1,9 +1,11 @@
-//! Stage 3 of the data flow: the SQL text of a merge, written from a [`MergePlan`].
+//! Stage 3 of the data flow: the program of a merge ([`merge_program`], its statements written from
+//! a [`MergePlan`] by [`MergeBuilder`]).
 //!
 //! Rules every statement here keeps (and the unit tests check):
 //! - identifiers only through [`quote_ident`] (the plan holds them already quoted or raw names that
 //!   are quoted here);
-//! - values only as `$n` parameters; the only literals are this module's own constants;
+//! - values only as named parameters ([`Param`]), numbered `$n` by the statement's [`Params`]; the
+//!   only literals are this module's own constants;
 //! - every function, operator and type schema-qualified: `pg_catalog.count`,
 //!   `OPERATOR(pg_catalog.=)`, and for key and version columns the schema of the operator class the
 //!   catalog named, so a type whose operators live outside `pg_catalog` (citext) still works.
@@ -181,6 +183,15 @@ fn class_is(alias: &str, class: RowClass) -> String {
 /// limit in KB.
 pub const LOB_MESSAGE: &str = "possibly truncated by the loader: the value of %s is at least %s KB, the LobMaxSize of the open reload (load the row again with a larger LobMaxSize or in full LOB mode, then SELECT dwr_retry_errors(...))";
 
+/// The length in bytes of staged row `s`'s value of `v`, when production holds `v` as a LOB.
+fn lob_length(v: &crate::plan::ValueColumn) -> Option<String> {
+    let col = format!("s.{}", quote_ident(&v.staging));
+    Some(match v.lob? {
+        LobLength::Direct => format!("pg_catalog.octet_length({col})"),
+        LobLength::AsText => format!("pg_catalog.octet_length(CAST({col} AS pg_catalog.text))"),
+    })
+}
+
 /// The first value column of staged row `s` whose value in bytes reaches `limit` (the open reload's
 /// LOB limit, NULL without one), as its name; NULL when none does. `None` when production has no
 /// LOB-like column the merge writes.
@@ -189,13 +200,7 @@ pub(crate) fn lob_at_limit(plan: &MergePlan, limit: &str) -> Option<String> {
         .values
         .iter()
         .filter_map(|v| {
-            let col = format!("s.{}", quote_ident(&v.staging));
-            let length = match v.lob? {
-                LobLength::Direct => format!("pg_catalog.octet_length({col})"),
-                LobLength::AsText => {
-                    format!("pg_catalog.octet_length(CAST({col} AS pg_catalog.text))")
-                }
-            };
+            let length = lob_length(v)?;
             Some(format!(
                 " WHEN {} THEN {}",
                 pg_op(&length, ">=", &format!("{limit}::pg_catalog.int8")),
@@ -241,13 +246,7 @@ pub fn lob_verify_sql(plan: &MergePlan) -> Option<Stmt> {
         .values
         .iter()
         .filter_map(|v| {
-            let col = format!("s.{}", quote_ident(&v.staging));
-            let length = match v.lob? {
-                LobLength::Direct => format!("pg_catalog.octet_length({col})"),
-                LobLength::AsText => {
-                    format!("pg_catalog.octet_length(CAST({col} AS pg_catalog.text))")
-                }
-            };
+            let length = lob_length(v)?;
             Some(format!(
                 "({}, {}, (SELECT pg_catalog.count(*) FROM {} s WHERE {}{new}))",
                 quote_literal(&display_ident(&v.target)),

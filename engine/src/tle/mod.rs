@@ -2,13 +2,14 @@
 //! service (Amazon RDS, Aurora) lets a non-superuser install.
 //!
 //! The package holds the extension's schema, tables and views (`sql/schema.sql`, `sql/views.sql`,
-//! unchanged), the functions that are the same for every table (`sql/tle/functions.sql`), and for
-//! every registered table a merge generated from its [`MergePlan`]: the statements of
-//! [`merge_sql`], word for word, each in a PL/pgSQL function whose parameters are the statement's
-//! `$n`, and a PL/pgSQL function that runs them in the order `src/merge.rs` does (bisecting a
-//! failing range down to the rejected row in `BEGIN ... EXCEPTION` blocks). No dynamic SQL: the
-//! table's columns, key and version are written out. `dwr_merge`, `dwr_verify` and `dwr_undo`
-//! dispatch on the table to its generated functions.
+//! unchanged), the shared update scripts' PL/pgSQL, the functions that are the same for every table
+//! (`sql/tle/functions.sql`), and for every registered table its merge and undo programs
+//! ([`merge_program`], [`undo_program`], planned from its [`crate::plan::MergePlan`]) written as
+//! PL/pgSQL by `tle/emit.rs`: each statement word for word in a function whose parameters are the
+//! statement's, and a run function performing the steps in program order (bisecting a failing range
+//! down to the rejected row in `BEGIN ... EXCEPTION` blocks). No dynamic SQL: the table's columns,
+//! key and version are written out. `dwr_merge`, `dwr_verify`, `dwr_undo` and the batches dispatch
+//! on the table to its generated functions.
 //!
 //! A generated function carries the [fingerprint](FINGERPRINT_SQL) of its tables and refuses to run
 //! when they changed: the package must then be generated again (`dwr tle install`).
