@@ -1,6 +1,6 @@
 //! What every run of a statement program shares, local and Citus alike: one merge of a table at a
 //! time, the budget of writes that ran out of `dwr.row_lock_timeout`, and the test hook that holds
-//! a merge between reading and writing (the runner itself is `crate::program`).
+//! a merge between reading and writing (the runner itself is program.rs).
 
 use crate::exec::{self, execute, raise, subtransaction};
 use crate::guc;
