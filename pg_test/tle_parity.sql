@@ -1,7 +1,8 @@
 -- The pg_tle package has every public function and procedure of the compiled extension, with the
 -- same arguments, except those on the list below, each with the reason it is not (yet) there.
 -- (A function can exist and refuse one use with 0A000: the package's dwr_merge, dwr_diff and
--- dwr_diff_summary refuse a source table; docs/managed-postgresql.md lists those.)
+-- dwr_diff_summary refuse a source without the staging table's columns; docs/managed-postgresql.md
+-- lists those.)
 -- pg_test/run-all runs this in the package's database with :'compiled' set to the compiled
 -- extension's functions (name(identity arguments), one a line); it fails when the package lacks a
 -- function that is not on the list, or has one the list still says it lacks.

@@ -42,34 +42,16 @@ pub fn check_staging_owner(target: &Relation, staging: &Relation) {
 pub fn checked_source(target: &Relation, source: pg_sys::Oid) -> Relation {
     let src = exec::relation_or_raise(source, "source table");
     if !matches!(src.relkind.as_str(), "r" | "p" | "v" | "m" | "f") {
-        raise(
-            DwrError::new(
-                SqlState::WrongObjectType,
-                format!("{} is {}, not a table", src.display(), src.a_kind()),
-            )
-            .hint("Name a table, view, materialized view or foreign table as the source."),
-        );
+        raise(DwrError::source_not_a_table(&src.display(), &src.a_kind()));
     }
     if src.owner_oid != target.owner_oid && pg_sys::Oid::from(src.owner_oid) != exec::current_user()
     {
-        raise(
-            DwrError::new(
-                SqlState::InsufficientPrivilege,
-                format!(
-                    "source {} is owned by {}, neither the owner of {} nor you",
-                    src.display(),
-                    display_ident(&src.owner),
-                    target.display()
-                ),
-            )
-            .detail("Reading it could run that role's code (a view's functions, a foreign table's wrapper) with your privileges.")
-            .hint(format!(
-                "Give the source to {} (ALTER TABLE {} OWNER TO {}), or merge as its owner.",
-                display_ident(&target.owner),
-                src.display(),
-                display_ident(&target.owner)
-            )),
-        );
+        raise(DwrError::source_owned_by_other(
+            &src.display(),
+            &display_ident(&src.owner),
+            &target.display(),
+            &display_ident(&target.owner),
+        ));
     }
     src
 }

@@ -115,8 +115,12 @@ pub fn read_state(db: &mut Client) -> Result<State, Error> {
         };
         let target_fingerprint = fingerprint(db, t_oid)?;
         let staging_fingerprint = fingerprint(db, s_oid)?;
+        // a source is read through staging's columns as text (dwr_engine::tle::source)
+        let copy = tle::source::copy_relation(&staging);
+        let copy_casts = self::casts(db, &copy, &target)?;
         tables.push(TableInput {
             plan: plan_merge(&target, &staging, &casts, &version_column, true),
+            source_plan: plan_merge(&target, &copy, &copy_casts, &version_column, false),
             problems: verify(&target, &staging, &casts, &version_column, true),
             target,
             staging,

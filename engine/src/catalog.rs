@@ -126,18 +126,7 @@ impl Relation {
 
     /// What kind of relation this is, in words, for messages.
     pub fn kind_name(&self) -> &'static str {
-        match self.relkind.as_str() {
-            "r" => "table",
-            "p" => "partitioned table",
-            "v" => "view",
-            "m" => "materialized view",
-            "f" => "foreign table",
-            "S" => "sequence",
-            "i" | "I" => "index",
-            "c" => "composite type",
-            "t" => "TOAST table",
-            _ => "relation",
-        }
+        kind_name_of(&self.relkind)
     }
 
     /// The kind with its article, for messages: "a view", "an index".
@@ -154,6 +143,22 @@ impl Relation {
     /// A table rows can be merged into: an ordinary or partitioned table.
     pub fn is_table(&self) -> bool {
         matches!(self.relkind.as_str(), "r" | "p")
+    }
+}
+
+/// What kind of relation `pg_class.relkind` `relkind` is, in words, for messages.
+pub fn kind_name_of(relkind: &str) -> &'static str {
+    match relkind {
+        "r" => "table",
+        "p" => "partitioned table",
+        "v" => "view",
+        "m" => "materialized view",
+        "f" => "foreign table",
+        "S" => "sequence",
+        "i" | "I" => "index",
+        "c" => "composite type",
+        "t" => "TOAST table",
+        _ => "relation",
     }
 }
 

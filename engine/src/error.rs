@@ -136,6 +136,45 @@ impl DwrError {
         .hint("CALL it on its own, outside BEGIN ... COMMIT; for one transaction use SELECT * FROM dwr_merge(target).")
     }
 
+    /// A source of `dwr_merge(..., source =>)` or `dwr_diff` that has no rows to read (`kind`: "an
+    /// index", "a sequence").
+    pub fn source_not_a_table(source: &str, kind: &str) -> Self {
+        DwrError::new(
+            SqlState::WrongObjectType,
+            format!("{source} is {kind}, not a table"),
+        )
+        .hint("Name a table, view, materialized view or foreign table as the source.")
+    }
+
+    /// A source owned by `owner`, who is neither the owner (`target_owner`) of `target` nor the
+    /// caller.
+    pub fn source_owned_by_other(
+        source: &str,
+        owner: &str,
+        target: &str,
+        target_owner: &str,
+    ) -> Self {
+        DwrError::new(
+            SqlState::InsufficientPrivilege,
+            format!("source {source} is owned by {owner}, neither the owner of {target} nor you"),
+        )
+        .detail("Reading it could run that role's code (a view's functions, a foreign table's wrapper) with your privileges.")
+        .hint(format!(
+            "Give the source to {target_owner} (ALTER TABLE {source} OWNER TO {target_owner}), or merge as its owner."
+        ))
+    }
+
+    /// The pg_tle package reads a source through the columns of the staging table, and `source`
+    /// has no column (`how`: "no column", "several columns") that matches staging's `column`.
+    pub fn source_column_unmatched(source: &str, how: &str, column: &str, staging: &str) -> Self {
+        DwrError::new(
+            SqlState::FeatureNotSupported,
+            format!("source {source} has {how} matching column {column} of staging table {staging}"),
+        )
+        .detail("The pg_tle package was generated for the columns of the staging table, and reads a source table by those names (case ignored when one column matches).")
+        .hint("Select the staging table's columns in a view over the source and merge from the view, or use the compiled extension.")
+    }
+
     /// `dwr_merge_batches` of a table whose staging key column `column` has no ordering.
     pub fn batch_key_unordered(column: &str, staging: &str) -> Self {
         DwrError::new(

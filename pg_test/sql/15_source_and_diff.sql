@@ -1,5 +1,7 @@
 -- Beyond staging loads: compare any side copy with production (dwr_diff, dwr_diff_summary) and
 -- merge from it (dwr_merge(..., source =>)) without writing it.
+-- the same expected output for both modes: their errors come from different call stacks
+\set SHOW_CONTEXT never
 CREATE SCHEMA bey;
 CREATE TABLE bey.t (region text, id int, val text, note text, updated_at timestamptz,
                     PRIMARY KEY (region, id));
@@ -11,6 +13,7 @@ INSERT INTO bey.t VALUES
     ('eu', 5, 'not staged',  'x',   '2025-01-12 00:00+00'),   -- in the window, not staged
     ('us', 5, 'not staged',  'x',   '2024-06-01 00:00+00');   -- outside the window, not staged
 SELECT dwr_create_staging('bey.t', 'bey_staging');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO bey_staging.t (region, id, val, note, updated_at) VALUES
     ('eu', 1, 'same',         NULL, '2025-01-10 00:00+00'),
     ('eu', 2, 'newer staged', 'x',  '2025-01-15 00:00+00'),
@@ -57,17 +60,34 @@ SELECT region, id, val FROM bey.t WHERE id IN (3, 7) ORDER BY 1, 2;
 CREATE VIEW replay.v AS SELECT "REGION", "ID", "VAL" || ' (view)' AS "VAL", "NOTE", "UPDATED_AT" + interval '1 day' AS "UPDATED_AT" FROM replay.t;
 SELECT status, updated FROM dwr_merge('bey.t', dry_run => true, source => 'replay.v');
 
--- a source owned by another role is refused, as staging is
+-- a source value that does not convert is an ERROR row (counted, not written); the others merge
+CREATE TABLE replay.typed_text (region text, id text, val text, note text, updated_at text);
+INSERT INTO replay.typed_text VALUES
+    ('eu', '10', 'from text', NULL, '2025-01-26 00:00+00'),
+    ('eu', 'eleven', 'not a key', NULL, '2025-01-26 00:00+00'),
+    ('eu', '12', 'bad version', NULL, 'yesterday-ish');
+SELECT status, inserted, errors FROM dwr_merge('bey.t', source => 'replay.typed_text');
+SELECT region, id, val FROM bey.t WHERE id >= 10 ORDER BY 1, 2;
+DROP TABLE replay.typed_text;
+
+-- a source must have rows
 \set VERBOSITY default
+SELECT dwr_merge('bey.t', source => 'bey_staging.t_pkey');
+\echo :LAST_ERROR_SQLSTATE
+-- a source owned by another role is refused, as staging is (terse: the hint names the target's
+-- owner, which differs between the test runs of the two modes)
+\set VERBOSITY terse
 CREATE ROLE dwr_other;
+GRANT dwr_other TO CURRENT_USER;
+GRANT CREATE ON SCHEMA replay TO dwr_other;
 CREATE TABLE replay.foreign_owned (LIKE replay.t);
 ALTER TABLE replay.foreign_owned OWNER TO dwr_other;
 SELECT dwr_merge('bey.t', source => 'replay.foreign_owned');
 \echo :LAST_ERROR_SQLSTATE
 SELECT dwr_diff_summary('bey.t', source => 'replay.foreign_owned');
 \echo :LAST_ERROR_SQLSTATE
-SELECT dwr_merge('bey.t', source => 'bey_staging.t_pkey');
-\echo :LAST_ERROR_SQLSTATE
 DROP TABLE replay.foreign_owned;
+REVOKE CREATE ON SCHEMA replay FROM dwr_other;
 DROP ROLE dwr_other;
+\set VERBOSITY default
 SELECT dwr_end_reload(:rid);

@@ -8,8 +8,9 @@
 //! PL/pgSQL by `tle/emit.rs`: each statement word for word in a function whose parameters are the
 //! statement's, and a run function performing the steps in program order (bisecting a failing range
 //! down to the rejected row in `BEGIN ... EXCEPTION` blocks). No dynamic SQL: the table's columns,
-//! key and version are written out. `dwr_merge`, `dwr_verify`, `dwr_undo` and the batches dispatch
-//! on the table to its generated functions.
+//! key and version are written out (the one exception reads a source table of `dwr_merge(...,
+//! source =>)` into the shape the merge was generated for: [`source`]). `dwr_merge`, `dwr_verify`,
+//! `dwr_undo` and the batches dispatch on the table to its generated functions.
 //!
 //! A generated function carries the [fingerprint](FINGERPRINT_SQL) of its tables and refuses to run
 //! when they changed: the package must then be generated again (`dwr tle install`).
@@ -23,6 +24,7 @@ use crate::program::{Param, Stmt};
 use crate::sqlgen::{merge_program, old_in_returning, MergeOptions, RowClass};
 
 mod emit;
+pub mod source;
 use crate::undo::undo_program;
 
 /// The extension name of the package. It differs from the compiled extension's so that both can
@@ -68,6 +70,9 @@ pub struct TableInput {
     pub staging: Relation,
     /// the plan, or the error that keeps the table from merging (raised by its merge function)
     pub plan: Result<crate::plan::MergePlan, DwrError>,
+    /// the plan of merging a source read through [`source::copy_relation`] (`dwr_merge(...,
+    /// source =>)`, `dwr_diff(..., source =>)`), or the error that keeps a source from merging
+    pub source_plan: Result<crate::plan::MergePlan, DwrError>,
     pub problems: Vec<Problem>,
     /// `dwr._fingerprint` of target and staging when the package was generated
     pub target_fingerprint: String,
@@ -265,7 +270,8 @@ fn undo_code(prefix: &str, target: &Relation, owner: &str) -> String {
 
 /// A table's merge: `$1` target, `$2` its staging table, `$3` dry run (what `dwr_merge` passes),
 /// `$4` whether it is one batch of `dwr_merge_batches`, `$5`, `$6` that batch's bounds
-/// ([`Param::BatchLo`], [`Param::BatchHi`]).
+/// ([`Param::BatchLo`], [`Param::BatchHi`]), `$7` the source table to merge from instead of
+/// staging (or NULL; see [`source`]).
 fn merge_function(name: &str, body: &str) -> String {
     stmt_function(
         name,
@@ -276,6 +282,7 @@ fn merge_function(name: &str, body: &str) -> String {
             "pg_catalog.bool",
             "pg_catalog.text[]",
             "pg_catalog.text[]",
+            "pg_catalog.regclass",
         ],
         "dwr.merge_result",
         body,
@@ -353,6 +360,24 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                     counts_of.insert(p.clone(), emit::counts_function(&p, &program));
                 }
             }
+            // and from a source: with and without row audit (source merges are not batched)
+            let source_variant =
+                |row_audit: bool| format!("{prefix}{}s", if row_audit { "a" } else { "p" });
+            if let Ok(source_plan) = &input.source_plan {
+                for row_audit in [true, false] {
+                    let p = source_variant(row_audit);
+                    let program = merge_program(
+                        source_plan,
+                        MergeOptions {
+                            row_audit,
+                            batched: false,
+                            old_in_returning: old_in_returning(input.server_version_num),
+                        },
+                    );
+                    out.push_str(&emit::program_functions(&p, &program, owner));
+                    counts_of.insert(p.clone(), emit::counts_function(&p, &program));
+                }
+            }
             let [ins, upd, unch, stale, del, outside, deferred, errors] = counts_case("cls");
             let nv = quote_literal(&null_version);
             let nk = quote_literal(&null_key);
@@ -373,10 +398,20 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                     _ => "NULL".to_string(),
                 })
             };
-            // run (or clean up after) the program of this call: row audit or not, batch or not
+            // run (or clean up after) the program of this call: from a source or staging, row
+            // audit or not, batch or not
             let pick = |what: &dyn Fn(&str) -> String, assign: &str| {
+                let from_source = match &input.source_plan {
+                    Ok(_) => format!(
+                        "IF _dwr_audit THEN {assign}{}; ELSE {assign}{}; END IF;",
+                        what(&source_variant(true)),
+                        what(&source_variant(false)),
+                    ),
+                    Err(e) => raise_error(e),
+                };
                 format!(
-                    "IF _dwr_audit THEN\n    IF $4 THEN {assign}{}; ELSE {assign}{}; END IF;\n\
+                    "IF $7 IS NOT NULL THEN\n    {from_source}\n\
+                     ELSIF _dwr_audit THEN\n    IF $4 THEN {assign}{}; ELSE {assign}{}; END IF;\n\
                      ELSE\n    IF $4 THEN {assign}{}; ELSE {assign}{}; END IF;\nEND IF;\n",
                     what(&variant(true, true)),
                     what(&variant(true, false)),
@@ -401,11 +436,12 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                 "DECLARE\n    _dwr_audit pg_catalog.bool := dwr._row_audit();\n    _dwr_run pg_catalog.int8;\n    _dwr_since pg_catalog.timestamptz;\n\
                  _dwr_ws pg_catalog.timestamptz;\n    _dwr_we pg_catalog.timestamptz;\n    _dwr_lob pg_catalog.int4;\n    _dwr_c pg_catalog.int8[];\n    _dwr_status pg_catalog.text;\n    _dwr_r dwr.merge_result;\n\
                  BEGIN\n{stale_check}\
-                 PERFORM dwr._check_staging_owner($1, $2);\n\
+                 IF $7 IS NULL THEN\n    PERFORM dwr._check_staging_owner($1, $2);\n\
+                 ELSE\n    PERFORM dwr._check_source($1, $7);\n    PERFORM dwr._copy_source($2, $7);\nEND IF;\n\
                  PERFORM dwr._lock_target($1);\n\
                  SELECT r.window_start, r.window_end, r.lob_max_kb INTO _dwr_ws, _dwr_we, _dwr_lob FROM dwr.reloads r\n WHERE r.ended_at IS NULL AND $1 OPERATOR(pg_catalog.=) ANY (r.targets);\n\
                  _dwr_since := dwr._deletes_count_since($1);\n\
-                 _dwr_run := dwr._begin_run('merge', NULL, $1::pg_catalog.oid, {target}, {staging}, $3, _dwr_audit, CURRENT_USER);\n\
+                 _dwr_run := dwr._begin_run('merge', NULL, $1::pg_catalog.oid, {target}, COALESCE(dwr._display($7), {staging}), $3, _dwr_audit, CURRENT_USER);\n\
                  IF $3 THEN\n    BEGIN\n{runs}\
                  RAISE EXCEPTION 'dry run' USING ERRCODE = 'DWR00';\n    EXCEPTION WHEN SQLSTATE 'DWR00' THEN NULL;\n    END;\n\
                  ELSE\n{runs}{cleanups}\
@@ -503,12 +539,23 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
     ));
     // dwr_diff of this table: the comparison's SQL (dwr_engine::diff, as the compiled extension's
     // dwr._diff_query writes it), which the shared dwr_diff and dwr_diff_summary run
-    let diff_body = match &input.plan {
-        Err(e) => format!("BEGIN\n{stale_check}{}\nEND", raise_error(e)),
-        Ok(plan) => format!(
-            "BEGIN\n{stale_check}RETURN CASE WHEN $3 THEN {} ELSE {} END;\nEND",
+    // ($4: of a source, read through the WITH query dwr._diff_query puts around it)
+    let diff_of = |plan: &crate::plan::MergePlan| {
+        format!(
+            "CASE WHEN $3 THEN {} ELSE {} END",
             quote_literal(&crate::diff::diff_summary_sql(plan)),
             quote_literal(&crate::diff::diff_sql(plan)),
+        )
+    };
+    let diff_body = match (&input.plan, &input.source_plan) {
+        (Err(e), _) => format!("BEGIN\n{stale_check}{}\nEND", raise_error(e)),
+        (Ok(plan), source_plan) => format!(
+            "BEGIN\n{stale_check}IF $4 THEN\n    {}\nEND IF;\nRETURN {};\nEND",
+            match source_plan {
+                Ok(sp) => format!("RETURN {};", diff_of(&source::diff_plan(sp))),
+                Err(e) => raise_error(e),
+            },
+            diff_of(plan),
         ),
     };
     out.push_str(&stmt_function(
@@ -516,6 +563,7 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
         &[
             "pg_catalog.regclass",
             "pg_catalog.regclass",
+            "pg_catalog.bool",
             "pg_catalog.bool",
         ],
         "pg_catalog.text",
@@ -542,21 +590,13 @@ const NAME_LOOKUP: &str = "SELECT n.nspname, c.relname INTO nsp, rel FROM pg_cat
      WHERE c.oid OPERATOR(pg_catalog.=) target;\n";
 
 /// The start of a dispatcher of `function` (`target` its first argument): the declarations, the
-/// NULL check of `target` and then `more_checks`, its registration into `reg`, the called table's
-/// schema and name into `nsp`, `rel`, and with `refuse_source` (the verb of the hint) the `0A000`
-/// refusal of a source table, which the package's generated code cannot read.
-fn dispatch_prologue(function: &str, more_checks: &str, refuse_source: Option<&str>) -> String {
-    let refusal = refuse_source.map_or(String::new(), |verb| {
-        format!(
-            "IF source IS NOT NULL THEN\n\
-             RAISE EXCEPTION '{function} from a source table is not in the pg_tle package' USING ERRCODE = '0A000',\n\
-             HINT = 'Copy the source into the staging table (INSERT INTO staging SELECT ...), then {verb}.';\nEND IF;\n"
-        )
-    });
+/// NULL check of `target` and then `more_checks`, its registration into `reg`, and the called
+/// table's schema and name into `nsp`, `rel`.
+fn dispatch_prologue(function: &str, more_checks: &str) -> String {
     format!(
         "DECLARE\n    reg record;\n    nsp pg_catalog.name;\n    rel pg_catalog.name;\nBEGIN\n\
          IF target IS NULL THEN PERFORM dwr._raise_null({f}, 'target'); END IF;\n\
-         {more_checks}SELECT * INTO reg FROM dwr._registration(target);\n{NAME_LOOKUP}{refusal}",
+         {more_checks}SELECT * INTO reg FROM dwr._registration(target);\n{NAME_LOOKUP}",
         f = quote_literal(function),
     )
 }
@@ -582,14 +622,20 @@ fn dispatchers(tables: &[TableCode]) -> String {
              HINT = 'Generate the package again: dwr tle install <connection string>.';";
     let merge_cases = cases(
         "merge",
-        "RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL);",
+        "RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL, source);",
     );
     let batch_plan_cases = cases("batch_plan", "RETURN {f}(target, reg.staging, batch_size);");
     let merge_batch_cases = cases(
         "merge",
-        "RETURN {f}(target, reg.staging, false, true, lo, hi);",
+        "RETURN {f}(target, reg.staging, false, true, lo, hi, NULL);",
     );
-    let diff_cases = cases("diff_query", "RETURN {f}(target, reg.staging, summary);");
+    let diff_cases = cases(
+        "diff_query",
+        "RETURN CASE WHEN source IS NULL THEN {f}(target, reg.staging, summary, false)\n\
+         ELSE pg_catalog.format('WITH %I AS (%s) SELECT * FROM (%s) d', {copy}, dwr._source_select(reg.staging, source),\n\
+         {f}(target, reg.staging, summary, true)) END;",
+    )
+    .replace("{copy}", &quote_literal(source::COPY));
     let verify_cases = cases(
         "verify",
         "RETURN QUERY SELECT * FROM {f}(target, reg.staging);",
@@ -620,7 +666,7 @@ fn dispatchers(tables: &[TableCode]) -> String {
          {}\
          {}\nEND\n{Q};\n\
          COMMENT ON FUNCTION @extschema@.dwr_merge(pg_catalog.regclass, pg_catalog.bool, pg_catalog.regclass) IS\n\
-         'Merges the NEW rows of target''s staging table into target: a staged row replaces a production row only when its version is strictly greater, inserts a missing key, and ends PROCESSED, SKIPPED or ERROR. One transaction; dry_run computes every count and changes nothing. (pg_tle package: runs the merge generated for the table; a source table is not supported.)';\n\n\
+         'Merges the NEW rows of target''s staging table into target: a staged row replaces a production row only when its version is strictly greater, inserts a missing key, and ends PROCESSED, SKIPPED or ERROR. One transaction; dry_run computes every count and changes nothing; with source, merges that table''s (or view''s) rows instead, never writing it. (pg_tle package: runs the merge generated for the table; a source is read through the staging table''s columns.)';\n\n\
          CREATE OR REPLACE FUNCTION @extschema@.dwr_verify(target pg_catalog.regclass)\n\
          RETURNS TABLE (column_name pg_catalog.text, problem pg_catalog.text,\n\
          production_type pg_catalog.text, staging_type pg_catalog.text,\n\
@@ -633,21 +679,21 @@ fn dispatchers(tables: &[TableCode]) -> String {
         dispatch_prologue(
             "dwr_merge",
             "IF dry_run IS NULL THEN PERFORM dwr._raise_null('dwr_merge', 'dry_run'); END IF;\n",
-            Some("merge")
         ),
         case_or_nothing(&merge_cases),
-        dispatch_prologue("dwr_verify", "", None),
+        dispatch_prologue("dwr_verify", ""),
         case_or_nothing(&verify_cases),
     ) + &format!(
         "\nCREATE OR REPLACE FUNCTION dwr._diff_query(target pg_catalog.regclass, source pg_catalog.regclass,\n\
          summary pg_catalog.bool)\n\
          RETURNS pg_catalog.text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS {Q}\n\
          {}\
-         PERFORM dwr._check_staging_owner(target, reg.staging);\n\
+         IF source IS NULL THEN\n    PERFORM dwr._check_staging_owner(target, reg.staging);\n\
+         ELSE\n    PERFORM dwr._check_source(target, source);\nEND IF;\n\
          {}\nEND\n{Q};\n\
          COMMENT ON FUNCTION dwr._diff_query(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.bool) IS\n\
-         'Implementation of dwr_diff and dwr_diff_summary: the SQL of the comparison ($1, $2: the open reload''s window). (pg_tle package: the one generated for the table; a source table is not supported.)';\n",
-        dispatch_prologue("dwr_diff", "", Some("compare")),
+         'Implementation of dwr_diff and dwr_diff_summary: the SQL of the comparison ($1, $2: the open reload''s window). (pg_tle package: the one generated for the table; a source is read through the staging table''s columns.)';\n",
+        dispatch_prologue("dwr_diff", ""),
         case_or_nothing(&diff_cases),
     ) + &format!(
         "\nCREATE OR REPLACE FUNCTION @extschema@.dwr_undo(run_id pg_catalog.int8)\n\
@@ -712,12 +758,10 @@ fn batch_dispatchers(plan_cases: &str, merge_cases: &str) -> String {
                 quote_literal(size.hint.as_deref().unwrap_or_default()),
                 raise_error(&in_transaction),
             ),
-            None,
         ),
         dispatch_prologue(
             "dwr_merge_batches",
             "IF batch IS NULL THEN PERFORM dwr._raise_null('dwr_merge_batches', 'batch'); END IF;\n",
-            None,
         )
         .replace("DECLARE\n", "DECLARE\n    lo pg_catalog.text[];\n    hi pg_catalog.text[];\n"),
     )
@@ -848,6 +892,7 @@ pub fn install_script(
     out.push('\n');
     out.push_str(&deltas_since(None));
     out.push_str(&functions(owner));
+    out.push_str(&source::functions());
     for t in tables {
         out.push_str(&t.sql);
     }
@@ -876,6 +921,7 @@ pub fn update_script(
         out.push_str(&deltas_since(Some(base)));
     }
     out.push_str(&functions(owner));
+    out.push_str(&source::functions());
     for t in tables {
         out.push_str(&t.sql);
     }
@@ -1007,6 +1053,13 @@ mod tests {
         let plan = crate::plan::plan_merge(&target, &staging, &casts, "updated_at", true);
         let input = TableInput {
             problems: crate::plan::verify(&target, &staging, &casts, "updated_at", true),
+            source_plan: crate::plan::plan_merge(
+                &target,
+                &source::copy_relation(&staging),
+                &casts,
+                "updated_at",
+                false,
+            ),
             plan,
             target,
             staging,
