@@ -1,9 +1,7 @@
 //! `dwr_merge`: read the catalog, plan, write the SQL (all in `dwr_engine`), then run it here.
 
 use crate::audit;
-use crate::exec::{
-    self, check, execute, query_one, query_rows, raise, rolled_back, subtransaction,
-};
+use crate::exec::{self, check, query_one, query_rows, raise, rolled_back, subtransaction};
 use crate::failure;
 use crate::guc;
 use crate::program::{self, BatchRange, Bindings};
@@ -147,38 +145,24 @@ fn merge_registered(
     let target = exec::relation_or_raise(target_oid, "table");
     // this server, or the shards of a Citus cluster (crate::topology)
     let topology = topology::of(&target);
-    if source.is_some() {
-        topology.refuse_source(&target);
-    }
-    let (staging, source_display) = match source {
+    let (staging, with_metadata, source) = match source {
         None => {
             let staging = registered_staging(&target, reg);
-            let display = staging.display();
-            (staging, display)
+            topology.check_staging_placed(&target, &staging);
+            (staging, true, None)
         }
         Some(oid) => {
-            // any table (or view, foreign table) with the target's key and version columns: read
-            // once into a temporary table, which the merge then treats like staging without
-            // metadata columns; the source itself is never written
+            // any table (or view, foreign table) with the target's key and version columns, read
+            // through the copy the topology makes of it
             let src = crate::staging::checked_source(&target, oid);
-            execute(
-                &format!(
-                    "CREATE TEMPORARY TABLE \"_dwr_source\" ON COMMIT DROP AS SELECT * FROM {}",
-                    src.quoted()
-                ),
-                &[],
-            );
-            let copy = query_one::<pg_sys::Oid>(
-                "SELECT 'pg_temp._dwr_source'::pg_catalog.regclass::pg_catalog.oid",
-                &[],
-            )
-            .expect("temporary source copy exists");
-            (exec::relation_or_raise(copy, "source copy"), src.display())
+            let copy = topology.source_copy(&target, reg, &src);
+            (copy.relation, copy.with_metadata, Some(src))
         }
     };
-    topology.check_staging_placed(&target, &staging);
-    let mut plan = plan_of(&target, &staging, reg, source.is_none());
-    plan.staging_display = source_display;
+    let mut plan = plan_of(&target, &staging, reg, with_metadata);
+    if let Some(src) = &source {
+        plan.staging_display = src.display();
+    }
     let row_audit = guc::ROW_AUDIT.get();
     let merge = topology.merge(
         &plan,
@@ -190,6 +174,7 @@ fn merge_registered(
             // the server this extension was built for
             old_in_returning: old_in_returning(pg_sys::PG_VERSION_NUM as i32),
         },
+        source.as_ref().map(|src| (src, reg)),
     );
 
     lock_target(target_oid, &plan.target_display);
@@ -222,8 +207,9 @@ fn merge_registered(
     };
 
     let statements = || {
-        merge.prepare();
-        program::run(&merge.program, &bindings).merge()
+        let mut classes = merge.prepare(&bindings);
+        classes.0.extend(program::run(&merge.program, &bindings).0);
+        classes.merge()
     };
     let counts = if dry_run {
         // run everything, then roll it all back: the counts are exact, nothing changes

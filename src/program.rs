@@ -185,6 +185,28 @@ pub fn run(program: &Program, bindings: &Bindings) -> ClassCounts {
     counts
 }
 
+/// Run `stmts` in order with `bindings` (statements outside a program: the copy of a source a
+/// Citus merge reads).
+pub fn run_stmts(stmts: &[Stmt], bindings: &Bindings) {
+    for s in stmts {
+        execute(&s.sql, &bindings.args(s, Local::default()));
+    }
+}
+
+/// The counts by class that `counts` (`SELECT cls, count(*)`) reads.
+pub fn read_counts(counts: &Stmt, bindings: &Bindings) -> ClassCounts {
+    ClassCounts(query_rows(
+        &counts.sql,
+        &bindings.args(counts, Local::default()),
+        |row| {
+            (
+                exec::col::<String>(row, 1).unwrap_or_default(),
+                exec::col::<i64>(row, 2).unwrap_or(0),
+            )
+        },
+    ))
+}
+
 struct Runner<'a> {
     program: &'a Program,
     b: &'a Bindings,
@@ -389,17 +411,7 @@ impl Runner<'_> {
     }
 
     fn counts(&self) -> ClassCounts {
-        let s = &self.program.counts;
-        ClassCounts(query_rows(
-            &s.sql,
-            &self.b.args(s, Local::default()),
-            |row| {
-                (
-                    exec::col::<String>(row, 1).unwrap_or_default(),
-                    exec::col::<i64>(row, 2).unwrap_or(0),
-                )
-            },
-        ))
+        read_counts(&self.program.counts, self.b)
     }
 
     /// The single row `row` failed with `e`: a lock wait that ran out defers it (counted: past the

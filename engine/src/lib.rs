@@ -15,6 +15,7 @@
 
 pub mod catalog;
 pub mod citus;
+pub mod citus_source;
 pub mod ddl;
 pub mod diff;
 pub mod dms;

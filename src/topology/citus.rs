@@ -2,9 +2,10 @@
 //! the merge's work tables are placed like production, delete tracking writes the tombstone table
 //! on the shards, and the merge and undo are those of `dwr_engine::citus`, pushed down.
 
-use super::{PlannedMerge, Topology};
+use super::{PlannedMerge, SourceCopy, Topology};
 use crate::exec::{self, check, execute, query_one, query_rows, raise};
-use crate::program::{self, Bindings};
+use crate::program::{self, Bindings, ClassCounts};
+use crate::registry::Registration;
 
 use dwr_engine::catalog::Relation;
 use dwr_engine::citus::{self as engine, CitusMergeSql, Placement};
@@ -117,16 +118,6 @@ pub fn check_staging_placed(target: &Relation, staging: &Relation, p: Option<&Pl
             p,
         ));
     }
-}
-
-/// What the merge into a Citus table does not do yet (`what`: "dwr_merge_batches", ...).
-pub fn not_pushed_down(target: &str, what: &str) -> DwrError {
-    DwrError::new(
-        SqlState::FeatureNotSupported,
-        format!("{what} cannot merge into {target}, a Citus table"),
-    )
-    .detail("The merge into a Citus table runs whole on the shards, from the staging table dwr_create_staging placed like production.")
-    .hint("Load the rows into the registered staging table and merge with dwr_merge: it runs on every shard in parallel, in one transaction.")
 }
 
 /// The tombstone table of `target` whose staging is `staging` (qualified, quoted), created and
@@ -257,15 +248,57 @@ pub fn prepare_work_tables(
     }
 }
 
+/// A merge from a source into a Citus table, planned: the source into production (no metadata),
+/// and the copy the merge reads instead of staging.
+struct SourcePlans {
+    source: MergePlan,
+    copy: Relation,
+}
+
+impl SourcePlans {
+    fn of(
+        target: &Relation,
+        staging: &Relation,
+        reg: &Registration,
+        source: &Relation,
+    ) -> SourcePlans {
+        let plan = |from: &Relation, with_metadata: bool| {
+            check(dwr_engine::plan::plan_merge(
+                target,
+                from,
+                &exec::casts_between(from, target),
+                &reg.version_column,
+                with_metadata,
+            ))
+        };
+        let source_plan = plan(source, false);
+        let copy = dwr_engine::citus_source::copy_relation(
+            staging,
+            &plan(staging, true),
+            &source_plan,
+            target.oid,
+        );
+        SourcePlans {
+            source: source_plan,
+            copy,
+        }
+    }
+}
+
 /// A table Citus shards, as it places it.
 pub struct Citus(pub Placement);
 
 impl Topology for Citus {
-    fn refuse_source(&self, target: &Relation) {
-        raise(not_pushed_down(
-            &target.display(),
-            "a merge from another source table",
-        ));
+    fn source_copy(&self, target: &Relation, reg: &Registration, source: &Relation) -> SourceCopy {
+        // a table shaped like staging, placed like production, filled when the merge runs
+        // (dwr_engine::citus_source)
+        let staging = exec::relation_or_raise(reg.staging, "staging table");
+        check_staging_placed(target, &staging, Some(&self.0));
+        let plans = SourcePlans::of(target, &staging, reg, source);
+        SourceCopy {
+            relation: plans.copy,
+            with_metadata: true,
+        }
     }
 
     fn check_staging_placed(&self, target: &Relation, staging: &Relation) {
@@ -316,12 +349,55 @@ impl Topology for Citus {
         target: &Relation,
         staging: &Relation,
         options: MergeOptions,
+        source: Option<(&Relation, &Registration)>,
     ) -> PlannedMerge {
-        let tombstones = tombstones_of(target, staging);
-        let sql = merge_sql(plan, &self.0, staging, target.oid, &tombstones, options);
-        let program = sql.program.clone();
         let oid = pg_sys::Oid::from(target.oid);
-        PlannedMerge::new(program, Box::new(move || ensure_work_tables(&sql, oid)))
+        let Some((source, reg)) = source else {
+            let tombstones = tombstones_of(target, staging);
+            let sql = merge_sql(plan, &self.0, staging, target.oid, &tombstones, options);
+            let program = sql.program.clone();
+            return PlannedMerge::new(
+                program,
+                Box::new(move |_| {
+                    ensure_work_tables(&sql, oid);
+                    ClassCounts(Vec::new())
+                }),
+            );
+        };
+        // from a source: `staging` is its copy, next to the registered staging table
+        let registered = exec::relation_or_raise(reg.staging, "staging table");
+        let tombstones = tombstones_of(target, &registered);
+        let sql = merge_sql(plan, &self.0, &registered, target.oid, &tombstones, options);
+        let plans = SourcePlans::of(target, &registered, reg, source);
+        let dropped: Vec<String> = registered
+            .columns
+            .iter()
+            .filter(|c| plans.copy.column(&c.name).is_none())
+            .map(|c| c.name.clone())
+            .collect();
+        // (the relation the plan reads: `staging`)
+        let copy = dwr_engine::citus_source::copy_name(&registered.schema, target.oid);
+        let fill = dwr_engine::citus_source::source_sql(
+            &plans.source,
+            plan,
+            &registered.quoted(),
+            &copy,
+            &dropped,
+            self.0.place_like(&copy, &target.quoted()),
+        );
+        let mut program = sql.program.clone();
+        program.cleanup.extend(fill.cleanup.iter().cloned());
+        PlannedMerge::new(
+            program,
+            Box::new(move |bindings| {
+                ensure_work_tables(&sql, oid);
+                for stmt in &fill.create {
+                    execute(stmt, &[]);
+                }
+                program::run_stmts(&fill.fill, bindings);
+                program::read_counts(&fill.counts, bindings)
+            }),
+        )
     }
 
     fn refuse_undo(&self, target: &Relation) {

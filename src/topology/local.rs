@@ -1,9 +1,10 @@
 //! A production table on this server: the merge's program runs as it is, delete tracking is a
 //! trigger writing `dwr.tombstones`, nothing lives beside staging.
 
-use super::{PlannedMerge, Topology};
-use crate::exec::execute;
-use crate::program::{self, Bindings};
+use super::{PlannedMerge, SourceCopy, Topology};
+use crate::exec::{self, execute, query_one};
+use crate::program::{self, Bindings, ClassCounts};
+use crate::registry::Registration;
 use dwr_engine::catalog::Relation;
 use dwr_engine::ddl::{install_delete_tracking, remove_delete_tracking};
 use dwr_engine::plan::MergePlan;
@@ -15,7 +16,32 @@ use pgrx::pg_sys;
 pub struct Local;
 
 impl Topology for Local {
-    fn refuse_source(&self, _target: &Relation) {}
+    fn source_copy(
+        &self,
+        _target: &Relation,
+        _reg: &Registration,
+        source: &Relation,
+    ) -> SourceCopy {
+        // read once into a temporary table, which the merge then treats like staging without
+        // metadata columns (it reads every row and writes no status); the source itself is never
+        // written
+        execute(
+            &format!(
+                "CREATE TEMPORARY TABLE \"_dwr_source\" ON COMMIT DROP AS SELECT * FROM {}",
+                source.quoted()
+            ),
+            &[],
+        );
+        let copy = query_one::<pg_sys::Oid>(
+            "SELECT 'pg_temp._dwr_source'::pg_catalog.regclass::pg_catalog.oid",
+            &[],
+        )
+        .expect("temporary source copy exists");
+        SourceCopy {
+            relation: exec::relation_or_raise(copy, "source copy"),
+            with_metadata: false,
+        }
+    }
 
     fn check_staging_placed(&self, target: &Relation, staging: &Relation) {
         // a plain production table merges from a plain staging table
@@ -49,8 +75,12 @@ impl Topology for Local {
         _target: &Relation,
         _staging: &Relation,
         options: MergeOptions,
+        _source: Option<(&Relation, &Registration)>,
     ) -> PlannedMerge {
-        PlannedMerge::new(merge_program(plan, options), Box::new(|| {}))
+        PlannedMerge::new(
+            merge_program(plan, options),
+            Box::new(|_| ClassCounts(Vec::new())),
+        )
     }
 
     fn refuse_undo(&self, _target: &Relation) {}

@@ -8,6 +8,8 @@
 pub mod citus;
 pub mod local;
 
+use crate::program::{Bindings, ClassCounts};
+use crate::registry::Registration;
 use dwr_engine::catalog::Relation;
 use dwr_engine::plan::MergePlan;
 use dwr_engine::program::Program;
@@ -16,28 +18,38 @@ use dwr_engine::undo::UndoCounts;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;
 
-/// The merge of one plan on one topology: its program, and what has to exist before it runs.
+/// The merge of one plan on one topology: its program, and what has to run before it.
 pub struct PlannedMerge {
     pub program: Program,
-    prepare: Box<dyn Fn()>,
+    prepare: Box<dyn Fn(&Bindings) -> ClassCounts>,
 }
 
 impl PlannedMerge {
-    pub fn new(program: Program, prepare: Box<dyn Fn()>) -> PlannedMerge {
+    pub fn new(program: Program, prepare: Box<dyn Fn(&Bindings) -> ClassCounts>) -> PlannedMerge {
         PlannedMerge { program, prepare }
     }
 
-    /// Make what the program needs (Citus: its work tables placed like production); once the
-    /// merge holds its table's merge lock.
-    pub fn prepare(&self) {
-        (self.prepare)()
+    /// Make what the program needs (Citus: its work tables placed like production, the copy of a
+    /// source filled); once the merge holds its table's merge lock. Returns the classes of the
+    /// staged rows this already settled (a source's rows the copy left out), counted with the
+    /// program's.
+    pub fn prepare(&self, bindings: &Bindings) -> ClassCounts {
+        (self.prepare)(bindings)
     }
+}
+
+/// What a merge from a source table reads: the relation its plan is made from, and whether that
+/// carries staging's metadata columns.
+pub struct SourceCopy {
+    pub relation: Relation,
+    pub with_metadata: bool,
 }
 
 /// How operations on a production table run where it lives.
 pub trait Topology {
-    /// Refuse a merge from another source table with `0A000` when it cannot run on this topology.
-    fn refuse_source(&self, target: &Relation);
+    /// What a merge from `source` (checked by the caller) reads instead of the staging table of
+    /// registration `reg`.
+    fn source_copy(&self, target: &Relation, reg: &Registration, source: &Relation) -> SourceCopy;
 
     /// Refuse a staging table that is not placed like production.
     fn check_staging_placed(&self, target: &Relation, staging: &Relation);
@@ -64,13 +76,15 @@ pub trait Topology {
         cutoff: TimestampWithTimeZone,
     );
 
-    /// The merge of `plan` from `staging` into `target`.
+    /// The merge of `plan` from `staging` (the registered staging table, or a source's copy) into
+    /// `target`; `source`: the source table of `reg`'s copy.
     fn merge(
         &self,
         plan: &MergePlan,
         target: &Relation,
         staging: &Relation,
         options: MergeOptions,
+        source: Option<(&Relation, &Registration)>,
     ) -> PlannedMerge;
 
     /// Refuse an undo that cannot run on this topology.
