@@ -25,12 +25,12 @@ pub mod dms;
 pub mod exec;
 pub mod failure;
 pub mod guc;
+pub mod legacy;
 pub mod merge;
 pub mod program;
 pub mod registry;
 pub mod reload;
 pub mod run;
-pub mod schedule;
 pub mod staging;
 pub mod topology;
 pub mod undo;
@@ -61,9 +61,14 @@ pgrx::extension_sql_file!(
     requires = ["shared"]
 );
 pgrx::extension_sql_file!(
+    "../sql/dms_window_reload--0.4.0--0.5.0.sql",
+    name = "shared_0_5",
+    requires = ["shared_0_4"]
+);
+pgrx::extension_sql_file!(
     "../sql/views.sql",
     name = "views",
-    requires = ["functions", "batches", "shared", "shared_0_4"],
+    requires = ["functions", "batches", "shared", "shared_0_4", "shared_0_5"],
     finalize
 );
 

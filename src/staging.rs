@@ -1,10 +1,10 @@
 //! Staging tables: create or adopt, register, drop, purge, and count by status.
 
-use crate::exec::{self, as_role, execute, query_one, query_rows, raise};
+use crate::exec::{self, as_role, execute, query_one, raise};
 use crate::registry::registration_or_raise;
 use crate::topology;
 use dwr_engine::catalog::Relation;
-use dwr_engine::ddl::{adopt_staging, create_staging, DELETE_TRIGGER, STATUSES};
+use dwr_engine::ddl::{adopt_staging, create_staging, DELETE_TRIGGER};
 use dwr_engine::ident::{display_ident, display_qualified, quote_ident};
 use dwr_engine::plan::META_STATUS;
 use dwr_engine::{DwrError, SqlState};
@@ -236,21 +236,22 @@ fn dwr_create_staging(
     staging_oid
 }
 
+/// `dwr._unregister`, for `dwr_drop_staging` (shared PL/pgSQL): removes the registration and the
+/// tombstones of `target`, and what the topology made beside staging (a Citus table's tombstone
+/// and work tables), for `caller`, who must own `target`.
 #[pg_extern(sql = false)]
-fn dwr_drop_staging(target: Option<pg_sys::Oid>) {
-    let target =
-        target.unwrap_or_else(|| raise(DwrError::null_argument("dwr_drop_staging", "target")));
+fn unregister(target: Option<pg_sys::Oid>, caller: Option<&core::ffi::CStr>) {
+    let f = "dwr._unregister";
+    let target = target.unwrap_or_else(|| raise(DwrError::null_argument(f, "target")));
+    let caller = crate::reload::caller_name(caller, f);
+    crate::reload::check_caller(&caller);
     let reg = registration_or_raise(target);
     if let Some(t) = exec::relation(target) {
-        require_owner(&t);
-        if has_delete_tracking(target) {
-            lock_for_ddl(target, "ACCESS EXCLUSIVE", "remove delete tracking");
-            topology::of_registered(&t).remove_delete_tracking(&t);
-        }
-    }
-    if let Some(s) = exec::relation(reg.staging) {
-        execute(&format!("DROP TABLE {}", s.quoted()), &[]);
-        if let Some(t) = exec::relation(target) {
+        execute(
+            "SELECT dwr._require_owner($1, $2::pg_catalog.name)",
+            &[target.into(), caller.as_str().into()],
+        );
+        if let Some(s) = exec::relation(reg.staging) {
             topology::of_registered(&t).drop_beside_staging(target.to_u32(), &s);
         }
     }
@@ -266,37 +267,37 @@ fn dwr_drop_staging(target: Option<pg_sys::Oid>) {
     });
 }
 
+/// `dwr._remove_delete_tracking`, for `dwr_drop_staging`: drops the delete-tracking trigger of
+/// `target` as the caller, the way its topology needs (Citus lets the trigger DDL through only
+/// when asked).
 #[pg_extern(sql = false)]
-fn dwr_purge_staging(target: Option<pg_sys::Oid>, status: Option<&str>) -> i64 {
-    let target =
-        target.unwrap_or_else(|| raise(DwrError::null_argument("dwr_purge_staging", "target")));
-    let status =
-        status.unwrap_or_else(|| raise(DwrError::null_argument("dwr_purge_staging", "status")));
-    let status = status.to_uppercase();
-    if status != "ALL" && !STATUSES.contains(&status.as_str()) {
-        raise(
-            DwrError::new(
-                SqlState::InvalidParameterValue,
-                format!("unknown staging status \"{status}\""),
-            )
-            .hint(format!("Use one of {}, or ALL.", STATUSES.join(", "))),
-        );
-    }
-    let reg = registration_or_raise(target);
-    let s = exec::relation_or_raise(reg.staging, "staging table");
-    let deleted = if status == "ALL" {
-        execute(&format!("DELETE FROM {}", s.quoted()), &[])
-    } else {
-        execute(
-            &format!(
-                "DELETE FROM {} WHERE {} OPERATOR(pg_catalog.=) $1",
-                s.quoted(),
-                quote_ident(META_STATUS)
-            ),
-            &[status.as_str().into()],
-        )
-    };
-    // deletes count against staged rows from the moment staging holds no NEW row any more
+fn remove_delete_tracking(target: Option<pg_sys::Oid>) {
+    let target = target.unwrap_or_else(|| {
+        raise(DwrError::null_argument(
+            "dwr._remove_delete_tracking",
+            "target",
+        ))
+    });
+    let t = exec::relation_or_raise(target, "table");
+    topology::of_registered(&t).remove_delete_tracking(&t);
+}
+
+/// `dwr._restart_tracking`, after `dwr_purge_staging` deleted staged rows: when staging holds no
+/// `NEW` row any more, deletes count against staged rows from now on; then the tombstones nothing
+/// needs are pruned (beside a Citus table's staging too). For `caller`, who must be a role the
+/// session may act as and may delete from staging.
+#[pg_extern(sql = false)]
+fn restart_tracking(target: Option<pg_sys::Oid>, caller: Option<&core::ffi::CStr>) {
+    let f = "dwr._restart_tracking";
+    let target = target.unwrap_or_else(|| raise(DwrError::null_argument(f, "target")));
+    let caller = crate::reload::caller_name(caller, f);
+    let caller = caller.as_str();
+    let staging = query_one::<pg_sys::Oid>(
+        "SELECT dwr._check_may_purge($1, $2::pg_catalog.name)::pg_catalog.oid",
+        &[target.into(), caller.into()],
+    )
+    .expect("a registered staging table");
+    let s = exec::relation_or_raise(staging, "staging table");
     let any_new = query_one::<bool>(
         &format!(
             // `SELECT 1`: Citus 12.1 mis-plans an empty target list over a distributed table
@@ -317,73 +318,4 @@ fn dwr_purge_staging(target: Option<pg_sys::Oid>, status: Option<&str>) -> i64 {
         });
     }
     crate::registry::prune_tombstones(target);
-    deleted as i64
-}
-
-#[allow(clippy::type_complexity)] // pgrx reads the column names from this signature
-#[pg_extern(sql = false)]
-fn staging_status() -> TableIterator<
-    'static,
-    (
-        name!(target, pg_sys::Oid),
-        name!(staging, pg_sys::Oid),
-        name!(new_rows, Option<i64>),
-        name!(processed, Option<i64>),
-        name!(skipped, Option<i64>),
-        name!(error_rows, Option<i64>),
-        name!(total, Option<i64>),
-    ),
-> {
-    let regs = query_rows(
-        "SELECT t.target::pg_catalog.oid, t.staging::pg_catalog.oid, \
-         pg_catalog.has_table_privilege(t.staging::pg_catalog.oid, 'SELECT') \
-         FROM dwr.tables t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.staging::pg_catalog.oid \
-         ORDER BY t.target::pg_catalog.text",
-        &[],
-        |row| {
-            (
-                exec::col::<pg_sys::Oid>(row, 1).expect("target"),
-                exec::col::<pg_sys::Oid>(row, 2).expect("staging"),
-                exec::col::<bool>(row, 3).unwrap_or(false),
-            )
-        },
-    );
-    let mut out = Vec::new();
-    for (target, staging, readable) in regs {
-        if !readable {
-            out.push((target, staging, None, None, None, None, None));
-            continue;
-        }
-        let Some(s) = exec::relation(staging) else {
-            continue;
-        };
-        if s.column(META_STATUS).is_none() {
-            continue;
-        }
-        let status = quote_ident(META_STATUS);
-        let counts = query_rows(
-            &format!(
-                "SELECT pg_catalog.count(*) FILTER (WHERE {status} OPERATOR(pg_catalog.=) 'NEW'), \
-                 pg_catalog.count(*) FILTER (WHERE {status} OPERATOR(pg_catalog.=) 'PROCESSED'), \
-                 pg_catalog.count(*) FILTER (WHERE {status} OPERATOR(pg_catalog.=) 'SKIPPED'), \
-                 pg_catalog.count(*) FILTER (WHERE {status} OPERATOR(pg_catalog.=) 'ERROR'), \
-                 pg_catalog.count(*) FROM {}",
-                s.quoted()
-            ),
-            &[],
-            |row| {
-                (
-                    exec::col::<i64>(row, 1),
-                    exec::col::<i64>(row, 2),
-                    exec::col::<i64>(row, 3),
-                    exec::col::<i64>(row, 4),
-                    exec::col::<i64>(row, 5),
-                )
-            },
-        );
-        if let Some((n, p, sk, e, total)) = counts.into_iter().next() {
-            out.push((target, staging, n, p, sk, e, total));
-        }
-    }
-    TableIterator::new(out)
 }

@@ -206,25 +206,19 @@ fn undo_run(
     }
 }
 
+/// `dwr._purge_audit`: deletes the row images of runs finished longer ago than `older_than`, for
+/// `caller`, who must be a role the session may act as and a member of the extension owner.
 #[pg_extern(sql = false)]
-fn dwr_purge_audit(older_than: Option<Interval>) -> i64 {
-    let older_than = older_than
-        .unwrap_or_else(|| raise(DwrError::null_argument("dwr_purge_audit", "older_than")));
+fn purge_audit(older_than: Option<Interval>, caller: Option<&core::ffi::CStr>) -> i64 {
+    let f = "dwr._purge_audit";
+    let older_than = older_than.unwrap_or_else(|| raise(DwrError::null_argument(f, "older_than")));
+    let caller = crate::reload::caller_name(caller, f);
+    let caller = caller.as_str();
     let owner = exec::extension_owner();
-    let allowed = query_one::<bool>(
-        "SELECT pg_catalog.pg_has_role(pg_catalog.current_user(), $1, 'USAGE')",
-        &[owner.into()],
-    )
-    .unwrap_or(false);
-    if !allowed {
-        raise(
-            DwrError::new(
-                SqlState::InsufficientPrivilege,
-                "only the owner of dms_window_reload may purge its audit",
-            )
-            .hint("Ask the extension's owner (or a member of that role) to run dwr_purge_audit."),
-        );
-    }
+    exec::execute(
+        "SELECT dwr._check_audit_owner($1::pg_catalog.name, $2)",
+        &[caller.into(), owner.into()],
+    );
     as_role(owner, || {
         exec::execute(
             "DELETE FROM dwr.row_changes c USING dwr.merge_runs r \

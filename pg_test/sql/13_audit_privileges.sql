@@ -3,6 +3,8 @@
 -- so a writer with no right on dwr is audited, and nobody else can forge or erase audit rows. A
 -- merge that fails is recorded as FAILED by a background worker, although its transaction rolls
 -- back and its error reaches the caller.
+-- (where in the PL/pgSQL an error was raised is not shown: CONTEXT lines)
+\set SHOW_CONTEXT never
 CREATE SCHEMA priv;
 CREATE TABLE priv.t (id int PRIMARY KEY, val text, updated_at timestamp);
 INSERT INTO priv.t VALUES (1, 'v1', '2025-01-01');

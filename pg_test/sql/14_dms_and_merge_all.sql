@@ -1,5 +1,7 @@
 -- The DMS documents of a reload, merging every table of it in foreign-key order, and scheduling
 -- without pg_cron.
+-- (where in the PL/pgSQL an error was raised is not shown: CONTEXT lines)
+\set SHOW_CONTEXT never
 CREATE SCHEMA dms;
 CREATE TABLE dms.customers (customer_id int PRIMARY KEY, name varchar(100), updated_at timestamp);
 CREATE TABLE dms.orders (order_id int PRIMARY KEY, customer_id int NOT NULL REFERENCES dms.customers,

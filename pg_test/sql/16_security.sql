@@ -1,5 +1,7 @@
 -- Security: a hostile search_path changes nothing; row-level security and column privileges are
 -- respected, never bypassed; odd names work; temporary and foreign tables are refused.
+-- (where in the PL/pgSQL an error was raised is not shown: CONTEXT lines)
+\set SHOW_CONTEXT never
 
 -- 1. A schema of traps: operators and functions that record every call, placed before pg_catalog
 CREATE SCHEMA trap;

@@ -1,26 +1,24 @@
--- dms_window_reload_tle: the functions of the pg_tle package that are the same for every table.
+-- dms_window_reload_tle: what only the pg_tle package has, in PL/pgSQL.
 --
--- The compiled extension implements these in Rust; a pg_tle package can hold only SQL and PL/pgSQL,
--- so here they are written in PL/pgSQL, with the same names, arguments, messages and SQLSTATEs. The
--- merge and the undo are not here: `dwr tle` generates them for each registered table from the same
--- plan and the same SQL text as the compiled extension (see engine/src/tle.rs).
+-- The public functions that are the same for every table are shared with the compiled extension
+-- (the update scripts sql/dms_window_reload--*.sql, which both modes install); the merge and the
+-- undo are generated for each registered table from the same programs (engine/src/tle/). Here is
+-- what differs by nature:
+-- * the run-time helpers of the generated merge and undo (settings, the merge lock, opening and
+--   closing a run, the fingerprint check), which the compiled extension has in Rust (src/run.rs,
+--   src/audit.rs, src/guc.rs);
+-- * the writes into the package's own tables (registration, reloads, runs, images, purges): SECURITY
+--   DEFINER functions of the package owner, where the compiled extension has C functions that
+--   switch to its owner for the write alone. Each checks the role it acts for (dwr._check_caller,
+--   dwr._require_owner, ... in the shared scripts);
+-- * dwr_create_staging, whose checks are shared (dwr._check_target) and whose DDL the compiled
+--   extension writes in Rust (src/staging.rs, with the Citus placement);
+-- * the record of a failed merge (dwr_merge_recorded, dwr._record_failed): a trusted extension has
+--   no background worker.
 --
 -- Everything is CREATE OR REPLACE: an update of the package runs this file again. Every function
--- pins search_path to pg_catalog, pg_temp. The helpers marked SECURITY DEFINER are the package's
--- narrow path into its own tables (which only the package owner may write); each checks that the
--- caller may do what it asks (owns the table, runs that run). @dwr_owner@ is the role that installed
--- the package, @meta_defs@ the staging metadata columns (dwr_engine::ddl).
-
-CREATE OR REPLACE FUNCTION dwr._raise_null(fn pg_catalog.text, arg pg_catalog.text)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-BEGIN
-    RAISE EXCEPTION '%: argument "%" must not be NULL', fn, arg
-        USING ERRCODE = '22004', HINT = pg_catalog.format('Pass a value for %s.', arg);
-END
-$dwr$;
-COMMENT ON FUNCTION dwr._raise_null(pg_catalog.text, pg_catalog.text) IS
-  'Raises the error of a NULL argument (22004).';
+-- pins search_path to pg_catalog, pg_temp. @dwr_owner@ is the role that installed the package,
+-- @meta_defs@ the staging metadata columns (dwr_engine::ddl).
 
 CREATE OR REPLACE FUNCTION dwr._is_row_error(state pg_catalog.text)
 RETURNS pg_catalog.bool LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
@@ -97,35 +95,6 @@ SELECT pg_catalog.md5(COALESCE((
 $dwr$;
 COMMENT ON FUNCTION dwr._fingerprint(pg_catalog.oid) IS
   'A digest of a table''s columns, primary key and owner: a generated merge function refuses to run when its tables no longer match the digest it was generated for.';
-
-CREATE OR REPLACE FUNCTION dwr._display(rel pg_catalog.oid)
-RETURNS pg_catalog.text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-AS $dwr$ SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname)
-           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-          WHERE c.oid OPERATOR(pg_catalog.=) rel $dwr$;
-COMMENT ON FUNCTION dwr._display(pg_catalog.oid) IS
-  'schema.name of a relation for messages, schema always written (as the compiled extension names tables).';
-
-CREATE OR REPLACE FUNCTION dwr._registration(target pg_catalog.regclass,
-                                             OUT staging pg_catalog.regclass,
-                                             OUT version_column pg_catalog.name)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    name pg_catalog.text := COALESCE(dwr._display(target),
-                                     'OID ' OPERATOR(pg_catalog.||) target::pg_catalog.oid::pg_catalog.text);
-BEGIN
-    SELECT t.staging, t.version_column INTO staging, version_column
-      FROM dwr.tables t WHERE t.target OPERATOR(pg_catalog.=) $1;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % has no registered staging table', name
-            USING ERRCODE = '55000', DETAIL = pg_catalog.format('dwr.tables has no row for %s.', name),
-                  HINT = pg_catalog.format('Create or adopt its staging table first: SELECT dwr_create_staging(''%s'');', name);
-    END IF;
-END
-$dwr$;
-COMMENT ON FUNCTION dwr._registration(pg_catalog.regclass) IS
-  'The registered staging table and version column of target; 55000 when it has none.';
 
 CREATE OR REPLACE FUNCTION dwr._check_staging_owner(target pg_catalog.regclass, staging pg_catalog.regclass)
 RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
@@ -258,36 +227,6 @@ $dwr$;
 COMMENT ON FUNCTION dwr._prune_tombstones(pg_catalog.oid) IS
   'Deletes the tombstones of target that neither its staging table nor an open reload can need.';
 
-CREATE OR REPLACE FUNCTION dwr._check_caller(caller pg_catalog.name)
-RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
-BEGIN
-    -- a SECURITY DEFINER helper acts for caller only when the session may act as that role
-    IF caller IS NULL OR NOT pg_catalog.pg_has_role(SESSION_USER, caller, 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied to act as %', caller USING ERRCODE = '42501';
-    END IF;
-END
-$dwr$;
-COMMENT ON FUNCTION dwr._check_caller(pg_catalog.name) IS
-  'Raises 42501 unless the session''s login role may act as caller (the role a SECURITY DEFINER helper is told it works for).';
-
-CREATE OR REPLACE FUNCTION dwr._require_owner(target pg_catalog.regclass, role pg_catalog.name)
-RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    owner pg_catalog.oid;
-BEGIN
-    SELECT relowner INTO owner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) target;
-    IF NOT pg_catalog.pg_has_role(role, owner, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table %', target
-            USING ERRCODE = '42501',
-                  DETAIL = pg_catalog.format('%s is owned by %s.', target, pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(owner))),
-                  HINT = 'Register the table as its owner (or a member of the owning role).';
-    END IF;
-END
-$dwr$;
-COMMENT ON FUNCTION dwr._require_owner(pg_catalog.regclass, pg_catalog.name) IS
-  'Raises 42501 unless role owns target (or is a member of its owner).';
-
 CREATE OR REPLACE FUNCTION dwr._register(target pg_catalog.regclass, staging pg_catalog.regclass,
                                          version_column pg_catalog.name, created pg_catalog.bool,
                                          caller pg_catalog.name)
@@ -330,16 +269,10 @@ CREATE OR REPLACE FUNCTION dwr._restart_tracking(target pg_catalog.regclass, cal
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
 #variable_conflict use_column
 DECLARE
-    s pg_catalog.regclass;
+    s pg_catalog.regclass := dwr._check_may_purge(target, caller);
     any_new pg_catalog.bool;
 BEGIN
-    PERFORM dwr._check_caller(caller);
-    SELECT staging INTO s FROM dwr.tables WHERE dwr.tables.target OPERATOR(pg_catalog.=) $1;
-    -- only a caller that may empty staging (as dwr_purge_staging just did)
-    IF NOT pg_catalog.has_table_privilege(caller, s, 'DELETE') THEN
-        RAISE EXCEPTION 'permission denied for table %', s USING ERRCODE = '42501';
-    END IF;
-    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM %s WHERE _dwr_status OPERATOR(pg_catalog.=) ''NEW'')', s)
+    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s WHERE _dwr_status OPERATOR(pg_catalog.=) ''NEW'')', s)
        INTO any_new;
     IF NOT any_new THEN
         UPDATE dwr.tables SET tracking_since = pg_catalog.now() WHERE dwr.tables.target OPERATOR(pg_catalog.=) $1;
@@ -348,7 +281,7 @@ BEGIN
 END
 $dwr$;
 COMMENT ON FUNCTION dwr._restart_tracking(pg_catalog.regclass, pg_catalog.name) IS
-  'After dwr_purge_staging: when staging holds no NEW row, deletes count from now on.';
+  'Implementation of dwr_purge_staging: when staging holds no NEW row, deletes count from now on.';
 
 CREATE OR REPLACE FUNCTION @extschema@.dwr_create_staging(target pg_catalog.regclass,
                                                           staging_schema pg_catalog.name DEFAULT 'staging',
@@ -458,92 +391,14 @@ $dwr$;
 COMMENT ON FUNCTION @extschema@.dwr_create_staging(pg_catalog.regclass, pg_catalog.name, pg_catalog.name) IS
   'Creates staging_schema.<table> (the target''s columns and primary key plus the _dwr_ metadata columns), or adopts a table of that name that a DMS full load created (adding the metadata columns, changing no row), and registers the pair in dwr.tables. Returns the staging table. (pg_tle package: run dwr tle install afterwards to generate the table''s merge.)';
 
-CREATE OR REPLACE FUNCTION @extschema@.dwr_drop_staging(target pg_catalog.regclass)
+CREATE OR REPLACE FUNCTION dwr._remove_delete_tracking(target pg_catalog.regclass)
 RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    reg record;
 BEGIN
-    IF target IS NULL THEN PERFORM dwr._raise_null('dwr_drop_staging', 'target'); END IF;
-    SELECT * INTO reg FROM dwr._registration(target);
-    IF EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) target) THEN
-        PERFORM dwr._require_owner(target, CURRENT_USER);
-        IF EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) target
-                      AND tgname OPERATOR(pg_catalog.=) 'dwr_record_delete' AND NOT tgisinternal) THEN
-            PERFORM dwr._lock_for_ddl(target, 'ACCESS EXCLUSIVE', 'remove delete tracking');
-            EXECUTE pg_catalog.format('DROP TRIGGER dwr_record_delete ON %s', target);
-        END IF;
-    END IF;
-    IF EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) reg.staging) THEN
-        EXECUTE pg_catalog.format('DROP TABLE %s', reg.staging);
-    END IF;
-    PERFORM dwr._unregister(target, CURRENT_USER);
+    EXECUTE pg_catalog.format('DROP TRIGGER dwr_record_delete ON %s', target);
 END
 $dwr$;
-COMMENT ON FUNCTION @extschema@.dwr_drop_staging(pg_catalog.regclass) IS
-  'Drops the staging table of target and its registration; dwr.merge_runs keeps the history.';
-
-CREATE OR REPLACE FUNCTION @extschema@.dwr_purge_staging(target pg_catalog.regclass,
-                                                         status pg_catalog.text DEFAULT 'PROCESSED')
-RETURNS pg_catalog.int8 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    reg record;
-    st pg_catalog.text := pg_catalog.upper(status);
-    n pg_catalog.int8;
-BEGIN
-    IF target IS NULL THEN PERFORM dwr._raise_null('dwr_purge_staging', 'target'); END IF;
-    IF status IS NULL THEN PERFORM dwr._raise_null('dwr_purge_staging', 'status'); END IF;
-    IF st OPERATOR(pg_catalog.<>) 'ALL' AND NOT st OPERATOR(pg_catalog.=) ANY ('{NEW,PROCESSED,SKIPPED,ERROR}') THEN
-        RAISE EXCEPTION 'unknown staging status "%"', st USING ERRCODE = '22023',
-              HINT = 'Use one of NEW, PROCESSED, SKIPPED, ERROR, or ALL.';
-    END IF;
-    SELECT * INTO reg FROM dwr._registration(target);
-    IF st OPERATOR(pg_catalog.=) 'ALL' THEN
-        EXECUTE pg_catalog.format('DELETE FROM %s', reg.staging);
-    ELSE
-        EXECUTE pg_catalog.format('DELETE FROM %s WHERE _dwr_status OPERATOR(pg_catalog.=) $1', reg.staging) USING st;
-    END IF;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM dwr._restart_tracking(target, CURRENT_USER);
-    RETURN n;
-END
-$dwr$;
-COMMENT ON FUNCTION @extschema@.dwr_purge_staging(pg_catalog.regclass, pg_catalog.text) IS
-  'Deletes the staged rows of target in that status (NEW, PROCESSED, SKIPPED, ERROR, or ALL); returns how many.';
-
-CREATE OR REPLACE FUNCTION dwr._staging_status()
-RETURNS TABLE (target pg_catalog.regclass, staging pg_catalog.regclass, new_rows pg_catalog.int8,
-               processed pg_catalog.int8, skipped pg_catalog.int8, error_rows pg_catalog.int8,
-               total pg_catalog.int8)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    r record;
-BEGIN
-    FOR r IN SELECT t.target AS t, t.staging AS s,
-                    pg_catalog.has_table_privilege(t.staging::pg_catalog.oid, 'SELECT') AS readable
-               FROM dwr.tables t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.staging::pg_catalog.oid
-              ORDER BY t.target::pg_catalog.text LOOP
-        target := r.t; staging := r.s;
-        new_rows := NULL; processed := NULL; skipped := NULL; error_rows := NULL; total := NULL;
-        IF r.readable THEN
-            CONTINUE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) r.s
-                                         AND a.attname OPERATOR(pg_catalog.=) '_dwr_status' AND NOT a.attisdropped);
-            EXECUTE pg_catalog.format(
-                'SELECT pg_catalog.count(*) FILTER (WHERE _dwr_status OPERATOR(pg_catalog.=) ''NEW''), '
-                'pg_catalog.count(*) FILTER (WHERE _dwr_status OPERATOR(pg_catalog.=) ''PROCESSED''), '
-                'pg_catalog.count(*) FILTER (WHERE _dwr_status OPERATOR(pg_catalog.=) ''SKIPPED''), '
-                'pg_catalog.count(*) FILTER (WHERE _dwr_status OPERATOR(pg_catalog.=) ''ERROR''), '
-                'pg_catalog.count(*) FROM %s', r.s)
-               INTO new_rows, processed, skipped, error_rows, total;
-        END IF;
-        RETURN NEXT;
-    END LOOP;
-END
-$dwr$;
-COMMENT ON FUNCTION dwr._staging_status() IS
-  'Counts of staged rows by status for every registered table whose staging the caller may read (NULLs when not).';
+COMMENT ON FUNCTION dwr._remove_delete_tracking(pg_catalog.regclass) IS
+  'Implementation of dwr_drop_staging: drops the delete-tracking trigger of target (the caller holds the table lock).';
 
 CREATE OR REPLACE FUNCTION dwr._purge_audit(older_than pg_catalog.interval, caller pg_catalog.name)
 RETURNS pg_catalog.int8 LANGUAGE plpgsql SECURITY DEFINER VOLATILE PARALLEL UNSAFE
@@ -552,12 +407,8 @@ SET search_path = pg_catalog, pg_temp AS $dwr$
 DECLARE
     n pg_catalog.int8;
 BEGIN
-    -- the caller: a role the session may act as, that is (or is a member of) the package owner
-    IF NOT pg_catalog.pg_has_role(SESSION_USER, caller, 'MEMBER')
-       OR NOT pg_catalog.pg_has_role(caller, CURRENT_USER, 'USAGE') THEN
-        RAISE EXCEPTION 'only the owner of dms_window_reload may purge its audit' USING ERRCODE = '42501',
-              HINT = 'Ask the extension''s owner (or a member of that role) to run dwr_purge_audit.';
-    END IF;
+    -- CURRENT_USER: the package owner, whose function this is
+    PERFORM dwr._check_audit_owner(caller, (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER));
     DELETE FROM dwr.row_changes c USING dwr.merge_runs r
      WHERE c.run_id OPERATOR(pg_catalog.=) r.run_id
        AND COALESCE(r.finished_at, r.started_at) OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than);
@@ -566,18 +417,7 @@ BEGIN
 END
 $dwr$;
 COMMENT ON FUNCTION dwr._purge_audit(pg_catalog.interval, pg_catalog.name) IS
-  'Implementation of dwr_purge_audit (runs as the package owner; refuses a caller that is not the owner or a member of it).';
-
-CREATE OR REPLACE FUNCTION @extschema@.dwr_purge_audit(older_than pg_catalog.interval)
-RETURNS pg_catalog.int8 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp AS $dwr$
-BEGIN
-    IF older_than IS NULL THEN PERFORM dwr._raise_null('dwr_purge_audit', 'older_than'); END IF;
-    RETURN dwr._purge_audit(older_than, CURRENT_USER);
-END
-$dwr$;
-COMMENT ON FUNCTION @extschema@.dwr_purge_audit(pg_catalog.interval) IS
-  'Deletes the row images (dwr.row_changes) of runs finished longer ago than older_than; the runs stay in dwr.merge_runs. Only the extension''s owner may.';
+  'Implementation of dwr_purge_audit for caller (the package owner or a member of it).';
 
 CREATE OR REPLACE FUNCTION dwr._reload_insert(targets pg_catalog.regclass[], window_start pg_catalog.timestamptz,
                                               window_end pg_catalog.timestamptz, caller pg_catalog.name)
@@ -585,20 +425,14 @@ RETURNS pg_catalog.int8 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_c
 #variable_conflict use_column
 DECLARE
     t pg_catalog.regclass;
-    other pg_catalog.int8;
     id pg_catalog.int8;
 BEGIN
-    -- serialise reload changes, so two sessions cannot put one table into two open reloads
     PERFORM dwr._check_caller(caller);
+    -- serialise reload changes, so two sessions cannot put one table into two open reloads
     LOCK TABLE dwr.reloads IN SHARE ROW EXCLUSIVE MODE;
     FOREACH t IN ARRAY $1 LOOP
         PERFORM dwr._require_owner(t, caller);
-        SELECT r.reload_id INTO other FROM dwr.reloads r
-         WHERE r.ended_at IS NULL AND t OPERATOR(pg_catalog.=) ANY (r.targets);
-        IF other IS NOT NULL THEN
-            RAISE EXCEPTION 'table % is already in open reload %', t, other USING ERRCODE = '55000',
-                  HINT = pg_catalog.format('Finish that reload first: SELECT dwr_end_reload(%s);', other);
-        END IF;
+        PERFORM dwr._check_not_in_reload(t);
     END LOOP;
     INSERT INTO dwr.reloads (targets, window_start, window_end, began_by)
     VALUES ($1, $2, $3, $4) RETURNING reload_id INTO id;
@@ -606,94 +440,26 @@ BEGIN
 END
 $dwr$;
 COMMENT ON FUNCTION dwr._reload_insert(pg_catalog.regclass[], pg_catalog.timestamptz, pg_catalog.timestamptz, pg_catalog.name) IS
-  'Writes a reload of dwr_begin_reload for caller (who must own every table; none may be in another open reload).';
-
-CREATE OR REPLACE FUNCTION @extschema@.dwr_begin_reload(targets pg_catalog.regclass[],
-                                                        window_start pg_catalog.timestamptz,
-                                                        window_end pg_catalog.timestamptz)
-RETURNS pg_catalog.int8 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    t pg_catalog.regclass;
-    uniq pg_catalog.regclass[] := '{}';
-    reg record;
-    v record;
-BEGIN
-    IF targets IS NULL THEN PERFORM dwr._raise_null('dwr_begin_reload', 'targets'); END IF;
-    IF window_start IS NULL THEN PERFORM dwr._raise_null('dwr_begin_reload', 'window_start'); END IF;
-    IF window_end IS NULL THEN PERFORM dwr._raise_null('dwr_begin_reload', 'window_end'); END IF;
-    IF pg_catalog.cardinality(targets) OPERATOR(pg_catalog.=) 0 THEN
-        RAISE EXCEPTION 'dwr_begin_reload: targets is empty' USING ERRCODE = '22023',
-              HINT = 'Name the tables to reload: dwr_begin_reload(''{production.customers}'', ...).';
-    END IF;
-    IF window_start OPERATOR(pg_catalog.>) window_end THEN
-        RAISE EXCEPTION 'dwr_begin_reload: the window ends before it starts' USING ERRCODE = '22023',
-              DETAIL = pg_catalog.format('window_start %s is after window_end %s.', window_start, window_end),
-              HINT = 'Swap the two ends; both are included.';
-    END IF;
-    FOREACH t IN ARRAY targets LOOP
-        IF t IS NULL THEN PERFORM dwr._raise_null('dwr_begin_reload', 'targets[i]'); END IF;
-        IF NOT t OPERATOR(pg_catalog.=) ANY (uniq) THEN uniq := uniq OPERATOR(pg_catalog.||) t; END IF;
-    END LOOP;
-    FOREACH t IN ARRAY uniq LOOP
-        SELECT * INTO reg FROM dwr._registration(t);
-        PERFORM dwr._require_owner(t, CURRENT_USER);
-        SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type_name, ty.typcategory INTO v
-          FROM pg_catalog.pg_attribute a
-          JOIN pg_catalog.pg_type ty ON ty.oid OPERATOR(pg_catalog.=) COALESCE(NULLIF(
-               (SELECT b.typbasetype FROM pg_catalog.pg_type b WHERE b.oid OPERATOR(pg_catalog.=) a.atttypid), 0), a.atttypid)
-         WHERE a.attrelid OPERATOR(pg_catalog.=) t AND a.attname OPERATOR(pg_catalog.=) reg.version_column;
-        IF v.typcategory OPERATOR(pg_catalog.<>) 'D' THEN
-            RAISE EXCEPTION 'version column % of % is of type %, which a time window cannot bound',
-                  pg_catalog.quote_ident(v.attname), t, v.type_name USING ERRCODE = '42804',
-                  HINT = 'A reload window needs a date, timestamp or timestamptz version column; merge without a reload otherwise.';
-        END IF;
-    END LOOP;
-    RETURN dwr._reload_insert(uniq, window_start, window_end, CURRENT_USER);
-END
-$dwr$;
-COMMENT ON FUNCTION @extschema@.dwr_begin_reload(pg_catalog.regclass[], pg_catalog.timestamptz, pg_catalog.timestamptz) IS
-  'Opens a reload of these tables for the window [window_start, window_end]: while it is open, merges of them take only staged rows whose version lies in the window, and deletes in production from now on stop staged rows of the same key. Returns the reload''s id.';
+  'Implementation of dwr_begin_reload: writes the reload for caller (a role the session may act as, owning every table; none may be in another open reload).';
 
 CREATE OR REPLACE FUNCTION dwr._end_reload(reload_id pg_catalog.int8, caller pg_catalog.name)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
 #variable_conflict use_column
 DECLARE
-    r record;
+    targets pg_catalog.regclass[];
     t pg_catalog.regclass;
 BEGIN
     PERFORM dwr._check_caller(caller);
-    SELECT x.ended_at IS NOT NULL AS ended, x.targets INTO r FROM dwr.reloads x WHERE x.reload_id OPERATOR(pg_catalog.=) $1;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'reload % does not exist', $1 USING ERRCODE = '42704', HINT = 'See SELECT * FROM dwr.reloads;';
-    END IF;
-    IF r.ended THEN
-        RAISE EXCEPTION 'reload % is already ended', $1 USING ERRCODE = '55000';
-    END IF;
-    FOREACH t IN ARRAY r.targets LOOP
-        IF EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) t) THEN
-            PERFORM dwr._require_owner(t, caller);
-        END IF;
-    END LOOP;
+    targets := dwr._reload_to_end($1, caller);
     UPDATE dwr.reloads x SET ended_at = pg_catalog.clock_timestamp(), ended_by = caller
      WHERE x.reload_id OPERATOR(pg_catalog.=) $1;
-    FOREACH t IN ARRAY r.targets LOOP
+    FOREACH t IN ARRAY targets LOOP
         PERFORM dwr._prune_tombstones(t::pg_catalog.oid);
     END LOOP;
 END
 $dwr$;
 COMMENT ON FUNCTION dwr._end_reload(pg_catalog.int8, pg_catalog.name) IS
-  'Implementation of dwr_end_reload for caller (who must own the reload''s tables).';
-
-CREATE OR REPLACE FUNCTION @extschema@.dwr_end_reload(reload_id pg_catalog.int8)
-RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
-BEGIN
-    IF $1 IS NULL THEN PERFORM dwr._raise_null('dwr_end_reload', 'reload_id'); END IF;
-    PERFORM dwr._end_reload($1, CURRENT_USER);
-END
-$dwr$;
-COMMENT ON FUNCTION @extschema@.dwr_end_reload(pg_catalog.int8) IS
-  'Closes a reload: merges of its tables take every staged row again.';
+  'Implementation of dwr_end_reload for caller (who must own the reload''s tables); prunes the tombstones nothing needs any more.';
 
 CREATE OR REPLACE FUNCTION dwr._run_to_undo(run_id pg_catalog.int8, OUT target pg_catalog.oid, OUT target_name pg_catalog.text)
 LANGUAGE plpgsql SECURITY DEFINER STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
@@ -818,111 +584,6 @@ END
 $dwr$;
 COMMENT ON PROCEDURE @extschema@.dwr_merge_recorded(pg_catalog.regclass, pg_catalog.bool, dwr.merge_result) IS
   'pg_tle package: dwr_merge that leaves a FAILED run in dwr.merge_runs when it fails (the compiled extension''s background worker does this for every merge; a trusted extension has none). Call it outside a transaction block (as pg_cron does): CALL dwr_merge_recorded(''customers'').';
-
-CREATE OR REPLACE FUNCTION dwr._cron_schema(job pg_catalog.text, cron pg_catalog.text, command pg_catalog.text)
-RETURNS pg_catalog.text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    s pg_catalog.text;
-    cron_db pg_catalog.text;
-    here pg_catalog.text := pg_catalog.current_database();
-BEGIN
-    -- pg_cron keeps its functions in a schema of its own ("cron"): where its schedule lives
-    SELECT n.nspname INTO s FROM pg_catalog.pg_extension e
-      JOIN pg_catalog.pg_depend d ON d.refobjid OPERATOR(pg_catalog.=) e.oid
-       AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
-       AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
-      JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
-      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
-     WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron' AND p.proname OPERATOR(pg_catalog.=) 'schedule'
-     LIMIT 1;
-    IF s IS NOT NULL THEN
-        RETURN s;
-    END IF;
-    BEGIN
-        -- a superuser-only setting: a role without pg_read_all_settings cannot read it
-        cron_db := NULLIF(pg_catalog.current_setting('cron.database_name', true), '');
-    EXCEPTION WHEN insufficient_privilege THEN
-        cron_db := NULL;
-    END;
-    IF NOT 'pg_cron' OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.btrim(l, ' "')
-                                                   FROM pg_catalog.unnest(pg_catalog.string_to_array(
-                                                        pg_catalog.current_setting('shared_preload_libraries'), ',')) l) THEN
-        RAISE EXCEPTION 'pg_cron is not installed' USING ERRCODE = '0A000',
-              DETAIL = 'dwr_schedule makes pg_cron jobs; pg_cron is not in shared_preload_libraries.',
-              HINT = 'Add pg_cron to shared_preload_libraries (the DB parameter group on RDS), restart, then CREATE EXTENSION pg_cron; or run dwr_merge from any other scheduler.';
-    ELSIF cron_db IS NOT NULL AND cron_db OPERATOR(pg_catalog.<>) here THEN
-        RAISE EXCEPTION 'pg_cron runs in database %, not in %', cron_db, here USING ERRCODE = '0A000',
-              HINT = pg_catalog.format('Schedule the merge from %s: SELECT cron.schedule_in_database(%L, %L, %L, %L);',
-                                       cron_db, job, cron, command, here);
-    END IF;
-    RAISE EXCEPTION 'the pg_cron extension is not created in this database' USING ERRCODE = '0A000',
-          HINT = 'Run CREATE EXTENSION pg_cron; in the database named by cron.database_name.';
-END
-$dwr$;
-COMMENT ON FUNCTION dwr._cron_schema(pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
-  'The schema of pg_cron in this database, or the error that says how to get there.';
-
-CREATE OR REPLACE FUNCTION dwr._cron_job(target pg_catalog.regclass, OUT job pg_catalog.text, OUT command pg_catalog.text)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    ext_schema pg_catalog.text;
-    qualified pg_catalog.text;
-BEGIN
-    SELECT n.nspname INTO ext_schema FROM pg_catalog.pg_extension e
-      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
-     WHERE e.extname OPERATOR(pg_catalog.=) 'dms_window_reload_tle';
-    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) INTO qualified FROM pg_catalog.pg_class c
-      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-     WHERE c.oid OPERATOR(pg_catalog.=) target;
-    job := 'dwr_merge ' OPERATOR(pg_catalog.||) dwr._display(target);
-    -- the procedure: a scheduled merge that fails leaves a FAILED run (no background worker here)
-    command := pg_catalog.format('CALL %I.dwr_merge_recorded(%L::pg_catalog.regclass)', ext_schema, qualified);
-END
-$dwr$;
-COMMENT ON FUNCTION dwr._cron_job(pg_catalog.regclass) IS
-  'The pg_cron job name and command of target''s scheduled merge.';
-
-CREATE OR REPLACE FUNCTION @extschema@.dwr_schedule(target pg_catalog.regclass, cron pg_catalog.text)
-RETURNS pg_catalog.int8 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    j record;
-    id pg_catalog.int8;
-BEGIN
-    IF target IS NULL THEN PERFORM dwr._raise_null('dwr_schedule', 'target'); END IF;
-    IF cron IS NULL THEN PERFORM dwr._raise_null('dwr_schedule', 'cron'); END IF;
-    PERFORM dwr._registration(target);
-    SELECT * INTO j FROM dwr._cron_job(target);
-    EXECUTE pg_catalog.format('SELECT %I.schedule($1, $2, $3)', dwr._cron_schema(j.job, cron, j.command))
-       INTO id USING j.job, cron, j.command;
-    RETURN id;
-END
-$dwr$;
-COMMENT ON FUNCTION @extschema@.dwr_schedule(pg_catalog.regclass, pg_catalog.text) IS
-  'Schedules the merge of target as a pg_cron job named ''dwr_merge <table>'' (pg_tle package: the job runs CALL dwr_merge_recorded, so a failed scheduled merge leaves a FAILED run); returns the job id. Scheduling again replaces the schedule.';
-
-CREATE OR REPLACE FUNCTION @extschema@.dwr_unschedule(target pg_catalog.regclass)
-RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    j record;
-    s pg_catalog.text;
-    removed pg_catalog.bool;
-BEGIN
-    IF target IS NULL THEN PERFORM dwr._raise_null('dwr_unschedule', 'target'); END IF;
-    SELECT * INTO j FROM dwr._cron_job(target);
-    s := dwr._cron_schema(j.job, '* * * * *', j.command);
-    EXECUTE pg_catalog.format('SELECT %1$I.unschedule(x.jobid) FROM %1$I.job x WHERE x.jobname OPERATOR(pg_catalog.=) $1', s)
-       INTO removed USING j.job;
-    IF removed IS NULL THEN
-        RAISE EXCEPTION 'no pg_cron job named "%"', j.job USING ERRCODE = '42704', HINT = 'See SELECT * FROM cron.job;';
-    END IF;
-END
-$dwr$;
-COMMENT ON FUNCTION @extschema@.dwr_unschedule(pg_catalog.regclass) IS
-  'Removes the pg_cron job dwr_schedule made for target.';
 
 CREATE OR REPLACE FUNCTION dwr._batch_failed(target pg_catalog.regclass, started_at pg_catalog.timestamptz,
                                              error_sqlstate pg_catalog.text, error_message pg_catalog.text)

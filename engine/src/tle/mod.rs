@@ -33,15 +33,15 @@ use crate::undo::undo_program;
 pub const EXTENSION: &str = "dms_window_reload_tle";
 
 /// The version of the SQL the package is generated from; a package version is this plus a
-/// generation number (`0.4.0.000003`).
-pub const BASE_VERSION: &str = "0.4.0";
+/// generation number (`0.5.0.000003`).
+pub const BASE_VERSION: &str = "0.5.0";
 
 const SCHEMA_SQL: &str = include_str!("../../../sql/schema.sql");
 /// The changes from one base version to the next that both modes share (table changes, PL/pgSQL),
 /// oldest first: the compiled extension's update scripts, which its install script also includes.
 /// A fresh package runs them all after `schema.sql` (where they change nothing or define
 /// functions); an update from an older base runs those from its base on.
-const DELTAS: [(&str, &str, &str); 2] = [
+const DELTAS: [(&str, &str, &str); 3] = [
     (
         "0.2.0",
         "0.3.0",
@@ -51,6 +51,11 @@ const DELTAS: [(&str, &str, &str); 2] = [
         "0.3.0",
         "0.4.0",
         include_str!("../../../sql/dms_window_reload--0.3.0--0.4.0.sql"),
+    ),
+    (
+        "0.4.0",
+        "0.5.0",
+        include_str!("../../../sql/dms_window_reload--0.4.0--0.5.0.sql"),
     ),
 ];
 const VIEWS_SQL: &str = include_str!("../../../sql/views.sql");
@@ -981,7 +986,14 @@ mod tests {
         let from_030 = update_script("0.3.0.000002", &[], &[], &order, "owner");
         assert!(!from_030.contains("ALTER TABLE dwr.tombstones"));
         assert!(from_030.contains("PROCEDURE @extschema@.dwr_merge_batches("));
+        // 0.5.0: the reload, purge and schedule functions both modes share, without the
+        // compiled extension's C writes
+        let from_040 = update_script("0.4.0.000003", &[], &[], &order, "owner");
+        assert!(from_040.contains("CREATE OR REPLACE FUNCTION @extschema@.dwr_begin_reload("));
+        assert!(from_040.contains("CREATE FUNCTION dwr._check_not_in_reload("));
+        assert!(!from_040.contains("reload_insert_wrapper"));
         let same_base = update_script(&next_version(None), &[], &[], &order, "owner");
+        assert!(!same_base.contains("CREATE FUNCTION dwr._check_not_in_reload("));
         assert!(!same_base.contains("ALTER TABLE dwr.tombstones"));
         assert!(!same_base.contains("PROCEDURE @extschema@.dwr_merge_batches("));
         assert_eq!(base_of("0.2.0.000007"), "0.2.0");
@@ -989,12 +1001,12 @@ mod tests {
 
     #[test]
     fn versions_count_up() {
-        assert_eq!(next_version(None), "0.4.0.000000");
-        assert_eq!(next_version(Some("0.4.0.000000")), "0.4.0.000001");
-        assert_eq!(next_version(Some("0.4.0.000041")), "0.4.0.000042");
+        assert_eq!(next_version(None), "0.5.0.000000");
+        assert_eq!(next_version(Some("0.5.0.000000")), "0.5.0.000001");
+        assert_eq!(next_version(Some("0.5.0.000041")), "0.5.0.000042");
         // a package of an older base starts the new base's numbering
-        assert_eq!(next_version(Some("0.2.0.000041")), "0.4.0.000000");
-        assert_eq!(next_version(Some("0.3.0.000007")), "0.4.0.000000");
+        assert_eq!(next_version(Some("0.2.0.000041")), "0.5.0.000000");
+        assert_eq!(next_version(Some("0.4.0.000007")), "0.5.0.000000");
         // no version is part of another's text (pg_tle uninstalls by LIKE '%<version>%')
         let versions: Vec<String> = (0..200)
             .scan(None, |v: &mut Option<String>, _| {
