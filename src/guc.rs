@@ -16,6 +16,11 @@ pub static ROW_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(20);
 /// `dwr.row_changes` (needed by `dwr_undo`).
 pub static ROW_AUDIT: GucSetting<bool> = GucSetting::<bool>::new(true);
 
+/// `dwr.fast_merge`: whether a merge first tries the fast way (one statement that classifies and
+/// writes, `sqlgen::MergeBuilder::fast_apply`) before the step-by-step way. Off for a comparison
+/// (the benchmark runs both) or to rule it out.
+pub static FAST_MERGE: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 /// `dwr.ddl_lock_timeout`: how long one attempt of the extension's own DDL on production
 /// (installing or removing delete tracking) waits for its table lock. A waiting lock request makes
 /// every later one on the table wait behind it, CDC's writes included: this bounds that wait.
@@ -70,6 +75,14 @@ pub fn register() {
         c"Whether merges record the before and after image of every row they change.",
         c"The images go to dwr.row_changes; dwr_undo needs them.",
         &ROW_AUDIT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"dwr.fast_merge",
+        c"Whether a merge first tries to classify and write in one statement.",
+        c"When that statement fails (a row production rejects, a row another transaction holds past dwr.row_lock_timeout), it is rolled back and the merge goes step by step. Off: step by step only.",
+        &FAST_MERGE,
         GucContext::Userset,
         GucFlags::default(),
     );

@@ -259,6 +259,35 @@ impl Runner<'_> {
                 }
             }
             Step::Hold => test_hold_after_classify(),
+            Step::Attempt { first, otherwise } => {
+                let fast = guc::FAST_MERGE.get() && guc::TEST_HOLD_AFTER_CLASSIFY.get() == 0;
+                let before = (self.rows, self.staged);
+                let done = fast
+                    && match subtransaction(|| {
+                        self.with_lock_timeout(guc::ROW_LOCK_TIMEOUT.get(), |this| {
+                            for s in first {
+                                this.step(s);
+                            }
+                        })
+                    }) {
+                        Ok(()) => true,
+                        // rolled back whole: the step-by-step way isolates what failed
+                        Err(e)
+                            if e.is_lock_timeout()
+                                || e.is_row_error()
+                                || matches!(e.sqlstate.as_str(), "40P01" | "21000") =>
+                        {
+                            (self.rows, self.staged) = before;
+                            false
+                        }
+                        Err(e) => exec::raise_caught(e),
+                    };
+                if !done {
+                    for s in otherwise {
+                        self.step(s);
+                    }
+                }
+            }
             Step::Phase(name) => {
                 let target = exec::relation(self.b.target)
                     .map(|r| r.display())

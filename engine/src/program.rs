@@ -273,6 +273,15 @@ pub enum Step {
     /// the merge enters this phase: shown in `pg_stat_activity` (compiled extension) and, once
     /// the merge has run `dwr.progress_notice_after`, as a NOTICE (`dwr._merge_progress`)
     Phase(&'static str),
+    /// `first`, in a subtransaction whose writes wait for a row another transaction holds at most
+    /// `dwr.row_lock_timeout`; when it fails with a lock wait that ran out, a row's error (as
+    /// `dwr._is_row_error` says) or a deadlock, it is rolled back whole and `otherwise` runs. Only
+    /// `otherwise` runs when `dwr.fast_merge` is off or the test hook `dwr.test_hold_after_classify`
+    /// is set (it holds between reading and writing, which `first` does in one statement).
+    Attempt {
+        first: Vec<Step>,
+        otherwise: Vec<Step>,
+    },
 }
 
 /// The steps of one operation and what its runners need besides.
@@ -297,19 +306,26 @@ pub struct Program {
 impl Program {
     /// Every statement, in program order, each once.
     pub fn stmts(&self) -> Vec<&Stmt> {
-        let mut out = Vec::new();
-        for step in &self.steps {
-            match step {
-                Step::Run(s) | Step::Rows(s) | Step::RowRange(s) => out.push(s),
-                Step::Ranged(r) => out.extend(r.all_stmts()),
-                Step::Hold | Step::Phase(_) => {}
-                Step::When { when, then } => {
-                    out.extend(when.iter().map(Cond::stmt));
-                    out.extend(then.iter());
+        fn of<'a>(steps: &'a [Step], out: &mut Vec<&'a Stmt>) {
+            for step in steps {
+                match step {
+                    Step::Run(s) | Step::Rows(s) | Step::RowRange(s) => out.push(s),
+                    Step::Ranged(r) => out.extend(r.all_stmts()),
+                    Step::Hold | Step::Phase(_) => {}
+                    Step::When { when, then } => {
+                        out.extend(when.iter().map(Cond::stmt));
+                        out.extend(then.iter());
+                    }
+                    Step::AsOwner { stmt, .. } => out.push(stmt),
+                    Step::Attempt { first, otherwise } => {
+                        of(first, out);
+                        of(otherwise, out);
+                    }
                 }
-                Step::AsOwner { stmt, .. } => out.push(stmt),
             }
         }
+        let mut out = Vec::new();
+        of(&self.steps, &mut out);
         out.push(&self.mark_error);
         out.push(&self.mark_deferred);
         out.push(&self.counts);

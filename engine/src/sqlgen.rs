@@ -479,28 +479,31 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
             steps.push(Step::Phase(name));
         }
     };
-    phase(&mut steps, "classifying");
     if options.row_audit {
         steps.push(Step::Run(b.create_images()));
     }
+    // the step-by-step way: classify into the work table, then insert, then update, each row that
+    // production rejects or CDC holds isolated by bisection
+    let mut step_by_step = Vec::new();
+    phase(&mut step_by_step, "classifying");
     if b.keys_need_cast() {
-        steps.push(Step::Run(b.create_work()));
-        steps.push(Step::Rows(b.fill_work_rows()));
-        steps.push(Step::Ranged(Ranged::one(b.cast_keys(), false)));
-        steps.push(Step::Run(b.classify_work()));
+        step_by_step.push(Step::Run(b.create_work()));
+        step_by_step.push(Step::Rows(b.fill_work_rows()));
+        step_by_step.push(Step::Ranged(Ranged::one(b.cast_keys(), false)));
+        step_by_step.push(Step::Run(b.classify_work()));
     } else {
-        steps.push(Step::Rows(b.fill_classified()));
+        step_by_step.push(Step::Rows(b.fill_classified()));
     }
-    steps.push(Step::Run(b.analyze_work()));
-    phase(&mut steps, "inserting");
-    steps.push(Step::Hold);
+    step_by_step.push(Step::Run(b.analyze_work()));
+    phase(&mut step_by_step, "inserting");
+    step_by_step.push(Step::Hold);
     // inserts first, while the merge holds no lock a CDC transaction could be waiting on: an insert
     // may have to wait for a CDC transaction inserting or deleting the same key, and a wait while
     // CDC waits on a row the merge locked for update is how a deadlock would form
-    steps.push(Step::Ranged(Ranged::one(b.apply_inserts(), true)));
-    phase(&mut steps, "updating");
+    step_by_step.push(Step::Ranged(Ranged::one(b.apply_inserts(), true)));
+    phase(&mut step_by_step, "updating");
     let locked = Ranged::one(b.apply_updates(), true);
-    steps.push(Step::Ranged(
+    step_by_step.push(Step::Ranged(
         if options.row_audit && !options.old_in_returning {
             locked
         } else {
@@ -510,6 +513,21 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
             }
         },
     ));
+    // the fast way first where it can take every rule: keys and version that need no cast (a bad
+    // one would fail the statement every time), and both images from the write itself
+    if !b.keys_need_cast() && (!options.row_audit || options.old_in_returning) {
+        let mut fast = Vec::new();
+        phase(&mut fast, "classifying and writing");
+        fast.push(Step::Run(b.create_work()));
+        fast.push(Step::Rows(b.fast_apply()));
+        fast.push(Step::Run(b.analyze_work()));
+        steps.push(Step::Attempt {
+            first: fast,
+            otherwise: step_by_step,
+        });
+    } else {
+        steps.extend(step_by_step);
+    }
     // a delete that committed while the inserts ran: its key must not come back (checked first, so
     // that a caller without DELETE rights on production can merge when nothing needs taking back)
     steps.push(Step::When {
@@ -838,6 +856,29 @@ impl MergeBuilder<'_> {
     /// `FROM` rows `rows` (y: rn, sctid, loaded_at, k1.., v), ranked among duplicates (x), joined
     /// to production (t).
     fn classified(&self, p: &mut Params, rows: &str) -> String {
+        let ranked = self.ranked(p, rows);
+        // a batch whose key order production shares reads only production's rows in its key range
+        // (an index range scan), not all of production for every batch
+        let prod_range = if self.options.batched && self.plan.key_order_shared {
+            let (lo, hi) = (p.get(Param::BatchLo), p.get(Param::BatchHi));
+            format!(
+                " AND ({lo}::pg_catalog.text[] IS NULL OR {}) AND ({hi}::pg_catalog.text[] IS NULL OR {})",
+                key_compare_on(self.plan, true, &lo, true),
+                key_compare_on(self.plan, false, &hi, true),
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "FROM {ranked} LEFT JOIN {} t ON {}{prod_range}",
+            self.plan.target,
+            self.join_keys("x"),
+        )
+    }
+
+    /// Rows `rows` (y) with their rank among duplicates (`dup`, 1 for the row that competes for
+    /// its key), as `x`.
+    fn ranked(&self, p: &mut Params, rows: &str) -> String {
         let y_keys = self.prefixed("y");
         // staging whose own key rules out duplicates needs no ranking (a sort of every staged row)
         let rank = if self.plan.staging_keys_unique {
@@ -859,23 +900,7 @@ impl MergeBuilder<'_> {
                 y_keys.join(", ")
             )
         };
-        // a batch whose key order production shares reads only production's rows in its key range
-        // (an index range scan), not all of production for every batch
-        let prod_range = if self.options.batched && self.plan.key_order_shared {
-            let (lo, hi) = (p.get(Param::BatchLo), p.get(Param::BatchHi));
-            format!(
-                " AND ({lo}::pg_catalog.text[] IS NULL OR {}) AND ({hi}::pg_catalog.text[] IS NULL OR {})",
-                key_compare_on(self.plan, true, &lo, true),
-                key_compare_on(self.plan, false, &hi, true),
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "FROM (SELECT y.*, {rank} AS dup FROM {rows} y) x LEFT JOIN {} t ON {}{prod_range}",
-            self.plan.target,
-            self.join_keys("x"),
-        )
+        format!("(SELECT y.*, {rank} AS dup FROM {rows} y) x")
     }
 
     /// The work table, for a merge whose keys need a cast (`fill_classified` creates its own).
@@ -938,6 +963,198 @@ impl MergeBuilder<'_> {
             self.prefixed("x").join(", "),
         );
         p.stmt("fill_classified", sql)
+    }
+
+    /// The fast way, tried first (`Step::Attempt`): classify the staged rows, write production in
+    /// one `INSERT ... ON CONFLICT DO UPDATE ... WHERE newer`, and record every row's class in the
+    /// work table (made by [`Self::create_work`]) — one statement: production is read once, through
+    /// its key index, and no row is read twice. The rules are `class_case`'s: rows with a NULL key
+    /// or version, outside the window, at the LOB limit or outranked by a duplicate are not
+    /// written; a key CDC deleted since (a tombstone) is updated when production has it again but
+    /// never inserted; a row production has at a version not older is left alone (`unchanged` or
+    /// `stale` by the version the statement saw; `deferred` when a write committed meanwhile won).
+    /// A row production rejects, a row CDC holds past `dwr.row_lock_timeout` or a deadlock fails the
+    /// statement, which is rolled back whole, and the step-by-step way runs instead. Its row count
+    /// is the number of work rows.
+    pub fn fast_apply(&self) -> Stmt {
+        let plan = self.plan;
+        let mut p = Params::new();
+        let staged: Vec<String> = (0..plan.keys.len())
+            .map(|i| format!("{} AS {}", self.staged_key(i), kcol(i)))
+            .collect();
+        // the staged values too (c1, c2, ...): production is written from these rows alone
+        let values: Vec<String> = plan
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!(", {} AS c{}", self.value_expr(v), i + 1))
+            .collect();
+        let rows = format!(
+            "(SELECT pg_catalog.row_number() OVER () AS rn, s.ctid AS sctid, {} AS loaded_at, {}, \
+             {} AS v, {} AS lob{} {})",
+            self.loaded_at(),
+            staged.join(", "),
+            self.staged_version(),
+            self.lob(&mut p),
+            values.concat(),
+            self.new_rows(&mut p),
+        );
+        let ranked = self.ranked(&mut p, &rows);
+        const TOMB: &str = "'tombstoned'";
+        let lob = if self.has_lob() {
+            format!("WHEN x.lob IS NOT NULL THEN {} ", RowClass::Error.lit())
+        } else {
+            String::new()
+        };
+        // the class before production is read (`class_case` without production), or NULL
+        let pre = format!(
+            "CASE WHEN x.v IS NULL OR {} THEN {} WHEN NOT {} THEN {} {lob}WHEN {} THEN {} \
+             WHEN {} OPERATOR(pg_catalog.=) ANY {} THEN {TOMB} END",
+            self.null_key(),
+            RowClass::Error.lit(),
+            self.in_window(&mut p, "x"),
+            RowClass::OutsideWindow.lit(),
+            pg_op("x.dup", ">", "1"),
+            RowClass::Duplicate.lit(),
+            self.key_json("x"),
+            self.tombstoned_keys(&mut p),
+        );
+        let err = self.err_case(&mut p);
+        // value column `i` of the row as `c` holds it
+        let value = |i: usize| format!("c.c{}", i + 1);
+        // the upsert
+        let mut cols: Vec<String> = plan.keys.iter().map(|k| quote_ident(&k.target)).collect();
+        cols.push(quote_ident(&plan.version.target));
+        cols.extend(plan.values.iter().map(|v| quote_ident(&v.target)));
+        let mut vals: Vec<String> = self.prefixed("c");
+        vals.push("c.v".to_string());
+        vals.extend((0..plan.values.len()).map(value));
+        let ver = quote_ident(&plan.version.target);
+        let mut excluded: Vec<String> = self
+            .updated()
+            .iter()
+            .map(|v| format!("{c} = EXCLUDED.{c}", c = quote_ident(&v.target)))
+            .collect();
+        excluded.push(format!("{ver} = EXCLUDED.{ver}"));
+        let tv = self.target_version();
+        let newer_excluded = format!(
+            "({tv} IS NULL OR {})",
+            op(
+                &tv,
+                &plan.version.ord_schema,
+                "<",
+                &format!("EXCLUDED.{ver}")
+            )
+        );
+        let t_keys: Vec<String> = plan
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("t.{} AS {}", quote_ident(&k.target), kcol(i)))
+            .collect();
+        let first_key = quote_ident(&plan.keys[0].target);
+        // which rows the upsert inserted: PostgreSQL 18 returns the old row (none for an insert);
+        // before it, an inserted row version has no xmax (an updated one carries its locker's)
+        let inserted = if self.options.old_in_returning {
+            format!("(old.{first_key} IS NULL)")
+        } else {
+            "(t.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid)".to_string()
+        };
+        let images = |before: &str| {
+            if self.options.row_audit {
+                format!(", {before} AS before, pg_catalog.to_jsonb(new.*) AS img")
+            } else {
+                String::new()
+            }
+        };
+        let up = format!(
+            "up AS (INSERT INTO {} AS t ({}) {}SELECT {} FROM c WHERE c.pre IS NULL \
+             ON CONFLICT ON CONSTRAINT {} DO UPDATE SET {} WHERE {newer_excluded} \
+             RETURNING {}, {inserted} AS ins{})",
+            plan.target,
+            cols.join(", "),
+            if plan.overriding_system_value {
+                "OVERRIDING SYSTEM VALUE "
+            } else {
+                ""
+            },
+            vals.join(", "),
+            plan.pk_constraint,
+            excluded.join(", "),
+            t_keys.join(", "),
+            images(&format!(
+                "CASE WHEN {inserted} THEN NULL::pg_catalog.jsonb ELSE pg_catalog.to_jsonb(old.*) END"
+            )),
+        );
+        // a key CDC deleted since, which production has again: updated, never inserted (read only
+        // when there is any tombstone)
+        let sets: Vec<String> = plan
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !v.insert_only)
+            .map(|(i, v)| format!("{} = {}", quote_ident(&v.target), value(i)))
+            .chain(std::iter::once(format!("{ver} = c.v")))
+            .collect();
+        let tu = format!(
+            "tu AS (UPDATE {} t SET {} FROM c WHERE {} AND {} AND {} AND EXISTS {} RETURNING {}{})",
+            plan.target,
+            sets.join(", "),
+            pg_op("c.pre", "=", TOMB),
+            self.join_keys("c"),
+            self.newer_than("c"),
+            self.tombstoned_keys(&mut p),
+            self.prefixed("c").join(", "),
+            images("pg_catalog.to_jsonb(old.*)"),
+        );
+        let keep = if self.options.row_audit {
+            format!(
+                ", im AS (INSERT INTO {IMAGES} (key, action, before, after) \
+                 SELECT {}, CASE WHEN up.ins THEN 'insert' ELSE 'update' END, up.before, up.img FROM up \
+                 UNION ALL SELECT {}, 'update', tu.before, tu.img FROM tu)",
+                self.key_json("up"),
+                self.key_json("tu"),
+            )
+        } else {
+            String::new()
+        };
+        // a row not written: what production (as the statement saw it) says
+        let left_alone = format!(
+            "COALESCE((SELECT CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END FROM {} t WHERE {}), \
+             CASE WHEN {} THEN {} ELSE {} END)",
+            op(&tv, &plan.version.ord_schema, "=", "c.v"),
+            RowClass::Unchanged.lit(),
+            self.newer_than("c"),
+            RowClass::Deferred.lit(),
+            RowClass::Stale.lit(),
+            plan.target,
+            self.join_keys("c"),
+            pg_op("c.pre", "=", TOMB),
+            RowClass::Deleted.lit(),
+            RowClass::Deferred.lit(),
+        );
+        // `c` is not materialized: each reference reads staging again (a sequential scan, the same
+        // snapshot, the same rows), which costs less than keeping every staged row aside
+        let sql = format!(
+            "WITH c AS NOT MATERIALIZED (SELECT x.*, {pre} AS pre, ({err})::pg_catalog.text AS err FROM {ranked}), \
+             {up}, {tu}{keep} \
+             INSERT INTO {WORK} (rn, sctid, loaded_at, lob, {}, v, cls, err) \
+             SELECT c.rn, c.sctid, c.loaded_at, c.lob, {}, c.v, \
+             CASE WHEN c.pre IS NOT NULL AND {} THEN c.pre \
+             WHEN up.{k0} IS NOT NULL THEN CASE WHEN up.ins THEN {} ELSE {} END \
+             WHEN tu.{k0} IS NOT NULL THEN {} ELSE {left_alone} END, c.err \
+             FROM c LEFT JOIN up ON {} LEFT JOIN tu ON {}",
+            self.key_list().join(", "),
+            self.prefixed("c").join(", "),
+            pg_op("c.pre", "<>", TOMB),
+            RowClass::Insert.lit(),
+            RowClass::Update.lit(),
+            RowClass::Update.lit(),
+            self.same_key("up", "c"),
+            self.same_key("tu", "c"),
+            k0 = kcol(0),
+        );
+        p.stmt("fast_apply", sql)
     }
 
     /// Fill the work table with row numbers only (`cast_keys` fills keys and version).

@@ -13,7 +13,11 @@ INSERT INTO prog_staging.t (id, val, updated_at) SELECT g, 'new', 2 FROM generat
 -- quiet by default: a merge this short is done long before 5 s
 SELECT inserted, updated FROM dwr_merge('prog.t', dry_run => true);
 SET dwr.progress_notice_after = 0;
+-- step by step (the fast way off, or after it failed), with row audit: a phase per step
+SET dwr.fast_merge = off;
 SELECT inserted, updated FROM dwr_merge('prog.t', dry_run => true);
+RESET dwr.fast_merge;
+-- the fast way: one statement classifies and writes
 SET dwr.row_audit = off;
 SELECT inserted, updated FROM dwr_merge('prog.t');
 SET dwr.progress_notice_after = -1;

@@ -193,122 +193,12 @@ pub fn program_functions(prefix: &str, program: &Program, owner: &str) -> String
     ));
 
     let mut body = String::from(
-        "DECLARE\n    _dwr_lo pg_catalog.int8;\n    _dwr_hi pg_catalog.int8;\n    _dwr_staged pg_catalog.int8;\n    _dwr_saved pg_catalog.text := pg_catalog.current_setting('lock_timeout');\n\
+        "DECLARE\n    _dwr_fast pg_catalog.bool;\n    _dwr_lo pg_catalog.int8;\n    _dwr_hi pg_catalog.int8;\n    _dwr_staged pg_catalog.int8;\n    _dwr_saved pg_catalog.text := pg_catalog.current_setting('lock_timeout');\n\
          _dwr_started pg_catalog.timestamptz := pg_catalog.clock_timestamp();\n\
          BEGIN\n\
          PERFORM pg_catalog.set_config('dwr.lock_timeouts_in_run', '0', true);\n",
     );
-    let v = |p: Param| var(p);
-    for step in &program.steps {
-        match step {
-            Step::Run(s) => {
-                out.push_str(&run_void(&stmt_name(prefix, s), &types(&s.params), &s.sql));
-                body.push_str(&format!("PERFORM {};\n", call(prefix, s, &v)));
-            }
-            Step::Rows(s) => {
-                out.push_str(&run_count(&stmt_name(prefix, s), &types(&s.params), &s.sql));
-                body.push_str(&format!(
-                    "_dwr_lo := 1;\n_dwr_hi := {};\n_dwr_staged := _dwr_hi;\n",
-                    call(prefix, s, &v)
-                ));
-            }
-            Step::RowRange(s) => {
-                out.push_str(&run_query(
-                    &stmt_name(prefix, s),
-                    &types(&s.params),
-                    "TABLE (lo pg_catalog.int8, hi pg_catalog.int8)",
-                    &s.sql,
-                ));
-                body.push_str(&format!(
-                    "SELECT r.lo, r.hi INTO _dwr_lo, _dwr_hi FROM {} AS r;\n",
-                    call(prefix, s, &v)
-                ));
-            }
-            Step::Ranged(r) => {
-                assert!(
-                    r.rows_in_range.is_none() && r.skip_tail_when_all.is_none(),
-                    "the package runs programs of the local topology"
-                );
-                out.push_str(&ranged_function(prefix, r, &f("row_failed")));
-                let params = ranged_params(r);
-                let run = format!(
-                    "PERFORM {}({});\n",
-                    range_name(prefix, r),
-                    params
-                        .iter()
-                        .map(|&p| var(p))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                if r.waits_for_rows {
-                    body.push_str(&format!(
-                        "PERFORM pg_catalog.set_config('lock_timeout', dwr._row_lock_timeout(), true);\n{run}\
-                         PERFORM pg_catalog.set_config('lock_timeout', _dwr_saved, true);\n"
-                    ));
-                } else {
-                    body.push_str(&run);
-                }
-            }
-            Step::Hold => body.push_str("PERFORM dwr._test_hold();\n"),
-            Step::Phase(name) => body.push_str(&format!(
-                "PERFORM dwr._merge_progress({}::pg_catalog.regclass, {}, _dwr_staged, _dwr_started);\n",
-                var(Param::Target),
-                crate::ident::quote_literal(name)
-            )),
-            Step::When { when, then } => {
-                let mut open = String::new();
-                let mut close = String::new();
-                for c in when {
-                    let s = c.stmt();
-                    match c {
-                        Cond::Holds(_) => {
-                            out.push_str(&run_query(
-                                &stmt_name(prefix, s),
-                                &types(&s.params),
-                                "SETOF pg_catalog.bool",
-                                &s.sql,
-                            ));
-                            open.push_str(&format!(
-                                "IF (SELECT b FROM {} AS b LIMIT 1) THEN\n",
-                                call(prefix, s, &v)
-                            ));
-                        }
-                        Cond::Wrote(_) => {
-                            out.push_str(&run_count(
-                                &stmt_name(prefix, s),
-                                &types(&s.params),
-                                &s.sql,
-                            ));
-                            open.push_str(&format!(
-                                "IF {} OPERATOR(pg_catalog.>) 0 THEN\n",
-                                call(prefix, s, &v)
-                            ));
-                        }
-                    }
-                    close.push_str("END IF;\n");
-                }
-                body.push_str(&open);
-                for s in then {
-                    out.push_str(&run_void(&stmt_name(prefix, s), &types(&s.params), &s.sql));
-                    body.push_str(&format!("PERFORM {};\n", call(prefix, s, &v)));
-                }
-                body.push_str(&close);
-            }
-            Step::AsOwner { share, stmt, guard } => {
-                out.push_str(&match guard {
-                    Guard::RunningRun(kind) => audit_writer(&stmt_name(prefix, stmt), kind, stmt),
-                    Guard::ReadableRun => images_reader(&stmt_name(prefix, stmt), stmt),
-                });
-                if let Some(table) = share {
-                    body.push_str(&format!(
-                        "GRANT SELECT, INSERT, UPDATE ON {table} TO {};\n",
-                        quote_ident(owner)
-                    ));
-                }
-                body.push_str(&format!("PERFORM {};\n", call(prefix, stmt, &v)));
-            }
-        }
-    }
+    emit_steps(&program.steps, prefix, owner, &mut out, &mut body);
     let c = &program.counts;
     assert!(c.params.is_empty(), "the counts read only the work table");
     out.push_str(&run_query(
@@ -363,6 +253,153 @@ pub fn run_call(prefix: &str, arg: &dyn Fn(Param) -> String) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     )
+}
+
+/// The statement functions of `steps` into `out` and their calls into the run function's `body`.
+fn emit_steps(steps: &[Step], prefix: &str, owner: &str, out: &mut String, body: &mut String) {
+    let f = |what: &str| fname(prefix, what);
+    let v = |p: Param| var(p);
+    for step in steps {
+        match step {
+        Step::Run(s) => {
+            push_once(out, &run_void(&stmt_name(prefix, s), &types(&s.params), &s.sql));
+            body.push_str(&format!("PERFORM {};\n", call(prefix, s, &v)));
+        }
+        Step::Rows(s) => {
+            push_once(out, &run_count(&stmt_name(prefix, s), &types(&s.params), &s.sql));
+            body.push_str(&format!(
+                "_dwr_lo := 1;\n_dwr_hi := {};\n_dwr_staged := _dwr_hi;\n",
+                call(prefix, s, &v)
+            ));
+        }
+        Step::RowRange(s) => {
+            push_once(out, &run_query(
+                &stmt_name(prefix, s),
+                &types(&s.params),
+                "TABLE (lo pg_catalog.int8, hi pg_catalog.int8)",
+                &s.sql,
+            ));
+            body.push_str(&format!(
+                "SELECT r.lo, r.hi INTO _dwr_lo, _dwr_hi FROM {} AS r;\n",
+                call(prefix, s, &v)
+            ));
+        }
+        Step::Ranged(r) => {
+            assert!(
+                r.rows_in_range.is_none() && r.skip_tail_when_all.is_none(),
+                "the package runs programs of the local topology"
+            );
+            push_once(out, &ranged_function(prefix, r, &f("row_failed")));
+            let params = ranged_params(r);
+            let run = format!(
+                "PERFORM {}({});\n",
+                range_name(prefix, r),
+                params
+                    .iter()
+                    .map(|&p| var(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if r.waits_for_rows {
+                body.push_str(&format!(
+                    "PERFORM pg_catalog.set_config('lock_timeout', dwr._row_lock_timeout(), true);\n{run}\
+                     PERFORM pg_catalog.set_config('lock_timeout', _dwr_saved, true);\n"
+                ));
+            } else {
+                body.push_str(&run);
+            }
+        }
+        Step::Hold => body.push_str("PERFORM dwr._test_hold();\n"),
+        Step::Phase(name) => body.push_str(&format!(
+            "PERFORM dwr._merge_progress({}::pg_catalog.regclass, {}, _dwr_staged, _dwr_started);\n",
+            var(Param::Target),
+            crate::ident::quote_literal(name)
+        )),
+        Step::When { when, then } => {
+            let mut open = String::new();
+            let mut close = String::new();
+            for c in when {
+                let s = c.stmt();
+                match c {
+                    Cond::Holds(_) => {
+                        push_once(out, &run_query(
+                            &stmt_name(prefix, s),
+                            &types(&s.params),
+                            "SETOF pg_catalog.bool",
+                            &s.sql,
+                        ));
+                        open.push_str(&format!(
+                            "IF (SELECT b FROM {} AS b LIMIT 1) THEN\n",
+                            call(prefix, s, &v)
+                        ));
+                    }
+                    Cond::Wrote(_) => {
+                        push_once(out, &run_count(
+                            &stmt_name(prefix, s),
+                            &types(&s.params),
+                            &s.sql,
+                        ));
+                        open.push_str(&format!(
+                            "IF {} OPERATOR(pg_catalog.>) 0 THEN\n",
+                            call(prefix, s, &v)
+                        ));
+                    }
+                }
+                close.push_str("END IF;\n");
+            }
+            body.push_str(&open);
+            for s in then {
+                push_once(out, &run_void(&stmt_name(prefix, s), &types(&s.params), &s.sql));
+                body.push_str(&format!("PERFORM {};\n", call(prefix, s, &v)));
+            }
+            body.push_str(&close);
+        }
+        Step::AsOwner { share, stmt, guard } => {
+            push_once(out, &match guard {
+                Guard::RunningRun(kind) => audit_writer(&stmt_name(prefix, stmt), kind, stmt),
+                Guard::ReadableRun => images_reader(&stmt_name(prefix, stmt), stmt),
+            });
+            if let Some(table) = share {
+                body.push_str(&format!(
+                    "GRANT SELECT, INSERT, UPDATE ON {table} TO {};\n",
+                    quote_ident(owner)
+                ));
+            }
+            body.push_str(&format!("PERFORM {};\n", call(prefix, stmt, &v)));
+        }
+            Step::Attempt { first, otherwise } => {
+                // the fast way in a block of its own (a subtransaction): a lock wait that ran out,
+                // a row's error or a deadlock rolls it back and the step-by-step way runs
+                body.push_str(
+                    "_dwr_fast := COALESCE(NULLIF(pg_catalog.current_setting('dwr.fast_merge', true), ''), 'on')::pg_catalog.bool\n\
+                     AND COALESCE(NULLIF(pg_catalog.current_setting('dwr.test_hold_after_classify', true), ''), '0') OPERATOR(pg_catalog.=) '0';\n\
+                     IF _dwr_fast THEN\nBEGIN\n\
+                     PERFORM pg_catalog.set_config('lock_timeout', dwr._row_lock_timeout(), true);\n",
+                );
+                emit_steps(first, prefix, owner, out, body);
+                body.push_str(
+                    "PERFORM pg_catalog.set_config('lock_timeout', _dwr_saved, true);\n\
+                     EXCEPTION WHEN OTHERS THEN\n\
+                     IF NOT (SQLSTATE OPERATOR(pg_catalog.=) ANY ('{55P03,40P01,21000}') OR dwr._is_row_error(SQLSTATE)) THEN\n    RAISE;\nEND IF;\n\
+                     _dwr_fast := false;\nEND;\nEND IF;\nIF NOT _dwr_fast THEN\n",
+                );
+                emit_steps(otherwise, prefix, owner, out, body);
+                body.push_str("END IF;\n");
+            }
+        }
+    }
+}
+
+/// Add the function definition `def` to `out` unless it is there already (a statement both ways
+/// of an attempt run, such as the work table's `ANALYZE`).
+fn push_once(out: &mut String, def: &str) {
+    let head = def
+        .lines()
+        .find(|l| l.starts_with("CREATE FUNCTION"))
+        .unwrap_or(def);
+    if !out.contains(head) {
+        out.push_str(def);
+    }
 }
 
 #[cfg(test)]
