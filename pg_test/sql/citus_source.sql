@@ -32,6 +32,12 @@ INSERT INTO replay.t
 INSERT INTO replay.t VALUES ('5', 'older twin', '2025-01-09'), ('9', 'newest twin', '2025-01-30'),
                             (NULL, 'no key', '2025-01-15');
 CREATE TEMP TABLE replay_before AS SELECT * FROM replay.t;
+-- compared before the merge, the same on both tables
+SELECT count(*) AS differing_summaries FROM (
+  (SELECT * FROM dwr_diff_summary('src_local.t', source => 'replay.t') EXCEPT SELECT * FROM dwr_diff_summary('src_dist.t', source => 'replay.t'))
+  UNION ALL
+  (SELECT * FROM dwr_diff_summary('src_dist.t', source => 'replay.t') EXCEPT SELECT * FROM dwr_diff_summary('src_local.t', source => 'replay.t'))) d;
+SELECT * FROM dwr_diff_summary('src_dist.t', source => 'replay.t') ORDER BY 1;
 SET dwr.row_audit = on;
 SELECT status, inserted, updated, unchanged, skipped_stale, skipped_outside_window, errors
   FROM dwr_merge('src_local.t', source => 'replay.t');
