@@ -277,6 +277,11 @@ impl Runner<'_> {
                                 || e.is_row_error()
                                 || matches!(e.sqlstate.as_str(), "40P01" | "21000") =>
                         {
+                            pgrx::debug1!(
+                                "dwr: the fast way stopped ({}: {}); going step by step",
+                                e.sqlstate,
+                                e.message
+                            );
                             (self.rows, self.staged) = before;
                             false
                         }

@@ -1443,11 +1443,23 @@ impl MergeBuilder<'_> {
     /// ran); only then is `recheck_inserted` run (it needs DELETE).
     pub fn any_inserted_tombstoned(&self) -> Stmt {
         let mut p = Params::new();
+        // driven from the few tombstones since the merge began, against the inserted keys hashed
+        // once (the other way round, the planner probed the tombstones' index once per inserted
+        // row: 1.9 s for 60,000 inserts)
         let sql = format!(
-            "SELECT EXISTS (SELECT FROM {WORK} x WHERE {} AND {} OPERATOR(pg_catalog.=) ANY {})",
-            class_is("x.", RowClass::Insert),
+            "SELECT EXISTS (SELECT FROM dwr.tombstones tb WHERE {} AND {} AND tb.key OPERATOR(pg_catalog.=) ANY (SELECT {} FROM {WORK} x WHERE {}))",
+            pg_op(
+                "tb.target",
+                "=",
+                &format!("{}::pg_catalog.oid", p.get(Param::Target))
+            ),
+            pg_op(
+                "tb.deleted_at",
+                ">=",
+                &format!("{}::pg_catalog.timestamptz", p.get(Param::Since))
+            ),
             self.key_json("x"),
-            self.tombstoned_keys(&mut p),
+            class_is("x.", RowClass::Insert),
         );
         p.stmt("any_inserted_tombstoned", sql)
     }
