@@ -293,6 +293,26 @@ pub(crate) mod fixtures {
         t
     }
 
+    /// The staging table `dwr_create_staging` makes for `target` in `schema`: its columns and key,
+    /// and the metadata columns.
+    pub fn staging_of(target: &Relation, schema: &str) -> Relation {
+        let mut columns = target.columns.clone();
+        for (n, t, name) in [
+            ("_dwr_status", TEXT, "text"),
+            ("_dwr_loaded_at", 1184, "timestamp with time zone"),
+            ("_dwr_error", TEXT, "text"),
+            ("_dwr_run_id", INT8, "bigint"),
+        ] {
+            columns.push(col(n, t, name));
+        }
+        let pk: Vec<&str> = target
+            .primary_key
+            .as_ref()
+            .map(|k| k.columns.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        table(schema, &target.name, columns, &pk)
+    }
+
     pub fn table(schema: &str, name: &str, columns: Vec<Column>, pk: &[&str]) -> Relation {
         let columns = columns
             .into_iter()

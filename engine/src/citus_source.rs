@@ -257,16 +257,7 @@ mod tests {
             ],
             &["id"],
         );
-        let mut staging_cols = target.columns.clone();
-        for (n, t, name) in [
-            ("_dwr_status", TEXT, "text"),
-            ("_dwr_loaded_at", 1184, "timestamp with time zone"),
-            ("_dwr_error", TEXT, "text"),
-            ("_dwr_run_id", INT8, "bigint"),
-        ] {
-            staging_cols.push(col(n, t, name));
-        }
-        let staging = table("stage", "t", staging_cols, &["id"]);
+        let staging = staging_of(&target, "stage");
         // upper-case names, no note, the key as text
         let source = table(
             "replay",

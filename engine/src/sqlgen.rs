@@ -1025,9 +1025,6 @@ impl MergeBuilder<'_> {
         // value column `i` of the row as `c` holds it
         let value = |i: usize| format!("c.c{}", i + 1);
         // the upsert
-        let mut cols: Vec<String> = plan.keys.iter().map(|k| quote_ident(&k.target)).collect();
-        cols.push(quote_ident(&plan.version.target));
-        cols.extend(plan.values.iter().map(|v| quote_ident(&v.target)));
         let mut vals: Vec<String> = self.prefixed("c");
         vals.push("c.v".to_string());
         vals.extend((0..plan.values.len()).map(value));
@@ -1070,16 +1067,10 @@ impl MergeBuilder<'_> {
             }
         };
         let up = format!(
-            "up AS (INSERT INTO {} AS t ({}) {}SELECT {} FROM c WHERE c.pre IS NULL \
+            "up AS ({} SELECT {} FROM c WHERE c.pre IS NULL \
              ON CONFLICT ON CONSTRAINT {} DO UPDATE SET {} WHERE {newer_excluded} \
              RETURNING {}, {inserted} AS ins{})",
-            plan.target,
-            cols.join(", "),
-            if plan.overriding_system_value {
-                "OVERRIDING SYSTEM VALUE "
-            } else {
-                ""
-            },
+            self.insert_into(),
             vals.join(", "),
             plan.pk_constraint,
             excluded.join(", "),
@@ -1236,9 +1227,6 @@ impl MergeBuilder<'_> {
     pub fn apply_inserts(&self) -> Stmt {
         let plan = self.plan;
         let mut p = Params::new();
-        let mut cols: Vec<String> = plan.keys.iter().map(|k| quote_ident(&k.target)).collect();
-        cols.push(quote_ident(&plan.version.target));
-        cols.extend(plan.values.iter().map(|v| quote_ident(&v.target)));
         let mut vals: Vec<String> = self.prefixed("w");
         vals.push("w.v".to_string());
         vals.extend(plan.values.iter().map(|v| self.value_expr(v)));
@@ -1256,16 +1244,10 @@ impl MergeBuilder<'_> {
         let staged_in = self.staged_in_batch(&mut p);
         let range = self.in_range(&mut p, "w.");
         let sql = format!(
-            "WITH i AS (INSERT INTO {} AS t ({}) {}SELECT {} FROM {WORK} w JOIN {} s ON {}{staged_in} \
+            "WITH i AS ({} SELECT {} FROM {WORK} w JOIN {} s ON {}{staged_in} \
              WHERE {} AND {range} ON CONFLICT ON CONSTRAINT {} DO NOTHING RETURNING {}{img}){} \
              UPDATE {WORK} w SET cls = {} WHERE {} AND {range} AND NOT EXISTS (SELECT FROM i WHERE {})",
-            plan.target,
-            cols.join(", "),
-            if plan.overriding_system_value {
-                "OVERRIDING SYSTEM VALUE "
-            } else {
-                ""
-            },
+            self.insert_into(),
             vals.join(", "),
             plan.staging,
             pg_op("s.ctid", "=", "w.sctid"),
@@ -1307,6 +1289,25 @@ impl MergeBuilder<'_> {
             }
             _ => String::new(),
         }
+    }
+
+    /// `INSERT INTO <production> AS t (<key, version, value columns>)`, with `OVERRIDING SYSTEM
+    /// VALUE` when a GENERATED ALWAYS identity column is written; the values follow in that order.
+    fn insert_into(&self) -> String {
+        let plan = self.plan;
+        let mut cols: Vec<String> = plan.keys.iter().map(|k| quote_ident(&k.target)).collect();
+        cols.push(quote_ident(&plan.version.target));
+        cols.extend(plan.values.iter().map(|v| quote_ident(&v.target)));
+        format!(
+            "INSERT INTO {} AS t ({}){}",
+            plan.target,
+            cols.join(", "),
+            if plan.overriding_system_value {
+                " OVERRIDING SYSTEM VALUE"
+            } else {
+                ""
+            },
+        )
     }
 
     /// The value columns an update writes (not the insert-only ones).

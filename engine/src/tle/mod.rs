@@ -1051,16 +1051,7 @@ mod tests {
             ],
             &["customer_id"],
         );
-        let mut staging_cols = target.columns.clone();
-        for (n, t, name) in [
-            ("_dwr_status", TEXT, "text"),
-            ("_dwr_loaded_at", 1184, "timestamp with time zone"),
-            ("_dwr_error", TEXT, "text"),
-            ("_dwr_run_id", INT8, "bigint"),
-        ] {
-            staging_cols.push(col(n, t, name));
-        }
-        let staging = table("staging", "customers", staging_cols, &["customer_id"]);
+        let staging = staging_of(&target, "staging");
         let casts = crate::catalog::Casts::default();
         let plan = crate::plan::plan_merge(&target, &staging, &casts, "updated_at", true);
         let input = TableInput {
