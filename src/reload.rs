@@ -41,7 +41,7 @@ fn reload_insert(
     let targets = targets.unwrap_or_else(|| raise(DwrError::null_argument(f, "targets")));
     let start = window_start.unwrap_or_else(|| raise(DwrError::null_argument(f, "window_start")));
     let end = window_end.unwrap_or_else(|| raise(DwrError::null_argument(f, "window_end")));
-    let caller = crate::reload::caller_name(caller, f);
+    let caller = caller_name(caller, f);
     let caller = caller.as_str();
     check_caller(caller);
     let oids: Vec<pg_sys::Oid> = targets
@@ -75,7 +75,7 @@ fn reload_insert(
 fn end_reload(reload_id: Option<i64>, caller: Option<&core::ffi::CStr>) {
     let f = "dwr._end_reload";
     let id = reload_id.unwrap_or_else(|| raise(DwrError::null_argument(f, "reload_id")));
-    let caller = crate::reload::caller_name(caller, f);
+    let caller = caller_name(caller, f);
     let caller = caller.as_str();
     check_caller(caller);
     let targets = query_one::<Vec<pg_sys::Oid>>(

@@ -56,26 +56,13 @@ pub fn checked_source(target: &Relation, source: pg_sys::Oid) -> Relation {
     src
 }
 
+/// The caller owns `target` (or is a member of its owner): `dwr._require_owner`, the check the
+/// shared PL/pgSQL makes too.
 pub fn require_owner(target: &Relation) {
-    let owns = query_one::<bool>(
-        "SELECT pg_catalog.pg_has_role(pg_catalog.current_user(), $1, 'USAGE')",
-        &[pg_sys::Oid::from(target.owner_oid).into()],
-    )
-    .unwrap_or(false);
-    if !owns {
-        raise(
-            DwrError::new(
-                SqlState::InsufficientPrivilege,
-                format!("must be owner of table {}", target.display()),
-            )
-            .detail(format!(
-                "{} is owned by {}.",
-                target.display(),
-                display_ident(&target.owner)
-            ))
-            .hint("Register the table as its owner (or a member of the owning role)."),
-        );
-    }
+    execute(
+        "SELECT dwr._require_owner($1, CURRENT_USER)",
+        &[pg_sys::Oid::from(target.oid).into()],
+    );
 }
 
 /// Whether `target` carries the delete-tracking trigger.

@@ -18,7 +18,7 @@ use crate::catalog::Relation;
 use crate::ident::{quote_ident, quote_qualified};
 use crate::plan::{Conversion, MergePlan, META_COLUMNS};
 use crate::program::{Param, Params, Stmt};
-use crate::sqlgen::{op, pg_op, RowClass};
+use crate::sqlgen::{op, pg_op, staged, RowClass};
 
 /// The session's classified source rows (a temporary table of the coordinator).
 const ROWS: &str = "pg_temp.\"_dwr_source_rows\"";
@@ -121,14 +121,6 @@ pub fn source_sql(
 
     // the source's rows in production's key and version types: k1.., v, then the values c1..
     let ver = &source_plan.version;
-    let cast_if = |col: &str, needs: bool, base: &str| {
-        let c = format!("s.{}", quote_ident(col));
-        if needs {
-            format!("CAST({c} AS {base})")
-        } else {
-            c
-        }
-    };
     let mut cols: Vec<String> = source_plan
         .keys
         .iter()
@@ -136,22 +128,24 @@ pub fn source_sql(
         .map(|(i, k)| {
             format!(
                 "{} AS k{}",
-                cast_if(&k.staging, k.needs_cast, &k.base_type),
+                staged(&k.staging, k.needs_cast.then_some(k.base_type.as_str())),
                 i + 1
             )
         })
         .collect();
     cols.push(format!(
         "{} AS v",
-        cast_if(&ver.staging, ver.needs_cast, &ver.base_type)
+        staged(
+            &ver.staging,
+            ver.needs_cast.then_some(ver.base_type.as_str())
+        )
     ));
     cols.extend(source_plan.values.iter().enumerate().map(|(i, v)| {
         format!(
             "{} AS c{}",
-            cast_if(
+            staged(
                 &v.staging,
-                v.conversion == Conversion::Explicit,
-                &v.base_type
+                (v.conversion == Conversion::Explicit).then_some(v.base_type.as_str())
             ),
             i + 1
         )

@@ -193,6 +193,16 @@ fn tombstones_since(p: &mut Params) -> String {
     )
 }
 
+/// Staged column `column` of the staged row `s`, cast to `cast_to` when its value needs an
+/// explicit cast to become production's.
+pub(crate) fn staged(column: &str, cast_to: Option<&str>) -> String {
+    let col = format!("s.{}", quote_ident(column));
+    match cast_to {
+        Some(base) => format!("CAST({col} AS {base})"),
+        None => col,
+    }
+}
+
 fn class_is(alias: &str, class: RowClass) -> String {
     pg_op(&format!("{alias}cls"), "=", &class.lit())
 }
@@ -625,30 +635,22 @@ impl MergeBuilder<'_> {
     /// Staged key part `i`, cast to production's type where the plan says so.
     fn staged_key(&self, i: usize) -> String {
         let k = &self.plan.keys[i];
-        let col = format!("s.{}", quote_ident(&k.staging));
-        if k.needs_cast {
-            format!("CAST({col} AS {})", k.base_type)
-        } else {
-            col
-        }
+        staged(&k.staging, k.needs_cast.then_some(k.base_type.as_str()))
     }
 
     fn staged_version(&self) -> String {
         let ver = &self.plan.version;
-        let col = format!("s.{}", quote_ident(&ver.staging));
-        if ver.needs_cast {
-            format!("CAST({col} AS {})", ver.base_type)
-        } else {
-            col
-        }
+        staged(
+            &ver.staging,
+            ver.needs_cast.then_some(ver.base_type.as_str()),
+        )
     }
 
     fn value_expr(&self, v: &crate::plan::ValueColumn) -> String {
-        let col = format!("s.{}", quote_ident(&v.staging));
-        match v.conversion {
-            Conversion::Explicit => format!("CAST({col} AS {})", v.base_type),
-            _ => col,
-        }
+        staged(
+            &v.staging,
+            (v.conversion == Conversion::Explicit).then_some(v.base_type.as_str()),
+        )
     }
 
     /// `w.rn` within the ranged step's rows.
