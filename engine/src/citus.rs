@@ -162,7 +162,7 @@ pub fn staging_not_colocated(
 /// primary key, so no key is staged twice) and production's key and version types.
 pub fn check_plan(plan: &MergePlan) -> Result<()> {
     let reason = if !plan.with_metadata {
-        Some("a merge from another source table")
+        Some("a staging table without the _dwr_ metadata columns (dwr_merge reads a source table through a copy that has them)")
     } else if !plan.staging_keys_unique {
         Some("a staging table whose primary key is not production's (it could stage a key twice)")
     } else if plan.version.needs_cast || plan.keys.iter().any(|k| k.needs_cast) {
