@@ -331,18 +331,25 @@ pub fn extension_owner() -> pg_sys::Oid {
 /// value back. A `SET LOCAL` statement rather than `set_config`, so that on a Citus coordinator it
 /// reaches the workers' transactions too when `citus.propagate_set_commands` is `local`.
 pub fn with_lock_timeout<R>(ms: i32, f: impl FnOnce() -> R) -> R {
-    let previous = query_one::<String>("SELECT pg_catalog.current_setting('lock_timeout')", &[])
+    with_local("lock_timeout", &format!("{ms}ms"), f)
+}
+
+/// Run `f` with configuration parameter `name` (a name from this code, not from a user) at
+/// `value` by `SET LOCAL`, which Citus passes on to the workers' transactions when
+/// `citus.propagate_set_commands` is `local`; then set it back to what it was.
+pub fn with_local<R>(name: &str, value: &str, f: impl FnOnce() -> R) -> R {
+    let previous = query_one::<String>("SELECT pg_catalog.current_setting($1)", &[name.into()])
         .unwrap_or_default();
     let set = |value: &str| {
         execute(
             &format!(
-                "SET LOCAL lock_timeout = {}",
+                "SET LOCAL {name} = {}",
                 dwr_engine::ident::quote_literal(value)
             ),
             &[],
         )
     };
-    set(&format!("{ms}ms"));
+    set(value);
     let r = f();
     set(&previous);
     r

@@ -233,6 +233,13 @@ impl Runner<'_> {
             Step::Run(s) => {
                 self.exec(s, none);
             }
+            Step::Configured {
+                stmt,
+                setting,
+                value,
+            } => {
+                self.with_local(setting, value, |this| this.exec(stmt, none));
+            }
             Step::Rows(s) => {
                 self.rows = (1, self.exec(s, none) as i64);
                 self.staged = Some(self.rows.1);
@@ -338,12 +345,18 @@ impl Runner<'_> {
 
     /// Run `f` with `lock_timeout` at `ms` (on Citus workers too when the program says so).
     fn with_lock_timeout<R>(&mut self, ms: i32, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.with_local("lock_timeout", &format!("{ms}ms"), f)
+    }
+
+    /// Run `f` with configuration parameter `name` at `value` (on Citus workers too when the
+    /// program says so).
+    fn with_local<R>(&mut self, name: &str, value: &str, f: impl FnOnce(&mut Self) -> R) -> R {
         if self.program.propagate_settings {
             exec::with_setting("citus.propagate_set_commands", "local", || {
-                exec::with_lock_timeout(ms, || f(self))
+                exec::with_local(name, value, || f(self))
             })
         } else {
-            exec::with_lock_timeout(ms, || f(self))
+            exec::with_local(name, value, || f(self))
         }
     }
 

@@ -763,7 +763,7 @@ pub fn merge_sql(
     // which Citus refuses the transaction's parallel commands on other tables, as in
     // dwr_merge_all; a reference table is small)
     if !matches!(placement, Placement::Reference) {
-        steps.push(Step::Run(Stmt::plain(
+        steps.push(Step::analyze(Stmt::plain(
             "analyze_work",
             format!("ANALYZE {w}"),
         )));
@@ -1110,7 +1110,7 @@ pub fn undo_sql(target: &Relation, placement: &Placement, row_audit: bool) -> Re
     ];
     // (not a reference table's, as in the merge)
     if !matches!(placement, Placement::Reference) {
-        steps.push(Step::Run(Stmt::plain(
+        steps.push(Step::analyze(Stmt::plain(
             "analyze_work",
             format!("ANALYZE {u}, {b}"),
         )));

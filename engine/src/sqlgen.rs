@@ -522,7 +522,7 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
     } else {
         step_by_step.push(Step::Rows(b.fill_classified()));
     }
-    step_by_step.push(Step::Run(b.analyze_work()));
+    step_by_step.push(Step::analyze(b.analyze_work()));
     phase(&mut step_by_step, "inserting");
     step_by_step.push(Step::Hold);
     // inserts first, while the merge holds no lock a CDC transaction could be waiting on: an insert
@@ -550,7 +550,7 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
         phase(&mut fast, "classifying and writing");
         fast.push(Step::Run(b.create_work()));
         fast.push(Step::Rows(b.fast_apply()));
-        fast.push(Step::Run(b.analyze_work()));
+        fast.push(Step::analyze(b.analyze_work()));
         steps.push(Step::Attempt {
             first: fast,
             otherwise: step_by_step,

@@ -36,7 +36,7 @@ pub fn undo_program(target: &Relation, row_audit: bool) -> Program {
             stmt: b.fill_work(),
             guard: Guard::ReadableRun,
         },
-        Step::Run(Stmt::plain("analyze_work", format!("ANALYZE {UNDO_WORK}"))),
+        Step::analyze(Stmt::plain("analyze_work", format!("ANALYZE {UNDO_WORK}"))),
         Step::Run(b.classify()),
         Step::Run(b.lock()),
         Step::Run(b.defer_unlocked()),

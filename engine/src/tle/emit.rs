@@ -265,6 +265,16 @@ fn emit_steps(steps: &[Step], prefix: &str, owner: &str, out: &mut String, body:
             push_once(out, &run_void(&stmt_name(prefix, s), &types(&s.params), &s.sql));
             body.push_str(&format!("PERFORM {};\n", call(prefix, s, &v)));
         }
+        Step::Configured {
+            stmt,
+            setting,
+            value,
+        } => {
+            // the function's own SET clause: the server sets the parameter back when it returns
+            let def = run_void(&stmt_name(prefix, stmt), &types(&stmt.params), &stmt.sql);
+            push_once(out, &configured(&def, setting, value));
+            body.push_str(&format!("PERFORM {};\n", call(prefix, stmt, &v)));
+        }
         Step::Rows(s) => {
             push_once(out, &run_count(&stmt_name(prefix, s), &types(&s.params), &s.sql));
             body.push_str(&format!(
@@ -390,6 +400,20 @@ fn emit_steps(steps: &[Step], prefix: &str, owner: &str, out: &mut String, body:
     }
 }
 
+/// Function definition `def` (of `stmt_function`) with `SET setting = value` for the time it runs.
+fn configured(def: &str, setting: &str, value: &str) -> String {
+    const PINNED: &str = "SET search_path = pg_catalog, pg_temp AS ";
+    assert!(def.contains(PINNED), "a statement function: {def}");
+    def.replacen(
+        PINNED,
+        &format!(
+            "SET search_path = pg_catalog, pg_temp SET {setting} = {} AS ",
+            crate::ident::quote_literal(value)
+        ),
+        1,
+    )
+}
+
 /// Add the function definition `def` to `out` unless it is there already (a statement both ways
 /// of an attempt run, such as the work table's `ANALYZE`).
 fn push_once(out: &mut String, def: &str) {
@@ -439,5 +463,21 @@ mod tests {
         );
         assert!(f.contains("IF NOT dwr._is_row_error(_dwr_st)"));
         assert!(!f.contains("EXECUTE"));
+    }
+
+    #[test]
+    fn a_configured_step_is_a_function_with_its_setting() {
+        let analyze = Step::analyze(Stmt::plain("analyze_work", "ANALYZE pg_temp.w".into()));
+        let (mut out, mut body) = (String::new(), String::new());
+        emit_steps(&[analyze], "_t1p", "owner", &mut out, &mut body);
+        // the server sets the parameter back when the function returns
+        assert!(
+            out.contains(
+                "SET search_path = pg_catalog, pg_temp SET default_statistics_target = '10' AS "
+            ),
+            "{out}"
+        );
+        assert!(out.contains("ANALYZE pg_temp.w;"), "{out}");
+        assert_eq!(body, "PERFORM dwr.\"_t1p_analyze_work\"();\n");
     }
 }
