@@ -1,7 +1,13 @@
 -- Time per staged row as staging grows: dwr_merge (row audit off) and the bare upsert next to it,
 -- on fresh copies, medians of three rounds per size, production fixed at :prod rows.
 -- Run: psql -v prod=1000000 -f bench/scaling.sql   (sizes: 100k, 200k, 400k, 800k staged rows)
+-- Other sizes: -v sizes=100000,1000000 (ten times the rows); the same sizes with another :prod
+-- show what production's size costs.
 \set ON_ERROR_STOP 1
+\if :{?sizes}
+\else
+\set sizes 100000,200000,400000,800000
+\endif
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS dms_window_reload;
 DROP SCHEMA IF EXISTS bench CASCADE;
@@ -14,7 +20,7 @@ CREATE TABLE bench.result (variant text, round int, seconds float8);
 SET dwr.row_audit = off;
 SELECT format('SELECT bench.prepare(%s, %s);' || E'\n' || 'SELECT bench.timed(%L, %s, %L);',
               :prod, m, v.name || ' ' || m, r, v.sql)
-  FROM unnest(ARRAY[100000, 200000, 400000, 800000]) m, generate_series(1, 3) r,
+  FROM unnest(string_to_array(:'sizes', ',')::int[]) m, generate_series(1, 3) r,
        (VALUES (1, 'dwr_merge', $q$SELECT dwr_merge('bench.customers')$q$),
                (2, 'bare upsert', $q$
   INSERT INTO bench.customers AS p (customer_id, name, email, city, updated_at)
@@ -27,7 +33,7 @@ WITH m AS (
   SELECT split_part(variant, ' ', -1)::int AS staged, regexp_replace(variant, ' [0-9]+$', '') AS variant,
          percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS median
     FROM bench.result GROUP BY 1, 2)
-SELECT d.staged, round(d.median::numeric, 2) AS dwr_merge_s,
+SELECT :prod AS production, d.staged, round(d.median::numeric, 2) AS dwr_merge_s,
        round((d.median * 1e6 / d.staged)::numeric, 2) AS dwr_merge_us_per_row,
        round((u.median * 1e6 / u.staged)::numeric, 2) AS bare_upsert_us_per_row,
        round((d.median / u.median)::numeric, 2) AS ratio_to_bare_upsert
