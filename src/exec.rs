@@ -79,14 +79,19 @@ pub fn query_one<T: FromDatum + IntoDatum>(sql: &str, args: &[DatumWithOid]) -> 
         let table = client
             .update(sql, Some(1), args)
             .unwrap_or_else(|e| spi_failed(e, sql));
-        if table.is_empty() {
-            return None;
-        }
-        table
-            .first()
-            .get::<T>(1)
-            .unwrap_or_else(|e| spi_failed(e, sql))
+        first_value(table, sql)
     })
+}
+
+/// The first column of the first row of `table`, the result of `sql`.
+fn first_value<T: FromDatum + IntoDatum>(table: pgrx::spi::SpiTupleTable, sql: &str) -> Option<T> {
+    if table.is_empty() {
+        return None;
+    }
+    table
+        .first()
+        .get::<T>(1)
+        .unwrap_or_else(|e| spi_failed(e, sql))
 }
 
 /// Run a query and map every row.
@@ -138,13 +143,7 @@ fn query_one_kept<T: FromDatum + IntoDatum>(
         let table = client
             .update(plan, Some(1), args)
             .unwrap_or_else(|e| spi_failed(e, sql));
-        if table.is_empty() {
-            return None;
-        }
-        table
-            .first()
-            .get::<T>(1)
-            .unwrap_or_else(|e| spi_failed(e, sql))
+        first_value(table, sql)
     })
 }
 
