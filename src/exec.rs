@@ -333,41 +333,42 @@ pub fn with_lock_timeout<R>(ms: i32, f: impl FnOnce() -> R) -> R {
     with_local("lock_timeout", &format!("{ms}ms"), f)
 }
 
-/// Run `f` with configuration parameter `name` (a name from this code, not from a user) at
-/// `value` by `SET LOCAL`, which Citus passes on to the workers' transactions when
-/// `citus.propagate_set_commands` is `local`; then set it back to what it was.
+/// Run `f` with configuration parameter `name` (a plain name, no dots) at `value` by `SET LOCAL`,
+/// which Citus passes on to the workers' transactions when `citus.propagate_set_commands` is
+/// `local`; then set it back to what it was.
 pub fn with_local<R>(name: &str, value: &str, f: impl FnOnce() -> R) -> R {
-    let previous = query_one::<String>("SELECT pg_catalog.current_setting($1)", &[name.into()])
-        .unwrap_or_default();
     let set = |value: &str| {
         execute(
             &format!(
-                "SET LOCAL {name} = {}",
+                "SET LOCAL {} = {}",
+                dwr_engine::ident::quote_ident(name),
                 dwr_engine::ident::quote_literal(value)
             ),
             &[],
-        )
+        );
     };
+    around(name, value, set, f)
+}
+
+/// Run `f` with configuration parameter `name` set to `value` for this transaction (by
+/// `set_config`, which Citus does not pass on), then set it back to what it was.
+pub fn with_setting<R>(name: &str, value: &str, f: impl FnOnce() -> R) -> R {
+    let set = |value: &str| {
+        execute(
+            "SELECT pg_catalog.set_config($1, $2, true)",
+            &[name.into(), value.into()],
+        );
+    };
+    around(name, value, set, f)
+}
+
+/// `set(value)`, `f`, then `set` back to the value `name` had.
+fn around<R>(name: &str, value: &str, set: impl Fn(&str), f: impl FnOnce() -> R) -> R {
+    let previous = query_one::<String>("SELECT pg_catalog.current_setting($1)", &[name.into()])
+        .unwrap_or_default();
     set(value);
     let r = f();
     set(&previous);
-    r
-}
-
-/// Run `f` with configuration parameter `name` set to `value` for this transaction, then set it
-/// back to what it was.
-pub fn with_setting<R>(name: &str, value: &str, f: impl FnOnce() -> R) -> R {
-    let previous = query_one::<String>("SELECT pg_catalog.current_setting($1)", &[name.into()])
-        .unwrap_or_default();
-    execute(
-        "SELECT pg_catalog.set_config($1, $2, true)",
-        &[name.into(), value.into()],
-    );
-    let r = f();
-    execute(
-        "SELECT pg_catalog.set_config($1, $2, true)",
-        &[name.into(), previous.as_str().into()],
-    );
     r
 }
 

@@ -407,7 +407,8 @@ fn configured(def: &str, setting: &str, value: &str) -> String {
     def.replacen(
         PINNED,
         &format!(
-            "SET search_path = pg_catalog, pg_temp SET {setting} = {} AS ",
+            "SET search_path = pg_catalog, pg_temp SET {} = {} AS ",
+            quote_ident(setting),
             crate::ident::quote_literal(value)
         ),
         1,
@@ -473,7 +474,7 @@ mod tests {
         // the server sets the parameter back when the function returns
         assert!(
             out.contains(
-                "SET search_path = pg_catalog, pg_temp SET default_statistics_target = '10' AS "
+                "SET search_path = pg_catalog, pg_temp SET \"default_statistics_target\" = '10' AS "
             ),
             "{out}"
         );
