@@ -2,9 +2,13 @@
 # missing, build and install the extension into a PostgreSQL server, start throw-away clusters.
 # Sourced, not run. Everything is idempotent: a second run skips what is already there.
 #
-# The server version comes from DWR_PG_MAJOR: 18 (the default) is built from the PostgreSQL source
-# in pg_test/vendor into a prefix of its own (DWR_PG_PREFIX, default /opt/dwr/pg18; Debian 12 has no
-# packages of it); 15 is Debian's. use_pg switches between them.
+# The server version comes from DWR_PG_MAJOR: 18 (the default) and 17 are built from the PostgreSQL
+# sources in pg_test/vendor into prefixes of their own (DWR_PG_PREFIX, default /opt/dwr/pg18 and
+# /opt/dwr/pg17; Debian 12 has no packages of them); 15 is Debian's. use_pg switches between them.
+#
+# Every Debian package and account a step needs is made by that step (ensure_debian_packages next
+# to it; ensure_postgres_account before the first cluster), so the first command works on a bare
+# Debian 12 with only a Rust toolchain: pg_test/fresh-machine proves it.
 
 set -euo pipefail
 
@@ -12,8 +16,8 @@ PGRX_VERSION=0.18.0
 SOCKET_DIR=${DWR_SOCKET_DIR:-/tmp}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENDOR=$REPO/pg_test/vendor
-# the versions the project tests; the first is the default
-PG_MAJORS=(18 15)
+# the versions the project tests; the first is the default, the others run the scenarios and specs
+PG_MAJORS=(18 15 17)
 
 # use_pg MAJOR: PG_MAJOR, PG_BIN (initdb, pg_ctl, psql, pg_dump ...), PG_CONFIG and PGX_DIR (where
 # pg_regress and pg_isolation_regress live) of that server version.
@@ -21,7 +25,12 @@ use_pg() {
     PG_MAJOR=$1
     case "$PG_MAJOR" in
         15) PG_BIN=/usr/lib/postgresql/15/bin PGX_DIR=/usr/lib/postgresql/15/lib/pgxs ;;
-        18) PG_BIN=${DWR_PG_PREFIX:-/opt/dwr/pg18}/bin PGX_DIR=${DWR_PG_PREFIX:-/opt/dwr/pg18}/lib/postgresql/pgxs ;;
+        17 | 18)
+            local prefix=${DWR_PG_PREFIX:-/opt/dwr/pg$PG_MAJOR}
+            # DWR_PG_PREFIX names the default version's prefix only
+            [ "$PG_MAJOR" = "${DWR_PG_MAJOR:-${PG_MAJORS[0]}}" ] || prefix=/opt/dwr/pg$PG_MAJOR
+            PG_BIN=$prefix/bin PGX_DIR=$prefix/lib/postgresql/pgxs
+            ;;
         *)
             echo "DWR_PG_MAJOR=$PG_MAJOR: the tests run PostgreSQL ${PG_MAJORS[*]}" >&2
             return 1
@@ -59,40 +68,56 @@ sha256_check() {
     fi
 }
 
-# PostgreSQL 18 from the upstream source Debian's archive serves (postgresql-18_18.6.orig.tar.bz2,
-# in pg_test/vendor): configure, build and install into the prefix, with pg_regress, the isolation
-# tester and the contrib modules the tests use (auto_explain: the Citus plan check; citext: a key
-# type in 19_batches). About 10 minutes on 2 cores, once.
-PG18_VERSION=18.6
-PG18_SHA256=555610c24d53e4316da5b7d3fc25c279d96856d5e0e23ee308c328c5fa881d9f
+# PostgreSQL 17 and 18 from the upstream sources Debian's archive serves
+# (postgresql-NN_X.Y.orig.tar.bz2, in pg_test/vendor): configure, build and install into the
+# prefix, with pg_regress, the isolation tester and the contrib modules the tests use (auto_explain:
+# the Citus plan check; citext: a key type in 19_batches). About 10 minutes on 2 cores, once each.
+# The release tarballs carry no generated parser: bison and flex make it, perl runs the build's
+# generators (a minimal Debian has perl-base only).
+pg_source_release() { # MAJOR -> "VERSION SHA256"
+    case "$1" in
+        17) echo "17.11 dd27f2b3c59e73ed14aa3324901242bf69a032a6347805f274e6260322d42979" ;;
+        18) echo "18.6 555610c24d53e4316da5b7d3fc25c279d96856d5e0e23ee308c328c5fa881d9f" ;;
+    esac
+}
 ensure_server() {
-    [ "$PG_MAJOR" = 18 ] || return 0
-    local prefix
+    local version sha prefix
+    read -r version sha < <(pg_source_release "$PG_MAJOR") || return 0
     prefix=$(dirname "$PG_BIN")
-    if [ -x "$PG_CONFIG" ] && "$PG_CONFIG" --version | grep -q "PostgreSQL $PG18_VERSION" &&
+    if [ -x "$PG_CONFIG" ] && "$PG_CONFIG" --version | grep -q "PostgreSQL $version" &&
         [ -x "$PGX_DIR/src/test/isolation/pg_isolation_regress" ] && [ -f "$("$PG_CONFIG" --pkglibdir)/auto_explain.so" ] &&
         [ -f "$("$PG_CONFIG" --sharedir)/extension/citext.control" ]; then
         return 0
     fi
-    local tarball=$VENDOR/postgresql-18_$PG18_VERSION.orig.tar.bz2
-    sha256_check "$tarball" "$PG18_SHA256"
-    ensure_debian_packages "PostgreSQL $PG18_VERSION" bzip2
-    log "building PostgreSQL $PG18_VERSION from $tarball into $prefix (once, about 10 minutes)"
+    local tarball=$VENDOR/postgresql-${PG_MAJOR}_$version.orig.tar.bz2
+    sha256_check "$tarball" "$sha"
+    ensure_debian_packages "building PostgreSQL $version" bzip2 bison flex perl gcc make libssl-dev zlib1g-dev
+    log "building PostgreSQL $version from $tarball into $prefix (once, about 10 minutes)"
     local build
     build=$(mktemp -d)
     tar -xjf "$tarball" -C "$build"
-    (cd "$build/postgresql-$PG18_VERSION" &&
+    (cd "$build/postgresql-$version" &&
         ./configure --prefix="$prefix" --with-openssl --without-icu --without-readline >"$build/configure.log" 2>&1 &&
         make -j"$(nproc)" >"$build/make.log" 2>&1 && as_root make install >"$build/install.log" 2>&1 &&
         make -C src/test/isolation >>"$build/make.log" 2>&1 && as_root make -C src/test/isolation install >>"$build/install.log" 2>&1 &&
         for m in auto_explain citext; do
             make -C "contrib/$m" >>"$build/make.log" 2>&1 && as_root make -C "contrib/$m" install >>"$build/install.log" 2>&1 || exit 1
         done) || {
-        tail -30 "$build"/*.log >&2
+        show_build_logs "$build"
         rm -rf "$build"
         return 1
     }
     rm -rf "$build"
+}
+
+# show_build_logs DIR: the end of each log of a failed build (configure's, make's, make install's),
+# newest last: the error is at the end of the last one.
+show_build_logs() {
+    local f
+    for f in $(ls -tr "$1"/*.log 2>/dev/null); do
+        echo "--- $(basename "$f"), last 30 lines" >&2
+        tail -n 30 "$f" >&2
+    done
 }
 
 # build_vendored NAME TARBALL SHA256 CONFIGURE: unpack a vendored extension and build and install it
@@ -108,7 +133,7 @@ build_vendored() {
         if [ "$configure" = yes ]; then ./configure PG_CONFIG="$PG_CONFIG" >"$build/configure.log" 2>&1; fi &&
         make -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >"$build/make.log" 2>&1 &&
         as_root make PG_CONFIG="$PG_CONFIG" install >"$build/install.log" 2>&1) || {
-        tail -30 "$build"/*.log >&2
+        show_build_logs "$build"
         rm -rf "$build"
         return 1
     }
@@ -181,6 +206,18 @@ ensure_pg_cron() {
     build_vendored "pg_cron $PG_CRON_VERSION" "$VENDOR/pg_cron-$PG_CRON_VERSION.tar.gz" "$PG_CRON_SHA256" no
 }
 
+# the postgres OS account the servers run as (initdb refuses root): Debian's server packages make
+# it; a machine without them gets a system account like theirs.
+ensure_postgres_account() {
+    id postgres >/dev/null 2>&1 && return 0
+    [ "$(id -u)" -eq 0 ] || return 0
+    log "creating the postgres system account (the servers run as it)"
+    ensure_debian_packages "the postgres account" passwd
+    mkdir -p /var/lib/postgresql
+    useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    chown postgres:postgres /var/lib/postgresql
+}
+
 # Citus (the tests' multi-node cluster): not in Debian's archive either, built from the vendored
 # release tarball (pg_test/vendor, sha256-checked), once (a few minutes): 14.0 for PostgreSQL 16-18,
 # 12.1 (the last line for 15) for 15.
@@ -227,6 +264,7 @@ stop_citus_cluster() {
 # ensure_base: the server of PG_MAJOR and what builds the extension for it (all the demo needs).
 ensure_base() {
     ensure_packages
+    ensure_postgres_account
     ensure_server
     use_pg "$PG_MAJOR"
     ensure_pgrx
