@@ -23,6 +23,30 @@ SELECT count(*) AS differing_statuses FROM (
 SELECT count(*) >= 1 AS runs, sum(inserted + updated + unchanged + skipped_stale + skipped_deleted
        + skipped_outside_window + deferred + errors) AS rows_merged
   FROM dwr.merge_runs WHERE target = 'bat_budget_many.t'::regclass;
+-- batch_size is the largest a batch may grow to under a budget: never more than 20 keys here
+SELECT max(inserted + updated + unchanged + skipped_stale + skipped_deleted + skipped_outside_window
+           + deferred + errors) <= 20 AS at_most_batch_size
+  FROM dwr.merge_runs WHERE target = 'bat_budget_many.t'::regclass;
+-- A budget given with batch_size left at its default (50,000 keys) still sizes the batches: the
+-- first is 1000 keys, then each is sized from the last one's time (so 3000 staged keys take at
+-- least two batches, whatever the machine's speed).
+CREATE SCHEMA bat_budget_default;
+CREATE TABLE bat_budget_default.t (id int PRIMARY KEY, val text, updated_at timestamptz NOT NULL);
+SELECT dwr_create_staging('bat_budget_default.t', 'bat_budget_default_staging');
+INSERT INTO bat_budget_default_staging.t (id, val, updated_at)
+SELECT g, 'staged ' || g, '2025-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 3000) g;
+\! ${DWR_TLE_SYNC:-true}
+SET client_min_messages = warning;
+CALL dwr_merge_batches('bat_budget_default.t', max_stall => interval '10 s');
+RESET client_min_messages;
+SELECT count(*) >= 2 AS several_batches, min(inserted) FILTER (WHERE run_id = first) AS first_batch,
+       sum(inserted) AS inserted
+  FROM dwr.merge_runs, LATERAL (SELECT min(run_id) AS first FROM dwr.merge_runs
+                                 WHERE target = 'bat_budget_default.t'::regclass) f
+ WHERE target = 'bat_budget_default.t'::regclass;
+SELECT count(*) AS production_rows FROM bat_budget_default.t;
+SELECT dwr_drop_staging('bat_budget_default.t');
+DROP SCHEMA bat_budget_default, bat_budget_default_staging CASCADE;
 \set VERBOSITY default
 CALL dwr_merge_batches('bat_budget_many.t', max_stall => interval '0');
 \set VERBOSITY terse
