@@ -41,8 +41,10 @@ fn dwr_batch_plan(target: Option<pg_sys::Oid>, batch_size: Option<i32>) -> i64 {
     if query_one::<bool>(&sql.bounds_exist, &[]).unwrap_or(false) {
         execute(&sql.drop_bounds, &[]);
     }
-    execute(&sql.create_bounds, &[i64::from(batch_size).into()]);
-    query_one::<i64>(&sql.count_new, &[]).unwrap_or(0)
+    exec::without_jit(|| {
+        execute(&sql.create_bounds, &[i64::from(batch_size).into()]);
+        query_one::<i64>(&sql.count_new, &[]).unwrap_or(0)
+    })
 }
 
 /// Merge planned batches `batch` to `through` (just `batch` when NULL) of `batches` (planned by

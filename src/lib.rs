@@ -66,9 +66,21 @@ pgrx::extension_sql_file!(
     requires = ["shared_0_4"]
 );
 pgrx::extension_sql_file!(
+    "../sql/dms_window_reload--0.5.0--0.6.0.sql",
+    name = "shared_0_6",
+    requires = ["shared_0_5"]
+);
+pgrx::extension_sql_file!(
     "../sql/views.sql",
     name = "views",
-    requires = ["functions", "batches", "shared", "shared_0_4", "shared_0_5"],
+    requires = [
+        "functions",
+        "batches",
+        "shared",
+        "shared_0_4",
+        "shared_0_5",
+        "shared_0_6"
+    ],
     finalize
 );
 

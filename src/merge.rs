@@ -92,7 +92,9 @@ pub fn merge_part(
         query_one::<String>("SELECT pg_catalog.clock_timestamp()::pg_catalog.text", &[])
             .unwrap_or_default();
     let run_id = std::cell::Cell::new(None);
-    match subtransaction(|| merge_registered(target_oid, &reg, dry_run, source, batch, &run_id)) {
+    match subtransaction(|| {
+        exec::without_jit(|| merge_registered(target_oid, &reg, dry_run, source, batch, &run_id))
+    }) {
         Ok(outcome) => outcome,
         Err(e) => {
             let name = |oid| exec::relation(oid).map(|r| r.display()).unwrap_or_default();

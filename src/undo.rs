@@ -130,7 +130,9 @@ fn dwr_undo(run_id: Option<i64>) -> pgrx::composite_type!('static, "dwr.merge_re
         query_one::<String>("SELECT pg_catalog.clock_timestamp()::pg_catalog.text", &[])
             .unwrap_or_default();
     let undo_id = std::cell::Cell::new(None);
-    match exec::subtransaction(|| undo_run(run_id, &run, &target, owner, &undo_id)) {
+    match exec::subtransaction(|| {
+        exec::without_jit(|| undo_run(run_id, &run, &target, owner, &undo_id))
+    }) {
         Ok(outcome) => result_tuple(&outcome),
         Err(e) => {
             let start = failure::RunStart {

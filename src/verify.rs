@@ -44,15 +44,17 @@ fn dwr_verify(
     // staged values at the open reload's LOB limit: the rows the merge will mark ERROR
     let plan = plan_merge(&t, &s, &casts, &reg.version_column, true).ok();
     if let Some(q) = plan.as_ref().and_then(lob_verify_sql) {
-        rows.extend(query_rows(&q.sql, &[target.into()], |row| {
-            (
-                exec::col::<String>(row, 1).unwrap_or_default(),
-                exec::col::<String>(row, 2).unwrap_or_default(),
-                exec::col::<String>(row, 3),
-                exec::col::<String>(row, 4),
-                exec::col::<String>(row, 5).unwrap_or_default(),
-                exec::col::<String>(row, 6).unwrap_or_default(),
-            )
+        rows.extend(exec::without_jit(|| {
+            query_rows(&q.sql, &[target.into()], |row| {
+                (
+                    exec::col::<String>(row, 1).unwrap_or_default(),
+                    exec::col::<String>(row, 2).unwrap_or_default(),
+                    exec::col::<String>(row, 3),
+                    exec::col::<String>(row, 4),
+                    exec::col::<String>(row, 5).unwrap_or_default(),
+                    exec::col::<String>(row, 6).unwrap_or_default(),
+                )
+            })
         }));
     }
     TableIterator::new(rows)

@@ -33,15 +33,15 @@ use crate::undo::undo_program;
 pub const EXTENSION: &str = "dms_window_reload_tle";
 
 /// The version of the SQL the package is generated from; a package version is this plus a
-/// generation number (`0.5.0.000003`).
-pub const BASE_VERSION: &str = "0.5.0";
+/// generation number (`0.6.0.000003`).
+pub const BASE_VERSION: &str = "0.6.0";
 
 const SCHEMA_SQL: &str = include_str!("../../../sql/schema.sql");
 /// The changes from one base version to the next that both modes share (table changes, PL/pgSQL),
 /// oldest first: the compiled extension's update scripts, which its install script also includes.
 /// A fresh package runs them all after `schema.sql` (where they change nothing or define
 /// functions); an update from an older base runs those from its base on.
-const DELTAS: [(&str, &str, &str); 3] = [
+const DELTAS: [(&str, &str, &str); 4] = [
     (
         "0.2.0",
         "0.3.0",
@@ -57,6 +57,11 @@ const DELTAS: [(&str, &str, &str); 3] = [
         "0.5.0",
         include_str!("../../../sql/dms_window_reload--0.4.0--0.5.0.sql"),
     ),
+    (
+        "0.5.0",
+        "0.6.0",
+        include_str!("../../../sql/dms_window_reload--0.5.0--0.6.0.sql"),
+    ),
 ];
 const VIEWS_SQL: &str = include_str!("../../../sql/views.sql");
 const FUNCTIONS_SQL: &str = include_str!("../../../sql/tle/functions.sql");
@@ -68,6 +73,12 @@ pub const FINGERPRINT_SQL: &str = "SELECT dwr._fingerprint($1)";
 
 /// The dollar-quote tag of generated function bodies.
 const Q: &str = "$dwr$";
+
+/// The settings of the package's entry points that run a merge's, a batch's, an undo's or
+/// `dwr_verify`'s statements: the pinned search path, and JIT off (each statement is planned once
+/// and runs once, so LLVM's compilation is never paid back; as the compiled extension's
+/// `exec::without_jit`). A function's `SET` clause puts the caller's setting back on return.
+const NO_JIT: &str = "SET search_path = pg_catalog, pg_temp SET jit = off";
 
 /// Everything the generator needs to know about one registered table.
 pub struct TableInput {
@@ -667,7 +678,7 @@ fn dispatchers(tables: &[TableCode]) -> String {
         "CREATE OR REPLACE FUNCTION @extschema@.dwr_merge(target pg_catalog.regclass,\n\
          dry_run pg_catalog.bool DEFAULT false, source pg_catalog.regclass DEFAULT NULL)\n\
          RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
-         SET search_path = pg_catalog, pg_temp AS {Q}\n\
+         {NO_JIT} AS {Q}\n\
          {}\
          {}\nEND\n{Q};\n\
          COMMENT ON FUNCTION @extschema@.dwr_merge(pg_catalog.regclass, pg_catalog.bool, pg_catalog.regclass) IS\n\
@@ -676,7 +687,7 @@ fn dispatchers(tables: &[TableCode]) -> String {
          RETURNS TABLE (column_name pg_catalog.text, problem pg_catalog.text,\n\
          production_type pg_catalog.text, staging_type pg_catalog.text,\n\
          severity pg_catalog.text, detail pg_catalog.text)\n\
-         LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS {Q}\n\
+         LANGUAGE plpgsql STABLE {NO_JIT} AS {Q}\n\
          {}\
          {}\nEND\n{Q};\n\
          COMMENT ON FUNCTION @extschema@.dwr_verify(pg_catalog.regclass) IS\n\
@@ -703,7 +714,7 @@ fn dispatchers(tables: &[TableCode]) -> String {
     ) + &format!(
         "\nCREATE OR REPLACE FUNCTION @extschema@.dwr_undo(run_id pg_catalog.int8)\n\
          RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
-         SET search_path = pg_catalog, pg_temp AS {Q}\n\
+         {NO_JIT} AS {Q}\n\
          DECLARE\n    r record;\n    target pg_catalog.regclass;\n    nsp pg_catalog.name;\n    rel pg_catalog.name;\nBEGIN\n\
          SELECT * INTO r FROM dwr._run_to_undo(run_id);\n\
          target := r.target::pg_catalog.regclass;\n\
@@ -730,7 +741,7 @@ fn batch_dispatchers(plan_cases: &str, merge_cases: &str) -> String {
     format!(
         "\nCREATE OR REPLACE FUNCTION dwr._batch_plan(target pg_catalog.regclass, batch_size pg_catalog.int4)\n\
          RETURNS pg_catalog.int8 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
-         SET search_path = pg_catalog, pg_temp AS {Q}\n\
+         {NO_JIT} AS {Q}\n\
          {}\
          {plan_cases}\nEND\n{Q};\n\
          COMMENT ON FUNCTION dwr._batch_plan(pg_catalog.regclass, pg_catalog.int4) IS\n\
@@ -738,7 +749,7 @@ fn batch_dispatchers(plan_cases: &str, merge_cases: &str) -> String {
          \nCREATE OR REPLACE FUNCTION dwr._merge_batch(target pg_catalog.regclass, batch pg_catalog.int4,\n\
          batches pg_catalog.int4, done pg_catalog.int8, total pg_catalog.int8, through pg_catalog.int4)\n\
          RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
-         SET search_path = pg_catalog, pg_temp AS {Q}\n\
+         {NO_JIT} AS {Q}\n\
          {}\
          IF batch OPERATOR(pg_catalog.>) 1 THEN\n    SELECT b.hi INTO lo FROM dwr._batch_bound(batch OPERATOR(pg_catalog.-) 1) AS b(hi);\nEND IF;\n\
          SELECT b.hi INTO hi FROM dwr._batch_bound(GREATEST(COALESCE(through, batch), batch)) AS b(hi);\n\
@@ -992,6 +1003,13 @@ mod tests {
         assert!(from_040.contains("CREATE OR REPLACE FUNCTION @extschema@.dwr_begin_reload("));
         assert!(from_040.contains("CREATE FUNCTION dwr._check_not_in_reload("));
         assert!(!from_040.contains("reload_insert_wrapper"));
+        // 0.6.0: the stall budget sizes every batch; dwr_diff without JIT
+        let from_050 = update_script("0.5.0.000001", &[], &[], &order, "owner");
+        assert!(!from_050.contains("CREATE FUNCTION dwr._check_not_in_reload("));
+        assert!(from_050.contains("PROCEDURE @extschema@.dwr_merge_batches("));
+        assert!(
+            from_050.contains("dwr_diff(pg_catalog.regclass, pg_catalog.regclass) SET jit = off")
+        );
         let same_base = update_script(&next_version(None), &[], &[], &order, "owner");
         assert!(!same_base.contains("CREATE FUNCTION dwr._check_not_in_reload("));
         assert!(!same_base.contains("ALTER TABLE dwr.tombstones"));
@@ -1000,13 +1018,34 @@ mod tests {
     }
 
     #[test]
+    fn entry_points_that_run_statements_turn_jit_off() {
+        let install = install_script(&[], &Ok(vec![]), "owner");
+        for head in [
+            "FUNCTION @extschema@.dwr_merge(",
+            "FUNCTION @extschema@.dwr_undo(",
+            "FUNCTION @extschema@.dwr_verify(",
+            "FUNCTION dwr._batch_plan(",
+            "FUNCTION dwr._merge_batch(",
+        ] {
+            let at = install
+                .find(head)
+                .unwrap_or_else(|| panic!("{head} generated"));
+            let header = &install[at..at + install[at..].find(" AS $dwr$").expect("a body")];
+            assert!(header.contains("SET jit = off"), "{header}");
+        }
+        // dwr_diff and dwr_diff_summary are shared PL/pgSQL: the 0.6.0 script turns it off
+        assert!(install
+            .contains("dwr_diff_summary(pg_catalog.regclass, pg_catalog.regclass) SET jit = off"));
+    }
+
+    #[test]
     fn versions_count_up() {
-        assert_eq!(next_version(None), "0.5.0.000000");
-        assert_eq!(next_version(Some("0.5.0.000000")), "0.5.0.000001");
-        assert_eq!(next_version(Some("0.5.0.000041")), "0.5.0.000042");
+        assert_eq!(next_version(None), "0.6.0.000000");
+        assert_eq!(next_version(Some("0.6.0.000000")), "0.6.0.000001");
+        assert_eq!(next_version(Some("0.6.0.000041")), "0.6.0.000042");
         // a package of an older base starts the new base's numbering
-        assert_eq!(next_version(Some("0.2.0.000041")), "0.5.0.000000");
-        assert_eq!(next_version(Some("0.4.0.000007")), "0.5.0.000000");
+        assert_eq!(next_version(Some("0.2.0.000041")), "0.6.0.000000");
+        assert_eq!(next_version(Some("0.5.0.000007")), "0.6.0.000000");
         // no version is part of another's text (pg_tle uninstalls by LIKE '%<version>%')
         let versions: Vec<String> = (0..200)
             .scan(None, |v: &mut Option<String>, _| {

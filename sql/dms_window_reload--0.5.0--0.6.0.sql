@@ -1,0 +1,112 @@
+-- dms_window_reload 0.5.0 -> 0.6.0 (both modes: the pg_tle package runs this script too).
+--
+-- dwr_merge_batches: a stall budget (max_stall) sizes every batch, whatever batch_size says or
+-- defaults to. dwr_diff and dwr_diff_summary: JIT off while they run (the compiled extension's
+-- merge, batches, undo and dwr_verify set it off in C; the package's in their SET clauses).
+
+-- A procedure, so that it can commit after every batch; a procedure that commits cannot carry a
+-- SET clause, so every name in it is schema-qualified instead. With max_stall, the planned batches
+-- are small steps (1000 keys, or batch_size when smaller) and each batch takes as many of them as
+-- fit the budget, up to batch_size keys (any number when NULL): the rows a batch writes stay locked
+-- until it commits, so its duration is the longest a CDC write to one of them can wait. The first
+-- batch is one step; the next is sized from the last one's duration, aiming at 80% of the budget
+-- and at most four times the last one's steps. (Before 0.6.0 the steps were batch_size keys, so a
+-- budget given with the default batch_size started with batches of 50,000 keys.) Each batch runs in a
+-- subtransaction: when it fails, its work is rolled back, the failure recorded and committed
+-- (dwr._batch_failed), then raised again.
+CREATE OR REPLACE PROCEDURE @extschema@.dwr_merge_batches(target pg_catalog.regclass,
+                                                          batch_size pg_catalog.int4 DEFAULT 50000,
+                                                          max_stall pg_catalog.interval DEFAULT NULL)
+LANGUAGE plpgsql
+AS $dwr$
+DECLARE
+    total pg_catalog.int8;
+    batches pg_catalog.int4;
+    done pg_catalog.int8 := 0;
+    b pg_catalog.int4 := 1;
+    last pg_catalog.int4;
+    span pg_catalog.int4 := 1;
+    step pg_catalog.int4 := batch_size;
+    most pg_catalog.int4 := 2147483647;
+    budget pg_catalog.float8;
+    started pg_catalog.timestamptz;
+    took pg_catalog.float8;
+    r dwr.merge_result;
+    n pg_catalog.int8;
+    st pg_catalog.text;
+    msg pg_catalog.text;
+    det pg_catalog.text;
+    hnt pg_catalog.text;
+BEGIN
+    IF max_stall IS NOT NULL THEN
+        budget := pg_catalog.date_part('epoch', max_stall);
+        IF budget OPERATOR(pg_catalog.<=) 0 THEN
+            RAISE EXCEPTION 'dwr_merge_batches: max_stall must be positive'
+                USING ERRCODE = '22023', DETAIL = pg_catalog.format('max_stall is %s.', max_stall),
+                      HINT = 'Pass the longest a CDC write may wait for a batch, for example interval ''100 ms''.';
+        END IF;
+        step := LEAST(COALESCE(batch_size, 1000), 1000);
+        IF batch_size IS NOT NULL AND batch_size OPERATOR(pg_catalog.>) 0 THEN
+            most := GREATEST(1, batch_size OPERATOR(pg_catalog./) step);
+        END IF;
+    END IF;
+    total := dwr._batch_plan(target, step);
+    SELECT (pg_catalog.count(*) OPERATOR(pg_catalog.+) 1)::pg_catalog.int4 INTO batches
+      FROM pg_temp._dwr_batches;
+    COMMIT;
+    WHILE b OPERATOR(pg_catalog.<=) batches LOOP
+        last := LEAST(b OPERATOR(pg_catalog.+) span OPERATOR(pg_catalog.-) 1, batches);
+        started := pg_catalog.clock_timestamp();
+        st := NULL;
+        BEGIN
+            SELECT * INTO r FROM dwr._merge_batch(target, b, batches, done, total, last);
+        EXCEPTION WHEN OTHERS OR query_canceled THEN
+            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
+                                    hnt = PG_EXCEPTION_HINT;
+        END;
+        IF st IS NOT NULL THEN
+            PERFORM dwr._batch_failed(target, started, st,
+                                      msg OPERATOR(pg_catalog.||) COALESCE(' (' OPERATOR(pg_catalog.||) NULLIF(det, '') OPERATOR(pg_catalog.||) ')', ''));
+            COMMIT;
+            IF NULLIF(det, '') IS NOT NULL AND NULLIF(hnt, '') IS NOT NULL THEN
+                RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = st, DETAIL = det, HINT = hnt;
+            ELSIF NULLIF(det, '') IS NOT NULL THEN
+                RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = st, DETAIL = det;
+            ELSIF NULLIF(hnt, '') IS NOT NULL THEN
+                RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = st, HINT = hnt;
+            END IF;
+            RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = st;
+        END IF;
+        n := r.inserted OPERATOR(pg_catalog.+) r.updated OPERATOR(pg_catalog.+) r.unchanged
+             OPERATOR(pg_catalog.+) r.skipped_stale OPERATOR(pg_catalog.+) r.skipped_deleted
+             OPERATOR(pg_catalog.+) r.skipped_outside_window OPERATOR(pg_catalog.+) r.deferred
+             OPERATOR(pg_catalog.+) r.errors;
+        done := done OPERATOR(pg_catalog.+) n;
+        RAISE NOTICE 'dwr_merge_batches %: % of %, % of % staged rows done (run %: % inserted, % updated, % unchanged, % stale, % deleted, % outside the window, % deferred, % errors)',
+            target, CASE WHEN last OPERATOR(pg_catalog.=) b THEN 'batch ' OPERATOR(pg_catalog.||) b
+                         ELSE 'batches ' OPERATOR(pg_catalog.||) b OPERATOR(pg_catalog.||) '-' OPERATOR(pg_catalog.||) last END,
+            batches, done, total, r.run_id, r.inserted, r.updated, r.unchanged,
+            r.skipped_stale, r.skipped_deleted, r.skipped_outside_window, r.deferred, r.errors;
+        COMMIT;
+        IF budget IS NOT NULL THEN
+            took := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) started);
+            span := GREATEST(1, LEAST(span OPERATOR(pg_catalog.*) 4, most,
+                        pg_catalog.floor(span OPERATOR(pg_catalog.*) 0.8 OPERATOR(pg_catalog.*) budget
+                                         OPERATOR(pg_catalog./) GREATEST(took, 0.0001))::pg_catalog.int4));
+        END IF;
+        b := last OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    DROP TABLE pg_temp._dwr_batches;
+END
+$dwr$;
+COMMENT ON PROCEDURE @extschema@.dwr_merge_batches(pg_catalog.regclass, pg_catalog.int4, pg_catalog.interval) IS
+  'CALL outside a transaction block: the merge of dwr_merge in committed batches of batch_size staged keys (in staging''s key order), each its own merge run, so a huge reload never holds millions of row locks or one huge transaction. With max_stall, each batch is sized from the last one''s duration so that no row stays locked longer than that (batch_size, 1000 when NULL, is then the step the batches are made of). Resumable: after a cancel or crash, CALL it again; committed batches left their rows PROCESSED, SKIPPED or ERROR and are not merged again; a batch that failed is recorded as a FAILED run. Progress: a NOTICE per batch (and pg_stat_activity.query in the compiled extension).';
+COMMENT ON PROCEDURE @extschema@.dwr_merge_batches(pg_catalog.regclass, pg_catalog.int4, pg_catalog.interval) IS
+  'CALL outside a transaction block: the merge of dwr_merge in committed batches of batch_size staged keys (in staging''s key order), each its own merge run, so a huge reload never holds millions of row locks or one huge transaction. With max_stall, each batch is sized from the last one''s duration so that no row stays locked longer than that: batches start at 1000 keys (batch_size when smaller) and grow to at most batch_size keys (no limit when NULL). Resumable: after a cancel or crash, CALL it again; committed batches left their rows PROCESSED, SKIPPED or ERROR and are not merged again; a batch that failed is recorded as a FAILED run. Progress: a NOTICE per batch (and pg_stat_activity.query in the compiled extension).';
+
+-- JIT compiles a query's expressions with LLVM when its estimated cost passes jit_above_cost: a
+-- comparison of 100,000 staged rows passes it, and each is planned once and runs once, so the
+-- compilation (hundreds of milliseconds) is never paid back. The function's SET clause puts the
+-- caller's setting back on return.
+ALTER FUNCTION @extschema@.dwr_diff(pg_catalog.regclass, pg_catalog.regclass) SET jit = off;
+ALTER FUNCTION @extschema@.dwr_diff_summary(pg_catalog.regclass, pg_catalog.regclass) SET jit = off;
