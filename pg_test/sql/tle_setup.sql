@@ -5,7 +5,7 @@
 -- the schema it was created in, a comment on every object, user data marked for pg_dump.
 SELECT rolsuper, rolcreaterole, rolcreatedb, pg_has_role(current_user, 'pgtle_admin', 'MEMBER') AS pgtle_admin
   FROM pg_roles WHERE rolname = current_user;
-SELECT extname, extversion LIKE '0.5.0.%' AS generated_version, extnamespace::regnamespace AS schema,
+SELECT extname, extversion LIKE '0.6.0.%' AS generated_version, extnamespace::regnamespace AS schema,
        extowner::regrole = current_user::regrole AS owned_by_me
   FROM pg_extension WHERE extname = 'dms_window_reload_tle';
 -- no compiled code anywhere in it

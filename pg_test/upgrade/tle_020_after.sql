@@ -4,9 +4,9 @@
 -- stopping its key. Every check is an ASSERT.
 DO $$
 BEGIN
-    ASSERT (SELECT extversion FROM pg_extension WHERE extname = 'dms_window_reload_tle') = '0.5.0.000000',
-           'the package was not updated to 0.5.0.000000';
-    ASSERT (SELECT default_version FROM pgtle.available_extensions() WHERE name = 'dms_window_reload_tle') = '0.5.0.000000',
+    ASSERT (SELECT extversion FROM pg_extension WHERE extname = 'dms_window_reload_tle') = '0.6.0.000000',
+           'the package was not updated to 0.6.0.000000';
+    ASSERT (SELECT default_version FROM pgtle.available_extensions() WHERE name = 'dms_window_reload_tle') = '0.6.0.000000',
            'the new base is not the default version';
     ASSERT (SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_attribute
              WHERE attrelid = 'dwr.tombstones'::regclass AND attname = 'target') = 'regclass',
