@@ -110,3 +110,29 @@ COMMENT ON PROCEDURE @extschema@.dwr_merge_batches(pg_catalog.regclass, pg_catal
 -- caller's setting back on return.
 ALTER FUNCTION @extschema@.dwr_diff(pg_catalog.regclass, pg_catalog.regclass) SET jit = off;
 ALTER FUNCTION @extschema@.dwr_diff_summary(pg_catalog.regclass, pg_catalog.regclass) SET jit = off;
+
+-- A replayed change log removes rows: a merge's result counts them (an undo's removed rows are in
+-- dwr.merge_runs.deleted, as before).
+ALTER TYPE dwr.merge_result ADD ATTRIBUTE deleted pg_catalog.int8;
+COMMENT ON COLUMN dwr.merge_runs.deleted IS
+  'dwr_replay: production rows a replayed D removed; undo: rows the undone merge had inserted and the undo deleted';
+COMMENT ON COLUMN dwr.row_changes.action IS
+  'insert or update (a merge), delete (dwr_replay removing a row the source deleted); delete (an undo removing an inserted row), restore (an undo putting the before image back) or insert (an undo putting a removed row back)';
+
+-- @compiled-only-begin
+-- (the pg_tle package replays change logs in a later version: tle_parity says so)
+
+-- dwr_replay: a change log (DMS's CDC files loaded into a table, a Debezium topic, ...) replayed
+-- into production, per key its last change: I and U as staged rows are merged, D removing
+-- production's row when production's version is not newer than the delete's.
+CREATE FUNCTION @extschema@.dwr_replay(target pg_catalog.regclass, changes pg_catalog.regclass,
+                                       order_by pg_catalog.text[],
+                                       operation pg_catalog.text DEFAULT 'Op',
+                                       dry_run pg_catalog.bool DEFAULT false)
+RETURNS dwr.merge_result
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_replay_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_replay(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.bool) IS
+  'Replays change log changes into target: per key the last change by order_by decides; I and U (c, u, r) are merged as staged rows are (version guard, window, tombstones, errors isolated), D (d) removes production''s row when production''s version is not newer than the D''s version column, and stops an older row of the key from being inserted later in the reload. One transaction, every removed row''s before image kept, undone by dwr_undo; dry_run changes nothing. operation names the operation column (I, U, D as DMS writes them; c, u, d, r as Debezium does).';
+-- @compiled-only-end

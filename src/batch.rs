@@ -89,5 +89,10 @@ fn dwr_merge_batch(
         done.unwrap_or(0),
         total.unwrap_or(0)
     ));
-    merge::result_tuple(&merge::merge_part(target, false, None, Some(&range)))
+    merge::result_tuple(&merge::merge_part(
+        target,
+        false,
+        merge::Input::Staging,
+        Some(&range),
+    ))
 }

@@ -36,6 +36,56 @@ fn dwr_merge(
     result_tuple(&merge_from(target, dry_run, source))
 }
 
+/// `dwr_replay(target, changes, order_by, operation, dry_run)`: the change log `changes` merged
+/// into `target`, per key its last change (by `order_by`): `I`/`U` as staged rows, `D` removing
+/// production's row (see `sqlgen`'s `change_class_case`).
+#[pg_extern(sql = false)]
+fn dwr_replay(
+    target: Option<pg_sys::Oid>,
+    changes: Option<pg_sys::Oid>,
+    order_by: Option<Vec<Option<String>>>,
+    operation: Option<String>,
+    dry_run: Option<bool>,
+) -> pgrx::composite_type!('static, "dwr.merge_result") {
+    let f = "dwr_replay";
+    let target = target.unwrap_or_else(|| raise(DwrError::null_argument(f, "target")));
+    let changes = changes.unwrap_or_else(|| raise(DwrError::null_argument(f, "changes")));
+    let order_by: Vec<String> = order_by
+        .unwrap_or_else(|| raise(DwrError::null_argument(f, "order_by")))
+        .into_iter()
+        .map(|c| c.unwrap_or_else(|| raise(DwrError::null_argument(f, "order_by"))))
+        .collect();
+    let operation = operation.unwrap_or_else(|| raise(DwrError::null_argument(f, "operation")));
+    let dry_run = dry_run.unwrap_or_else(|| raise(DwrError::null_argument(f, "dry_run")));
+    let log = ChangeLog {
+        operation,
+        order_by,
+    };
+    result_tuple(&merge_part(
+        target,
+        dry_run,
+        Input::Changes(changes, &log),
+        None,
+    ))
+}
+
+/// What a merge reads.
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    /// the registered staging table's `NEW` rows
+    Staging,
+    /// every row of a source table (`dwr_merge(..., source =>)`)
+    Rows(pg_sys::Oid),
+    /// a change log (`dwr_replay`)
+    Changes(pg_sys::Oid, &'a ChangeLog),
+}
+
+/// How to read a change log: its operation column and the columns that order its changes.
+pub struct ChangeLog {
+    pub operation: String,
+    pub order_by: Vec<String>,
+}
+
 /// Build a `dwr.merge_result` value.
 pub fn result_tuple(o: &MergeOutcome) -> pgrx::composite_type!('static, "dwr.merge_result") {
     let mut t =
@@ -57,6 +107,7 @@ pub fn result_tuple(o: &MergeOutcome) -> pgrx::composite_type!('static, "dwr.mer
     set(&mut t, "skipped_outside_window", c.skipped_outside_window);
     set(&mut t, "deferred", c.deferred);
     set(&mut t, "errors", c.errors);
+    set(&mut t, "deleted", c.deleted);
     if let Some(d) = o.duration {
         t.set_by_name("duration", d).expect("merge_result.duration");
     }
@@ -77,14 +128,18 @@ pub fn merge_from(
     dry_run: bool,
     source: Option<pg_sys::Oid>,
 ) -> MergeOutcome {
-    merge_part(target_oid, dry_run, source, None)
+    let input = match source {
+        Some(oid) => Input::Rows(oid),
+        None => Input::Staging,
+    };
+    merge_part(target_oid, dry_run, input, None)
 }
 
-/// [`merge_from`], limited to one batch's rows when `batch` is given.
+/// A merge of what `input` names, limited to one batch's rows when `batch` is given.
 pub fn merge_part(
     target_oid: pg_sys::Oid,
     dry_run: bool,
-    source: Option<pg_sys::Oid>,
+    input: Input,
     batch: Option<&BatchRange>,
 ) -> MergeOutcome {
     let reg = registration_or_raise(target_oid);
@@ -93,7 +148,7 @@ pub fn merge_part(
             .unwrap_or_default();
     let run_id = std::cell::Cell::new(None);
     match subtransaction(|| {
-        exec::without_jit(|| merge_registered(target_oid, &reg, dry_run, source, batch, &run_id))
+        exec::without_jit(|| merge_registered(target_oid, &reg, dry_run, input, batch, &run_id))
     }) {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -102,7 +157,10 @@ pub fn merge_part(
                 kind: "merge",
                 target: target_oid,
                 target_name: name(target_oid),
-                source_name: name(source.unwrap_or(reg.staging)),
+                source_name: name(match input {
+                    Input::Staging => reg.staging,
+                    Input::Rows(oid) | Input::Changes(oid, _) => oid,
+                }),
                 dry_run,
                 started_at,
             };
@@ -136,28 +194,59 @@ pub fn plan_of(
     ))
 }
 
+/// The change log `log` has the operation and order columns `spec` names, and some order.
+fn check_change_log(log: &Relation, spec: &ChangeLog) {
+    if spec.order_by.is_empty() {
+        raise(DwrError::change_log_unordered(&log.display()));
+    }
+    let has = |name: &str| log.columns.iter().any(|c| c.name == name);
+    if !has(&spec.operation) {
+        raise(DwrError::change_log_column_missing(
+            &log.display(),
+            "operation of each change",
+            &dwr_engine::ident::display_ident(&spec.operation),
+        ));
+    }
+    for c in &spec.order_by {
+        if !has(c) {
+            raise(DwrError::change_log_column_missing(
+                &log.display(),
+                "order of the changes",
+                &dwr_engine::ident::display_ident(c),
+            ));
+        }
+    }
+}
+
 fn merge_registered(
     target_oid: pg_sys::Oid,
     reg: &Registration,
     dry_run: bool,
-    source: Option<pg_sys::Oid>,
+    input: Input,
     batch: Option<&BatchRange>,
     run_id_out: &std::cell::Cell<Option<i64>>,
 ) -> MergeOutcome {
     let target = exec::relation_or_raise(target_oid, "table");
     // this server, or the shards of a Citus cluster (crate::topology)
     let topology = topology::of(&target);
-    let (staging, with_metadata, source) = match source {
-        None => {
+    let (staging, with_metadata, source) = match input {
+        Input::Staging => {
             let staging = registered_staging(&target, reg);
             topology.check_staging_placed(&target, &staging);
             (staging, true, None)
         }
-        Some(oid) => {
+        Input::Rows(oid) => {
             // any table (or view, foreign table) with the target's key and version columns, read
             // through the copy the topology makes of it
             let src = crate::staging::checked_source(&target, oid);
             let copy = topology.source_copy(&target, reg, &src);
+            (copy.relation, copy.with_metadata, Some(src))
+        }
+        Input::Changes(oid, log) => {
+            // the same, with each change's operation and place in the log
+            let src = crate::staging::checked_source(&target, oid);
+            check_change_log(&src, log);
+            let copy = topology.change_log_copy(&target, &src, &log.operation, &log.order_by);
             (copy.relation, copy.with_metadata, Some(src))
         }
     };
@@ -165,6 +254,7 @@ fn merge_registered(
     if let Some(src) = &source {
         plan.staging_display = src.display();
     }
+    plan.changes = matches!(input, Input::Changes(..));
     let row_audit = guc::ROW_AUDIT.get();
     let merge = topology.merge(
         &plan,
@@ -229,7 +319,9 @@ fn merge_registered(
     } else {
         "SUCCEEDED"
     };
-    let duration = audit::finish_run(run_id, status, &counts, None);
+    // a replay's removed rows are in dwr.merge_runs.deleted (as an undo's are)
+    let deleted = plan.changes.then_some(counts.deleted);
+    let duration = audit::finish_run(run_id, status, &counts, deleted);
     MergeOutcome {
         run_id,
         target: target_oid,

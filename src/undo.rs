@@ -174,10 +174,13 @@ fn undo_run(
 
     let u = topology.undo(target, run_id, undo_id, owner, row_audit);
 
-    // in dwr.merge_result terms: restored rows are updates, rows changed since are stale, rows
-    // deleted since are deleted; rows the undo deleted are counted in dwr.merge_runs.deleted
+    // in dwr.merge_result terms: restored rows are updates, removed rows put back are inserts,
+    // rows changed since are stale, rows deleted since are skipped_deleted; the rows the undo
+    // deleted are deleted (and in dwr.merge_runs.deleted)
     let counts = Counts {
+        inserted: u.reinserted,
         updated: u.restored,
+        deleted: u.deleted,
         skipped_stale: u.changed_since,
         skipped_deleted: u.gone_since,
         deferred: u.deferred,
@@ -191,9 +194,10 @@ fn undo_run(
     };
     let duration: Option<Interval> = audit::finish_run(undo_id, status, &counts, Some(u.deleted));
     pgrx::notice!(
-        "undo of run {run_id}: {} inserted rows deleted, {} updated rows restored, {} left alone because they changed since, {} because they were deleted since, {} deferred, {} errors",
+        "undo of run {run_id}: {} inserted rows deleted, {} updated rows restored, {} removed rows put back, {} left alone because they changed since, {} because they were deleted since, {} deferred, {} errors",
         u.deleted,
         u.restored,
+        u.reinserted,
         u.changed_since,
         u.gone_since,
         u.deferred,

@@ -175,6 +175,36 @@ impl DwrError {
         .hint("Select the staging table's columns in a view over the source and merge from the view, or use the compiled extension.")
     }
 
+    /// `dwr_replay`: the change log `log` has no column `column` (the operation or an order column,
+    /// `role`).
+    pub fn change_log_column_missing(log: &str, role: &str, column: &str) -> Self {
+        DwrError::new(
+            SqlState::UndefinedColumn,
+            format!("change log {log} has no column {column}"),
+        )
+        .detail(format!("dwr_replay reads the {role} from column {column}."))
+        .hint("Name the change log's operation column (operation =>, DMS writes Op) and the columns that order its changes (order_by =>, e.g. the commit timestamp DMS writes with TimestampColumnName, then a change sequence).")
+    }
+
+    /// `dwr_replay` without an order.
+    pub fn change_log_unordered(log: &str) -> Self {
+        DwrError::new(
+            SqlState::InvalidParameterValue,
+            format!("dwr_replay: no order given for the changes of {log}"),
+        )
+        .detail("Per key the last change decides: the changes need an order.")
+        .hint("Pass order_by => the columns that order the log, e.g. '{commit_ts, change_seq}'.")
+    }
+
+    /// `dwr_replay` where the topology cannot replay a change log yet.
+    pub fn change_log_not_here(target: &str, why: &str) -> Self {
+        DwrError::new(
+            SqlState::FeatureNotSupported,
+            format!("dwr_replay cannot replay a change log into {target} {why}"),
+        )
+        .hint("Load the window's full load into staging and merge it with dwr_merge, or replay into a plain PostgreSQL table with the compiled extension.")
+    }
+
     /// `dwr_merge_batches` of a table whose staging key column `column` has no ordering.
     pub fn batch_key_unordered(column: &str, staging: &str) -> Self {
         DwrError::new(

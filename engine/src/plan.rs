@@ -14,6 +14,11 @@ pub const META_LOADED_AT: &str = "_dwr_loaded_at";
 pub const META_ERROR: &str = "_dwr_error";
 pub const META_RUN_ID: &str = "_dwr_run_id";
 pub const META_COLUMNS: [&str; 4] = [META_STATUS, META_LOADED_AT, META_ERROR, META_RUN_ID];
+/// A replayed change log's copy (`dwr_replay`): the change's operation, as the log wrote it
+/// (`I`, `U`, `D` as DMS writes; `c`, `u`, `d`, `r` as Debezium does; any case)
+pub const CHANGE_OP: &str = "_dwr_op";
+/// ... and its place in the log: 1 for the first change, by the log's order columns
+pub const CHANGE_SEQ: &str = "_dwr_seq";
 
 pub fn is_meta_column(name: &str) -> bool {
     META_COLUMNS.contains(&name)
@@ -617,6 +622,9 @@ pub struct MergePlan {
     /// staging's key columns have production's types and collations: staging's key order is
     /// production's, so a batch's key range bounds production's rows too
     pub key_order_shared: bool,
+    /// staging is a change log's copy (`dwr_replay`, columns [`CHANGE_OP`] and [`CHANGE_SEQ`]): per
+    /// key the last change decides, and a `D` removes production's row
+    pub changes: bool,
 }
 
 impl MergePlan {
@@ -745,6 +753,7 @@ pub fn plan_merge(
         with_metadata,
         staging_keys_unique,
         key_order_shared,
+        changes: false,
     })
 }
 

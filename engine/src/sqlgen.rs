@@ -24,7 +24,8 @@
 
 use crate::ident::{display_ident, quote_ident, quote_literal};
 use crate::plan::{
-    Conversion, LobLength, MergePlan, META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS,
+    Conversion, LobLength, MergePlan, CHANGE_OP, CHANGE_SEQ, META_ERROR, META_LOADED_AT,
+    META_RUN_ID, META_STATUS,
 };
 use crate::program::{Cond, Guard, Param, Params, Program, Ranged, Step, Stmt};
 
@@ -56,6 +57,12 @@ pub enum RowClass {
     Insert,
     /// production deleted the key since the reload began: `SKIPPED`
     Deleted,
+    /// a replayed `D` (`dwr_replay`) of a row production has at a version not newer than the
+    /// delete's: removed. `apply_deletes` moves the rows it could not remove to `Deferred`
+    Delete,
+    /// a replayed `D` of a key production does not have: nothing to remove; the key's tombstone
+    /// keeps an older row of it from being inserted by a later merge of the reload
+    Absent,
     /// CDC held the row (a lock, or a concurrent insert of the key): stays `NEW` for a later merge
     Deferred,
     /// production rejected the row, or its key or version is unusable: `ERROR`
@@ -63,7 +70,7 @@ pub enum RowClass {
 }
 
 impl RowClass {
-    pub const ALL: [RowClass; 10] = [
+    pub const ALL: [RowClass; 12] = [
         RowClass::New,
         RowClass::OutsideWindow,
         RowClass::Duplicate,
@@ -72,6 +79,8 @@ impl RowClass {
         RowClass::Stale,
         RowClass::Insert,
         RowClass::Deleted,
+        RowClass::Delete,
+        RowClass::Absent,
         RowClass::Deferred,
         RowClass::Error,
     ];
@@ -86,6 +95,8 @@ impl RowClass {
             RowClass::Stale => "stale",
             RowClass::Insert => "insert",
             RowClass::Deleted => "deleted",
+            RowClass::Delete => "delete",
+            RowClass::Absent => "absent",
             RowClass::Deferred => "deferred",
             RowClass::Error => "error",
         }
@@ -99,7 +110,11 @@ impl RowClass {
     /// leaves it `NEW`.
     pub fn final_status(self) -> Option<&'static str> {
         match self {
-            RowClass::Update | RowClass::Insert | RowClass::Unchanged => Some("PROCESSED"),
+            RowClass::Update
+            | RowClass::Insert
+            | RowClass::Unchanged
+            | RowClass::Delete
+            | RowClass::Absent => Some("PROCESSED"),
             RowClass::Duplicate | RowClass::Stale | RowClass::Deleted => Some("SKIPPED"),
             RowClass::Error => Some("ERROR"),
             RowClass::New | RowClass::OutsideWindow | RowClass::Deferred => None,
@@ -122,6 +137,8 @@ pub struct Counts {
     pub skipped_outside_window: i64,
     pub deferred: i64,
     pub errors: i64,
+    /// production rows a replayed `D` removed
+    pub deleted: i64,
 }
 
 impl Counts {
@@ -131,7 +148,9 @@ impl Counts {
         match class {
             RowClass::Insert => self.inserted += n,
             RowClass::Update => self.updated += n,
-            RowClass::Unchanged => self.unchanged += n,
+            // a delete of a key production does not have: production is as the source already
+            RowClass::Unchanged | RowClass::Absent => self.unchanged += n,
+            RowClass::Delete => self.deleted += n,
             RowClass::Stale | RowClass::Duplicate => self.skipped_stale += n,
             RowClass::Deleted => self.skipped_deleted += n,
             RowClass::OutsideWindow => self.skipped_outside_window += n,
@@ -151,6 +170,7 @@ impl Counts {
         self.skipped_outside_window += other.skipped_outside_window;
         self.deferred += other.deferred;
         self.errors += other.errors;
+        self.deleted += other.deleted;
     }
 
     pub fn total(&self) -> i64 {
@@ -162,8 +182,13 @@ impl Counts {
             + self.skipped_outside_window
             + self.deferred
             + self.errors
+            + self.deleted
     }
 }
+
+/// The `_dwr_error` of a replayed change whose operation is NULL or unknown.
+pub const BAD_OPERATION: &str =
+    "operation is NULL or not one of I, U, D (DMS) or c, u, d, r (Debezium)";
 
 /// `a OPERATOR(schema.op) b`
 pub(crate) fn op(a: &str, schema: &str, operator: &str, b: &str) -> String {
@@ -541,11 +566,21 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
             }
         },
     ));
+    if plan.changes {
+        // a change log's deletes, after the updates (rows locked in the same order as every merge)
+        phase(&mut step_by_step, "deleting");
+        step_by_step.push(Step::Ranged(Ranged::one(b.apply_deletes(), true)));
+    }
     // the fast way first where it can take every rule: keys and version that need no cast (a bad
     // one would fail the statement every time), and both images from the write itself; not for a
     // batch, whose point is to hold few rows for a short time (under CDC at 300 changes/s,
     // bench/cdc_latency.sh, batches that tried it first took 3.4 s against 2.5 s)
-    if !b.keys_need_cast() && (!options.row_audit || options.old_in_returning) && !options.batched {
+    // (and not for a change log, whose deletes it does not know)
+    if !b.keys_need_cast()
+        && (!options.row_audit || options.old_in_returning)
+        && !options.batched
+        && !plan.changes
+    {
         let mut fast = Vec::new();
         phase(&mut fast, "classifying and writing");
         fast.push(Step::Run(b.create_work()));
@@ -567,6 +602,13 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
         ],
         then: vec![b.recheck_inserted()],
     });
+    if plan.changes {
+        steps.push(Step::AsOwner {
+            share: Some(WORK.to_string()),
+            stmt: b.tombstone_absent(),
+            guard: Guard::RunningRun("merge"),
+        });
+    }
     if plan.with_metadata {
         // a source table is never written
         phase(&mut steps, "writing statuses");
@@ -605,6 +647,26 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
 /// The session's copy of the source table of `dwr_merge(..., source => ...)`, which the merge
 /// treats like a staging table without metadata columns.
 pub const SOURCE_COPY: &str = "pg_temp.\"_dwr_source\"";
+
+/// The session's copy of change log `log` (quoted) for `dwr_replay`: every column of the log, with
+/// each change's operation as text ([`CHANGE_OP`]) and its place in the log ([`CHANGE_SEQ`], 1 for
+/// the first change by `order_by`, ties in the order the log is read), in [`SOURCE_COPY`]; the
+/// merge treats it like a source table.
+pub fn change_log_copy_sql(log: &str, operation: &str, order_by: &[String]) -> String {
+    format!(
+        "CREATE TEMPORARY TABLE \"_dwr_source\" ON COMMIT DROP AS \
+         SELECT c.*, c.{}::pg_catalog.text AS {}, \
+         pg_catalog.row_number() OVER (ORDER BY {}) AS {} FROM {log} c",
+        quote_ident(operation),
+        quote_ident(CHANGE_OP),
+        order_by
+            .iter()
+            .map(|o| format!("c.{}", quote_ident(o)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        quote_ident(CHANGE_SEQ),
+    )
+}
 
 /// The statements of a merge of one plan, one method each; the fragments they share (key joins,
 /// the class CASE, the window test, the batch's range) are methods too. A method that reads a value
@@ -802,6 +864,47 @@ impl MergeBuilder<'_> {
         )
     }
 
+    /// A change log's operation and place (`, s._dwr_op AS op, s._dwr_seq AS seq`) read from
+    /// staged row `alias`; nothing for staging rows.
+    fn staged_change(&self, alias: &str) -> String {
+        if self.plan.changes {
+            format!(
+                ", {alias}{}::pg_catalog.text AS op, {alias}{}::pg_catalog.int8 AS seq",
+                quote_ident(CHANGE_OP),
+                quote_ident(CHANGE_SEQ)
+            )
+        } else {
+            String::new()
+        }
+    }
+
+    /// The work table's change columns (`, x.op, x.seq`) of row `alias`; nothing for staging rows.
+    fn work_change(&self, alias: &str) -> String {
+        if self.plan.changes {
+            format!(", {alias}op, {alias}seq")
+        } else {
+            String::new()
+        }
+    }
+
+    /// The operation of change `x` is one the replay knows (DMS's `I`, `U`, `D`; Debezium's `c`,
+    /// `u`, `d`, `r`, a snapshot read; any case).
+    fn known_operation(&self) -> String {
+        format!(
+            "COALESCE({}, false)",
+            pg_op(
+                "pg_catalog.upper(x.op)",
+                "=",
+                "ANY ('{I,U,D,C,R}'::pg_catalog.text[])"
+            )
+        )
+    }
+
+    /// Change `x` is a delete.
+    fn is_delete(&self) -> String {
+        pg_op("pg_catalog.upper(x.op)", "=", "'D'")
+    }
+
     /// Any key part of `x` is NULL.
     fn null_key(&self) -> String {
         self.prefixed("x")
@@ -813,6 +916,9 @@ impl MergeBuilder<'_> {
 
     /// The class of classified row `x` joined to production `t`: the rules in their order.
     fn class_case(&self, p: &mut Params) -> String {
+        if self.plan.changes {
+            return self.change_class_case(p);
+        }
         let ver = &self.plan.version;
         let tv = self.target_version();
         // production's key columns are NOT NULL (a primary key): t matched when its first one is set
@@ -849,6 +955,54 @@ impl MergeBuilder<'_> {
         )
     }
 
+    /// The class of a replayed change `x` (`dwr_replay`): per key the last change decides (the
+    /// others are `Duplicate`, superseded); it needs a key, a version and a known operation; a `D`
+    /// removes production's row when production's version is not newer than the delete's (the
+    /// version column of the `D`, the deleted row's before image), and is `Absent` when production
+    /// lacks the key; an `I` or `U` is merged as a staged row is. The reload's window filters no
+    /// change: the log is the window's changes (a `D`'s version is usually older than the window,
+    /// the row's last update before it), and a change CDC applied too is found unchanged, stale or
+    /// absent.
+    fn change_class_case(&self, p: &mut Params) -> String {
+        let ver = &self.plan.version;
+        let tv = self.target_version();
+        let matched = format!("t.{} IS NOT NULL", quote_ident(&self.plan.keys[0].target));
+        let lob = if self.has_lob() {
+            format!("WHEN x.lob IS NOT NULL THEN {} ", RowClass::Error.lit())
+        } else {
+            String::new()
+        };
+        format!(
+            "CASE WHEN {} THEN {} \
+             WHEN {} THEN {} \
+             WHEN x.v IS NULL OR NOT {} THEN {} \
+             WHEN {} THEN CASE WHEN NOT {matched} THEN {} WHEN {tv} IS NULL OR {} THEN {} ELSE {} END \
+             {lob}WHEN {matched} THEN CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END \
+             WHEN {} OPERATOR(pg_catalog.=) ANY {} THEN {} \
+             ELSE {} END",
+            self.null_key(),
+            RowClass::Error.lit(),
+            pg_op("x.dup", ">", "1"),
+            RowClass::Duplicate.lit(),
+            self.known_operation(),
+            RowClass::Error.lit(),
+            self.is_delete(),
+            RowClass::Absent.lit(),
+            op(&tv, &ver.ord_schema, "<=", "x.v"),
+            RowClass::Delete.lit(),
+            RowClass::Stale.lit(),
+            self.newer_than("x"),
+            RowClass::Update.lit(),
+            op(&tv, &ver.ord_schema, "=", "x.v"),
+            RowClass::Unchanged.lit(),
+            RowClass::Stale.lit(),
+            self.key_json("x"),
+            self.tombstoned_keys(p),
+            RowClass::Deleted.lit(),
+            RowClass::Insert.lit(),
+        )
+    }
+
     fn err_case(&self, p: &mut Params) -> String {
         let lob = if self.has_lob() {
             format!(
@@ -858,8 +1012,17 @@ impl MergeBuilder<'_> {
         } else {
             String::new()
         };
+        let operation = if self.plan.changes {
+            format!(
+                " WHEN NOT {} THEN {}",
+                self.known_operation(),
+                quote_literal(BAD_OPERATION)
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "CASE WHEN x.v IS NULL THEN {} WHEN {} THEN {}{lob} END",
+            "CASE WHEN x.v IS NULL THEN {} WHEN {} THEN {}{operation}{lob} END",
             p.get(Param::NullVersion),
             self.null_key(),
             p.get(Param::NullKey)
@@ -894,7 +1057,13 @@ impl MergeBuilder<'_> {
     fn ranked(&self, p: &mut Params, rows: &str) -> String {
         let y_keys = self.prefixed("y");
         // staging whose own key rules out duplicates needs no ranking (a sort of every staged row)
-        let rank = if self.plan.staging_keys_unique {
+        let rank = if self.plan.changes {
+            // a change log: every change of a key competes, the last one (by the log's order) wins
+            format!(
+                "pg_catalog.row_number() OVER (PARTITION BY {} ORDER BY y.seq DESC NULLS LAST, y.sctid DESC)",
+                y_keys.join(", ")
+            )
+        } else if self.plan.staging_keys_unique {
             "1::pg_catalog.int8".to_string()
         } else {
             // the rows that compete as duplicates: usable key and version, inside the window
@@ -929,10 +1098,15 @@ impl MergeBuilder<'_> {
             "create_work",
             format!(
                 "CREATE TEMPORARY TABLE \"_dwr_work\" (rn pg_catalog.int8 NOT NULL, sctid pg_catalog.tid NOT NULL, \
-                 loaded_at pg_catalog.timestamptz, lob pg_catalog.text, {}, v {}, cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text) \
+                 loaded_at pg_catalog.timestamptz, lob pg_catalog.text, {}, v {}{}, cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text) \
                  ON COMMIT DROP",
                 key_cols_def.join(", "),
                 self.plan.version.base_type,
+                if self.plan.changes {
+                    ", op pg_catalog.text, seq pg_catalog.int8"
+                } else {
+                    ""
+                },
                 RowClass::New.lit()
             ),
         )
@@ -959,11 +1133,12 @@ impl MergeBuilder<'_> {
             .collect();
         let rows = format!(
             "(SELECT pg_catalog.row_number() OVER () AS rn, s.ctid AS sctid, {} AS loaded_at, {}, \
-             {} AS v, {} AS lob {})",
+             {} AS v, {} AS lob{} {})",
             self.loaded_at(),
             staged.join(", "),
             self.staged_version(),
             self.lob(&mut p),
+            self.staged_change("s."),
             self.new_rows(&mut p),
         );
         let class_case = self.class_case(&mut p);
@@ -971,9 +1146,10 @@ impl MergeBuilder<'_> {
         let classified = self.classified(&mut p, &rows);
         let sql = format!(
             "CREATE TEMPORARY TABLE \"_dwr_work\" ON COMMIT DROP AS \
-             SELECT x.rn, x.sctid, x.loaded_at, {}, x.v, ({class_case})::pg_catalog.text AS cls, \
+             SELECT x.rn, x.sctid, x.loaded_at, {}, x.v{}, ({class_case})::pg_catalog.text AS cls, \
              ({err_case})::pg_catalog.text AS err {classified}",
             self.prefixed("x").join(", "),
+            self.work_change("x."),
         );
         p.stmt("fill_classified", sql)
     }
@@ -1165,10 +1341,12 @@ impl MergeBuilder<'_> {
     pub fn fill_work_rows(&self) -> Stmt {
         let mut p = Params::new();
         let sql = format!(
-            "INSERT INTO {WORK} (rn, sctid, loaded_at, lob) \
-             SELECT pg_catalog.row_number() OVER (), s.ctid, {}, {} {}",
+            "INSERT INTO {WORK} (rn, sctid, loaded_at, lob{}) \
+             SELECT pg_catalog.row_number() OVER (), s.ctid, {}, {}{} {}",
+            if self.plan.changes { ", op, seq" } else { "" },
             self.loaded_at(),
             self.lob(&mut p),
+            self.staged_change("s."),
             self.new_rows(&mut p),
         );
         p.stmt("fill_work_rows", sql)
@@ -1198,8 +1376,9 @@ impl MergeBuilder<'_> {
     pub fn classify_work(&self) -> Stmt {
         let mut p = Params::new();
         let rows = format!(
-            "(SELECT rn, sctid, loaded_at, {}, v, lob FROM {WORK} WHERE {})",
+            "(SELECT rn, sctid, loaded_at, {}, v, lob{} FROM {WORK} WHERE {})",
             self.key_list().join(", "),
+            self.work_change(""),
             class_is("", RowClass::New)
         );
         let class_case = self.class_case(&mut p);
@@ -1433,6 +1612,62 @@ impl MergeBuilder<'_> {
         p.stmt("apply_updates_direct", sql)
     }
 
+    /// Ranged, a replayed change log: remove the production rows of class `Delete`, the version
+    /// compared again on a row that changed meanwhile (a CDC write committed since the merge read it
+    /// wins); move the rows it did not remove (changed or gone meanwhile) to `Deferred`, for the next
+    /// merge to classify again. It waits for a row CDC holds at most `dwr.row_lock_timeout`. With row
+    /// audit, the removed row is the image's before (after: NULL).
+    pub fn apply_deletes(&self) -> Stmt {
+        let mut p = Params::new();
+        let tv = self.target_version();
+        let range = self.in_range(&mut p, "w.");
+        let (before, images) = if self.options.row_audit {
+            (
+                format!(
+                    ", {}, pg_catalog.to_jsonb(t.*) AS before",
+                    self.prefixed("w").join(", ")
+                ),
+                format!(
+                    ", a AS (INSERT INTO {IMAGES} (key, action, before, after) \
+                     SELECT {}, 'delete', d.before, NULL::pg_catalog.jsonb FROM d)",
+                    self.key_json("d")
+                ),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        let sql = format!(
+            "WITH d AS (DELETE FROM {} t USING {WORK} w WHERE {} AND {range} AND {}{} AND ({tv} IS NULL OR {}) \
+             RETURNING w.rn{before}){images} \
+             UPDATE {WORK} w SET cls = {} WHERE {} AND {range} AND NOT EXISTS (SELECT FROM d WHERE {})",
+            self.plan.target,
+            class_is("w.", RowClass::Delete),
+            self.join_keys("w"),
+            self.work_range(),
+            op(&tv, &self.plan.version.ord_schema, "<=", "w.v"),
+            RowClass::Deferred.lit(),
+            class_is("w.", RowClass::Delete),
+            pg_op("d.rn", "=", "w.rn"),
+        );
+        p.stmt("apply_deletes", sql)
+    }
+
+    /// A replayed change log: the tombstones of the deletes of keys production does not have
+    /// (`Absent`; the rows `apply_deletes` removed have theirs from the delete-tracking trigger), so
+    /// that a later merge of the reload never inserts an older row of the key (run as the extension
+    /// owner: it writes `dwr.tombstones`).
+    pub fn tombstone_absent(&self) -> Stmt {
+        let mut p = Params::new();
+        let sql = format!(
+            "INSERT INTO dwr.tombstones (target, key) \
+             SELECT {}::pg_catalog.oid::pg_catalog.regclass, {} FROM {WORK} x WHERE {}",
+            p.get(Param::Target),
+            self.key_json("x"),
+            class_is("x.", RowClass::Absent),
+        );
+        p.stmt("tombstone_absent", sql)
+    }
+
     /// Whether any delete of the target since the merge began was recorded: if none, no insert can
     /// need taking back.
     pub fn any_tombstones(&self) -> Stmt {
@@ -1641,6 +1876,7 @@ pub(crate) mod tests {
             with_metadata: true,
             staging_keys_unique: false,
             key_order_shared: false,
+            changes: false,
         }
     }
 
@@ -1796,7 +2032,9 @@ pub(crate) mod tests {
     fn every_statement_of_every_merge_program_is_qualified_and_bound_by_name() {
         let mut source = plan();
         source.with_metadata = false;
-        for p in [plan(), source] {
+        let mut changes = source.clone();
+        changes.changes = true;
+        for p in [plan(), source, changes] {
             for row_audit in [false, true] {
                 for batched in [false, true] {
                     for old_in_returning in [false, true] {
@@ -1828,6 +2066,51 @@ pub(crate) mod tests {
                 assert_numbered_by_name(stmt);
             }
         }
+    }
+
+    #[test]
+    fn a_change_log_replays_its_last_change_per_key_and_its_deletes() {
+        let mut log = plan();
+        log.with_metadata = false;
+        log.changes = true;
+        for row_audit in [false, true] {
+            let sql = m(&log, row_audit);
+            // the last change of a key wins, whatever the versions
+            let fill = sql.s("fill_classified");
+            assert!(
+                fill.contains("ORDER BY y.seq DESC NULLS LAST, y.sctid DESC"),
+                "{fill}"
+            );
+            assert!(
+                fill.contains("s.\"_dwr_op\"::pg_catalog.text AS op"),
+                "{fill}"
+            );
+            // a D: removed when production is not newer, absent when production lacks the key
+            assert!(
+                fill.contains("'absent'") && fill.contains("'delete'"),
+                "{fill}"
+            );
+            assert!(fill.contains(&quote_literal(BAD_OPERATION)), "{fill}");
+            let deletes = sql.s("apply_deletes");
+            assert!(deletes.starts_with("WITH d AS (DELETE FROM"), "{deletes}");
+            assert!(deletes.contains("<=) w.v"), "{deletes}");
+            assert_eq!(
+                deletes.contains("'delete', d.before"),
+                row_audit,
+                "{deletes}"
+            );
+            assert!(sql.s("tombstone_absent").contains("'absent'"));
+            // no fast way: it knows no deletes
+            assert!(sql.s("fast_apply").is_empty());
+            assert!(
+                sql.s("write_statuses").is_empty(),
+                "a change log is never written"
+            );
+        }
+        // without a change log, none of it
+        let sql = m(&plan(), false);
+        assert!(sql.s("apply_deletes").is_empty());
+        assert!(!sql.s("fill_classified").contains("'absent'"));
     }
 
     #[test]
@@ -2211,6 +2494,8 @@ pub(crate) mod tests {
         assert_eq!(RowClass::Error.final_status(), Some("ERROR"));
         assert_eq!(RowClass::Deferred.final_status(), None);
         assert_eq!(RowClass::OutsideWindow.final_status(), None);
+        assert_eq!(RowClass::Delete.final_status(), Some("PROCESSED"));
+        assert_eq!(RowClass::Absent.final_status(), Some("PROCESSED"));
         for c in RowClass::ALL {
             assert_eq!(RowClass::parse(c.as_str()), Some(c));
         }
@@ -2219,7 +2504,7 @@ pub(crate) mod tests {
         let sql = m(&plan(), false);
         assert!(
             sql.s("write_statuses")
-                .contains("ANY ('{duplicate,update,unchanged,stale,insert,deleted,error}'::pg_catalog.text[])"),
+                .contains("ANY ('{duplicate,update,unchanged,stale,insert,deleted,delete,absent,error}'::pg_catalog.text[])"),
             "{}",
             sql.s("write_statuses")
         );

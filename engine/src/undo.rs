@@ -5,7 +5,8 @@
 //! `changed` (production's row is no longer the merge's after image: left alone), `delete` /
 //! `restore` (the row is as the merge left it), then `*_locked`, `deleted` / `restored`, `deferred`
 //! (CDC held the row), `error` (production refused, e.g. a child row still references an inserted
-//! row).
+//! row). A row a replay removed (`dwr_replay`, image action `delete`) is `reinsert` while production
+//! lacks its key, then `reinserted`; `changed` when the key is back.
 
 use crate::catalog::Relation;
 use crate::ident::{quote_ident, quote_literal};
@@ -46,6 +47,7 @@ pub fn undo_program(target: &Relation, row_audit: bool) -> Program {
         )),
         Step::Ranged(Ranged::one(b.apply_deletes(), true)),
         Step::Ranged(Ranged::one(b.apply_restores(), true)),
+        Step::Ranged(Ranged::one(b.apply_reinserts(), true)),
     ];
     if row_audit {
         steps.push(Step::AsOwner {
@@ -153,16 +155,23 @@ impl<'a> UndoBuilder<'a> {
         )
     }
 
-    /// The undone run's insert and update images into the work table (as the extension owner: it
-    /// reads `dwr.row_changes`).
+    /// The undone run's insert, update and delete images into the work table (as the extension
+    /// owner: it reads `dwr.row_changes`); a removed row starts as `reinsert`.
     pub fn fill_work(&self) -> Stmt {
         let mut p = Params::new();
         let sql = format!(
-            "INSERT INTO {UNDO_WORK} (n, key, action, before, after) \
-             SELECT pg_catalog.row_number() OVER (), c.key, c.action, c.before, c.after \
+            "INSERT INTO {UNDO_WORK} (n, key, action, before, after, cls) \
+             SELECT pg_catalog.row_number() OVER (), c.key, c.action, c.before, c.after, \
+             CASE WHEN {} THEN {} ELSE {} END \
              FROM dwr.row_changes c WHERE {} AND {}",
+            eq("c.action", &lit("delete")),
+            lit("reinsert"),
+            lit("gone"),
             eq("c.run_id", &p.get(Param::UndoneRun)),
-            eq("c.action", "ANY ('{insert,update}'::pg_catalog.text[])")
+            eq(
+                "c.action",
+                "ANY ('{insert,update,delete}'::pg_catalog.text[])"
+            )
         );
         p.stmt("fill_work", sql)
     }
@@ -179,7 +188,8 @@ impl<'a> UndoBuilder<'a> {
                 lit("restore"),
                 lit("changed"),
                 self.t,
-                self.keys_match(&self.image_row("u.after")),
+                // a removed row's key is in its before image (production has it again: changed)
+                self.keys_match(&self.image_row("COALESCE(u.after, u.before)")),
             ),
         )
     }
@@ -271,17 +281,83 @@ impl<'a> UndoBuilder<'a> {
         p.stmt("apply_restores", sql)
     }
 
+    /// Ranged: put back the rows a replay removed whose key production still lacks (every
+    /// insertable column of the before image); a key that came back meanwhile is `changed`.
+    pub fn apply_reinserts(&self) -> Stmt {
+        let mut p = Params::new();
+        let range = self.in_range(&mut p);
+        let insertable: Vec<&str> = self
+            .target
+            .columns
+            .iter()
+            .filter(|c| !c.is_generated())
+            .map(|c| c.name.as_str())
+            .collect();
+        let overriding = if self.target.columns.iter().any(|c| c.is_identity_always()) {
+            " OVERRIDING SYSTEM VALUE"
+        } else {
+            ""
+        };
+        let keys_of_r: Vec<String> = self
+            .key_cols
+            .iter()
+            .zip(&self.eq_schemas)
+            .map(|(k, s)| {
+                format!(
+                    "r.{} OPERATOR({}.=) (y.b).{}",
+                    quote_ident(k),
+                    quote_ident(s),
+                    quote_ident(k)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "WITH y AS (SELECT u.n, {} AS b FROM {UNDO_WORK} u WHERE {} AND {range}), \
+             r AS (INSERT INTO {} AS t ({}){overriding} SELECT {} FROM y ON CONFLICT DO NOTHING \
+             RETURNING {}, pg_catalog.to_jsonb(t.*) AS img) \
+             UPDATE {UNDO_WORK} u SET cls = CASE WHEN r.img IS NULL THEN {} ELSE {} END, now = r.img \
+             FROM y LEFT JOIN r ON {} WHERE {}",
+            self.image_row("u.before"),
+            eq("u.cls", &lit("reinsert")),
+            self.t,
+            insertable
+                .iter()
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            insertable
+                .iter()
+                .map(|c| format!("(y.b).{}", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.key_cols
+                .iter()
+                .map(|k| format!("t.{}", quote_ident(k)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            lit("changed"),
+            lit("reinserted"),
+            keys_of_r.join(" AND "),
+            eq("u.n", "y.n"),
+        );
+        p.stmt("apply_reinserts", sql)
+    }
+
     /// What the undo wrote, as images of the undo run (as the extension owner).
     pub fn write_row_changes(&self) -> Stmt {
         let mut p = Params::new();
         let sql = format!(
             "INSERT INTO dwr.row_changes (run_id, target, key, action, before, after) \
-             SELECT {}, {}::pg_catalog.oid, u.key, CASE WHEN {} THEN 'delete' ELSE 'restore' END, u.after, u.now \
+             SELECT {}, {}::pg_catalog.oid, u.key, CASE WHEN {} THEN 'delete' WHEN {} THEN 'insert' ELSE 'restore' END, u.after, u.now \
              FROM {UNDO_WORK} u WHERE {}",
             p.get(Param::RunId),
             p.get(Param::Target),
             eq("u.cls", &lit("deleted")),
-            eq("u.cls", "ANY ('{deleted,restored}'::pg_catalog.text[])")
+            eq("u.cls", &lit("reinserted")),
+            eq(
+                "u.cls",
+                "ANY ('{deleted,restored,reinserted}'::pg_catalog.text[])"
+            )
         );
         p.stmt("write_row_changes", sql)
     }
@@ -292,6 +368,8 @@ impl<'a> UndoBuilder<'a> {
 pub struct UndoCounts {
     pub deleted: i64,
     pub restored: i64,
+    /// rows a replay removed, put back
+    pub reinserted: i64,
     pub changed_since: i64,
     pub gone_since: i64,
     pub deferred: i64,
@@ -303,6 +381,7 @@ impl UndoCounts {
         match class {
             "deleted" => self.deleted += n,
             "restored" => self.restored += n,
+            "reinserted" => self.reinserted += n,
             "changed" => self.changed_since += n,
             "gone" => self.gone_since += n,
             "deferred" => self.deferred += n,
@@ -329,9 +408,14 @@ mod tests {
             "generated columns are not restored"
         );
         assert!(!restores.contains("\"id\" ="), "keys are not rewritten");
-        assert!(sql("classify").contains("t.\"id\" OPERATOR(\"pg_catalog\".=) (pg_catalog.jsonb_populate_record(NULL::\"p\".\"t\", u.after)).\"id\""));
+        assert!(sql("classify").contains("t.\"id\" OPERATOR(\"pg_catalog\".=) (pg_catalog.jsonb_populate_record(NULL::\"p\".\"t\", COALESCE(u.after, u.before))).\"id\""));
+        // a row a replay removed goes back with every column but the generated one
+        let reinserts = sql("apply_reinserts");
+        assert!(reinserts.contains("ON CONFLICT DO NOTHING"), "{reinserts}");
+        assert!(reinserts.contains("(y.b).\"name\""), "{reinserts}");
+        assert!(!reinserts.contains("(y.b).\"g\""), "{reinserts}");
         assert!(sql("lock").contains("FOR UPDATE OF t SKIP LOCKED"));
-        for ranged in ["apply_deletes", "apply_restores"] {
+        for ranged in ["apply_deletes", "apply_restores", "apply_reinserts"] {
             let stmt = program.stmt(ranged).expect(ranged);
             assert_eq!(stmt.params, vec![Param::FirstRow, Param::LastRow]);
         }
@@ -353,6 +437,7 @@ mod tests {
         for (class, n) in [
             ("deleted", 2),
             ("restored", 3),
+            ("reinserted", 5),
             ("changed", 1),
             ("gone", 4),
             ("deferred", 1),
@@ -365,6 +450,7 @@ mod tests {
             UndoCounts {
                 deleted: 2,
                 restored: 3,
+                reinserted: 5,
                 changed_since: 1,
                 gone_since: 4,
                 deferred: 1,

@@ -289,6 +289,19 @@ impl SourcePlans {
 pub struct Citus(pub Placement);
 
 impl Topology for Citus {
+    fn change_log_copy(
+        &self,
+        target: &Relation,
+        _log: &Relation,
+        _operation: &str,
+        _order_by: &[String],
+    ) -> SourceCopy {
+        raise(DwrError::change_log_not_here(
+            &target.display(),
+            "on Citus yet (a distributed or reference table)",
+        ))
+    }
+
     fn source_copy(&self, target: &Relation, reg: &Registration, source: &Relation) -> SourceCopy {
         // a table shaped like staging, placed like production, filled when the merge runs
         // (dwr_engine::citus_source)

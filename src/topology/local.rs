@@ -32,15 +32,21 @@ impl Topology for Local {
             ),
             &[],
         );
-        let copy = query_one::<pg_sys::Oid>(
-            "SELECT 'pg_temp._dwr_source'::pg_catalog.regclass::pg_catalog.oid",
+        temporary_copy()
+    }
+
+    fn change_log_copy(
+        &self,
+        _target: &Relation,
+        log: &Relation,
+        operation: &str,
+        order_by: &[String],
+    ) -> SourceCopy {
+        execute(
+            &dwr_engine::sqlgen::change_log_copy_sql(&log.quoted(), operation, order_by),
             &[],
-        )
-        .expect("temporary source copy exists");
-        SourceCopy {
-            relation: exec::relation_or_raise(copy, "source copy"),
-            with_metadata: false,
-        }
+        );
+        temporary_copy()
     }
 
     fn check_staging_placed(&self, target: &Relation, staging: &Relation) {
@@ -95,5 +101,18 @@ impl Topology for Local {
     ) -> UndoCounts {
         let bindings = Bindings::for_undo(pg_sys::Oid::from(target.oid), undo_id, run_id);
         program::run(&undo_program(target, row_audit), &bindings).undo()
+    }
+}
+
+/// The session's copy of a source or change log, read like staging without metadata columns.
+fn temporary_copy() -> SourceCopy {
+    let copy = query_one::<pg_sys::Oid>(
+        "SELECT 'pg_temp._dwr_source'::pg_catalog.regclass::pg_catalog.oid",
+        &[],
+    )
+    .expect("temporary source copy exists");
+    SourceCopy {
+        relation: exec::relation_or_raise(copy, "source copy"),
+        with_metadata: false,
     }
 }

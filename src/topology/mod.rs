@@ -51,6 +51,16 @@ pub trait Topology {
     /// registration `reg`.
     fn source_copy(&self, target: &Relation, reg: &Registration, source: &Relation) -> SourceCopy;
 
+    /// What a replay of change log `log` (checked by the caller) reads: a copy of it with each
+    /// change's operation and place (`dwr_engine::sqlgen::change_log_copy_sql`).
+    fn change_log_copy(
+        &self,
+        target: &Relation,
+        log: &Relation,
+        operation: &str,
+        order_by: &[String],
+    ) -> SourceCopy;
+
     /// Refuse a staging table that is not placed like production.
     fn check_staging_placed(&self, target: &Relation, staging: &Relation);
 

@@ -248,13 +248,14 @@ fn undo_code(prefix: &str, target: &Relation, owner: &str) -> String {
             )
         };
         variants.push(format!(
-            "PERFORM {run};\n    _dwr_c := ARRAY[{}, {}, {}, {}, {}, {}];\n    PERFORM {}();\n",
+            "PERFORM {run};\n    _dwr_c := ARRAY[{}, {}, {}, {}, {}, {}, {}];\n    PERFORM {}();\n",
             count("deleted"),
             count("restored"),
             count("changed"),
             count("gone"),
             count("deferred"),
             count("error"),
+            count("reinserted"),
             fname(&p, "cleanup"),
         ));
     }
@@ -266,10 +267,10 @@ fn undo_code(prefix: &str, target: &Relation, owner: &str) -> String {
          _dwr_run := dwr._begin_run('undo', $1, $2::pg_catalog.oid, {target}, 'dwr.row_changes of run ' OPERATOR(pg_catalog.||) $1, false, _dwr_audit, CURRENT_USER);\n\
          IF _dwr_audit THEN\n    {audited}ELSE\n    {plain}END IF;\n\
          _dwr_status := CASE WHEN _dwr_c[6] OPERATOR(pg_catalog.>) 0 THEN 'SUCCEEDED_WITH_ERRORS' ELSE 'SUCCEEDED' END;\n\
-         RAISE NOTICE 'undo of run %: % inserted rows deleted, % updated rows restored, % left alone because they changed since, % because they were deleted since, % deferred, % errors',\n\
-         $1, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6];\n\
-         RETURN ROW(_dwr_run, $2, _dwr_status, 0, _dwr_c[2], 0, _dwr_c[3], _dwr_c[4], 0, _dwr_c[5], _dwr_c[6],\n\
-         dwr._finish_run(_dwr_run, _dwr_status, 0, _dwr_c[2], 0, _dwr_c[3], _dwr_c[4], 0, _dwr_c[5], _dwr_c[6], _dwr_c[1]))::dwr.merge_result;\nEND",
+         RAISE NOTICE 'undo of run %: % inserted rows deleted, % updated rows restored, % removed rows put back, % left alone because they changed since, % because they were deleted since, % deferred, % errors',\n\
+         $1, _dwr_c[1], _dwr_c[2], _dwr_c[7], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6];\n\
+         RETURN ROW(_dwr_run, $2, _dwr_status, _dwr_c[7], _dwr_c[2], 0, _dwr_c[3], _dwr_c[4], 0, _dwr_c[5], _dwr_c[6],\n\
+         dwr._finish_run(_dwr_run, _dwr_status, _dwr_c[7], _dwr_c[2], 0, _dwr_c[3], _dwr_c[4], 0, _dwr_c[5], _dwr_c[6], _dwr_c[1]), _dwr_c[1])::dwr.merge_result;\nEND",
         target = quote_literal(&target.display()),
         audited = variants[0],
         plain = variants[1],
@@ -464,7 +465,7 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                  PERFORM dwr._prune_tombstones($1::pg_catalog.oid);\nEND IF;\n\
                  _dwr_status := CASE WHEN $3 THEN 'DRY_RUN' WHEN _dwr_c[8] OPERATOR(pg_catalog.>) 0 THEN 'SUCCEEDED_WITH_ERRORS' ELSE 'SUCCEEDED' END;\n\
                  _dwr_r := ROW(_dwr_run, $1, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8],\n\
-                 dwr._finish_run(_dwr_run, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8], NULL));\n\
+                 dwr._finish_run(_dwr_run, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8], NULL), 0);\n\
                  RETURN _dwr_r;\nEND",
                 target = quote_literal(&plan.target_display),
                 staging = quote_literal(&plan.staging_display),
