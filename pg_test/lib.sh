@@ -166,6 +166,8 @@ ensure_pgrx() {
         echo "cargo not found: install the Rust toolchain (rustup) first" >&2
         exit 1
     fi
+    # cargo downloads crates over HTTPS (a minimal Debian has no certificate store)
+    ensure_debian_packages "cargo's downloads" ca-certificates
     if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
         log "installing cargo-pgrx $PGRX_VERSION (takes several minutes, once)"
         cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
