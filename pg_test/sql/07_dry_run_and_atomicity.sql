@@ -14,9 +14,11 @@ CREATE TEMP TABLE prod_before AS SELECT * FROM atom.t;
 CREATE TEMP TABLE stage_before AS SELECT * FROM atom_staging.t;
 
 SELECT status, inserted, updated, unchanged, skipped_stale, errors FROM dwr_merge('atom.t', dry_run => true);
--- nothing changed, in production or in staging
-SELECT (SELECT count(*) FROM (TABLE atom.t EXCEPT TABLE prod_before) d) AS prod_changed,
-       (SELECT count(*) FROM (TABLE atom_staging.t EXCEPT TABLE stage_before) d) AS staging_changed;
+-- nothing changed, in production or in staging (both ways: a row removed counts too)
+SELECT (SELECT count(*) FROM ((TABLE atom.t EXCEPT TABLE prod_before)
+                              UNION ALL (TABLE prod_before EXCEPT TABLE atom.t)) d) AS prod_changed,
+       (SELECT count(*) FROM ((TABLE atom_staging.t EXCEPT TABLE stage_before)
+                              UNION ALL (TABLE stage_before EXCEPT TABLE atom_staging.t)) d) AS staging_changed;
 -- the real merge gives the same counts
 SELECT status, inserted, updated, unchanged, skipped_stale, errors FROM dwr_merge('atom.t');
 SELECT dry_run, status, inserted, updated, skipped_stale, errors
@@ -44,7 +46,8 @@ INSERT INTO atom_staging.t (id, val, updated_at) VALUES (6, 'six', '2025-01-01')
 CREATE TEMP TABLE prod_before2 AS SELECT * FROM atom.t;
 SELECT dwr_merge('atom.t');
 \echo :LAST_ERROR_SQLSTATE
-SELECT (SELECT count(*) FROM (TABLE atom.t EXCEPT TABLE prod_before2) d) AS prod_changed,
+SELECT (SELECT count(*) FROM ((TABLE atom.t EXCEPT TABLE prod_before2)
+                              UNION ALL (TABLE prod_before2 EXCEPT TABLE atom.t)) d) AS prod_changed,
        (SELECT count(*) FROM atom_staging.t WHERE _dwr_status = 'NEW') AS still_new;
 -- a row-level complaint from a trigger (RAISE with the default P0001) only fails that row
 CREATE OR REPLACE FUNCTION atom.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
