@@ -1398,18 +1398,30 @@ impl MergeBuilder<'_> {
         Stmt::plain("analyze_work", format!("ANALYZE {WORK}"))
     }
 
-    /// With row audit, a write also keeps the row's images: the CTE that copies them from `cte`.
-    fn keep_images(&self, cte: &str, action: &str, before: &str) -> String {
+    /// With row audit, a write also keeps the row's images: the CTE that copies them from `cte`
+    /// (`before` and `after` read from it).
+    fn keep_images(&self, cte: &str, action: &str, before: &str, after: &str) -> String {
         if self.options.row_audit {
             format!(
                 ", a AS (INSERT INTO {IMAGES} (key, action, before, after) \
-                 SELECT {}, {}, {before}, {cte}.img FROM {cte})",
+                 SELECT {}, {}, {before}, {after} FROM {cte})",
                 self.key_json(cte),
                 quote_literal(action),
             )
         } else {
             String::new()
         }
+    }
+
+    /// The tail of a ranged write whose CTE `cte` returned the work rows it wrote (`rn`): the rows
+    /// of `class` in the range it did not write move to `Deferred`.
+    fn defer_unwritten(&self, class: RowClass, range: &str, cte: &str) -> String {
+        format!(
+            "UPDATE {WORK} w SET cls = {} WHERE {} AND {range} AND NOT EXISTS (SELECT FROM {cte} WHERE {})",
+            RowClass::Deferred.lit(),
+            class_is("w.", class),
+            pg_op(&format!("{cte}.rn"), "=", "w.rn"),
+        )
     }
 
     /// Ranged: insert the rows of class `Insert`; move those production did not take (a
@@ -1444,7 +1456,7 @@ impl MergeBuilder<'_> {
             class_is("w.", RowClass::Insert),
             plan.pk_constraint,
             returning.join(", "),
-            self.keep_images("i", "insert", "NULL::pg_catalog.jsonb"),
+            self.keep_images("i", "insert", "NULL::pg_catalog.jsonb", "i.img"),
             RowClass::Deferred.lit(),
             class_is("w.", RowClass::Insert),
             self.same_key("i", "w"),
@@ -1531,8 +1543,7 @@ impl MergeBuilder<'_> {
         let sql = format!(
             "WITH l AS (SELECT t.ctid AS tid, w.rn, {}, w.v{}{} FROM {WORK} w JOIN {} t ON {}{} \
              JOIN {} s ON {}{staged_in} WHERE {} AND {range} AND {} FOR UPDATE OF t SKIP LOCKED), \
-             u AS (UPDATE {} t SET {} FROM l WHERE {} RETURNING l.rn, {}{}){} \
-             UPDATE {WORK} w SET cls = {} WHERE {} AND {range} AND NOT EXISTS (SELECT FROM u WHERE {})",
+             u AS (UPDATE {} t SET {} FROM l WHERE {} RETURNING l.rn, {}{}){} {}",
             self.prefixed("w").join(", "),
             staged_values.concat(),
             if audit {
@@ -1556,10 +1567,8 @@ impl MergeBuilder<'_> {
             } else {
                 ""
             },
-            self.keep_images("u", "update", "u.before"),
-            RowClass::Deferred.lit(),
-            class_is("w.", RowClass::Update),
-            pg_op("u.rn", "=", "w.rn"),
+            self.keep_images("u", "update", "u.before", "u.img"),
+            self.defer_unwritten(RowClass::Update, &range, "u"),
         );
         p.stmt("apply_updates", sql)
     }
@@ -1594,8 +1603,7 @@ impl MergeBuilder<'_> {
         };
         let sql = format!(
             "WITH u AS (UPDATE {} t SET {} FROM {WORK} w JOIN {} s ON {}{staged_in} WHERE {} AND {range} AND {}{} AND {} \
-             RETURNING w.rn{images}){} \
-             UPDATE {WORK} w SET cls = {} WHERE {} AND {range} AND NOT EXISTS (SELECT FROM u WHERE {})",
+             RETURNING w.rn{images}){} {}",
             plan.target,
             sets.join(", "),
             plan.staging,
@@ -1604,10 +1612,8 @@ impl MergeBuilder<'_> {
             self.join_keys("w"),
             self.work_range(),
             self.newer_than("w"),
-            self.keep_images("u", "update", "u.before"),
-            RowClass::Deferred.lit(),
-            class_is("w.", RowClass::Update),
-            pg_op("u.rn", "=", "w.rn"),
+            self.keep_images("u", "update", "u.before", "u.img"),
+            self.defer_unwritten(RowClass::Update, &range, "u"),
         );
         p.stmt("apply_updates_direct", sql)
     }
@@ -1621,33 +1627,24 @@ impl MergeBuilder<'_> {
         let mut p = Params::new();
         let tv = self.target_version();
         let range = self.in_range(&mut p, "w.");
-        let (before, images) = if self.options.row_audit {
-            (
-                format!(
-                    ", {}, pg_catalog.to_jsonb(t.*) AS before",
-                    self.prefixed("w").join(", ")
-                ),
-                format!(
-                    ", a AS (INSERT INTO {IMAGES} (key, action, before, after) \
-                     SELECT {}, 'delete', d.before, NULL::pg_catalog.jsonb FROM d)",
-                    self.key_json("d")
-                ),
+        let before = if self.options.row_audit {
+            format!(
+                ", {}, pg_catalog.to_jsonb(t.*) AS before",
+                self.prefixed("w").join(", ")
             )
         } else {
-            (String::new(), String::new())
+            String::new()
         };
         let sql = format!(
             "WITH d AS (DELETE FROM {} t USING {WORK} w WHERE {} AND {range} AND {}{} AND ({tv} IS NULL OR {}) \
-             RETURNING w.rn{before}){images} \
-             UPDATE {WORK} w SET cls = {} WHERE {} AND {range} AND NOT EXISTS (SELECT FROM d WHERE {})",
+             RETURNING w.rn{before}){} {}",
             self.plan.target,
             class_is("w.", RowClass::Delete),
             self.join_keys("w"),
             self.work_range(),
             op(&tv, &self.plan.version.ord_schema, "<=", "w.v"),
-            RowClass::Deferred.lit(),
-            class_is("w.", RowClass::Delete),
-            pg_op("d.rn", "=", "w.rn"),
+            self.keep_images("d", "delete", "d.before", "NULL::pg_catalog.jsonb"),
+            self.defer_unwritten(RowClass::Delete, &range, "d"),
         );
         p.stmt("apply_deletes", sql)
     }
