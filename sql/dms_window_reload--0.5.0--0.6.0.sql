@@ -120,7 +120,7 @@ COMMENT ON COLUMN dwr.row_changes.action IS
   'insert or update (a merge), delete (dwr_replay removing a row the source deleted); delete (an undo removing an inserted row), restore (an undo putting the before image back) or insert (an undo putting a removed row back)';
 
 -- @compiled-only-begin
--- (the pg_tle package replays change logs in a later version: tle_parity says so)
+-- (the pg_tle package's dwr_replay is generated with its merges: engine/src/tle/mod.rs)
 
 -- dwr_replay: a change log (DMS's CDC files loaded into a table, a Debezium topic, ...) replayed
 -- into production, per key its last change: I and U as staged rows are merged, D removing

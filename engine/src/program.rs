@@ -183,6 +183,8 @@ pub enum Guard {
     RunningRun(&'static str),
     /// reading the images of `UndoneRun`, whose table the session's user may read
     ReadableRun,
+    /// writing tombstones of `Target`: this session runs a merge of it (with row audit or not)
+    MergingTarget,
 }
 
 /// A condition of [`Step::When`].

@@ -606,7 +606,7 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
         steps.push(Step::AsOwner {
             share: Some(WORK.to_string()),
             stmt: b.tombstone_absent(),
-            guard: Guard::RunningRun("merge"),
+            guard: Guard::MergingTarget,
         });
     }
     if plan.with_metadata {

@@ -3,7 +3,7 @@
 //! step, and a run function that performs the steps in program order — the PL/pgSQL twin of the
 //! compiled extension's SPI interpreter (`src/program.rs`), generated rather than kept by hand.
 
-use super::{audit_writer, fname, run_count, run_query, run_void, stmt_function};
+use super::{audit_writer, fname, run_count, run_query, run_void, stmt_function, tombstone_writer};
 use crate::ident::quote_ident;
 use crate::program::{Cond, Guard, Param, Program, Ranged, Step, Stmt};
 
@@ -368,6 +368,7 @@ fn emit_steps(steps: &[Step], prefix: &str, owner: &str, out: &mut String, body:
             push_once(out, &match guard {
                 Guard::RunningRun(kind) => audit_writer(&stmt_name(prefix, stmt), kind, stmt),
                 Guard::ReadableRun => images_reader(&stmt_name(prefix, stmt), stmt),
+                Guard::MergingTarget => tombstone_writer(&stmt_name(prefix, stmt), stmt),
             });
             if let Some(table) = share {
                 body.push_str(&format!(

@@ -142,6 +142,29 @@ fn audit_writer(name: &str, kind: &str, write: &Stmt) -> String {
     )
 }
 
+/// The tombstones a replay writes (`write`, reading `Target`) run as the package owner, only while
+/// this session runs a merge of that table.
+fn tombstone_writer(name: &str, write: &Stmt) -> String {
+    let target = write
+        .placeholder(Param::Target)
+        .unwrap_or_else(|| panic!("the tombstone writer reads {}", Param::Target.name()));
+    let types: Vec<&str> = write.params.iter().map(|p| p.sql_type()).collect();
+    stmt_function(
+        name,
+        &types,
+        "void",
+        &format!(
+            "BEGIN\nIF NOT EXISTS (SELECT FROM dwr.merge_runs r WHERE r.target OPERATOR(pg_catalog.=) {target} \
+             AND r.status OPERATOR(pg_catalog.=) 'RUNNING' AND r.kind OPERATOR(pg_catalog.=) 'merge' \
+             AND r.backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()) THEN\n\
+             RAISE EXCEPTION 'this session runs no merge of %', {target}::pg_catalog.regclass USING ERRCODE = '55000';\nEND IF;\n\
+             {};\nEND",
+            write.sql
+        ),
+        true,
+    )
+}
+
 /// A PL/pgSQL function whose body runs `stmt` once; `$n` in `stmt` are its arguments.
 fn stmt_function(name: &str, args: &[&str], returns: &str, body: &str, definer: bool) -> String {
     format!(
@@ -183,8 +206,8 @@ fn run_query(name: &str, args: &[&str], returns: &str, stmt: &str) -> String {
 }
 
 /// The counts of `dwr.merge_result` from the class counts, in its column order (`Counts::add`).
-fn counts_case(class_col: &str) -> [String; 8] {
-    let mut by_field: [Vec<&str>; 8] = Default::default();
+fn counts_case(class_col: &str) -> [String; 9] {
+    let mut by_field: [Vec<&str>; 9] = Default::default();
     for class in RowClass::ALL {
         let mut c = crate::sqlgen::Counts::default();
         c.add(class, 1);
@@ -197,6 +220,7 @@ fn counts_case(class_col: &str) -> [String; 8] {
             c.skipped_outside_window,
             c.deferred,
             c.errors,
+            c.deleted,
         ];
         if let Some(i) = fields.iter().position(|&n| n == 1) {
             by_field[i].push(class.as_str());
@@ -300,6 +324,7 @@ fn merge_function(name: &str, body: &str) -> String {
             "pg_catalog.text[]",
             "pg_catalog.text[]",
             "pg_catalog.regclass",
+            "pg_catalog.bool",
         ],
         "dwr.merge_result",
         body,
@@ -395,7 +420,29 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                     counts_of.insert(p.clone(), emit::counts_function(&p, &program));
                 }
             }
-            let [ins, upd, unch, stale, del, outside, deferred, errors] = counts_case("cls");
+            // and a change log (dwr_replay), read through the same shape with each change's
+            // operation and place (source::functions, dwr._copy_change_log)
+            let replay_variant =
+                |row_audit: bool| format!("{prefix}{}r", if row_audit { "a" } else { "p" });
+            if let Ok(source_plan) = &input.source_plan {
+                let mut replay_plan = source_plan.clone();
+                replay_plan.changes = true;
+                for row_audit in [true, false] {
+                    let p = replay_variant(row_audit);
+                    let program = merge_program(
+                        &replay_plan,
+                        MergeOptions {
+                            row_audit,
+                            batched: false,
+                            old_in_returning: old_in_returning(input.server_version_num),
+                        },
+                    );
+                    out.push_str(&emit::program_functions(&p, &program, owner));
+                    counts_of.insert(p.clone(), emit::counts_function(&p, &program));
+                }
+            }
+            let [ins, upd, unch, stale, skipped_del, outside, deferred, errors, deleted] =
+                counts_case("cls");
             let nv = quote_literal(&null_version);
             let nk = quote_literal(&null_key);
             let run = |p: &str| {
@@ -418,16 +465,24 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
             // run (or clean up after) the program of this call: from a source or staging, row
             // audit or not, batch or not
             let pick = |what: &dyn Fn(&str) -> String, assign: &str| {
-                let from_source = match &input.source_plan {
-                    Ok(_) => format!(
-                        "IF _dwr_audit THEN {assign}{}; ELSE {assign}{}; END IF;",
-                        what(&source_variant(true)),
-                        what(&source_variant(false)),
+                let (from_source, from_log) = match &input.source_plan {
+                    Ok(_) => (
+                        format!(
+                            "IF _dwr_audit THEN {assign}{}; ELSE {assign}{}; END IF;",
+                            what(&source_variant(true)),
+                            what(&source_variant(false)),
+                        ),
+                        format!(
+                            "IF _dwr_audit THEN {assign}{}; ELSE {assign}{}; END IF;",
+                            what(&replay_variant(true)),
+                            what(&replay_variant(false)),
+                        ),
                     ),
-                    Err(e) => raise_error(e),
+                    Err(e) => (raise_error(e), raise_error(e)),
                 };
                 format!(
-                    "IF $7 IS NOT NULL THEN\n    {from_source}\n\
+                    "IF $8 THEN\n    {from_log}\n\
+                     ELSIF $7 IS NOT NULL THEN\n    {from_source}\n\
                      ELSIF _dwr_audit THEN\n    IF $4 THEN {assign}{}; ELSE {assign}{}; END IF;\n\
                      ELSE\n    IF $4 THEN {assign}{}; ELSE {assign}{}; END IF;\nEND IF;\n",
                     what(&variant(true, true)),
@@ -440,7 +495,7 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
             let runs = pick(
                 &|p: &str| {
                     format!(
-                        "{}; _dwr_c := (SELECT ARRAY[{ins}, {upd}, {unch}, {stale}, {del}, {outside}, {deferred}, {errors}] FROM {}() AS c)",
+                        "{}; _dwr_c := (SELECT ARRAY[{ins}, {upd}, {unch}, {stale}, {skipped_del}, {outside}, {deferred}, {errors}, {deleted}] FROM {}() AS c)",
                         run(p),
                         counts_of[p]
                     )
@@ -454,7 +509,7 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                  _dwr_ws pg_catalog.timestamptz;\n    _dwr_we pg_catalog.timestamptz;\n    _dwr_lob pg_catalog.int4;\n    _dwr_c pg_catalog.int8[];\n    _dwr_status pg_catalog.text;\n    _dwr_r dwr.merge_result;\n\
                  BEGIN\n{stale_check}\
                  IF $7 IS NULL THEN\n    PERFORM dwr._check_staging_owner($1, $2);\n\
-                 ELSE\n    PERFORM dwr._check_source($1, $7);\n    PERFORM dwr._copy_source($2, $7);\nEND IF;\n\
+                 ELSIF NOT $8 THEN\n    PERFORM dwr._check_source($1, $7);\n    PERFORM dwr._copy_source($2, $7);\nEND IF;\n\
                  PERFORM dwr._lock_target($1);\n\
                  SELECT r.window_start, r.window_end, r.lob_max_kb INTO _dwr_ws, _dwr_we, _dwr_lob FROM dwr.reloads r\n WHERE r.ended_at IS NULL AND $1 OPERATOR(pg_catalog.=) ANY (r.targets);\n\
                  _dwr_since := dwr._deletes_count_since($1);\n\
@@ -465,7 +520,8 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                  PERFORM dwr._prune_tombstones($1::pg_catalog.oid);\nEND IF;\n\
                  _dwr_status := CASE WHEN $3 THEN 'DRY_RUN' WHEN _dwr_c[8] OPERATOR(pg_catalog.>) 0 THEN 'SUCCEEDED_WITH_ERRORS' ELSE 'SUCCEEDED' END;\n\
                  _dwr_r := ROW(_dwr_run, $1, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8],\n\
-                 dwr._finish_run(_dwr_run, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8], NULL), 0);\n\
+                 dwr._finish_run(_dwr_run, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8],\n\
+                 CASE WHEN $8 THEN _dwr_c[9] END), _dwr_c[9]);\n\
                  RETURN _dwr_r;\nEND",
                 target = quote_literal(&plan.target_display),
                 staging = quote_literal(&plan.staging_display),
@@ -639,12 +695,18 @@ fn dispatchers(tables: &[TableCode]) -> String {
              HINT = 'Generate the package again: dwr tle install <connection string>.';";
     let merge_cases = cases(
         "merge",
-        "RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL, source);",
+        "RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL, source, false);",
     );
     let batch_plan_cases = cases("batch_plan", "RETURN {f}(target, reg.staging, batch_size);");
     let merge_batch_cases = cases(
         "merge",
-        "RETURN {f}(target, reg.staging, false, true, lo, hi, NULL);",
+        "RETURN {f}(target, reg.staging, false, true, lo, hi, NULL, false);",
+    );
+    let replay_cases = cases(
+        "merge",
+        "PERFORM dwr._check_source(target, changes);\n    \
+         PERFORM dwr._copy_change_log(reg.staging, changes, operation, order_by);\n    \
+         RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL, changes, true);",
     );
     let diff_cases = cases(
         "diff_query",
@@ -712,6 +774,23 @@ fn dispatchers(tables: &[TableCode]) -> String {
          'Implementation of dwr_diff and dwr_diff_summary: the SQL of the comparison ($1, $2: the open reload''s window). (pg_tle package: the one generated for the table; a source is read through the staging table''s columns.)';\n",
         dispatch_prologue("dwr_diff", ""),
         case_or_nothing(&diff_cases),
+    ) + &format!(
+        "\nCREATE OR REPLACE FUNCTION @extschema@.dwr_replay(target pg_catalog.regclass, changes pg_catalog.regclass,\n\
+         order_by pg_catalog.text[], operation pg_catalog.text DEFAULT 'Op', dry_run pg_catalog.bool DEFAULT false)\n\
+         RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
+         {NO_JIT} AS {Q}\n\
+         {}\
+         {}\nEND\n{Q};\n\
+         COMMENT ON FUNCTION @extschema@.dwr_replay(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.bool) IS\n\
+         'Replays change log changes into target: per key the last change by order_by decides; I and U (c, u, r) are merged as staged rows are, D (d) removes production''s row when production''s version is not newer than the D''s version column, and stops an older row of the key from being inserted later in the reload. (pg_tle package: the log is read through the staging table''s columns, as a source is.)';\n",
+        dispatch_prologue(
+            "dwr_replay",
+            "IF changes IS NULL THEN PERFORM dwr._raise_null('dwr_replay', 'changes'); END IF;\n\
+             IF order_by IS NULL OR pg_catalog.array_position(order_by, NULL) IS NOT NULL THEN PERFORM dwr._raise_null('dwr_replay', 'order_by'); END IF;\n\
+             IF operation IS NULL THEN PERFORM dwr._raise_null('dwr_replay', 'operation'); END IF;\n\
+             IF dry_run IS NULL THEN PERFORM dwr._raise_null('dwr_replay', 'dry_run'); END IF;\n",
+        ),
+        case_or_nothing(&replay_cases),
     ) + &format!(
         "\nCREATE OR REPLACE FUNCTION @extschema@.dwr_undo(run_id pg_catalog.int8)\n\
          RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\

@@ -140,7 +140,7 @@ pub fn functions() -> String {
          END\n{Q};\n\
          COMMENT ON FUNCTION dwr._check_source(pg_catalog.regclass, pg_catalog.regclass) IS\n\
          'Implementation of dwr_merge, dwr_diff and dwr_diff_summary with a source: a relation with rows, owned by the target''s owner or the caller (a privileged merge must not run code a less trusted role planted in the source).';\n\
-         \nCREATE OR REPLACE FUNCTION dwr._source_select(staging pg_catalog.regclass, source pg_catalog.regclass)\n\
+         \nCREATE OR REPLACE FUNCTION dwr._source_columns(staging pg_catalog.regclass, source pg_catalog.regclass)\n\
          RETURNS pg_catalog.text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS {Q}\n\
          DECLARE\n    c record;\n    m pg_catalog.name[];\n    cols pg_catalog.text[] := '{{}}';\nBEGIN\n\
          FOR c IN SELECT a.attname FROM pg_catalog.pg_attribute a\n\
@@ -158,8 +158,14 @@ pub fn functions() -> String {
              IF m IS NULL OR pg_catalog.cardinality(m) OPERATOR(pg_catalog.>) 1 THEN\n        {unmatched}\n    END IF;\n\
              cols := cols OPERATOR(pg_catalog.||) pg_catalog.format('s.%I::pg_catalog.text AS %I', m[1], c.attname);\n\
          END LOOP;\n\
-         RETURN pg_catalog.format('SELECT %s FROM %s s', pg_catalog.array_to_string(cols, ', '), source);\n\
+         RETURN pg_catalog.array_to_string(cols, ', ');\n\
          END\n{Q};\n\
+         COMMENT ON FUNCTION dwr._source_columns(pg_catalog.regclass, pg_catalog.regclass) IS\n\
+         'Implementation of dwr_merge, dwr_diff, dwr_diff_summary and dwr_replay with a source (pg_tle package): the select list of the source''s (alias s) columns in the shape the package''s source merge was generated for, the staging table''s columns as text.';\n\
+         \nCREATE OR REPLACE FUNCTION dwr._source_select(staging pg_catalog.regclass, source pg_catalog.regclass)\n\
+         RETURNS pg_catalog.text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS {Q}\n\
+         SELECT pg_catalog.format('SELECT %s FROM %s s', dwr._source_columns(staging, source), source)\n\
+         {Q};\n\
          COMMENT ON FUNCTION dwr._source_select(pg_catalog.regclass, pg_catalog.regclass) IS\n\
          'Implementation of dwr_merge, dwr_diff and dwr_diff_summary with a source (pg_tle package): the query of the source''s rows in the shape the package''s source merge was generated for, the staging table''s columns as text.';\n\
          \nCREATE OR REPLACE FUNCTION dwr._copy_source(staging pg_catalog.regclass, source pg_catalog.regclass)\n\
@@ -169,7 +175,42 @@ pub fn functions() -> String {
          EXECUTE 'CREATE TEMPORARY TABLE {copy} ON COMMIT DROP AS ' OPERATOR(pg_catalog.||) dwr._source_select(staging, source);\n\
          END\n{Q};\n\
          COMMENT ON FUNCTION dwr._copy_source(pg_catalog.regclass, pg_catalog.regclass) IS\n\
-         'Implementation of dwr_merge with a source (pg_tle package): the session''s copy of the source (pg_temp._dwr_source, dropped at commit), which the merge reads; the source itself is never written.';\n",
+         'Implementation of dwr_merge with a source (pg_tle package): the session''s copy of the source (pg_temp._dwr_source, dropped at commit), which the merge reads; the source itself is never written.';\n\
+         \nCREATE OR REPLACE FUNCTION dwr._copy_change_log(staging pg_catalog.regclass, changes pg_catalog.regclass,\n\
+         operation pg_catalog.text, order_by pg_catalog.text[])\n\
+         RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS {Q}\n\
+         DECLARE\n    o pg_catalog.text;\n    ord pg_catalog.text[] := '{{}}';\nBEGIN\n\
+         IF pg_catalog.cardinality(order_by) OPERATOR(pg_catalog.=) 0 THEN\n    {unordered}\nEND IF;\n\
+         IF NOT dwr._has_column(changes, operation) THEN\n    {no_operation}\nEND IF;\n\
+         FOREACH o IN ARRAY order_by LOOP\n\
+             IF NOT dwr._has_column(changes, o) THEN\n        {no_order}\n    END IF;\n\
+             ord := ord OPERATOR(pg_catalog.||) pg_catalog.format('s.%I', o);\n\
+         END LOOP;\n\
+         IF pg_catalog.to_regclass('pg_temp.{copy}') IS NOT NULL THEN\n    DROP TABLE pg_temp.{copy};\nEND IF;\n\
+         EXECUTE pg_catalog.format('CREATE TEMPORARY TABLE {copy} ON COMMIT DROP AS SELECT %s, s.%I::pg_catalog.text AS {op}, \
+         pg_catalog.row_number() OVER (ORDER BY %s) AS {seq} FROM %s s',\n\
+             dwr._source_columns(staging, changes), operation, pg_catalog.array_to_string(ord, ', '), changes);\n\
+         END\n{Q};\n\
+         COMMENT ON FUNCTION dwr._copy_change_log(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.text, pg_catalog.text[]) IS\n\
+         'Implementation of dwr_replay (pg_tle package): the session''s copy of a change log in the source shape, with each change''s operation and its place by order_by (pg_temp._dwr_source, dropped at commit); the log itself is never written.';\n\
+         \nCREATE OR REPLACE FUNCTION dwr._has_column(rel pg_catalog.regclass, name pg_catalog.text)\n\
+         RETURNS pg_catalog.bool LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS {Q}\n\
+         SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) rel\n\
+         AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.=) name)\n\
+         {Q};\n\
+         COMMENT ON FUNCTION dwr._has_column(pg_catalog.regclass, pg_catalog.text) IS\n\
+         'Implementation of dwr_replay (pg_tle package): whether the relation has a column of that name.';\n",
+        unordered = raise_formatted(&DwrError::change_log_unordered("%1$s"), "dwr._display(changes)"),
+        no_operation = raise_formatted(
+            &DwrError::change_log_column_missing("%1$s", "operation of each change", "%2$s"),
+            "dwr._display(changes), pg_catalog.quote_ident(operation)"
+        ),
+        no_order = raise_formatted(
+            &DwrError::change_log_column_missing("%1$s", "order of the changes", "%2$s"),
+            "dwr._display(changes), pg_catalog.quote_ident(o)"
+        ),
+        op = quote_ident(crate::plan::CHANGE_OP),
+        seq = quote_ident(crate::plan::CHANGE_SEQ),
         kinds = kinds.join(", "),
         copy = quote_ident(COPY),
         Q = super::Q,
