@@ -124,8 +124,18 @@ thread_local! {
 }
 
 /// Like [`query_one`], through a plan prepared once per backend (`sql` takes parameters of
-/// `types`; it must read nothing that `search_path` could change).
+/// `types`; it must read nothing that `search_path` could change). With JIT off: the catalog
+/// queries are large (the relation read JIT compiles about 540 functions where the server's
+/// thresholds let it) and run once per call.
 fn query_one_kept<T: FromDatum + IntoDatum>(
+    sql: &'static str,
+    types: &[PgOid],
+    args: &[DatumWithOid],
+) -> Option<T> {
+    without_jit(|| query_one_kept_here(sql, types, args))
+}
+
+fn query_one_kept_here<T: FromDatum + IntoDatum>(
     sql: &'static str,
     types: &[PgOid],
     args: &[DatumWithOid],

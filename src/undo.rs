@@ -64,6 +64,11 @@ fn refuse(run_id: i64, why: String, hint: &str) -> ! {
 #[pg_extern(sql = false)]
 fn dwr_undo(run_id: Option<i64>) -> pgrx::composite_type!('static, "dwr.merge_result") {
     let run_id = run_id.unwrap_or_else(|| raise(DwrError::null_argument("dwr_undo", "run_id")));
+    // every statement of an undo, its checks included, without JIT (exec::without_jit)
+    exec::without_jit(|| undo(run_id))
+}
+
+fn undo(run_id: i64) -> pgrx::composite_type!('static, "dwr.merge_result") {
     let run = run_to_undo(run_id);
     if run.kind != "merge" {
         raise(
@@ -130,9 +135,7 @@ fn dwr_undo(run_id: Option<i64>) -> pgrx::composite_type!('static, "dwr.merge_re
         query_one::<String>("SELECT pg_catalog.clock_timestamp()::pg_catalog.text", &[])
             .unwrap_or_default();
     let undo_id = std::cell::Cell::new(None);
-    match exec::subtransaction(|| {
-        exec::without_jit(|| undo_run(run_id, &run, &target, owner, &undo_id))
-    }) {
+    match exec::subtransaction(|| undo_run(run_id, &run, &target, owner, &undo_id)) {
         Ok(outcome) => result_tuple(&outcome),
         Err(e) => {
             let start = failure::RunStart {
