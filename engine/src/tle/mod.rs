@@ -388,58 +388,52 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                     if batched { "b" } else { "" }
                 )
             };
-            let mut counts_of = std::collections::HashMap::new();
-            for row_audit in [true, false] {
-                for batched in [false, true] {
-                    let p = variant(row_audit, batched);
-                    let options = MergeOptions {
-                        row_audit,
-                        batched,
-                        old_in_returning: old_in_returning(input.server_version_num),
-                    };
-                    let program = merge_program(plan, options);
-                    out.push_str(&emit::program_functions(&p, &program, owner));
-                    counts_of.insert(p.clone(), emit::counts_function(&p, &program));
-                }
-            }
-            // and from a source: with and without row audit (source merges are not batched)
+            // and from a source, and from a change log (dwr_replay, read through the same shape
+            // with each change's operation and place: source::functions, dwr._copy_change_log):
+            // with and without row audit (neither is batched)
             let source_variant =
                 |row_audit: bool| format!("{prefix}{}s", if row_audit { "a" } else { "p" });
-            if let Ok(source_plan) = &input.source_plan {
-                for row_audit in [true, false] {
-                    let p = source_variant(row_audit);
-                    let program = merge_program(
-                        source_plan,
-                        MergeOptions {
-                            row_audit,
-                            batched: false,
-                            old_in_returning: old_in_returning(input.server_version_num),
-                        },
-                    );
-                    out.push_str(&emit::program_functions(&p, &program, owner));
-                    counts_of.insert(p.clone(), emit::counts_function(&p, &program));
-                }
-            }
-            // and a change log (dwr_replay), read through the same shape with each change's
-            // operation and place (source::functions, dwr._copy_change_log)
             let replay_variant =
                 |row_audit: bool| format!("{prefix}{}r", if row_audit { "a" } else { "p" });
+            let mut programs = Vec::new();
+            for row_audit in [true, false] {
+                for batched in [false, true] {
+                    programs.push((
+                        variant(row_audit, batched),
+                        plan.clone(),
+                        row_audit,
+                        batched,
+                    ));
+                }
+            }
             if let Ok(source_plan) = &input.source_plan {
                 let mut replay_plan = source_plan.clone();
                 replay_plan.changes = true;
                 for row_audit in [true, false] {
-                    let p = replay_variant(row_audit);
-                    let program = merge_program(
-                        &replay_plan,
-                        MergeOptions {
-                            row_audit,
-                            batched: false,
-                            old_in_returning: old_in_returning(input.server_version_num),
-                        },
-                    );
-                    out.push_str(&emit::program_functions(&p, &program, owner));
-                    counts_of.insert(p.clone(), emit::counts_function(&p, &program));
+                    programs.push((
+                        source_variant(row_audit),
+                        source_plan.clone(),
+                        row_audit,
+                        false,
+                    ));
+                    programs.push((
+                        replay_variant(row_audit),
+                        replay_plan.clone(),
+                        row_audit,
+                        false,
+                    ));
                 }
+            }
+            let mut counts_of = std::collections::HashMap::new();
+            for (p, program_plan, row_audit, batched) in programs {
+                let options = MergeOptions {
+                    row_audit,
+                    batched,
+                    old_in_returning: old_in_returning(input.server_version_num),
+                };
+                let program = merge_program(&program_plan, options);
+                out.push_str(&emit::program_functions(&p, &program, owner));
+                counts_of.insert(p.clone(), emit::counts_function(&p, &program));
             }
             let [ins, upd, unch, stale, skipped_del, outside, deferred, errors, deleted] =
                 counts_case("cls");
