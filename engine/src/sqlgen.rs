@@ -919,33 +919,52 @@ impl MergeBuilder<'_> {
         if self.plan.changes {
             return self.change_class_case(p);
         }
-        let ver = &self.plan.version;
-        let tv = self.target_version();
-        // production's key columns are NOT NULL (a primary key): t matched when its first one is set
-        let matched = format!("t.{} IS NOT NULL", quote_ident(&self.plan.keys[0].target));
-        // a LOB value the loader may have cut is never written (after the window: a row outside it
-        // is left alone either way)
-        let lob = if self.has_lob() {
+        let in_window = self.in_window(p, "x");
+        format!(
+            "CASE WHEN x.v IS NULL OR {} THEN {} \
+             WHEN NOT {in_window} THEN {} \
+             {}WHEN {} THEN {} {}",
+            self.null_key(),
+            RowClass::Error.lit(),
+            RowClass::OutsideWindow.lit(),
+            // a LOB value the loader may have cut is never written (after the window: a row
+            // outside it is left alone either way)
+            self.lob_class(),
+            pg_op("x.dup", ">", "1"),
+            RowClass::Duplicate.lit(),
+            self.write_class(p),
+        )
+    }
+
+    /// `t` matched the classified row (production's key columns are NOT NULL, a primary key: t
+    /// matched when its first one is set).
+    fn matched(&self) -> String {
+        format!("t.{} IS NOT NULL", quote_ident(&self.plan.keys[0].target))
+    }
+
+    /// A staged LOB value at the reload's limit is an error (nothing when production has no LOB
+    /// column the merge writes).
+    fn lob_class(&self) -> String {
+        if self.has_lob() {
             format!("WHEN x.lob IS NOT NULL THEN {} ", RowClass::Error.lit())
         } else {
             String::new()
-        };
+        }
+    }
+
+    /// The end of the class `CASE` of a row to write (a staged row, a replayed `I` or `U`):
+    /// production's row older: `Update`; the same version: `Unchanged`; newer: `Stale`; no row, and
+    /// the key deleted since the reload began: `Deleted`; no row: `Insert`.
+    fn write_class(&self, p: &mut Params) -> String {
+        let tv = self.target_version();
         format!(
-            "CASE WHEN x.v IS NULL OR {} THEN {} \
-             WHEN NOT {} THEN {} \
-             {lob}WHEN {} THEN {} \
-             WHEN {matched} THEN CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END \
+            "WHEN {} THEN CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END \
              WHEN {} OPERATOR(pg_catalog.=) ANY {} THEN {} \
              ELSE {} END",
-            self.null_key(),
-            RowClass::Error.lit(),
-            self.in_window(p, "x"),
-            RowClass::OutsideWindow.lit(),
-            pg_op("x.dup", ">", "1"),
-            RowClass::Duplicate.lit(),
+            self.matched(),
             self.newer_than("x"),
             RowClass::Update.lit(),
-            op(&tv, &ver.ord_schema, "=", "x.v"),
+            op(&tv, &self.plan.version.ord_schema, "=", "x.v"),
             RowClass::Unchanged.lit(),
             RowClass::Stale.lit(),
             self.key_json("x"),
@@ -964,22 +983,13 @@ impl MergeBuilder<'_> {
     /// the row's last update before it), and a change CDC applied too is found unchanged, stale or
     /// absent.
     fn change_class_case(&self, p: &mut Params) -> String {
-        let ver = &self.plan.version;
         let tv = self.target_version();
-        let matched = format!("t.{} IS NOT NULL", quote_ident(&self.plan.keys[0].target));
-        let lob = if self.has_lob() {
-            format!("WHEN x.lob IS NOT NULL THEN {} ", RowClass::Error.lit())
-        } else {
-            String::new()
-        };
         format!(
             "CASE WHEN {} THEN {} \
              WHEN {} THEN {} \
              WHEN x.v IS NULL OR NOT {} THEN {} \
-             WHEN {} THEN CASE WHEN NOT {matched} THEN {} WHEN {tv} IS NULL OR {} THEN {} ELSE {} END \
-             {lob}WHEN {matched} THEN CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END \
-             WHEN {} OPERATOR(pg_catalog.=) ANY {} THEN {} \
-             ELSE {} END",
+             WHEN {} THEN CASE WHEN NOT {} THEN {} WHEN {tv} IS NULL OR {} THEN {} ELSE {} END \
+             {}{}",
             self.null_key(),
             RowClass::Error.lit(),
             pg_op("x.dup", ">", "1"),
@@ -987,19 +997,13 @@ impl MergeBuilder<'_> {
             self.known_operation(),
             RowClass::Error.lit(),
             self.is_delete(),
+            self.matched(),
             RowClass::Absent.lit(),
-            op(&tv, &ver.ord_schema, "<=", "x.v"),
+            op(&tv, &self.plan.version.ord_schema, "<=", "x.v"),
             RowClass::Delete.lit(),
             RowClass::Stale.lit(),
-            self.newer_than("x"),
-            RowClass::Update.lit(),
-            op(&tv, &ver.ord_schema, "=", "x.v"),
-            RowClass::Unchanged.lit(),
-            RowClass::Stale.lit(),
-            self.key_json("x"),
-            self.tombstoned_keys(p),
-            RowClass::Deleted.lit(),
-            RowClass::Insert.lit(),
+            self.lob_class(),
+            self.write_class(p),
         )
     }
 
