@@ -1,5 +1,7 @@
 # A lost window repaired under a real CDC applier: PostgreSQL's logical replication. Sourced by
-# pg_test/run-all (after lib.sh); run with `logical_replication_test DIR PORT`.
+# pg_test/run-all (after lib.sh); run with `logical_replication_test DIR PORT [replay|absent]`:
+# the window repaired by replaying its change log (dwr_replay, the default), or by its full load
+# and deletes by absence (dwr_merge, then dwr_delete_absent).
 #
 # One cluster (wal_level = logical), two databases: src (the source, publishing customers) and prod
 # (production, subscribed; the apply worker runs with session_replication_role = replica). The
@@ -10,16 +12,20 @@
 #      some of them rows inserted during the outage (production never has them); the slot is
 #      advanced past all of it: those changes are lost;
 #   2. CDC resumes; the reload opens; the window's full load is copied into staging;
-#   3. the source goes on: it updates and deletes rows production never had (CDC's UPDATE and
-#      DELETE find nothing: no trigger fires, no tombstone);
-#   4. the change log is copied and replayed (dwr_replay) while the source keeps updating and
-#      deleting rows the replay writes too (CDC applies them meanwhile), and the full load is
-#      merged after it;
+#   3. (replay) the source goes on: it updates and deletes rows production never had (CDC's UPDATE
+#      and DELETE find nothing: no trigger fires, no tombstone);
+#   4. (replay) the change log is copied and replayed (dwr_replay) while the source keeps updating
+#      and deleting rows the replay writes too (CDC applies them meanwhile), and the full load is
+#      merged after it; (absent) the full load is merged and the production rows it lacks are
+#      removed (dwr_delete_absent), while the source keeps writing the same way. A full load can
+#      only speak for the rows whose version lies in its window, so the absent way's window starts
+#      before the table's first row: the load is the whole table as of the window's end (a delete
+#      of a row production never had, step 3, is out of its reach: docs/guarantees.md);
 #   5. once the subscriber caught up, production must equal the source row for row, with no apply
 #      error.
 
 logical_replication_test() {
-    local dir=$1 port=$2
+    local dir=$1 port=$2 way=${3:-replay}
     start_cluster "$dir" "$port" "wal_level = logical" "max_replication_slots = 10" "max_wal_senders = 10" \
         "max_logical_replication_workers = 4" || return 1
     local s=(psql_port "$port" -d src -X -q -v ON_ERROR_STOP=1)
@@ -60,6 +66,7 @@ SQL
     # 1. the outage: the window's changes are made and lost
     local window_start window_end
     window_start=$("${s[@]}" -At -c "SELECT clock_timestamp()")
+    [ "$way" = replay ] || window_start=$("${s[@]}" -At -c "SELECT min(updated_at) FROM customers")
     "${s[@]}" -c "TRUNCATE changelog" || return 1
     "${p[@]}" -c "ALTER SUBSCRIPTION sub DISABLE" || return 1
     lr_wait "$port" "SELECT NOT active FROM pg_replication_slots WHERE slot_name = 'sub_slot'" "the apply worker to stop" || return 1
@@ -82,10 +89,12 @@ SQL
         "${p[@]}" -c "COPY staging.customers (id, name, city, updated_at) FROM STDIN" || return 1
 
     # 3. the source goes on: changes to rows production never had (CDC's statements find nothing)
-    "${s[@]}" <<'SQL' || return 1
+    if [ "$way" = replay ]; then
+        "${s[@]}" <<'SQL' || return 1
 UPDATE customers SET name = name || ' (updated after the load)' WHERE id BETWEEN 1201 AND 1205;
 DELETE FROM customers WHERE id BETWEEN 1206 AND 1210;
 SQL
+    fi
     lr_caught_up "$port" || return 1
 
     # 4. the change log replayed while the source keeps updating and deleting rows the replay
@@ -101,12 +110,19 @@ SQL
         done
     ) &
     local cdc=$!
-    local replayed merged
-    replayed=$("${p[@]}" -At -c "SELECT format('inserted %s, updated %s, unchanged %s, stale %s, deleted %s, errors %s', inserted, updated, unchanged, skipped_stale, deleted, errors) FROM dwr_replay('customers', 'replay.changes', order_by => '{seq}')") || { kill $cdc; return 1; }
-    merged=$("${p[@]}" -At -c "SELECT format('inserted %s, updated %s, unchanged %s, stale %s, skipped_deleted %s, deferred %s, errors %s', inserted, updated, unchanged, skipped_stale, skipped_deleted, deferred, errors) FROM dwr_merge('customers')") || { kill $cdc; return 1; }
+    local replayed merged removed
+    local counts="format('inserted %s, updated %s, unchanged %s, stale %s, skipped_deleted %s, deleted %s, deferred %s, errors %s', inserted, updated, unchanged, skipped_stale, skipped_deleted, deleted, deferred, errors)"
+    if [ "$way" = replay ]; then
+        replayed=$("${p[@]}" -At -c "SELECT $counts FROM dwr_replay('customers', 'replay.changes', order_by => '{seq}')") || { kill $cdc; return 1; }
+        echo "dwr_replay: $replayed"
+    fi
+    merged=$("${p[@]}" -At -c "SELECT $counts FROM dwr_merge('customers')") || { kill $cdc; return 1; }
+    echo "dwr_merge of the full load: $merged"
+    if [ "$way" = absent ]; then
+        removed=$("${p[@]}" -At -c "SELECT $counts FROM dwr_delete_absent('customers', max_deletes => 100)") || { kill $cdc; return 1; }
+        echo "dwr_delete_absent: $removed"
+    fi
     wait $cdc || return 1
-    echo "dwr_replay: $replayed"
-    echo "dwr_merge of the full load after it: $merged"
 
     # 5. production equals the source, with no apply error
     lr_caught_up "$port" || return 1

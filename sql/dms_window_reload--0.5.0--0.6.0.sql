@@ -135,4 +135,14 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'dwr_replay_wrapper';
 COMMENT ON FUNCTION @extschema@.dwr_replay(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.bool) IS
   'Replays change log changes into target: per key the last change by order_by decides; I and U (c, u, r) are merged as staged rows are (version guard, window, tombstones, errors isolated), D (d) removes production''s row when production''s version is not newer than the D''s version column, and stops an older row of the key from being inserted later in the reload. One transaction, every removed row''s before image kept, undone by dwr_undo; dry_run changes nothing. operation names the operation column (I, U, D as DMS writes them; c, u, d, r as Debezium does).';
+
+-- dwr_delete_absent: deletes by absence, opt-in, once the window's full load is complete.
+CREATE FUNCTION @extschema@.dwr_delete_absent(target pg_catalog.regclass, max_deletes pg_catalog.int8,
+                                              dry_run pg_catalog.bool DEFAULT false)
+RETURNS dwr.merge_result
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_delete_absent_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_delete_absent(pg_catalog.regclass, pg_catalog.int8, pg_catalog.bool) IS
+  'Once the window''s full load in staging is complete: removes the production rows of the open reload''s window whose key staging lacks (in any status), each only while production''s version is still the one read (a row CDC changed since is left); refused with nothing removed when they are more than max_deletes. Merges nothing; every removed row''s before image kept, undone by dwr_undo; dry_run changes nothing.';
 -- @compiled-only-end

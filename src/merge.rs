@@ -69,6 +69,26 @@ fn dwr_replay(
     ))
 }
 
+/// `dwr_delete_absent(target, max_deletes, dry_run)`: once the window's full load in staging is
+/// complete, remove the production rows of the open reload's window whose key it lacks (rows the
+/// source deleted during the outage), at most `max_deletes` of them (more is refused, nothing
+/// removed). Merges nothing; every removed row keeps its before image.
+#[pg_extern(sql = false)]
+fn dwr_delete_absent(
+    target: Option<pg_sys::Oid>,
+    max_deletes: Option<i64>,
+    dry_run: Option<bool>,
+) -> pgrx::composite_type!('static, "dwr.merge_result") {
+    let f = "dwr_delete_absent";
+    let target = target.unwrap_or_else(|| raise(DwrError::null_argument(f, "target")));
+    let max = max_deletes.unwrap_or_else(|| raise(DwrError::null_argument(f, "max_deletes")));
+    let dry_run = dry_run.unwrap_or_else(|| raise(DwrError::null_argument(f, "dry_run")));
+    if max < 0 {
+        raise(DwrError::max_deletes_invalid(&max.to_string()));
+    }
+    result_tuple(&merge_part(target, dry_run, Input::Absent(max), None))
+}
+
 /// What a merge reads.
 #[derive(Clone, Copy)]
 pub enum Input<'a> {
@@ -78,6 +98,9 @@ pub enum Input<'a> {
     Rows(pg_sys::Oid),
     /// a change log (`dwr_replay`)
     Changes(pg_sys::Oid, &'a ChangeLog),
+    /// the registered staging table as the window's complete full load, to remove what it lacks
+    /// (`dwr_delete_absent`, at most this many rows)
+    Absent(i64),
 }
 
 /// How to read a change log: its operation column and the columns that order its changes.
@@ -158,7 +181,7 @@ pub fn merge_part(
                 target: target_oid,
                 target_name: name(target_oid),
                 source_name: name(match input {
-                    Input::Staging => reg.staging,
+                    Input::Staging | Input::Absent(_) => reg.staging,
                     Input::Rows(oid) | Input::Changes(oid, _) => oid,
                 }),
                 dry_run,
@@ -230,7 +253,7 @@ fn merge_registered(
     // this server, or the shards of a Citus cluster (crate::topology)
     let topology = topology::of(&target);
     let (staging, with_metadata, source) = match input {
-        Input::Staging => {
+        Input::Staging | Input::Absent(_) => {
             let staging = registered_staging(&target, reg);
             topology.check_staging_placed(&target, &staging);
             (staging, true, None)
@@ -255,6 +278,7 @@ fn merge_registered(
         plan.staging_display = src.display();
     }
     plan.changes = matches!(input, Input::Changes(..));
+    plan.absent = matches!(input, Input::Absent(_));
     let row_audit = guc::ROW_AUDIT.get();
     let merge = topology.merge(
         &plan,
@@ -272,6 +296,9 @@ fn merge_registered(
     lock_target(target_oid, &plan.target_display);
     // read after the lock: a reload opened or ended meanwhile is seen
     let reload = registry::open_reload(target_oid);
+    if plan.absent && reload.is_none() {
+        raise(DwrError::absent_without_reload(&plan.target_display));
+    }
     let since = registry::deletes_count_since(target_oid);
     let run_id = audit::begin_run(
         audit::RunKind::Merge,
@@ -298,6 +325,27 @@ fn merge_registered(
             .map(|kb| i64::from(kb) * 1024),
     };
 
+    if let Input::Absent(max) = input {
+        // the candidates counted first: more than the caller expects is refused, nothing removed
+        let options = MergeOptions {
+            row_audit,
+            ..MergeOptions::default()
+        };
+        let builder = dwr_engine::sqlgen::MergeBuilder {
+            plan: &plan,
+            options,
+        };
+        let n = program::read_counts(&builder.absent_count(), &bindings)
+            .merge()
+            .deleted;
+        if n > max {
+            raise(DwrError::absent_over_limit(
+                &plan.target_display,
+                &n.to_string(),
+                &max.to_string(),
+            ));
+        }
+    }
     let statements = || {
         let mut classes = merge.prepare(&bindings);
         classes.0.extend(program::run(&merge.program, &bindings).0);
@@ -320,7 +368,7 @@ fn merge_registered(
         "SUCCEEDED"
     };
     // a replay's removed rows are in dwr.merge_runs.deleted (as an undo's are)
-    let deleted = plan.changes.then_some(counts.deleted);
+    let deleted = (plan.changes || plan.absent).then_some(counts.deleted);
     let duration = audit::finish_run(run_id, status, &counts, deleted);
     MergeOutcome {
         run_id,

@@ -27,7 +27,8 @@ struct RunToUndo {
 fn run_to_undo(run_id: i64) -> RunToUndo {
     query_rows(
         "SELECT r.kind, r.target::pg_catalog.oid, r.target_name, r.dry_run, r.status, \
-                COALESCE(r.inserted, 0) OPERATOR(pg_catalog.+) COALESCE(r.updated, 0), \
+                COALESCE(r.inserted, 0) OPERATOR(pg_catalog.+) COALESCE(r.updated, 0) \
+                OPERATOR(pg_catalog.+) COALESCE(r.deleted, 0), \
                 (SELECT u.run_id FROM dwr.merge_runs u WHERE u.undo_of OPERATOR(pg_catalog.=) r.run_id) \
            FROM dwr.merge_runs r WHERE r.run_id OPERATOR(pg_catalog.=) $1",
         &[run_id.into()],

@@ -186,6 +186,37 @@ impl DwrError {
         .hint("Name the change log's operation column (operation =>, DMS writes Op) and the columns that order its changes (order_by =>, e.g. the commit timestamp DMS writes with TimestampColumnName, then a change sequence).")
     }
 
+    /// `dwr_delete_absent` with a negative limit.
+    pub fn max_deletes_invalid(max: &str) -> Self {
+        DwrError::new(
+            SqlState::InvalidParameterValue,
+            "dwr_delete_absent: max_deletes must not be negative".to_string(),
+        )
+        .detail(format!("max_deletes is {max}."))
+        .hint("Pass how many production rows you expect it to remove (see dwr_diff's missing_in_staging).")
+    }
+
+    /// `dwr_delete_absent` of a table without an open reload (the window says which rows the full
+    /// load covered).
+    pub fn absent_without_reload(target: &str) -> Self {
+        DwrError::new(
+            SqlState::ObjectNotInPrerequisiteState,
+            format!("dwr_delete_absent: {target} is in no open reload"),
+        )
+        .detail("Only the rows of a reload's window can be missing from its full load.")
+        .hint("Open the reload with dwr_begin_reload, load the window into staging, then call it.")
+    }
+
+    /// `dwr_delete_absent` that would remove more rows than the caller expects.
+    pub fn absent_over_limit(target: &str, n: &str, max: &str) -> Self {
+        DwrError::new(
+            SqlState::ObjectNotInPrerequisiteState,
+            format!("dwr_delete_absent: {n} rows of {target} are missing from staging, more than max_deletes ({max})"),
+        )
+        .detail("Nothing was removed: the production rows of the reload's window whose key the full load lacks are more than you said to expect.")
+        .hint("Check the load is complete (SELECT * FROM dwr_diff(target) WHERE difference = 'missing_in_staging'), then call it again with a larger max_deletes.")
+    }
+
     /// `dwr_replay` without an order.
     pub fn change_log_unordered(log: &str) -> Self {
         DwrError::new(

@@ -625,6 +625,10 @@ pub struct MergePlan {
     /// staging is a change log's copy (`dwr_replay`, columns [`CHANGE_OP`] and [`CHANGE_SEQ`]): per
     /// key the last change decides, and a `D` removes production's row
     pub changes: bool,
+    /// staging is the complete full load of the open reload's window: the run removes the
+    /// production rows of the window whose key staging lacks (`dwr_delete_absent`) and merges
+    /// nothing
+    pub absent: bool,
 }
 
 impl MergePlan {
@@ -754,6 +758,7 @@ pub fn plan_merge(
         staging_keys_unique,
         key_order_shared,
         changes: false,
+        absent: false,
     })
 }
 

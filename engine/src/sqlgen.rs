@@ -524,6 +524,9 @@ pub fn old_in_returning(server_version_num: i32) -> bool {
 /// 3. `recheck_inserted` when a delete since the merge began hit an inserted key;
 /// 4. `write_statuses`, and with row audit `write_row_changes` as the extension owner.
 pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
+    if plan.absent {
+        return absent_program(plan, options);
+    }
     let b = MergeBuilder { plan, options };
     let mut steps = Vec::new();
     // a single merge shows its phases (a batch's progress is that of dwr_merge_batches)
@@ -644,6 +647,46 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
     }
 }
 
+/// The program of `dwr_delete_absent` (a plan with `absent`): the production rows of the open
+/// reload's window whose key the full load in staging lacks become work rows of class `Delete`
+/// (`fill_absent`), then `apply_deletes` removes them with the version compared again (a row CDC
+/// changed since is deferred), and with row audit their before images are kept. Staging is not
+/// written. The caller counts the candidates first (`MergeBuilder::absent_count`) and refuses more
+/// than it was told to expect.
+fn absent_program(plan: &MergePlan, options: MergeOptions) -> Program {
+    let b = MergeBuilder { plan, options };
+    let mut steps = Vec::new();
+    if options.row_audit {
+        steps.push(Step::Run(b.create_images()));
+    }
+    steps.push(Step::Phase("classifying"));
+    steps.push(Step::Rows(b.fill_absent()));
+    steps.push(Step::analyze(b.analyze_work()));
+    steps.push(Step::Phase("deleting"));
+    steps.push(Step::Hold);
+    steps.push(Step::Ranged(Ranged::one(b.apply_deletes(), true)));
+    if options.row_audit {
+        steps.push(Step::Phase("writing row images"));
+        steps.push(Step::AsOwner {
+            share: Some(IMAGES.to_string()),
+            stmt: b.write_row_changes(),
+            guard: Guard::RunningRun("merge"),
+        });
+    }
+    Program {
+        steps,
+        mark_error: b.mark_row_error(),
+        mark_deferred: b.mark_row_deferred(),
+        counts: Stmt::plain(
+            "counts",
+            format!("SELECT cls, pg_catalog.count(*) FROM {WORK} GROUP BY cls"),
+        ),
+        cleanup: vec![b.drop_work()],
+        propagate_settings: false,
+        halves_wait_ms: None,
+    }
+}
+
 /// The session's copy of the source table of `dwr_merge(..., source => ...)`, which the merge
 /// treats like a staging table without metadata columns.
 pub const SOURCE_COPY: &str = "pg_temp.\"_dwr_source\"";
@@ -672,8 +715,8 @@ pub fn change_log_copy_sql(log: &str, operation: &str, order_by: &[String]) -> S
 /// the class CASE, the window test, the batch's range) are methods too. A method that reads a value
 /// asks the statement's [`Params`] for its placeholder.
 pub struct MergeBuilder<'a> {
-    plan: &'a MergePlan,
-    options: MergeOptions,
+    pub plan: &'a MergePlan,
+    pub options: MergeOptions,
 }
 
 impl MergeBuilder<'_> {
@@ -1669,6 +1712,71 @@ impl MergeBuilder<'_> {
         p.stmt("tombstone_absent", sql)
     }
 
+    /// `FROM` and `WHERE` of the production rows a deletion by absence removes: version inside the
+    /// open reload's window (none without a window), no staged row of the key (in any status).
+    fn absent_rows(&self, p: &mut Params) -> String {
+        let plan = self.plan;
+        let cols: Vec<String> = plan
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("t.{} AS {}", quote_ident(&k.target), kcol(i)))
+            .collect();
+        let staged_match: Vec<String> = plan
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                op(
+                    &self.staged_key(i),
+                    &k.eq_schema,
+                    "=",
+                    &format!("x.{}", kcol(i)),
+                )
+            })
+            .collect();
+        let ws = p.get(Param::WindowStart);
+        format!(
+            "FROM (SELECT {}, t.{} AS v FROM {} t) x \
+             WHERE {ws}::pg_catalog.timestamptz IS NOT NULL AND {} \
+             AND NOT EXISTS (SELECT FROM {} s WHERE {})",
+            cols.join(", "),
+            quote_ident(&plan.version.target),
+            plan.target,
+            self.in_window(p, "x"),
+            plan.staging,
+            staged_match.join(" AND "),
+        )
+    }
+
+    /// `dwr_delete_absent`: the work table of the production rows to remove, each of class
+    /// `Delete` (no staged row: `sctid` points nowhere). Its row count is the number of work rows.
+    pub fn fill_absent(&self) -> Stmt {
+        let mut p = Params::new();
+        let rows = self.absent_rows(&mut p);
+        let sql = format!(
+            "CREATE TEMPORARY TABLE \"_dwr_work\" ON COMMIT DROP AS \
+             SELECT pg_catalog.row_number() OVER () AS rn, '(0,0)'::pg_catalog.tid AS sctid, \
+             NULL::pg_catalog.timestamptz AS loaded_at, NULL::pg_catalog.text AS lob, {}, x.v, \
+             {}::pg_catalog.text AS cls, NULL::pg_catalog.text AS err {rows}",
+            self.prefixed("x").join(", "),
+            RowClass::Delete.lit(),
+        );
+        p.stmt("fill_absent", sql)
+    }
+
+    /// `dwr_delete_absent`: how many production rows it would remove, as the one class count
+    /// `('delete', n)`, read before the run so that more than the caller expects is refused.
+    pub fn absent_count(&self) -> Stmt {
+        let mut p = Params::new();
+        let rows = self.absent_rows(&mut p);
+        let sql = format!(
+            "SELECT {}::pg_catalog.text, pg_catalog.count(*) {rows}",
+            RowClass::Delete.lit()
+        );
+        p.stmt("absent_count", sql)
+    }
+
     /// Whether any delete of the target since the merge began was recorded: if none, no insert can
     /// need taking back.
     pub fn any_tombstones(&self) -> Stmt {
@@ -1878,6 +1986,7 @@ pub(crate) mod tests {
             staging_keys_unique: false,
             key_order_shared: false,
             changes: false,
+            absent: false,
         }
     }
 
@@ -2035,7 +2144,9 @@ pub(crate) mod tests {
         source.with_metadata = false;
         let mut changes = source.clone();
         changes.changes = true;
-        for p in [plan(), source, changes] {
+        let mut absent = plan();
+        absent.absent = true;
+        for p in [plan(), source, changes, absent] {
             for row_audit in [false, true] {
                 for batched in [false, true] {
                     for old_in_returning in [false, true] {
@@ -2112,6 +2223,44 @@ pub(crate) mod tests {
         let sql = m(&plan(), false);
         assert!(sql.s("apply_deletes").is_empty());
         assert!(!sql.s("fill_classified").contains("'absent'"));
+    }
+
+    #[test]
+    fn deletion_by_absence_removes_only_window_rows_staging_lacks() {
+        let mut p = plan();
+        p.absent = true;
+        for row_audit in [false, true] {
+            let sql = m(&p, row_audit);
+            let fill = sql.s("fill_absent");
+            // no window, no candidate; a staged row of the key in any status keeps the row
+            assert!(
+                fill.contains("::pg_catalog.timestamptz IS NOT NULL AND"),
+                "{fill}"
+            );
+            assert!(fill.contains("AND NOT EXISTS (SELECT FROM"), "{fill}");
+            assert!(!fill.contains("_dwr_status"), "{fill}");
+            assert_eq!(sql.ph("fill_absent", Param::WindowStart), "$1");
+            assert!(!sql.s("apply_deletes").is_empty());
+            // nothing merged, staging not written
+            for absent_stmt in [
+                "apply_inserts",
+                "apply_updates",
+                "write_statuses",
+                "fast_apply",
+            ] {
+                assert!(sql.s(absent_stmt).is_empty(), "{absent_stmt}");
+            }
+            assert_eq!(!sql.s("write_row_changes").is_empty(), row_audit);
+        }
+        let count = MergeBuilder {
+            plan: &p,
+            options: MergeOptions::default(),
+        }
+        .absent_count();
+        assert_eq!(count.params, [Param::WindowStart, Param::WindowEnd]);
+        assert!(count
+            .sql
+            .starts_with("SELECT 'delete'::pg_catalog.text, pg_catalog.count(*) FROM"));
     }
 
     #[test]

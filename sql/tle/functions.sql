@@ -470,7 +470,8 @@ DECLARE
 BEGIN
     IF $1 IS NULL THEN PERFORM dwr._raise_null('dwr_undo', 'run_id'); END IF;
     SELECT x.kind, x.target, x.target_name, x.dry_run, x.status,
-           COALESCE(x.inserted, 0) OPERATOR(pg_catalog.+) COALESCE(x.updated, 0) AS changed,
+           COALESCE(x.inserted, 0) OPERATOR(pg_catalog.+) COALESCE(x.updated, 0)
+             OPERATOR(pg_catalog.+) COALESCE(x.deleted, 0) AS changed,
            (SELECT u.run_id FROM dwr.merge_runs u WHERE u.undo_of OPERATOR(pg_catalog.=) x.run_id) AS undone_by
       INTO r FROM dwr.merge_runs x WHERE x.run_id OPERATOR(pg_catalog.=) $1;
     IF NOT FOUND THEN

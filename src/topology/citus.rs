@@ -364,6 +364,12 @@ impl Topology for Citus {
         options: MergeOptions,
         source: Option<(&Relation, &Registration)>,
     ) -> PlannedMerge {
+        if plan.absent {
+            raise(DwrError::new(
+                SqlState::FeatureNotSupported,
+                format!("dwr_delete_absent cannot remove rows of {} on Citus yet (a distributed or reference table)", target.display()),
+            ).hint("List them with dwr_diff (missing_in_staging) and delete them by key."));
+        }
         let oid = pg_sys::Oid::from(target.oid);
         let Some((source, reg)) = source else {
             let tombstones = tombstones_of(target, staging);

@@ -325,10 +325,44 @@ fn merge_function(name: &str, body: &str) -> String {
             "pg_catalog.text[]",
             "pg_catalog.regclass",
             "pg_catalog.bool",
+            "pg_catalog.bool",
         ],
         "dwr.merge_result",
         body,
         false,
+    )
+}
+
+/// A table's count of the production rows `dwr_delete_absent` would remove: `$1`, `$2` the open
+/// reload's window.
+fn absent_count_function(prefix: &str, body: &str) -> String {
+    stmt_function(
+        &fname(prefix, "absent_count"),
+        &["pg_catalog.timestamptz", "pg_catalog.timestamptz"],
+        "pg_catalog.int8",
+        body,
+        false,
+    )
+}
+
+/// The body of [`absent_count_function`] for `plan`: the engine's count, whose parameters are the
+/// window's two ends.
+fn absent_count_body(plan: &crate::plan::MergePlan) -> String {
+    let mut absent_plan = plan.clone();
+    absent_plan.absent = true;
+    let count = crate::sqlgen::MergeBuilder {
+        plan: &absent_plan,
+        options: MergeOptions::default(),
+    }
+    .absent_count();
+    assert_eq!(
+        count.params,
+        [Param::WindowStart, Param::WindowEnd],
+        "the absent count reads the window"
+    );
+    format!(
+        "BEGIN\nRETURN (SELECT c.n FROM ({}) AS c(cls, n));\nEND",
+        count.sql
     )
 }
 
@@ -376,6 +410,10 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                 &prefix,
                 &format!("BEGIN\n{stale_check}{}\nEND", raise_error(e)),
             ));
+            out.push_str(&absent_count_function(
+                &prefix,
+                &format!("BEGIN\n{}\nEND", raise_error(e)),
+            ));
         }
         Ok(plan) => {
             let null_version = plan.null_version_message();
@@ -395,6 +433,11 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                 |row_audit: bool| format!("{prefix}{}s", if row_audit { "a" } else { "p" });
             let replay_variant =
                 |row_audit: bool| format!("{prefix}{}r", if row_audit { "a" } else { "p" });
+            // and the removal of what the window's full load lacks (dwr_delete_absent)
+            let absent_variant =
+                |row_audit: bool| format!("{prefix}{}x", if row_audit { "a" } else { "p" });
+            let mut absent_plan = plan.clone();
+            absent_plan.absent = true;
             let mut programs = Vec::new();
             for row_audit in [true, false] {
                 for batched in [false, true] {
@@ -405,6 +448,12 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                         batched,
                     ));
                 }
+                programs.push((
+                    absent_variant(row_audit),
+                    absent_plan.clone(),
+                    row_audit,
+                    false,
+                ));
             }
             if let Ok(source_plan) = &input.source_plan {
                 let mut replay_plan = source_plan.clone();
@@ -474,8 +523,14 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                     ),
                     Err(e) => (raise_error(e), raise_error(e)),
                 };
+                let absent = format!(
+                    "IF _dwr_audit THEN {assign}{}; ELSE {assign}{}; END IF;",
+                    what(&absent_variant(true)),
+                    what(&absent_variant(false)),
+                );
                 format!(
-                    "IF $8 THEN\n    {from_log}\n\
+                    "IF $9 THEN\n    {absent}\n\
+                     ELSIF $8 THEN\n    {from_log}\n\
                      ELSIF $7 IS NOT NULL THEN\n    {from_source}\n\
                      ELSIF _dwr_audit THEN\n    IF $4 THEN {assign}{}; ELSE {assign}{}; END IF;\n\
                      ELSE\n    IF $4 THEN {assign}{}; ELSE {assign}{}; END IF;\nEND IF;\n",
@@ -515,7 +570,7 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                  _dwr_status := CASE WHEN $3 THEN 'DRY_RUN' WHEN _dwr_c[8] OPERATOR(pg_catalog.>) 0 THEN 'SUCCEEDED_WITH_ERRORS' ELSE 'SUCCEEDED' END;\n\
                  _dwr_r := ROW(_dwr_run, $1, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8],\n\
                  dwr._finish_run(_dwr_run, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8],\n\
-                 CASE WHEN $8 THEN _dwr_c[9] END), _dwr_c[9]);\n\
+                 CASE WHEN $8 OR $9 THEN _dwr_c[9] END), _dwr_c[9]);\n\
                  RETURN _dwr_r;\nEND",
                 target = quote_literal(&plan.target_display),
                 staging = quote_literal(&plan.staging_display),
@@ -550,6 +605,7 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                 }
             };
             out.push_str(&batch_plan_function(&prefix, &plan_body));
+            out.push_str(&absent_count_function(&prefix, &absent_count_body(plan)));
         }
     }
     // dwr_verify of this table: the engine's findings when the package was generated (the
@@ -679,6 +735,7 @@ fn dispatchers(tables: &[TableCode]) -> String {
                     "    WHEN {} THEN {}",
                     t.is_target,
                     call.replace("{f}", &fname(&t.prefix, what))
+                        .replace("{m}", &fname(&t.prefix, "merge"))
                 )
             })
             .collect::<Vec<_>>()
@@ -689,18 +746,31 @@ fn dispatchers(tables: &[TableCode]) -> String {
              HINT = 'Generate the package again: dwr tle install <connection string>.';";
     let merge_cases = cases(
         "merge",
-        "RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL, source, false);",
+        "RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL, source, false, false);",
     );
     let batch_plan_cases = cases("batch_plan", "RETURN {f}(target, reg.staging, batch_size);");
     let merge_batch_cases = cases(
         "merge",
-        "RETURN {f}(target, reg.staging, false, true, lo, hi, NULL, false);",
+        "RETURN {f}(target, reg.staging, false, true, lo, hi, NULL, false, false);",
+    );
+    let absent_cases = cases(
+        "absent_count",
+        "n := {f}(ws, we);\n    \
+         IF n OPERATOR(pg_catalog.>) max_deletes THEN\n        {OVER}\n    END IF;\n    \
+         RETURN {m}(target, reg.staging, dry_run, false, NULL, NULL, NULL, false, true);",
+    )
+    .replace(
+        "{OVER}",
+        &source::raise_formatted(
+            &DwrError::absent_over_limit("%1$s", "%2$s", "%3$s"),
+            "dwr._display(target), n, max_deletes",
+        ),
     );
     let replay_cases = cases(
         "merge",
         "PERFORM dwr._check_source(target, changes);\n    \
          PERFORM dwr._copy_change_log(reg.staging, changes, operation, order_by);\n    \
-         RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL, changes, true);",
+         RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL, changes, true, false);",
     );
     let diff_cases = cases(
         "diff_query",
@@ -785,6 +855,36 @@ fn dispatchers(tables: &[TableCode]) -> String {
              IF dry_run IS NULL THEN PERFORM dwr._raise_null('dwr_replay', 'dry_run'); END IF;\n",
         ),
         case_or_nothing(&replay_cases),
+    ) + &format!(
+        "\nCREATE OR REPLACE FUNCTION @extschema@.dwr_delete_absent(target pg_catalog.regclass,\n\
+         max_deletes pg_catalog.int8, dry_run pg_catalog.bool DEFAULT false)\n\
+         RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
+         {NO_JIT} AS {Q}\n\
+         {}\
+         SELECT r.window_start, r.window_end INTO ws, we FROM dwr.reloads r\n\
+          WHERE r.ended_at IS NULL AND target OPERATOR(pg_catalog.=) ANY (r.targets);\n\
+         IF ws IS NULL THEN\n    {}\nEND IF;\n\
+         {}\nEND\n{Q};\n\
+         COMMENT ON FUNCTION @extschema@.dwr_delete_absent(pg_catalog.regclass, pg_catalog.int8, pg_catalog.bool) IS\n\
+         'Once the window''s full load in staging is complete: removes the production rows of the open reload''s window whose key staging lacks (in any status), each only while production''s version is still the one read (a row CDC changed since is left); refused with nothing removed when they are more than max_deletes. Merges nothing; every removed row''s before image kept, undone by dwr_undo; dry_run changes nothing.';\n",
+        dispatch_prologue(
+            "dwr_delete_absent",
+            &format!(
+                "IF max_deletes IS NULL THEN PERFORM dwr._raise_null('dwr_delete_absent', 'max_deletes'); END IF;\n\
+                 IF dry_run IS NULL THEN PERFORM dwr._raise_null('dwr_delete_absent', 'dry_run'); END IF;\n\
+                 IF max_deletes OPERATOR(pg_catalog.<) 0 THEN\n    {}\nEND IF;\n",
+                source::raise_formatted(&DwrError::max_deletes_invalid("%1$s"), "max_deletes"),
+            ),
+        )
+        .replace(
+            "DECLARE\n",
+            "DECLARE\n    ws pg_catalog.timestamptz;\n    we pg_catalog.timestamptz;\n    n pg_catalog.int8;\n",
+        ),
+        source::raise_formatted(
+            &DwrError::absent_without_reload("%1$s"),
+            "dwr._display(target)",
+        ),
+        case_or_nothing(&absent_cases),
     ) + &format!(
         "\nCREATE OR REPLACE FUNCTION @extschema@.dwr_undo(run_id pg_catalog.int8)\n\
          RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\

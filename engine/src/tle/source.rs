@@ -73,7 +73,7 @@ pub fn diff_plan(copy_plan: &MergePlan) -> MergePlan {
 }
 
 /// `RAISE` of `e`, whose texts are `pg_catalog.format` templates of `args` (`%1$s`, ...).
-fn raise_formatted(e: &DwrError, args: &str) -> String {
+pub(super) fn raise_formatted(e: &DwrError, args: &str) -> String {
     let f = |text: &str| format!("pg_catalog.format({}, {args})", quote_literal(text));
     let mut using = vec![
         format!("MESSAGE = {}", f(&e.message)),
