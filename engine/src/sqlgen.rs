@@ -1735,10 +1735,12 @@ impl MergeBuilder<'_> {
                 )
             })
             .collect();
-        let ws = p.get(Param::WindowStart);
+        // (both ends read whatever the version's type: a window is a reload's, and without one
+        // nothing is a candidate)
+        let (ws, we) = (p.get(Param::WindowStart), p.get(Param::WindowEnd));
         format!(
             "FROM (SELECT {}, t.{} AS v FROM {} t) x \
-             WHERE {ws}::pg_catalog.timestamptz IS NOT NULL AND {} \
+             WHERE {ws}::pg_catalog.timestamptz IS NOT NULL AND {we}::pg_catalog.timestamptz IS NOT NULL AND {} \
              AND NOT EXISTS (SELECT FROM {} s WHERE {})",
             cols.join(", "),
             quote_ident(&plan.version.target),
@@ -2258,6 +2260,15 @@ pub(crate) mod tests {
         }
         .absent_count();
         assert_eq!(count.params, [Param::WindowStart, Param::WindowEnd]);
+        // whatever the version's type, both ends are read (the package's count takes both)
+        let mut int_version = p.clone();
+        int_version.version.is_datetime = false;
+        let int_count = MergeBuilder {
+            plan: &int_version,
+            options: MergeOptions::default(),
+        }
+        .absent_count();
+        assert_eq!(int_count.params, [Param::WindowStart, Param::WindowEnd]);
         assert!(count
             .sql
             .starts_with("SELECT 'delete'::pg_catalog.text, pg_catalog.count(*) FROM"));
