@@ -1665,7 +1665,8 @@ impl MergeBuilder<'_> {
         p.stmt("apply_updates_direct", sql)
     }
 
-    /// Ranged, a replayed change log: remove the production rows of class `Delete`, the version
+    /// Ranged, a replayed change log or deletes by absence: remove the production rows of class
+    /// `Delete` (their version in the work table is the one to remove), the version
     /// compared again on a row that changed meanwhile (a CDC write committed since the merge read it
     /// wins); move the rows it did not remove (changed or gone meanwhile) to `Deferred`, for the next
     /// merge to classify again. It waits for a row CDC holds at most `dwr.row_lock_timeout`. With row
