@@ -31,7 +31,7 @@ logical_replication_test() {
     local s=(psql_port "$port" -d src -X -q -v ON_ERROR_STOP=1)
     local p=(psql_port "$port" -d prod -X -q -v ON_ERROR_STOP=1)
     psql_port "$port" -d postgres -q -c "CREATE DATABASE src" -c "CREATE DATABASE prod" || return 1
-    "${s[@]}" <<'SQL' || return 1
+    "${s[@]}" >/dev/null <<'SQL' || return 1
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, city text, updated_at timestamptz NOT NULL);
 -- the source's own version column
 CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
