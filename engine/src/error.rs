@@ -227,13 +227,13 @@ impl DwrError {
         .hint("Pass order_by => the columns that order the log, e.g. '{commit_ts, change_seq}'.")
     }
 
-    /// `dwr_replay` where the topology cannot replay a change log yet.
-    pub fn change_log_not_here(target: &str, why: &str) -> Self {
+    /// `function` (`dwr_replay`, `dwr_delete_absent`) of a Citus table, which 0.6.0 cannot do.
+    pub fn deletes_not_on_citus(function: &str, target: &str) -> Self {
         DwrError::new(
             SqlState::FeatureNotSupported,
-            format!("dwr_replay cannot replay a change log into {target} {why}"),
+            format!("{function} cannot remove rows of {target} on Citus yet (a distributed or reference table)"),
         )
-        .hint("Load the window's full load into staging and merge it with dwr_merge, or replay into a plain PostgreSQL table with the compiled extension.")
+        .hint("Merge the window's full load with dwr_merge; list what it lacks with dwr_diff (missing_in_staging) and delete those rows by key.")
     }
 
     /// `dwr_merge_batches` of a table whose staging key column `column` has no ordering.

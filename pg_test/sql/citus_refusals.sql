@@ -50,6 +50,8 @@ SELECT dwr_create_staging('production.customers'); -- again: keeps staging, re-i
 -- a change log is not replayed into a distributed table yet (0.6.0)
 CREATE TABLE production.customer_changes ("Op" text, seq bigint, customer_id int, name text, updated_at timestamptz);
 SELECT dwr_replay('production.customers', 'production.customer_changes', order_by => '{seq}');
+-- nor are deletes by absence
+SELECT dwr_delete_absent('production.customers', max_deletes => 0);
 \set VERBOSITY terse
 SELECT dwr_drop_staging('production.notes');
 SELECT dwr_drop_staging('production.customers');

@@ -296,9 +296,9 @@ impl Topology for Citus {
         _operation: &str,
         _order_by: &[String],
     ) -> SourceCopy {
-        raise(DwrError::change_log_not_here(
+        raise(DwrError::deletes_not_on_citus(
+            "dwr_replay",
             &target.display(),
-            "on Citus yet (a distributed or reference table)",
         ))
     }
 
@@ -365,10 +365,10 @@ impl Topology for Citus {
         source: Option<(&Relation, &Registration)>,
     ) -> PlannedMerge {
         if plan.absent {
-            raise(DwrError::new(
-                SqlState::FeatureNotSupported,
-                format!("dwr_delete_absent cannot remove rows of {} on Citus yet (a distributed or reference table)", target.display()),
-            ).hint("List them with dwr_diff (missing_in_staging) and delete them by key."));
+            raise(DwrError::deletes_not_on_citus(
+                "dwr_delete_absent",
+                &target.display(),
+            ));
         }
         let oid = pg_sys::Oid::from(target.oid);
         let Some((source, reg)) = source else {
