@@ -637,10 +637,7 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
         steps,
         mark_error: b.mark_row_error(),
         mark_deferred: b.mark_row_deferred(),
-        counts: Stmt::plain(
-            "counts",
-            format!("SELECT cls, pg_catalog.count(*) FROM {WORK} GROUP BY cls"),
-        ),
+        counts: b.counts(),
         cleanup,
         propagate_settings: false,
         halves_wait_ms: None,
@@ -677,10 +674,7 @@ fn absent_program(plan: &MergePlan, options: MergeOptions) -> Program {
         steps,
         mark_error: b.mark_row_error(),
         mark_deferred: b.mark_row_deferred(),
-        counts: Stmt::plain(
-            "counts",
-            format!("SELECT cls, pg_catalog.count(*) FROM {WORK} GROUP BY cls"),
-        ),
+        counts: b.counts(),
         cleanup: vec![b.drop_work()],
         propagate_settings: false,
         halves_wait_ms: None,
@@ -1886,6 +1880,14 @@ impl MergeBuilder<'_> {
             p.get(Param::Target),
         );
         p.stmt("write_row_changes", sql)
+    }
+
+    /// The work rows counted by class (the counts of `dwr.merge_result`).
+    pub fn counts(&self) -> Stmt {
+        Stmt::plain(
+            "counts",
+            format!("SELECT cls, pg_catalog.count(*) FROM {WORK} GROUP BY cls"),
+        )
     }
 
     pub fn mark_row_error(&self) -> Stmt {
