@@ -321,6 +321,16 @@ pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Whether table `target` has a trigger of its own (not internal) named `name`.
+pub fn has_trigger(target: pg_sys::Oid, name: &str) -> bool {
+    query_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1 \
+         AND tgname OPERATOR(pg_catalog.=) $2 AND NOT tgisinternal)",
+        &[target.into(), name.into()],
+    )
+    .unwrap_or(false)
+}
+
 /// The role that owns the extension's objects (and so its audit tables).
 pub fn extension_owner() -> pg_sys::Oid {
     query_one::<pg_sys::Oid>(

@@ -32,6 +32,7 @@ pub mod registry;
 pub mod reload;
 pub mod run;
 pub mod staging;
+pub mod tombstones;
 pub mod topology;
 pub mod undo;
 pub mod verify;

@@ -356,7 +356,7 @@ fn merge_registered(
         rolled_back(statements).unwrap_or_else(|e| exec::raise_caught(e))
     } else {
         let counts = statements();
-        registry::prune_tombstones(target_oid);
+        crate::tombstones::prune_tombstones(target_oid);
         counts
     };
 

@@ -1,8 +1,7 @@
 //! What the extension keeps about a production table across transactions: its registration
-//! (`dwr.tables`), the reload it is in (`dwr.reloads`), and its tombstones, pruned here and nowhere
-//! else.
+//! (`dwr.tables`) and the reload it is in (`dwr.reloads`). (Its tombstones: `tombstones`.)
 
-use crate::exec::{self, as_role, execute, query_one, query_rows, raise};
+use crate::exec::{self, query_one, query_rows, raise};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;
@@ -89,32 +88,6 @@ pub fn deletes_count_since(target: pg_sys::Oid) -> TimestampWithTimeZone {
             "table is not registered",
         ))
     })
-}
-
-/// Delete the tombstones of `target` that neither its staging table nor an open reload can need:
-/// those older than both when staging was created or last emptied and when its open reload began.
-pub fn prune_tombstones(target: pg_sys::Oid) {
-    let cutoff = query_one::<TimestampWithTimeZone>(
-        "SELECT LEAST(t.tracking_since, \
-                (SELECT pg_catalog.min(r.began_at) FROM dwr.reloads r WHERE r.ended_at IS NULL \
-                  AND t.target OPERATOR(pg_catalog.=) ANY (r.targets))) \
-           FROM dwr.tables t WHERE t.target::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-        &[target.into()],
-    );
-    let Some(cutoff) = cutoff else { return };
-    as_role(exec::extension_owner(), || {
-        execute(
-            "DELETE FROM dwr.tombstones tb WHERE tb.target OPERATOR(pg_catalog.=) $1 \
-             AND tb.deleted_at OPERATOR(pg_catalog.<) $2",
-            &[target.into(), cutoff.into()],
-        );
-    });
-    // and those kept beside staging (a Citus table's, on the shards)
-    if let (Some(t), Some(reg)) = (exec::relation(target), registration(target)) {
-        if let Some(s) = exec::relation(reg.staging) {
-            crate::topology::of_registered(&t).prune_tombstones(&t, &s, cutoff);
-        }
-    }
 }
 
 /// Whether reload `id` has ended, and its tables; 42704 when there is no such reload.

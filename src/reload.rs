@@ -8,7 +8,7 @@
 //! shared checks.
 
 use crate::exec::{self, as_role, execute, query_one, raise};
-use crate::registry::prune_tombstones;
+use crate::tombstones::prune_tombstones;
 use dwr_engine::DwrError;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;

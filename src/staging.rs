@@ -67,12 +67,7 @@ pub fn require_owner(target: &Relation) {
 
 /// Whether `target` carries the delete-tracking trigger.
 fn has_delete_tracking(target: pg_sys::Oid) -> bool {
-    query_one::<bool>(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1 \
-         AND tgname OPERATOR(pg_catalog.=) $2 AND NOT tgisinternal)",
-        &[target.into(), DELETE_TRIGGER.into()],
-    )
-    .unwrap_or(false)
+    exec::has_trigger(target, DELETE_TRIGGER)
 }
 
 /// Take a table lock on production for the extension's own DDL (`mode` as in `LOCK TABLE`) without
@@ -304,5 +299,5 @@ fn restart_tracking(target: Option<pg_sys::Oid>, caller: Option<&core::ffi::CStr
             );
         });
     }
-    crate::registry::prune_tombstones(target);
+    crate::tombstones::prune_tombstones(target);
 }

@@ -7,8 +7,8 @@
 //!    parsed into typed structs);
 //! 2. [`plan`]: which staging column feeds which production column, keys, version, problems;
 //! 3. [`sqlgen`] (and [`undo`], [`citus`]): the [`program`] of a merge or undo, every identifier
-//!    quoted, every value a named parameter ([`ddl`]: the staging tables); [`tle`]: a program as
-//!    PL/pgSQL for the pg_tle package.
+//!    quoted, every value a named parameter, each staged row in a [`class`] ([`ddl`]: the staging
+//!    tables and their triggers); [`tle`]: a program as PL/pgSQL for the pg_tle package.
 //!
 //! Execution (SPI, the one interpreter of programs) and the audit trail live in the extension
 //! crate, at the edge.
@@ -16,6 +16,7 @@
 pub mod catalog;
 pub mod citus;
 pub mod citus_source;
+pub mod class;
 pub mod ddl;
 pub mod diff;
 pub mod dms;

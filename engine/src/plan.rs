@@ -280,6 +280,228 @@ fn loses_precision(staging: &Column, target: &Column) -> bool {
         || (TIMESTAMP_TYPES.contains(&staging.type_oid) && target.type_oid == DATE_TYPE)
 }
 
+/// The problems `dwr_verify` reports, in the order found.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(
+        &mut self,
+        column: &str,
+        code: ProblemCode,
+        production_type: Option<&str>,
+        staging_type: Option<&str>,
+        detail: String,
+    ) {
+        self.0.push(Problem {
+            column: column.to_string(),
+            code,
+            severity: code.severity(),
+            production_type: production_type.map(str::to_string),
+            staging_type: staging_type.map(str::to_string),
+            detail,
+        })
+    }
+
+    /// What is wrong with the tables themselves: production's kind, persistence, key and version;
+    /// staging's metadata. Returns production's key columns.
+    fn tables<'a>(
+        &mut self,
+        target: &'a Relation,
+        staging: &Relation,
+        version_column: &str,
+        with_metadata: bool,
+    ) -> Vec<&'a str> {
+        if !target.is_table() {
+            self.push(
+                "",
+                ProblemCode::NotATable,
+                None,
+                None,
+                format!("{} is {}, not a table", target.display(), target.a_kind()),
+            );
+        }
+        if target.persistence == "t" {
+            self.push(
+                "",
+                ProblemCode::TemporaryTable,
+                None,
+                None,
+                format!("{} is a temporary table; its registration, staging table and delete tracking would outlive it", target.display()),
+            );
+        }
+        let key: Vec<&str> = match &target.primary_key {
+            Some(pk) => pk.columns.iter().map(String::as_str).collect(),
+            None => {
+                self.push(
+                    "",
+                    ProblemCode::NoPrimaryKey,
+                    None,
+                    None,
+                    format!("{} has no primary key", target.display()),
+                );
+                vec![]
+            }
+        };
+        match target.column(version_column) {
+            None => self.push(
+                version_column,
+                ProblemCode::VersionMissingInProduction,
+                None,
+                None,
+                format!(
+                    "{} has no column {}",
+                    target.display(),
+                    display_ident(version_column)
+                ),
+            ),
+            Some(v) if v.ordering_schema.is_none() => self.push(
+                version_column,
+                ProblemCode::VersionNotOrderable,
+                Some(&v.type_name),
+                None,
+                format!(
+                    "type {} has no ordering, so no version can be newer than another",
+                    v.type_name
+                ),
+            ),
+            Some(_) => {}
+        }
+        let missing_meta: Vec<&str> = META_COLUMNS
+            .iter()
+            .copied()
+            .filter(|m| staging.column(m).is_none())
+            .collect();
+        if with_metadata && !missing_meta.is_empty() {
+            self.push(
+                "",
+                ProblemCode::MetadataMissing,
+                None,
+                None,
+                format!(
+                    "{} lacks the metadata columns {}",
+                    staging.display(),
+                    missing_meta.join(", ")
+                ),
+            );
+        }
+        key
+    }
+
+    /// A production column staging lacks (`is_key`, `is_version`: its role).
+    fn unstaged(&mut self, t: &Column, is_key: bool, is_version: bool) {
+        if t.is_generated() {
+            return;
+        }
+        let (code, detail) = if is_key {
+            (
+                ProblemCode::KeyMissingInStaging,
+                "a primary key column must be staged",
+            )
+        } else if is_version {
+            (
+                ProblemCode::VersionMissingInStaging,
+                "the version column must be staged",
+            )
+        } else if t.not_null && !t.has_default && !t.is_identity() {
+            (
+                ProblemCode::NotNullWithoutValue,
+                "NOT NULL without a default: every insert of a staged row will fail",
+            )
+        } else {
+            (
+                ProblemCode::MissingInStaging,
+                "keeps its value on update and takes its default on insert",
+            )
+        };
+        self.push(&t.name, code, Some(&t.type_name), None, detail.to_string());
+    }
+
+    /// A production column and the staging column that feeds it.
+    fn pair(&mut self, t: &Column, s: &Column, matched_by_case: bool, is_key: bool, casts: &Casts) {
+        if matched_by_case {
+            self.push(
+                &t.name,
+                ProblemCode::MatchedByCase,
+                Some(&t.type_name),
+                Some(&s.type_name),
+                format!(
+                    "staging column {} matches when case is ignored",
+                    display_ident(&s.name)
+                ),
+            );
+        }
+        if t.is_generated() {
+            self.push(
+                &t.name,
+                ProblemCode::GeneratedNotWritten,
+                Some(&t.type_name),
+                Some(&s.type_name),
+                "a generated column is computed by production; the staged value is ignored"
+                    .to_string(),
+            );
+            return;
+        }
+        if t.is_identity_always() && !is_key {
+            self.push(
+                &t.name,
+                ProblemCode::IdentityKeptOnUpdate,
+                Some(&t.type_name),
+                Some(&s.type_name),
+                "GENERATED ALWAYS identity: written on insert, kept on update".to_string(),
+            );
+        }
+        self.types(t, s, casts);
+    }
+
+    /// How the staging column's values convert into production's type.
+    fn types(&mut self, t: &Column, s: &Column, casts: &Casts) {
+        let (code, detail) = match conversion(s, t, casts) {
+            Conversion::Impossible => (
+                ProblemCode::NoCast,
+                format!("no conversion from {} to {} exists", s.type_name, t.type_name),
+            ),
+            Conversion::Explicit => (
+                ProblemCode::ExplicitCast,
+                format!(
+                    "{} does not convert to {} by itself: the merge casts it, and a row whose value does not convert becomes an ERROR row",
+                    s.type_name, t.type_name
+                ),
+            ),
+            Conversion::Same | Conversion::Assign if loses_precision(s, t) => (
+                ProblemCode::Lossy,
+                if t.type_oid == DATE_TYPE {
+                    format!("{} into {} drops the time of day", s.type_name, t.type_name)
+                } else {
+                    format!("{} into {} rounds away fractions", s.type_name, t.type_name)
+                },
+            ),
+            Conversion::Same | Conversion::Assign if narrows(s, t) => (
+                ProblemCode::Narrowing,
+                format!(
+                    "{} is narrower than {}: a value that does not fit becomes an ERROR row",
+                    t.type_name, s.type_name
+                ),
+            ),
+            Conversion::Same | Conversion::Assign if truncates(s, t) => (
+                ProblemCode::TruncationRisk,
+                format!(
+                    "staging's {} is narrower than production's {}: the loader had to cut or reject longer values; compare the source before trusting this column",
+                    s.type_name, t.type_name
+                ),
+            ),
+            Conversion::Same | Conversion::Assign => return,
+        };
+        self.push(
+            &t.name,
+            code,
+            Some(&t.type_name),
+            Some(&s.type_name),
+            detail,
+        );
+    }
+}
+
 /// Everything `dwr_verify` reports for this pair of tables, most severe first. `with_metadata`:
 /// staging must carry the `_dwr_` columns (a registered staging table); a `source` table of
 /// `dwr_merge(..., source =>)` need not.
@@ -290,103 +512,14 @@ pub fn verify(
     version_column: &str,
     with_metadata: bool,
 ) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let mut push = |column: &str,
-                    code: ProblemCode,
-                    production_type: Option<&str>,
-                    staging_type: Option<&str>,
-                    detail: String| {
-        problems.push(Problem {
-            column: column.to_string(),
-            code,
-            severity: code.severity(),
-            production_type: production_type.map(str::to_string),
-            staging_type: staging_type.map(str::to_string),
-            detail,
-        })
-    };
-
-    if !target.is_table() {
-        push(
-            "",
-            ProblemCode::NotATable,
-            None,
-            None,
-            format!("{} is {}, not a table", target.display(), target.a_kind()),
-        );
-    }
-    if target.persistence == "t" {
-        push(
-            "",
-            ProblemCode::TemporaryTable,
-            None,
-            None,
-            format!("{} is a temporary table; its registration, staging table and delete tracking would outlive it", target.display()),
-        );
-    }
-    let key: Vec<&str> = match &target.primary_key {
-        Some(pk) => pk.columns.iter().map(String::as_str).collect(),
-        None => {
-            push(
-                "",
-                ProblemCode::NoPrimaryKey,
-                None,
-                None,
-                format!("{} has no primary key", target.display()),
-            );
-            vec![]
-        }
-    };
-    match target.column(version_column) {
-        None => push(
-            version_column,
-            ProblemCode::VersionMissingInProduction,
-            None,
-            None,
-            format!(
-                "{} has no column {}",
-                target.display(),
-                display_ident(version_column)
-            ),
-        ),
-        Some(v) if v.ordering_schema.is_none() => push(
-            version_column,
-            ProblemCode::VersionNotOrderable,
-            Some(&v.type_name),
-            None,
-            format!(
-                "type {} has no ordering, so no version can be newer than another",
-                v.type_name
-            ),
-        ),
-        Some(_) => {}
-    }
-    let missing_meta: Vec<&str> = META_COLUMNS
-        .iter()
-        .copied()
-        .filter(|m| staging.column(m).is_none())
-        .collect();
-    if with_metadata && !missing_meta.is_empty() {
-        push(
-            "",
-            ProblemCode::MetadataMissing,
-            None,
-            None,
-            format!(
-                "{} lacks the metadata columns {}",
-                staging.display(),
-                missing_meta.join(", ")
-            ),
-        );
-    }
-
+    let mut problems = Problems::default();
+    let key = problems.tables(target, staging, version_column, with_metadata);
     let pairs = match_columns(target, staging);
     for pair in &pairs {
         let t = pair.target;
         let is_key = key.contains(&t.name.as_str());
-        let is_version = t.name == version_column;
         if !pair.ambiguous.is_empty() {
-            push(
+            problems.push(
                 &t.name,
                 ProblemCode::AmbiguousName,
                 Some(&t.type_name),
@@ -403,122 +536,9 @@ pub fn verify(
             );
             continue;
         }
-        let Some(s) = pair.staging else {
-            if t.is_generated() {
-                continue;
-            }
-            let (code, detail) = if is_key {
-                (
-                    ProblemCode::KeyMissingInStaging,
-                    "a primary key column must be staged".to_string(),
-                )
-            } else if is_version {
-                (
-                    ProblemCode::VersionMissingInStaging,
-                    "the version column must be staged".to_string(),
-                )
-            } else if t.not_null && !t.has_default && !t.is_identity() {
-                (
-                    ProblemCode::NotNullWithoutValue,
-                    "NOT NULL without a default: every insert of a staged row will fail"
-                        .to_string(),
-                )
-            } else {
-                (
-                    ProblemCode::MissingInStaging,
-                    "keeps its value on update and takes its default on insert".to_string(),
-                )
-            };
-            push(&t.name, code, Some(&t.type_name), None, detail);
-            continue;
-        };
-        if pair.matched_by_case {
-            push(
-                &t.name,
-                ProblemCode::MatchedByCase,
-                Some(&t.type_name),
-                Some(&s.type_name),
-                format!(
-                    "staging column {} matches when case is ignored",
-                    display_ident(&s.name)
-                ),
-            );
-        }
-        if t.is_generated() {
-            push(
-                &t.name,
-                ProblemCode::GeneratedNotWritten,
-                Some(&t.type_name),
-                Some(&s.type_name),
-                "a generated column is computed by production; the staged value is ignored"
-                    .to_string(),
-            );
-            continue;
-        }
-        if t.is_identity_always() && !is_key {
-            push(
-                &t.name,
-                ProblemCode::IdentityKeptOnUpdate,
-                Some(&t.type_name),
-                Some(&s.type_name),
-                "GENERATED ALWAYS identity: written on insert, kept on update".to_string(),
-            );
-        }
-        match conversion(s, t, casts) {
-            Conversion::Impossible => push(
-                &t.name,
-                ProblemCode::NoCast,
-                Some(&t.type_name),
-                Some(&s.type_name),
-                format!("no conversion from {} to {} exists", s.type_name, t.type_name),
-            ),
-            Conversion::Explicit => push(
-                &t.name,
-                ProblemCode::ExplicitCast,
-                Some(&t.type_name),
-                Some(&s.type_name),
-                format!(
-                    "{} does not convert to {} by itself: the merge casts it, and a row whose value does not convert becomes an ERROR row",
-                    s.type_name, t.type_name
-                ),
-            ),
-            Conversion::Same | Conversion::Assign => {
-                if loses_precision(s, t) {
-                    push(
-                        &t.name,
-                        ProblemCode::Lossy,
-                        Some(&t.type_name),
-                        Some(&s.type_name),
-                        if t.type_oid == DATE_TYPE {
-                            format!("{} into {} drops the time of day", s.type_name, t.type_name)
-                        } else {
-                            format!("{} into {} rounds away fractions", s.type_name, t.type_name)
-                        },
-                    );
-                } else if narrows(s, t) {
-                    push(
-                        &t.name,
-                        ProblemCode::Narrowing,
-                        Some(&t.type_name),
-                        Some(&s.type_name),
-                        format!(
-                            "{} is narrower than {}: a value that does not fit becomes an ERROR row",
-                            t.type_name, s.type_name
-                        ),
-                    );
-                } else if truncates(s, t) {
-                    push(
-                        &t.name,
-                        ProblemCode::TruncationRisk,
-                        Some(&t.type_name),
-                        Some(&s.type_name),
-                        format!(
-                            "staging's {} is narrower than production's {}: the loader had to cut or reject longer values; compare the source before trusting this column",
-                            s.type_name, t.type_name
-                        ),
-                    );
-                }
-            }
+        match pair.staging {
+            None => problems.unstaged(t, is_key, t.name == version_column),
+            Some(s) => problems.pair(t, s, pair.matched_by_case, is_key, casts),
         }
     }
     let matched: Vec<&str> = pairs
@@ -529,7 +549,7 @@ pub fn verify(
         if !matched.contains(&s.name.as_str())
             && !pairs.iter().any(|p| p.ambiguous.contains(&s.name.as_str()))
         {
-            push(
+            problems.push(
                 &s.name,
                 ProblemCode::ExtraInStaging,
                 None,
@@ -541,6 +561,7 @@ pub fn verify(
             );
         }
     }
+    let mut problems = problems.0;
     problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
     problems
 }

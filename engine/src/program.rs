@@ -8,7 +8,7 @@
 //! Two runners read the same program: the compiled extension's SPI interpreter (`src/program.rs`)
 //! and the pg_tle generator ([`crate::tle`]), which writes it as PL/pgSQL.
 
-use crate::sqlgen::RowClass;
+use crate::class::RowClass;
 
 /// A value a statement reads, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -393,6 +393,17 @@ impl UndoCounts {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_statement_of_the_undo_is_qualified_and_bound_by_name() {
+        let t = crate::catalog::fixtures::table_with_generated_column();
+        for row_audit in [false, true] {
+            for stmt in undo_program(&t, row_audit).stmts() {
+                crate::sqlgen::tests::assert_qualified(&stmt.sql);
+                crate::sqlgen::tests::assert_numbered_by_name(stmt);
+            }
+        }
+    }
+
     use super::*;
     use crate::catalog::fixtures::*;
 
