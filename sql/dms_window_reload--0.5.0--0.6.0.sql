@@ -145,4 +145,105 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'dwr_delete_absent_wrapper';
 COMMENT ON FUNCTION @extschema@.dwr_delete_absent(pg_catalog.regclass, pg_catalog.int8, pg_catalog.bool) IS
   'Once the window''s full load in staging is complete: removes the production rows of the open reload''s window whose key staging lacks (in any status), each only while production''s version is still the one read (a row CDC changed since is left); refused with nothing removed when they are more than max_deletes. Merges nothing; every removed row''s before image kept, undone by dwr_undo; dry_run changes nothing.';
+
+-- dwr_dms_cdc_task: the documents of a CDC-only DMS task to Amazon S3 that replays the reload's
+-- window (the package: dwr dms cdc-task).
+CREATE FUNCTION @extschema@.dwr_dms_cdc_task(reload_id pg_catalog.int8,
+                                             source_schema pg_catalog.text,
+                                             source_engine pg_catalog.text DEFAULT 'oracle',
+                                             source_tables pg_catalog.jsonb DEFAULT '{}',
+                                             timestamp_column pg_catalog.text DEFAULT 'commit_ts')
+RETURNS pg_catalog.jsonb
+LANGUAGE c STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dwr_dms_cdc_task_wrapper';
+COMMENT ON FUNCTION @extschema@.dwr_dms_cdc_task(pg_catalog.int8, pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.text) IS
+  'The documents of a CDC-only AWS DMS task to an Amazon S3 target that replays the reload''s window: CdcStartTime and CdcStopPosition (the window, UTC), TableMappings (every table of the reload, no filter), ReplicationTaskSettings, the S3 endpoint''s S3Settings (CSV, Op first, the commit time in timestamp_column), and per table ChangeLogs: the S3 folder, the change-log table''s CREATE TABLE, the COPY column list and the dwr_replay call.';
+
+-- A CDC DELETE by key that matched no row (the source deleted a row production never had): the
+-- statement trigger arms its table and the library's ExecutorEnd hook records the statement's key as
+-- a tombstone when it deleted nothing (src/missed_deletes.rs). Every registered table on this
+-- server gets the trigger (dwr_create_staging adds it to the tables registered from now on).
+CREATE FUNCTION dwr._arm_missed_deletes() RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'dwr_arm_missed_deletes_wrapper';
+COMMENT ON FUNCTION dwr._arm_missed_deletes() IS
+  'Statement trigger (BEFORE DELETE FOR EACH STATEMENT, ENABLE ALWAYS) of a registered table, its arguments the primary key''s columns: a DELETE of the table that deletes no row and names every key column with = and a constant or parameter records that key in dwr.tombstones.';
+DO $dwr$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT tg.tgrelid::pg_catalog.regclass AS target
+               FROM pg_catalog.pg_trigger tg
+              WHERE tg.tgname OPERATOR(pg_catalog.=) 'dwr_record_delete' AND NOT tg.tgisinternal
+                AND tg.tgparentid OPERATOR(pg_catalog.=) 0
+                AND tg.tgfoid OPERATOR(pg_catalog.=) 'dwr._record_delete()'::pg_catalog.regprocedure LOOP
+        -- the primary key's columns, in key order
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER dwr_record_missed_delete BEFORE DELETE ON %s FOR EACH STATEMENT EXECUTE FUNCTION dwr._arm_missed_deletes(%s)',
+            t.target,
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_literal(a.attname), ', ' ORDER BY k.n)
+               FROM pg_catalog.pg_index i
+               CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, n)
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+                                             AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+              WHERE i.indrelid OPERATOR(pg_catalog.=) t.target AND i.indisprimary));
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER dwr_record_missed_delete', t.target);
+    END LOOP;
+END
+$dwr$;
 -- @compiled-only-end
+
+-- dwr_schedule: a role that may not read shared_preload_libraries (without pg_read_all_settings)
+-- gets the error that says what to do in this database, not a permission error about a setting
+CREATE OR REPLACE FUNCTION dwr._cron_schema(job pg_catalog.text, cron pg_catalog.text, command pg_catalog.text)
+RETURNS pg_catalog.text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    s pg_catalog.text;
+    cron_db pg_catalog.text;
+    preloaded pg_catalog.bool;
+    here pg_catalog.text := pg_catalog.current_database();
+BEGIN
+    -- pg_cron keeps its functions in a schema of its own ("cron"): where its schedule lives
+    SELECT n.nspname INTO s FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_depend d ON d.refobjid OPERATOR(pg_catalog.=) e.oid
+       AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+       AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+      JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron' AND p.proname OPERATOR(pg_catalog.=) 'schedule'
+     LIMIT 1;
+    IF s IS NOT NULL THEN
+        RETURN s;
+    END IF;
+    BEGIN
+        -- a superuser-only setting: a role without pg_read_all_settings cannot read it
+        cron_db := NULLIF(pg_catalog.current_setting('cron.database_name', true), '');
+    EXCEPTION WHEN insufficient_privilege THEN
+        cron_db := NULL;
+    END;
+    BEGIN
+        -- readable with pg_read_all_settings (Amazon RDS's rds_superuser has it); without it, the
+        -- error below that names the step left in this database
+        preloaded := 'pg_cron' OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.btrim(l, ' "')
+                                                             FROM pg_catalog.unnest(pg_catalog.string_to_array(
+                                                                  pg_catalog.current_setting('shared_preload_libraries'), ',')) l);
+    EXCEPTION WHEN insufficient_privilege THEN
+        preloaded := NULL;
+    END;
+    IF NOT preloaded THEN
+        RAISE EXCEPTION 'pg_cron is not installed' USING ERRCODE = '0A000',
+              DETAIL = 'dwr_schedule makes pg_cron jobs; pg_cron is not in shared_preload_libraries.',
+              HINT = 'Install pg_cron (Debian: the package postgresql-<major version>-cron) and add it to shared_preload_libraries (Amazon RDS: the DB parameter group), restart PostgreSQL, then CREATE EXTENSION pg_cron; or run dwr_merge from any other scheduler.';
+    ELSIF cron_db IS NOT NULL AND cron_db OPERATOR(pg_catalog.<>) here THEN
+        RAISE EXCEPTION 'pg_cron runs in database %, not in %', cron_db, here USING ERRCODE = '0A000',
+              HINT = pg_catalog.format('Schedule the merge from %s: SELECT cron.schedule_in_database(%L, %L, %L, %L);',
+                                       cron_db, job, cron, command, here);
+    END IF;
+    RAISE EXCEPTION 'the pg_cron extension is not created in this database' USING ERRCODE = '0A000',
+          HINT = 'Run CREATE EXTENSION pg_cron; in the database named by cron.database_name.';
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._cron_schema(pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+  'Implementation of dwr_schedule: the schema of pg_cron in this database, or the error that says how to get there.';

@@ -27,6 +27,7 @@ pub mod failure;
 pub mod guc;
 pub mod legacy;
 pub mod merge;
+pub mod missed_deletes;
 pub mod program;
 pub mod registry;
 pub mod reload;
@@ -88,6 +89,7 @@ pgrx::extension_sql_file!(
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
+    missed_deletes::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

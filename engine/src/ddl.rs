@@ -8,21 +8,27 @@ use crate::plan::{META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS};
 /// The name of the delete-tracking trigger on a registered production table.
 pub const DELETE_TRIGGER: &str = "dwr_record_delete";
 
-/// Install delete tracking on `target` (drop an older one first with [`remove_delete_tracking`]):
-/// an `AFTER DELETE FOR EACH ROW` trigger calling `dwr._record_delete` with the primary key's column
-/// names, `ENABLE ALWAYS` so that it fires when the applier runs with
-/// `session_replication_role = replica`.
-pub fn install_delete_tracking(target: &Relation) -> Vec<String> {
+/// A trigger of `target` that fires whatever `session_replication_role` says (`ENABLE ALWAYS`: CDC
+/// appliers run with `replica`), calling `function` with the primary key's column names: its
+/// `CREATE TRIGGER` (`events` such as `AFTER DELETE`, `level` `ROW` or `STATEMENT`) and its
+/// `ALTER TABLE`.
+fn key_trigger(
+    target: &Relation,
+    trigger: &str,
+    events: &str,
+    level: &str,
+    function: &str,
+) -> Vec<String> {
     let keys = target
         .primary_key
         .as_ref()
         .map(|pk| pk.columns.clone())
         .unwrap_or_default();
     let args: Vec<String> = keys.iter().map(|k| quote_literal(k)).collect();
-    let trigger = quote_ident(DELETE_TRIGGER);
+    let trigger = quote_ident(trigger);
     vec![
         format!(
-            "CREATE TRIGGER {trigger} AFTER DELETE ON {} FOR EACH ROW EXECUTE FUNCTION dwr._record_delete({})",
+            "CREATE TRIGGER {trigger} {events} ON {} FOR EACH {level} EXECUTE FUNCTION {function}({})",
             target.quoted(),
             args.join(", ")
         ),
@@ -30,13 +36,55 @@ pub fn install_delete_tracking(target: &Relation) -> Vec<String> {
     ]
 }
 
-/// Remove delete tracking from `target`.
-pub fn remove_delete_tracking(target: &Relation) -> String {
+/// `DROP TRIGGER trigger ON target`.
+fn drop_trigger(target: &Relation, trigger: &str) -> String {
     format!(
         "DROP TRIGGER {} ON {}",
-        quote_ident(DELETE_TRIGGER),
+        quote_ident(trigger),
         target.quoted()
     )
+}
+
+/// Install delete tracking on `target` (drop an older one first with [`remove_delete_tracking`]):
+/// an `AFTER DELETE FOR EACH ROW` trigger calling `dwr._record_delete` with the primary key's column
+/// names, `ENABLE ALWAYS` so that it fires when the applier runs with
+/// `session_replication_role = replica`.
+pub fn install_delete_tracking(target: &Relation) -> Vec<String> {
+    key_trigger(
+        target,
+        DELETE_TRIGGER,
+        "AFTER DELETE",
+        "ROW",
+        "dwr._record_delete",
+    )
+}
+
+/// Remove delete tracking from `target`.
+pub fn remove_delete_tracking(target: &Relation) -> String {
+    drop_trigger(target, DELETE_TRIGGER)
+}
+
+/// The name of the statement trigger that arms the compiled extension's capture of a `DELETE` by
+/// key that matched no row (the extension's `missed_deletes` module).
+pub const MISSED_DELETE_TRIGGER: &str = "dwr_record_missed_delete";
+
+/// Install the capture of deletes by key that match no row on `target` (the compiled extension,
+/// a table on this server): a `BEFORE DELETE FOR EACH STATEMENT` trigger calling
+/// `dwr._arm_missed_deletes` with the primary key's column names, `ENABLE ALWAYS` (drop an older
+/// one first with [`remove_missed_delete_tracking`]).
+pub fn install_missed_delete_tracking(target: &Relation) -> Vec<String> {
+    key_trigger(
+        target,
+        MISSED_DELETE_TRIGGER,
+        "BEFORE DELETE",
+        "STATEMENT",
+        "dwr._arm_missed_deletes",
+    )
+}
+
+/// Remove the capture of missed deletes from `target`.
+pub fn remove_missed_delete_tracking(target: &Relation) -> String {
+    drop_trigger(target, MISSED_DELETE_TRIGGER)
 }
 
 /// The statuses a staged row can have.
@@ -188,6 +236,30 @@ mod tests {
         assert_eq!(
             sql[1],
             "ALTER TABLE \"p\".\"Odd\\Name\" ENABLE ALWAYS TRIGGER \"dwr_record_delete\""
+        );
+    }
+
+    #[test]
+    fn missed_delete_tracking_is_a_statement_trigger_that_fires_always() {
+        let t = table(
+            "p",
+            "Odd\\Name",
+            vec![col("a'b", INT4, "integer"), col("c", TEXT, "text")],
+            &["a'b", "c"],
+        );
+        let sql = install_missed_delete_tracking(&t);
+        assert_eq!(
+            sql[0],
+            "CREATE TRIGGER \"dwr_record_missed_delete\" BEFORE DELETE ON \"p\".\"Odd\\Name\" \
+             FOR EACH STATEMENT EXECUTE FUNCTION dwr._arm_missed_deletes('a''b', 'c')"
+        );
+        assert_eq!(
+            sql[1],
+            "ALTER TABLE \"p\".\"Odd\\Name\" ENABLE ALWAYS TRIGGER \"dwr_record_missed_delete\""
+        );
+        assert_eq!(
+            remove_missed_delete_tracking(&t),
+            "DROP TRIGGER \"dwr_record_missed_delete\" ON \"p\".\"Odd\\Name\""
         );
     }
 

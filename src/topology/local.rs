@@ -6,7 +6,10 @@ use crate::exec::{self, execute, query_one};
 use crate::program::{self, Bindings, ClassCounts};
 use crate::registry::Registration;
 use dwr_engine::catalog::Relation;
-use dwr_engine::ddl::{install_delete_tracking, remove_delete_tracking};
+use dwr_engine::ddl::{
+    install_delete_tracking, install_missed_delete_tracking, remove_delete_tracking,
+    remove_missed_delete_tracking, MISSED_DELETE_TRIGGER,
+};
 use dwr_engine::plan::MergePlan;
 use dwr_engine::sqlgen::{merge_program, MergeOptions};
 use dwr_engine::undo::{undo_program, UndoCounts};
@@ -60,15 +63,31 @@ impl Topology for Local {
 
     fn install_delete_tracking(&self, target: &Relation, _staging: &Relation, replace: bool) {
         if replace {
-            execute(&remove_delete_tracking(target), &[]);
+            self.remove_delete_tracking(target);
         }
         for stmt in install_delete_tracking(target) {
             execute(&stmt, &[]);
+        }
+        // and the capture of a DELETE by key that matched no row (src/missed_deletes.rs), once
+        // the extension's SQL has its function (this library before ALTER EXTENSION ... UPDATE:
+        // the update adds the trigger to every registered table)
+        let armed = query_one::<bool>(
+            "SELECT pg_catalog.to_regprocedure('dwr._arm_missed_deletes()') IS NOT NULL",
+            &[],
+        );
+        if armed == Some(true) {
+            for stmt in install_missed_delete_tracking(target) {
+                execute(&stmt, &[]);
+            }
         }
     }
 
     fn remove_delete_tracking(&self, target: &Relation) {
         execute(&remove_delete_tracking(target), &[]);
+        // (a table registered before 0.6.0 and not updated since has none)
+        if exec::has_trigger(pg_sys::Oid::from(target.oid), MISSED_DELETE_TRIGGER) {
+            execute(&remove_missed_delete_tracking(target), &[]);
+        }
     }
 
     fn drop_beside_staging(&self, _target: u32, _staging: &Relation) {}
