@@ -1,9 +1,11 @@
-//! `dwr_dms_table_mappings`, `dwr_dms_task_settings`: the AWS DMS documents of a reload, from the
-//! catalog (the JSON itself is written by `dwr_engine::dms`).
+//! `dwr_dms_table_mappings`, `dwr_dms_task_settings`, `dwr_dms_cdc_task`: the AWS DMS documents of a
+//! reload, from the catalog (the JSON itself is written by `dwr_engine::dms`).
 
 use crate::exec::{self, check, execute, query_one, query_rows, raise};
 use crate::registry::registration_or_raise;
-use dwr_engine::dms::{dms_table, table_mappings, task_settings, MappingOptions};
+use dwr_engine::dms::{
+    cdc_task, dms_table, table_mappings, task_settings, CdcOptions, MappingOptions,
+};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -27,6 +29,49 @@ fn reload_for_dms(reload_id: i64, time_zone: &str) -> (Vec<pg_sys::Oid>, String,
     .unwrap_or_else(|| crate::registry::no_such_reload(reload_id))
 }
 
+/// The DMS facts of the reload's tables ([`dms_table`]), with the source names `source_tables`
+/// gives (a JSON object, production table to source table name).
+fn reload_tables(
+    f: &str,
+    targets: &[pg_sys::Oid],
+    source_tables: Option<JsonB>,
+    oracle: bool,
+) -> Vec<dwr_engine::dms::DmsTable> {
+    let renames = match source_tables.map(|j| j.0) {
+        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+        Some(serde_json::Value::Object(m)) => m,
+        Some(_) => raise(
+            DwrError::new(SqlState::InvalidParameterValue, format!("{f}: source_tables must be a JSON object"))
+                .hint("Map production tables to source table names: '{\"production.customers\": \"CUST\"}'."),
+        ),
+    };
+    targets
+        .iter()
+        .map(|&oid| {
+            let reg = registration_or_raise(oid);
+            let t = exec::relation_or_raise(oid, "table");
+            let s = exec::relation_or_raise(reg.staging, "staging table");
+            let renamed = renames
+                .get(&t.display())
+                .or_else(|| renames.get(&t.name))
+                .and_then(|v| v.as_str());
+            dms_table(&t, &s, &reg.version_column, renamed, oracle)
+        })
+        .collect()
+}
+
+/// The largest value of the tables' LOB-like columns (one scan of each table), which sizes DMS's
+/// `LobMaxSize`.
+fn lob_max_bytes(targets: &[pg_sys::Oid]) -> Option<i64> {
+    targets
+        .iter()
+        .filter_map(|&oid| {
+            let t = exec::relation_or_raise(oid, "table");
+            dwr_engine::dms::lob_size_sql(&t).and_then(|q| query_one::<i64>(&q, &[]))
+        })
+        .max()
+}
+
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(sql = false)]
 fn dwr_dms_table_mappings(
@@ -41,29 +86,10 @@ fn dwr_dms_table_mappings(
     let reload_id = reload_id.unwrap_or_else(|| raise(DwrError::null_argument(f, "reload_id")));
     let source_schema =
         source_schema.unwrap_or_else(|| raise(DwrError::null_argument(f, "source_schema")));
-    let engine = source_engine.unwrap_or("oracle").to_lowercase();
-    let oracle = engine == "oracle";
+    let oracle = source_engine.unwrap_or("oracle").to_lowercase() == "oracle";
     let time_zone = source_time_zone.unwrap_or("UTC");
-    let renames = match source_tables.map(|j| j.0) {
-        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
-        Some(serde_json::Value::Object(m)) => m,
-        Some(_) => raise(
-            DwrError::new(SqlState::InvalidParameterValue, format!("{f}: source_tables must be a JSON object"))
-                .hint("Map production tables to source table names: '{\"production.customers\": \"CUST\"}'."),
-        ),
-    };
     let (targets, start, end) = reload_for_dms(reload_id, time_zone);
-    let mut tables = Vec::new();
-    for oid in targets {
-        let reg = registration_or_raise(oid);
-        let t = exec::relation_or_raise(oid, "table");
-        let s = exec::relation_or_raise(reg.staging, "staging table");
-        let renamed = renames
-            .get(&t.display())
-            .or_else(|| renames.get(&t.name))
-            .and_then(|v| v.as_str());
-        tables.push(dms_table(&t, &s, &reg.version_column, renamed, oracle));
-    }
+    let tables = reload_tables(f, &targets, source_tables, oracle);
     let options = MappingOptions {
         source_schema: source_schema.to_string(),
         lowercase_columns: lowercase_columns.unwrap_or(oracle),
@@ -71,6 +97,34 @@ fn dwr_dms_table_mappings(
         window_end: end,
     };
     JsonB(check(table_mappings(&tables, &options)))
+}
+
+#[pg_extern(sql = false)]
+fn dwr_dms_cdc_task(
+    reload_id: Option<i64>,
+    source_schema: Option<&str>,
+    source_engine: Option<&str>,
+    source_tables: Option<JsonB>,
+    timestamp_column: Option<&str>,
+) -> JsonB {
+    let f = "dwr_dms_cdc_task";
+    let reload_id = reload_id.unwrap_or_else(|| raise(DwrError::null_argument(f, "reload_id")));
+    let source_schema =
+        source_schema.unwrap_or_else(|| raise(DwrError::null_argument(f, "source_schema")));
+    let timestamp_column =
+        timestamp_column.unwrap_or_else(|| raise(DwrError::null_argument(f, "timestamp_column")));
+    let oracle = source_engine.unwrap_or("oracle").to_lowercase() == "oracle";
+    // DMS takes a CDC task's start and stop in UTC
+    let (targets, start, end) = reload_for_dms(reload_id, "UTC");
+    let tables = reload_tables(f, &targets, source_tables, oracle);
+    let options = CdcOptions {
+        source_schema: source_schema.to_string(),
+        window_start_utc: start,
+        window_end_utc: end,
+        timestamp_column: timestamp_column.to_string(),
+        lob_max_bytes: lob_max_bytes(&targets),
+    };
+    JsonB(check(cdc_task(&tables, &options)))
 }
 
 #[pg_extern(sql = false)]
@@ -101,15 +155,7 @@ fn dwr_dms_task_settings(reload_id: Option<i64>, overrides: Option<JsonB>) -> Js
                 .hint("A DMS task has one TargetSchema: register the reload's tables with one staging_schema."),
         );
     }
-    // the largest value of the tables' LOB-like columns sizes DMS's LobMaxSize
-    let lob_max_bytes = targets
-        .iter()
-        .filter_map(|&oid| {
-            let t = exec::relation_or_raise(oid, "table");
-            dwr_engine::dms::lob_size_sql(&t).and_then(|q| query_one::<i64>(&q, &[]))
-        })
-        .max();
-    let settings = task_settings(&schemas[0], lob_max_bytes, &overrides);
+    let settings = task_settings(&schemas[0], lob_max_bytes(&targets), &overrides);
     // the limit the loader will cut LOBs at: the merge's guard against truncated values
     execute(
         dwr_engine::dms::RECORD_LOB_LIMIT_SQL,

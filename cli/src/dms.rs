@@ -1,5 +1,5 @@
 //! `dwr dms`: the AWS DMS documents of an open reload, as the compiled extension's
-//! `dwr_dms_table_mappings` and `dwr_dms_task_settings` write them.
+//! `dwr_dms_table_mappings`, `dwr_dms_task_settings` and `dwr_dms_cdc_task` write them.
 
 use crate::conninfo::Error;
 use crate::tle::relation;
@@ -9,7 +9,9 @@ use postgres::Client;
 /// The DMS documents of a reload: the engine's `dms` module fed with the catalog, as the compiled
 /// extension's `src/dms.rs` does.
 pub fn documents(db: &mut Client, command: &DmsCommand) -> Result<serde_json::Value, Error> {
-    use dwr_engine::dms::{dms_table, table_mappings, task_settings, MappingOptions, RELOAD_SQL};
+    use dwr_engine::dms::{
+        cdc_task, dms_table, table_mappings, task_settings, CdcOptions, MappingOptions, RELOAD_SQL,
+    };
     db.batch_execute("SET search_path = pg_catalog, pg_temp")?;
     let json_option = |name: &str, value: &Option<String>| -> Result<serde_json::Value, Error> {
         match value {
@@ -26,16 +28,21 @@ pub fn documents(db: &mut Client, command: &DmsCommand) -> Result<serde_json::Va
     };
     let (reload, engine, time_zone, renames) = match command {
         DmsCommand::TableMappings {
-            reload,
-            source_engine,
+            source,
             source_time_zone,
-            source_tables,
             ..
         } => (
-            *reload,
-            source_engine.to_lowercase(),
+            source.reload,
+            source.source_engine.to_lowercase(),
             source_time_zone.clone(),
-            json_option("source-tables", source_tables)?,
+            json_option("source-tables", &source.source_tables)?,
+        ),
+        DmsCommand::CdcTask { source, .. } => (
+            source.reload,
+            source.source_engine.to_lowercase(),
+            // DMS takes a CDC task's start and stop in UTC
+            "UTC".into(),
+            json_option("source-tables", &source.source_tables)?,
         ),
         DmsCommand::TaskSettings { reload, .. } => (
             *reload,
@@ -80,17 +87,31 @@ pub fn documents(db: &mut Client, command: &DmsCommand) -> Result<serde_json::Va
     }
     match command {
         DmsCommand::TableMappings {
-            source_schema,
+            source,
             lowercase_columns,
             ..
         } => {
             let options = MappingOptions {
-                source_schema: source_schema.clone(),
+                source_schema: source.source_schema.clone(),
                 lowercase_columns: lowercase_columns.unwrap_or(oracle),
                 window_start: start,
                 window_end: end,
             };
             Ok(table_mappings(&tables, &options).map_err(|e| e.message)?)
+        }
+        DmsCommand::CdcTask {
+            source,
+            timestamp_column,
+            ..
+        } => {
+            let options = CdcOptions {
+                source_schema: source.source_schema.clone(),
+                window_start_utc: start,
+                window_end_utc: end,
+                timestamp_column: timestamp_column.clone(),
+                lob_max_bytes,
+            };
+            Ok(cdc_task(&tables, &options).map_err(|e| e.message)?)
         }
         DmsCommand::TaskSettings { overrides, .. } => {
             let mut schemas: Vec<String> =

@@ -104,30 +104,48 @@ enum TleCommand {
     },
 }
 
+/// The reload and the source's names, for the documents that name source tables.
+#[derive(Args, Debug)]
+pub struct Source {
+    /// the reload (dwr_begin_reload's id)
+    #[arg(long)]
+    reload: i64,
+    /// the source schema (Oracle: the owner)
+    #[arg(long)]
+    source_schema: String,
+    /// the source engine: oracle (upper-case names) or another
+    #[arg(long, default_value = "oracle")]
+    source_engine: String,
+    /// other source names of production tables, as a JSON object {"production.orders": "ORDER_HEADERS"}
+    #[arg(long, value_name = "JSON")]
+    source_tables: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum DmsCommand {
     /// The table mappings: selection rules, the window's filter, renames into staging
     TableMappings {
         #[command(flatten)]
         conn: Conn,
-        /// the reload (dwr_begin_reload's id)
-        #[arg(long)]
-        reload: i64,
-        /// the source schema (Oracle: the owner)
-        #[arg(long)]
-        source_schema: String,
-        /// the source engine: oracle (upper-case names) or another
-        #[arg(long, default_value = "oracle")]
-        source_engine: String,
-        /// other source names of production tables, as a JSON object {"production.orders": "ORDER_HEADERS"}
-        #[arg(long, value_name = "JSON")]
-        source_tables: Option<String>,
+        #[command(flatten)]
+        source: Source,
         /// lower-case the column names into staging (default: true for oracle)
         #[arg(long)]
         lowercase_columns: Option<bool>,
         /// the time zone the window is written in
         #[arg(long, default_value = "UTC")]
         source_time_zone: String,
+    },
+    /// A CDC-only task to Amazon S3 that replays the window: its start and stop, table mappings,
+    /// settings, the S3 endpoint's settings, and per table the change-log table and dwr_replay call
+    CdcTask {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        source: Source,
+        /// the S3 target's TimestampColumnName: each change's commit time
+        #[arg(long, default_value = "commit_ts")]
+        timestamp_column: String,
     },
     /// Task settings for a full load into the existing staging tables
     TaskSettings {
@@ -173,9 +191,9 @@ fn run(command: &Command) -> Result<ExitCode, Error> {
         }
         Command::Dms(d) => {
             let conn = match d {
-                DmsCommand::TableMappings { conn, .. } | DmsCommand::TaskSettings { conn, .. } => {
-                    conn
-                }
+                DmsCommand::TableMappings { conn, .. }
+                | DmsCommand::CdcTask { conn, .. }
+                | DmsCommand::TaskSettings { conn, .. } => conn,
             };
             println!("{}", dms::documents(&mut conn.connect()?, d)?);
             Ok(ExitCode::SUCCESS)

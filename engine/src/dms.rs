@@ -32,6 +32,9 @@ pub struct DmsTable {
     pub staging_table: String,
     /// columns whose staging type differs from production: (source column name, DMS data type)
     pub type_changes: Vec<(String, Value)>,
+    /// staging's columns without its metadata, with their types (`format_type`): the row part of
+    /// a change log
+    pub columns: Vec<(String, String)>,
 }
 
 /// How the source names things and what to emit.
@@ -82,6 +85,12 @@ pub fn dms_table(
         staging_schema: staging.schema.clone(),
         staging_table: staging.name.clone(),
         type_changes,
+        columns: staging
+            .columns
+            .iter()
+            .filter(|c| !crate::plan::is_meta_column(&c.name))
+            .map(|c| (c.name.clone(), c.type_name.clone()))
+            .collect(),
     }
 }
 
@@ -349,6 +358,112 @@ pub fn task_settings(staging_schema: &str, lob_max_bytes: Option<i64>, overrides
     s
 }
 
+/// What the documents of a CDC-only task that replays a reload's window need besides its tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdcOptions {
+    pub source_schema: String,
+    /// the window in UTC, `YYYY-MM-DD HH:MI:SS` (start rounded down, end up, to the second)
+    pub window_start_utc: String,
+    pub window_end_utc: String,
+    /// the S3 target's `TimestampColumnName`: each change's commit time, the replay's order
+    pub timestamp_column: String,
+    /// the largest LOB-like value of the tables, for the LOB settings ([`lob_settings`])
+    pub lob_max_bytes: Option<i64>,
+}
+
+/// The change-log table of `t`: beside its staging table, named after it.
+fn change_log_table(t: &DmsTable) -> String {
+    crate::ident::quote_qualified(&t.staging_schema, &format!("{}_changes", t.staging_table))
+}
+
+/// The documents of a CDC-only DMS task to an Amazon S3 target that replays a reload's window, and
+/// what to do with its files: the task's start and stop (the window, in UTC), its table mappings
+/// (every table of the reload, no filter: a change log needs every change of the window), its
+/// settings, the S3 endpoint's settings (CSV, `Op` first, each change's commit time in
+/// `timestamp_column`), and per table the change-log table to load the files into, the `COPY`
+/// column list, and the `dwr_replay` call (ordered by commit time, then by the order the files
+/// were loaded in).
+pub fn cdc_task(tables: &[DmsTable], o: &CdcOptions) -> Result<Value> {
+    let mut tables: Vec<&DmsTable> = tables.iter().collect();
+    tables.sort_by(|a, b| a.target.cmp(&b.target));
+    if tables.is_empty() {
+        return Err(DwrError::new(
+            SqlState::InvalidParameterValue,
+            "the reload has no tables",
+        ));
+    }
+    let q = crate::ident::quote_ident;
+    let mut id = 0u32;
+    let rules: Vec<Value> = tables
+        .iter()
+        .map(|t| {
+            rule(
+                &mut id,
+                obj(json!({
+                    "rule-type": "selection",
+                    "object-locator": {"schema-name": o.source_schema, "table-name": t.source_table},
+                    "rule-action": "include"
+                })),
+            )
+        })
+        .collect();
+    let ts = q(&o.timestamp_column);
+    let logs: Vec<Value> = tables
+        .iter()
+        .map(|t| {
+            let log = change_log_table(t);
+            let columns: Vec<String> = t
+                .columns
+                .iter()
+                .map(|(name, type_name)| format!("{} {type_name}", q(name)))
+                .collect();
+            let names: Vec<String> = t.columns.iter().map(|(name, _)| q(name)).collect();
+            json!({
+                "target": t.target,
+                "s3_folder": format!("{}/{}/", o.source_schema, t.source_table),
+                "change_log": log,
+                "create_table": format!(
+                    "CREATE TABLE {log} (\"Op\" pg_catalog.text NOT NULL, {ts} pg_catalog.timestamp NOT NULL, {}, \
+                     change_seq pg_catalog.int8 GENERATED ALWAYS AS IDENTITY)",
+                    columns.join(", ")
+                ),
+                "copy_columns": format!("\"Op\", {ts}, {}", names.join(", ")),
+                "replay": format!(
+                    "SELECT * FROM dwr_replay({}, {}, order_by => ARRAY[{}, 'change_seq'])",
+                    crate::ident::quote_literal(&t.target),
+                    crate::ident::quote_literal(&log),
+                    crate::ident::quote_literal(&o.timestamp_column)
+                ),
+            })
+        })
+        .collect();
+    let mut settings = json!({
+        "TargetMetadata": {"BatchApplyEnabled": false},
+        "Logging": {"EnableLogging": true},
+        "ErrorBehavior": {"DataErrorPolicy": "LOG_ERROR", "TableErrorPolicy": "SUSPEND_TABLE"}
+    });
+    deep_merge(
+        &mut settings,
+        &json!({ "TargetMetadata": lob_settings(o.lob_max_bytes) }),
+    );
+    Ok(json!({
+        "MigrationType": "cdc",
+        "CdcStartTime": o.window_start_utc.replace(' ', "T"),
+        "CdcStopPosition": format!("server_time:{}", o.window_end_utc.replace(' ', "T")),
+        "TableMappings": {"rules": rules},
+        "ReplicationTaskSettings": settings,
+        "S3Settings": {
+            "DataFormat": "csv",
+            "TimestampColumnName": o.timestamp_column,
+            "CdcInsertsOnly": false,
+            "CdcInsertsAndUpdates": false,
+            "IncludeOpForFullLoad": true,
+            "AddColumnName": false
+        },
+        "ChangeLogs": logs
+    }))
+}
+
 /// Merge `patch` into `base`: objects key by key, recursively; any other value replaces.
 pub fn deep_merge(base: &mut Value, patch: &Value) {
     match (base, patch) {
@@ -422,6 +537,11 @@ mod tests {
             staging_schema: "staging".into(),
             staging_table: staging.into(),
             type_changes: vec![],
+            columns: vec![
+                ("id".into(), "integer".into()),
+                ("note text".into(), "character varying(20)".into()),
+                ("updated_at".into(), "timestamp with time zone".into()),
+            ],
         };
         let mut orders = t("production.orders", "ORDERS", "orders");
         orders.type_changes.push((
@@ -437,6 +557,55 @@ mod tests {
                 window_end: "2025-02-01 00:00:00".into(),
             },
         )
+    }
+
+    #[test]
+    fn a_cdc_task_replays_the_window_into_change_logs() {
+        let (tables, _) = reload();
+        let o = CdcOptions {
+            source_schema: "SALES".into(),
+            window_start_utc: "2025-01-01 00:00:00".into(),
+            window_end_utc: "2025-02-01 00:00:01".into(),
+            timestamp_column: "commit_ts".into(),
+            lob_max_bytes: Some(100 * 1024),
+        };
+        let d = cdc_task(&tables, &o).unwrap();
+        assert_eq!(d["MigrationType"], "cdc");
+        assert_eq!(d["CdcStartTime"], "2025-01-01T00:00:00");
+        assert_eq!(d["CdcStopPosition"], "server_time:2025-02-01T00:00:01");
+        // every change of the reload's tables: no filter
+        let rules = d["TableMappings"]["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 2);
+        assert!(rules.iter().all(|r| r.get("filters").is_none()
+            && r["rule-type"] == "selection"
+            && r["rule-action"] == "include"));
+        assert_eq!(rules[0]["object-locator"]["table-name"], "CUSTOMERS");
+        assert_eq!(d["S3Settings"]["TimestampColumnName"], "commit_ts");
+        assert_eq!(d["S3Settings"]["CdcInsertsOnly"], false);
+        assert_eq!(
+            d["ReplicationTaskSettings"]["TargetMetadata"]["LobMaxSize"],
+            125
+        );
+        let log = &d["ChangeLogs"][0];
+        assert_eq!(log["target"], "production.customers");
+        assert_eq!(log["s3_folder"], "SALES/CUSTOMERS/");
+        assert_eq!(log["change_log"], "\"staging\".\"customers_changes\"");
+        assert_eq!(
+            log["create_table"],
+            "CREATE TABLE \"staging\".\"customers_changes\" (\"Op\" pg_catalog.text NOT NULL, \
+             \"commit_ts\" pg_catalog.timestamp NOT NULL, \"id\" integer, \"note text\" character varying(20), \
+             \"updated_at\" timestamp with time zone, change_seq pg_catalog.int8 GENERATED ALWAYS AS IDENTITY)"
+        );
+        assert_eq!(
+            log["copy_columns"],
+            "\"Op\", \"commit_ts\", \"id\", \"note text\", \"updated_at\""
+        );
+        assert_eq!(
+            log["replay"],
+            "SELECT * FROM dwr_replay('production.customers', '\"staging\".\"customers_changes\"', \
+             order_by => ARRAY['commit_ts', 'change_seq'])"
+        );
+        assert!(cdc_task(&[], &o).is_err());
     }
 
     #[test]

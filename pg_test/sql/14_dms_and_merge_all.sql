@@ -35,6 +35,27 @@ SELECT dwr_dms_table_mappings(:rid, 'SALES') = dwr_dms_table_mappings(:rid, 'SAL
 
 -- task settings for a full load into the existing staging tables, with overrides merged in deeply
 SELECT jsonb_pretty(dwr_dms_task_settings(:rid, '{"FullLoadSettings": {"CommitRate": 50000}, "Logging": {"LogComponents": []}}'));
+-- the window replayed from its change log: a CDC-only task to Amazon S3 from the window's start to
+-- its end (UTC), every change of the reload's tables, CSV with Op first and each change's commit
+-- time, and per table the change-log table its files go into and the replay
+SELECT jsonb_pretty(dwr_dms_cdc_task(:rid, 'SALES') - 'ChangeLogs');
+SELECT l->>'target' AS target, l->>'s3_folder' AS s3_folder, l->>'change_log' AS change_log,
+       l->>'copy_columns' AS copy_columns
+  FROM jsonb_array_elements(dwr_dms_cdc_task(:rid, 'SALES')->'ChangeLogs') l;
+-- the statements it gives work: the change-log table made, a CDC file's rows in DMS's column order
+-- (Op, commit time, the row), and the replay
+SELECT l->>'create_table' FROM jsonb_array_elements(dwr_dms_cdc_task(:rid, 'SALES')->'ChangeLogs') l
+ WHERE l->>'target' = 'dms.customers' \gexec
+SELECT format('INSERT INTO %s (%s) VALUES %s', l->>'change_log', l->>'copy_columns',
+              $$('I', '2025-01-05 10:00:00.000001', 900, 'new in the window', '2025-01-05 10:00:00'),
+                ('U', '2025-01-06 10:00:00.000001', 900, 'changed', '2025-01-06 10:00:00'),
+                ('I', '2025-01-07 10:00:00.000001', 901, 'gone again', '2025-01-07 10:00:00'),
+                ('D', '2025-01-08 10:00:00.000001', 901, 'gone again', '2025-01-07 10:00:00')$$)
+  FROM jsonb_array_elements(dwr_dms_cdc_task(:rid, 'SALES')->'ChangeLogs') l WHERE l->>'target' = 'dms.customers' \gexec
+SELECT replace(l->>'replay', 'SELECT *', 'SELECT inserted, updated, deleted, skipped_deleted')
+  FROM jsonb_array_elements(dwr_dms_cdc_task(:rid, 'SALES')->'ChangeLogs') l WHERE l->>'target' = 'dms.customers' \gexec
+SELECT * FROM dms.customers WHERE customer_id >= 900 ORDER BY 1;
+DROP TABLE dms_staging.customers_changes;
 -- LobMaxSize fits the largest value of production's LOB-like columns (text, varchar without a
 -- length, bytea, json, jsonb, xml) with a quarter on top, never below 32 (KB): in limited LOB mode
 -- DMS truncates a larger LOB and only logs a warning
