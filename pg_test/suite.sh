@@ -78,8 +78,13 @@ tle_regress() {
     tests=$(tests_of tle_schedule "$@")
     [ $# -eq 0 ] || [[ " $tests " == *" tle_setup "* ]] || tests="tle_setup $tests"
     tle_database dwr_regress_tle || return 1
+    # a foreign-data wrapper for 16_security's foreign table (made by a superuser, as on RDS; only
+    # here: the fault tests' dumps are restored by the package's owner)
+    psql_port "$PORT" -d dwr_regress_tle -q -c "CREATE FOREIGN DATA WRAPPER dwr_fdw" \
+        -c "GRANT USAGE ON FOREIGN DATA WRAPPER dwr_fdw TO $TLE_ROLE" || return 1
     DWR_TLE_SYNC="$DWR tle install --quiet $(tle_conn dwr_regress_tle)" \
         DWR_TLE_CHECK="$DWR tle check $(tle_conn dwr_regress_tle)" \
+        DWR_TLE_DWR="$DWR" DWR_TLE_CONN="$(tle_conn dwr_regress_tle)" \
         "$PGX_DIR/src/test/regress/pg_regress" --host="$SOCKET_DIR" --port="$PORT" --use-existing \
         --user=$TLE_ROLE --inputdir=pg_test --outputdir="$out" --dbname=dwr_regress_tle $tests || {
         show_diffs "$out"
@@ -123,4 +128,117 @@ citus_regress() {
         show_diffs "$out"
         return 1
     }
+}
+
+# the pg_tle package's scheduled merges: pg_cron jobs made by dwr_schedule run dwr_merge_recorded
+# (a healthy table merged, a broken one leaves a FAILED run) and dwr_merge_all, on a cluster of its
+# own (PORT + 4) whose pg_cron runs in the package's database
+tle_cron_test() {
+    local dir=$WORK/cron-tle port=$((PORT + 4)) conn
+    start_cluster "$dir" "$port" "shared_preload_libraries = 'pg_cron,pg_tle'" "cron.database_name = 'dwr_cron_tle'" \
+        "cron.use_background_workers = on" "max_worker_processes = 32"
+    psql_port "$port" -d postgres -q -c "SET client_min_messages = warning" \
+        -c "CREATE ROLE $TLE_ROLE LOGIN CREATEDB CREATEROLE NOSUPERUSER" -c "CREATE DATABASE dwr_cron_tle OWNER $TLE_ROLE"
+    psql_port "$port" -d dwr_cron_tle -q -c "SET client_min_messages = warning" -c "CREATE EXTENSION pg_cron" \
+        -c "CREATE EXTENSION pg_tle" -c "GRANT pgtle_admin TO $TLE_ROLE" -c "GRANT USAGE ON SCHEMA cron TO $TLE_ROLE"
+    conn="host=$SOCKET_DIR port=$port user=$TLE_ROLE dbname=dwr_cron_tle"
+    "$DWR" tle install --quiet "$conn" || return 1
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$conn" -f - <<'SQL' || return 1
+CREATE SCHEMA production;
+CREATE TABLE production.customers (customer_id int PRIMARY KEY, name text, updated_at timestamptz);
+CREATE TABLE production.orders (order_id int PRIMARY KEY, customer_id int REFERENCES production.customers, updated_at timestamptz);
+-- a table whose merge fails as a whole (a trigger raising an error that is not about one row)
+CREATE TABLE production.broken (id int PRIMARY KEY, updated_at timestamptz);
+CREATE FUNCTION production.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'maintenance in progress' USING ERRCODE = 'XX000'; END $$;
+CREATE TRIGGER refuse BEFORE INSERT ON production.broken FOR EACH ROW EXECUTE FUNCTION production.refuse();
+SELECT dwr_create_staging('production.orders');
+SELECT dwr_create_staging('production.customers');
+SELECT dwr_create_staging('production.broken');
+SQL
+    "$DWR" tle install --quiet "$conn" || return 1
+    local merged_all
+    merged_all=$("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$conn" \
+        -c "INSERT INTO staging.customers (customer_id, name, updated_at) VALUES (1, 'one', '2025-01-02')" \
+        -c "INSERT INTO staging.orders (order_id, customer_id, updated_at) VALUES (10, 1, '2025-01-02')" \
+        -c "SELECT string_agg(target || ':' || status || ':' || inserted, ' ') FROM dwr_merge_all() WHERE target::text <> 'production.broken'") || return 1
+    echo "dwr_merge_all: $merged_all"
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$conn" \
+        -c "INSERT INTO staging.customers (customer_id, name, updated_at) VALUES (2, 'two', '2025-01-03')" \
+        -c "INSERT INTO staging.broken (id, updated_at) VALUES (1, '2025-01-03')" \
+        -c "SELECT dwr_schedule('production.customers', '* * * * *') > 0 AS scheduled" \
+        -c "SELECT dwr_schedule('production.broken', '* * * * *') > 0 AS scheduled" \
+        -c "SELECT jobname, command FROM cron.job ORDER BY jobname" || return 1
+    # both jobs ran: the healthy one merged customer 2 and the broken one left a FAILED run (each
+    # counted on its own: two failures of the broken job alone must not pass)
+    local done=0 merged=0 failed_runs=0
+    for _ in $(seq 1 100); do
+        read -r merged failed_runs < <("$PG_BIN/psql" -X -At -F ' ' "$conn" -c "SELECT
+            (SELECT count(*) FROM production.customers WHERE customer_id = 2),
+            (SELECT count(*) FROM dwr.merge_runs WHERE target_name = 'production.broken' AND status = 'FAILED')")
+        if [ "$merged" -ge 1 ] && [ "$failed_runs" -ge 1 ]; then done=1; break; fi
+        sleep 1
+    done
+    echo "scheduled merges: customer 2 merged: $merged; FAILED runs of production.broken: $failed_runs"
+    "$PG_BIN/psql" -X "$conn" -c "SELECT target_name, status, run_by, inserted, error_sqlstate, error_message FROM dwr.merge_runs ORDER BY run_id" \
+        -c "SELECT dwr_unschedule('production.customers')" -c "SELECT dwr_unschedule('production.broken')" \
+        -At -c "SELECT count(*) AS jobs_left FROM cron.job"
+    stop_cluster "$dir"
+    [ "$merged_all" = "production.customers:SUCCEEDED:1 production.orders:SUCCEEDED:1" ] && [ "$done" = 1 ]
+}
+
+# The upgrade paths: every earlier release (its install script frozen in pg_test/upgrade) updated to
+# this version must hold exactly the objects, definitions, columns and comments of a fresh install.
+upgrade() {
+    local from=$1 sharedir
+    sharedir="$("$PG_CONFIG" --sharedir)/extension"
+    as_root cp "$REPO/pg_test/upgrade/dms_window_reload--$from.sql" "$sharedir/"
+    psql_port "$PORT" -d postgres -q -c "SET client_min_messages = warning" \
+        -c "DROP DATABASE IF EXISTS dwr_upgraded" -c "CREATE DATABASE dwr_upgraded" \
+        -c "DROP DATABASE IF EXISTS dwr_fresh" -c "CREATE DATABASE dwr_fresh" || return 1
+    psql_port "$PORT" -d dwr_upgraded -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION dms_window_reload VERSION '$from'" || return 1
+    # before the update, a function that is PL/pgSQL since 0.5.0 still points at its C symbol,
+    # which says what to do (src/legacy.rs)
+    case "$from" in
+        0.[1-4].0)
+            psql_port "$PORT" -d dwr_upgraded -q -v ON_ERROR_STOP=1 \
+                -c "DO \$\$ DECLARE h text; BEGIN
+                      PERFORM dwr_end_reload(1);
+                      RAISE EXCEPTION 'the old C function of dwr_end_reload ran';
+                    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+                      GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
+                      IF h IS DISTINCT FROM 'Run ALTER EXTENSION dms_window_reload UPDATE; in this database.' THEN
+                        RAISE EXCEPTION 'unexpected hint: %', h;
+                      END IF;
+                    END \$\$" || return 1
+            ;;
+    esac
+    psql_port "$PORT" -d dwr_upgraded -q -v ON_ERROR_STOP=1 -c "ALTER EXTENSION dms_window_reload UPDATE" || return 1
+    psql_port "$PORT" -d dwr_fresh -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION dms_window_reload" || return 1
+    local upgraded fresh
+    upgraded=$(psql_port "$PORT" -d dwr_upgraded -At -f pg_test/upgrade/objects.sql) || return 1
+    fresh=$(psql_port "$PORT" -d dwr_fresh -At -f pg_test/upgrade/objects.sql) || return 1
+    if [ "$upgraded" != "$fresh" ]; then
+        diff <(echo "$upgraded") <(echo "$fresh")
+        return 1
+    fi
+    echo "$from updated to $(echo "$fresh" | sed -n 's/^version //p'): $(echo "$fresh" | wc -l) objects, columns, constraints and indexes, with their definitions and privileges, as in a fresh install"
+    # a table registered before the update gets what a table registered now gets: since 0.6.0 the
+    # capture of a DELETE by key that matched no row (a tombstone although nothing was deleted).
+    # (Registered by the previous release's SQL with this library: older releases' SQL needs its
+    # own library.)
+    [ "$from" = 0.5.0 ] || return 0
+    local missed
+    missed=$(psql_port "$PORT" -d postgres -q -c "SET client_min_messages = warning" \
+        -c "DROP DATABASE IF EXISTS dwr_upgraded_registered" -c "CREATE DATABASE dwr_upgraded_registered" &&
+        psql_port "$PORT" -d dwr_upgraded_registered -q -At -v ON_ERROR_STOP=1 \
+            -c "SET client_min_messages = warning" \
+            -c "CREATE EXTENSION dms_window_reload VERSION '$from'" \
+            -c "CREATE TABLE public.t (id int PRIMARY KEY, updated_at int)" \
+            -c "SELECT dwr_create_staging('public.t') IS NOT NULL" \
+            -c "ALTER EXTENSION dms_window_reload UPDATE" \
+            -c "DELETE FROM public.t WHERE id = 1" \
+            -c "SELECT 'missed delete recorded: ' || count(*) FROM dwr.tombstones WHERE key = '[1]'") || return 1
+    echo "$missed" | tail -1
+    [ "$(echo "$missed" | tail -1)" = "missed delete recorded: 1" ]
 }

@@ -12,7 +12,9 @@ INSERT INTO not_in_package VALUES
   ('dwr_dms_table_mappings(reload_id bigint, source_schema text, source_engine text, source_tables jsonb, lowercase_columns boolean, source_time_zone text)',
    'the package writes the DMS documents with the dwr tool (dwr dms table-mappings), from the same engine'),
   ('dwr_dms_task_settings(reload_id bigint, overrides jsonb)',
-   'the package writes the DMS documents with the dwr tool (dwr dms task-settings), from the same engine');
+   'the package writes the DMS documents with the dwr tool (dwr dms task-settings), from the same engine'),
+  ('dwr_dms_cdc_task(reload_id bigint, source_schema text, source_engine text, source_tables jsonb, timestamp_column text)',
+   'the package writes the DMS documents with the dwr tool (dwr dms cdc-task), from the same engine');
 CREATE TEMP TABLE compiled AS
 SELECT f AS function FROM pg_catalog.unnest(pg_catalog.string_to_array(:'compiled', E'\n')) AS f WHERE f <> '';
 CREATE TEMP TABLE package AS

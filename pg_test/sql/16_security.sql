@@ -1,6 +1,7 @@
 -- Security: a hostile search_path changes nothing; row-level security and column privileges are
 -- respected, never bypassed; odd names work; temporary and foreign tables are refused.
--- (where in the PL/pgSQL an error was raised is not shown: CONTEXT lines)
+-- (where in the PL/pgSQL an error was raised is not shown: CONTEXT lines; the pg_tle package runs
+-- this file too, ${DWR_TLE_SYNC:-true} is where its operator runs dwr tle install)
 \set SHOW_CONTEXT never
 
 -- 1. A schema of traps: operators and functions that record every call, placed before pg_catalog
@@ -48,11 +49,12 @@ SET search_path = trap, pg_catalog, public;
 SELECT dwr_create_staging('sec.parent', 'sec_staging');
 SELECT dwr_create_staging('sec.t', 'sec_staging');
 SELECT dwr_begin_reload('{sec.t, sec.parent}', '2025-01-01 00:00+00', '2025-12-31 00:00+00') AS rid \gset
+\! ${DWR_TLE_SYNC:-true}
 RESET search_path;
 INSERT INTO sec_staging.t VALUES (1, 1, 'v2', '2025-01-02'), (2, 1, 'v0', '2024-12-31'), (4, 1, 'v2', '2025-01-02'), (5, 1, 'v2', '2025-01-02');
 INSERT INTO sec_staging.parent VALUES (1, '2025-01-02');
 DELETE FROM sec.t WHERE id = 3;
-SELECT max(run_id) + 3 AS undo_target FROM dwr.merge_runs \gset
+SELECT COALESCE(max(run_id), 0) + 3 AS undo_target FROM dwr.merge_runs \gset
 SET search_path = trap, pg_catalog, public;
 DELETE FROM sec.parent WHERE id OPERATOR(pg_catalog.=) 999;   -- the delete-tracking trigger runs
 SELECT column_name, problem FROM dwr_verify('sec.t');
@@ -60,15 +62,29 @@ SELECT * FROM dwr_diff_summary('sec.t');
 SELECT key, difference FROM dwr_diff('sec.t') ORDER BY key;
 SELECT status, inserted, updated, skipped_stale FROM dwr_merge('sec.t', dry_run => true);
 SELECT target, status, inserted, updated, skipped_stale, skipped_deleted FROM dwr_merge_all(:rid);
-SELECT jsonb_array_length(dwr_dms_table_mappings(:rid, 'SALES') -> 'rules') AS rules;
-SELECT dwr_dms_task_settings(:rid) -> 'FullLoadSettings' ->> 'TargetTablePrepMode' AS prep_mode;
+-- the DMS documents: SQL functions of the compiled extension; the package's operator runs dwr dms
+SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'dms_window_reload_tle') AS compiled \gset
+\if :compiled
+SELECT dwr_dms_table_mappings(:rid, 'SALES') AS mappings, dwr_dms_task_settings(:rid) AS settings \gset
+\else
+\set mappings `$DWR_TLE_DWR dms table-mappings --reload :rid --source-schema SALES $DWR_TLE_CONN`
+\set settings `$DWR_TLE_DWR dms task-settings --reload :rid $DWR_TLE_CONN`
+\endif
+SELECT jsonb_array_length(:'mappings'::jsonb -> 'rules') AS rules;
+SELECT :'settings'::jsonb -> 'FullLoadSettings' ->> 'TargetTablePrepMode' AS prep_mode;
+SET client_min_messages = warning;   -- (the undo's NOTICE names the run)
 SELECT status, updated FROM dwr_undo(:undo_target);
+RESET client_min_messages;
 SELECT dwr_end_reload(:rid);
 SELECT dwr_purge_staging('sec.t', 'ALL');
 SELECT dwr_purge_audit('100 years');
 SELECT target, new_rows, total FROM dwr.staging_status WHERE target::text LIKE 'sec.%';
 SELECT count(*) AS problems FROM dwr.type_verification WHERE target::text LIKE 'sec.%';
+-- (no pg_cron here: 0A000, whose message depends on whether the role may read
+-- shared_preload_libraries; the package's owner may not)
+\set VERBOSITY sqlstate
 SELECT dwr_schedule('sec.t', '* * * * *');
+\set VERBOSITY default
 SELECT dwr_drop_staging('sec.parent');
 RESET search_path;
 SELECT count(*) AS traps_fired FROM trap.fired;
@@ -80,8 +96,10 @@ CREATE TABLE sec.rls (id int PRIMARY KEY, region text, val text, updated_at time
 INSERT INTO sec.rls VALUES (1, 'eu', 'v1', '2025-01-01'), (2, 'us', 'v1', '2025-01-01');
 ALTER TABLE sec.rls ENABLE ROW LEVEL SECURITY;
 CREATE ROLE dwr_eu;
+GRANT dwr_eu TO CURRENT_USER;   -- (a role that is not a superuser, as the pg_tle package's owner is, needs this to SET ROLE)
 CREATE POLICY eu_only ON sec.rls TO dwr_eu USING (region = 'eu') WITH CHECK (region = 'eu');
 SELECT dwr_create_staging('sec.rls', 'sec_staging');
+\! ${DWR_TLE_SYNC:-true}
 GRANT USAGE ON SCHEMA sec, sec_staging TO dwr_eu;
 GRANT SELECT, INSERT, UPDATE ON sec.rls, sec_staging.rls TO dwr_eu;
 INSERT INTO sec_staging.rls VALUES (1, 'eu', 'v2', '2025-01-02'), (3, 'eu', 'v2', '2025-01-02');
@@ -100,8 +118,10 @@ TABLE sec.rls ORDER BY id;
 CREATE TABLE sec.cols (id int PRIMARY KEY, val text, updated_at timestamptz);
 INSERT INTO sec.cols VALUES (1, 'v1', '2025-01-01');
 SELECT dwr_create_staging('sec.cols', 'sec_staging');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO sec_staging.cols VALUES (1, 'v2', '2025-01-02');
 CREATE ROLE dwr_val_only;
+GRANT dwr_val_only TO CURRENT_USER;
 GRANT USAGE ON SCHEMA sec, sec_staging TO dwr_val_only;
 GRANT SELECT ON sec.cols TO dwr_val_only;
 GRANT UPDATE (val) ON sec.cols TO dwr_val_only;
@@ -116,10 +136,12 @@ TABLE sec.cols;
 CREATE TABLE sec."Ünïcødé Tåble ""quoted""; x" ("ΚΛΕΙΔΙ" int PRIMARY KEY, "a23456789012345678901234567890123456789012345678901234567890123" text, updated_at timestamptz);
 INSERT INTO sec."Ünïcødé Tåble ""quoted""; x" VALUES (1, 'v1', '2025-01-01');
 SELECT dwr_create_staging('sec."Ünïcødé Tåble ""quoted""; x"', 'sec_staging');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO sec_staging."Ünïcødé Tåble ""quoted""; x" VALUES (1, 'v2', '2025-01-02'), (2, 'v2', '2025-01-02');
 SELECT inserted, updated FROM dwr_merge('sec."Ünïcødé Tåble ""quoted""; x"');
 CREATE TABLE sec.fold (id int PRIMARY KEY, "Val" text, val text, updated_at timestamptz);
 SELECT dwr_create_staging('sec.fold', 'sec_staging');
+\! ${DWR_TLE_SYNC:-true}
 INSERT INTO sec_staging.fold VALUES (1, 'upper', 'lower', '2025-01-02');
 SELECT inserted FROM dwr_merge('sec.fold');
 TABLE sec.fold;
@@ -128,14 +150,14 @@ TABLE sec.fold;
 CREATE TEMP TABLE tmp_target (id int PRIMARY KEY, updated_at timestamptz);
 SELECT dwr_create_staging('tmp_target');
 \echo :LAST_ERROR_SQLSTATE
-CREATE FOREIGN DATA WRAPPER dwr_fdw;
+-- (a foreign-data wrapper is made by a superuser: the pg_tle package's database has one already)
+DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_foreign_data_wrapper WHERE fdwname = 'dwr_fdw') THEN CREATE FOREIGN DATA WRAPPER dwr_fdw; END IF; END $$;
 CREATE SERVER dwr_srv FOREIGN DATA WRAPPER dwr_fdw;
 CREATE FOREIGN TABLE sec.ft (id int, updated_at timestamptz) SERVER dwr_srv;
 SELECT dwr_create_staging('sec.ft');
 \echo :LAST_ERROR_SQLSTATE
 DROP FOREIGN TABLE sec.ft;
 DROP SERVER dwr_srv;
-DROP FOREIGN DATA WRAPPER dwr_fdw;
 
 DROP OWNED BY dwr_eu, dwr_val_only;
 DROP ROLE dwr_eu, dwr_val_only;

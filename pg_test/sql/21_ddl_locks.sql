@@ -19,7 +19,7 @@ SET dwr.ddl_lock_wait = '300ms';
 SELECT dwr_create_staging('ddl_prod.t', 'ddl_staging');
 \echo :LAST_ERROR_SQLSTATE
 -- nothing half-installed: no trigger, no registration, no staging table
-SELECT tgname FROM pg_trigger WHERE tgrelid = 'ddl_prod.t'::regclass AND NOT tgisinternal;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'ddl_prod.t'::regclass AND tgname = 'dwr_record_delete';
 SELECT count(*) AS registrations FROM dwr.tables WHERE target = 'ddl_prod.t'::regclass;
 SELECT to_regclass('ddl_staging.t') AS staging;
 -- once CDC's transaction has committed the same call succeeds, and deletes are recorded
@@ -36,11 +36,11 @@ SELECT dwr_create_staging('ddl_prod.t', 'ddl_staging');
 -- removing it too; the registration and the trigger stay until it succeeds
 SELECT dwr_drop_staging('ddl_prod.t');
 \echo :LAST_ERROR_SQLSTATE
-SELECT tgname FROM pg_trigger WHERE tgrelid = 'ddl_prod.t'::regclass AND NOT tgisinternal;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'ddl_prod.t'::regclass AND tgname = 'dwr_record_delete';
 SELECT count(*) AS registrations FROM dwr.tables WHERE target = 'ddl_prod.t'::regclass;
 COMMIT PREPARED 'dwr_cdc_open';
 SELECT dwr_drop_staging('ddl_prod.t');
-SELECT tgname FROM pg_trigger WHERE tgrelid = 'ddl_prod.t'::regclass AND NOT tgisinternal;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'ddl_prod.t'::regclass AND tgname = 'dwr_record_delete';
 -- a session that reads production (ACCESS SHARE) does not hold up installing the trigger
 BEGIN;
 SELECT count(*) FROM ddl_prod.t;

@@ -63,6 +63,17 @@ SET dwr.row_audit = on;
 SELECT 'step by step, row audit on' AS way, inserted, updated, unchanged, skipped_stale, skipped_deleted, skipped_outside_window, deferred, errors
   FROM dwr_merge('fm_step.t_on');
 RESET dwr.fast_merge;
+-- the fast way finished rather than fell back: it writes every row it writes in one statement (one
+-- transaction id and command id on the rows), step by step inserts and updates are statements of
+-- their own; with row audit on, the fast way exists from PostgreSQL 18 (RETURNING old.*)
+SELECT tbl,
+       (statements OPERATOR(pg_catalog.=) 1) = (tbl = 'fm_fast.t_off' OR
+            (tbl = 'fm_fast.t_on' AND current_setting('server_version_num')::int >= 180000)) AS the_way_expected
+  FROM (SELECT 'fm_fast.t_off' AS tbl, count(DISTINCT (xmin::text, cmin::text)) AS statements FROM fm_fast.t_off WHERE val LIKE 'staged%'
+        UNION ALL SELECT 'fm_fast.t_on', count(DISTINCT (xmin::text, cmin::text)) FROM fm_fast.t_on WHERE val LIKE 'staged%'
+        UNION ALL SELECT 'fm_step.t_off', count(DISTINCT (xmin::text, cmin::text)) FROM fm_step.t_off WHERE val LIKE 'staged%'
+        UNION ALL SELECT 'fm_step.t_on', count(DISTINCT (xmin::text, cmin::text)) FROM fm_step.t_on WHERE val LIKE 'staged%') w
+ ORDER BY tbl;
 -- the same production rows, statuses, errors and row images
 SELECT count(*) AS differing_rows FROM (
   (TABLE fm_fast.t_off EXCEPT TABLE fm_step.t_off) UNION ALL (TABLE fm_step.t_off EXCEPT TABLE fm_fast.t_off) UNION ALL

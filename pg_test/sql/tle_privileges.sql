@@ -46,8 +46,11 @@ SELECT count(*) FROM dwr.row_changes;
 SELECT dwr_purge_audit('0 seconds');
 -- nor make the package's helpers act for a role it cannot become, or on a run that is not its own
 SELECT dwr._begin_run('merge', NULL, 'tpriv.t'::regclass, 'x', 'x', false, false, 'postgres');
-SELECT dwr._finish_run(run_id, 'SUCCEEDED', 0, 0, 0, 0, 0, 0, 0, 0, NULL)
-  FROM dwr.merge_runs WHERE target_name = 'tpriv.t' AND status = 'SUCCEEDED';
+SELECT run_id AS finished_run FROM dwr.merge_runs WHERE target_name = 'tpriv.t' AND status = 'SUCCEEDED' \gset
+\set VERBOSITY sqlstate
+SELECT dwr._finish_run(:finished_run, 'SUCCEEDED', 0, 0, 0, 0, 0, 0, 0, 0, NULL);
+\set VERBOSITY default
+SELECT :'LAST_ERROR_MESSAGE' = format('run %s is not a running run of this session', :finished_run) AS refused_not_running;
 SELECT dwr._record_failed('tpriv.t', 'x', false, now(), 'postgres', 'XX000', 'forged');
 RESET ROLE;
 SELECT count(*) AS runs, count(*) FILTER (WHERE status = 'FAILED') AS failed

@@ -158,12 +158,14 @@ DECLARE
     r record;
     id pg_catalog.int8;
 BEGIN
-    -- the run is the caller's own: a role the session may act as, on a table that role owns
+    -- the run is the caller's own: a role the session may act as, on a table that role owns or
+    -- may write (privileges on some columns are enough to record the run: the merge's own
+    -- statements then fail, as in the compiled extension, on a column it may not write)
     PERFORM dwr._check_caller(run_by);
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) target
                          AND (pg_catalog.pg_has_role(run_by, c.relowner, 'USAGE')
-                              OR pg_catalog.has_table_privilege(run_by, c.oid, 'INSERT')
-                              OR pg_catalog.has_table_privilege(run_by, c.oid, 'UPDATE'))) THEN
+                              OR pg_catalog.has_any_column_privilege(run_by, c.oid, 'INSERT')
+                              OR pg_catalog.has_any_column_privilege(run_by, c.oid, 'UPDATE'))) THEN
         RAISE EXCEPTION 'permission denied to record a run of %', target_name USING ERRCODE = '42501';
     END IF;
     SELECT reload_id, window_start, window_end INTO r FROM dwr.reloads

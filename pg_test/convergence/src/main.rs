@@ -129,6 +129,9 @@ struct Outcome {
     staged: i64,
     live_events: usize,
     merges: usize,
+    /// merges during which CDC applied at least one event (started before CDC finished and saw
+    /// its progress move): a pass needs one, or the seed tested merges after CDC, not beside it
+    overlapping: usize,
     inserted: i64,
     updated: i64,
     deferred: i64,
@@ -150,6 +153,7 @@ impl Outcome {
             && self.resurrected == 0
             && self.duplicated == 0
             && self.deadlocks == 0
+            && self.overlapping > 0
     }
 }
 
@@ -371,7 +375,7 @@ fn run_seed(o: &Options, seed: u64) -> Outcome {
     for e in &live {
         per_applier[(e.id() as usize) % o.appliers].push(e.clone());
     }
-    let merge_results = std::thread::scope(|s| {
+    let (merge_results, overlapping) = std::thread::scope(|s| {
         for mine in &per_applier {
             let (progress, deadlocks, conn) = (&progress, &deadlocks, &o.conn);
             s.spawn(move || {
@@ -412,8 +416,10 @@ fn run_seed(o: &Options, seed: u64) -> Outcome {
             while progress.load(Ordering::Relaxed) < total / 10 {
                 std::thread::sleep(Duration::from_millis(2));
             }
+            let mut overlapping = 0;
             loop {
-                let finished = progress.load(Ordering::Relaxed) >= total;
+                let before = progress.load(Ordering::Relaxed);
+                let finished = before >= total;
                 match c.query_one(
                     "SELECT inserted, updated, deferred, skipped_deleted, skipped_stale FROM dwr_merge('conv.t')",
                     &[],
@@ -422,12 +428,15 @@ fn run_seed(o: &Options, seed: u64) -> Outcome {
                     Err(e) if is_deadlock(&e) => results.push(Err(())),
                     Err(e) => panic!("merge: {e:?}"),
                 }
+                if progress.load(Ordering::Relaxed) > before {
+                    overlapping += 1;
+                }
                 if finished {
                     break;
                 }
             }
             done.store(true, Ordering::Relaxed);
-            results
+            (results, overlapping)
         });
         merger.join().expect("merger")
     });
@@ -454,6 +463,7 @@ fn run_seed(o: &Options, seed: u64) -> Outcome {
     )
     .expect("end reload");
     out.merges = merges.len();
+    out.overlapping = overlapping;
     for r in &merges {
         match r {
             Ok((i, u, d, sd, ss)) => {
@@ -554,7 +564,7 @@ fn main() {
         let r = run_seed(&o, seed);
         println!(
             "seed {seed} (row audit {}): {} rows, {} staged, {} live CDC events by {} connections during {} merges \
-             (inserted {}, updated {}, deferred {}, skipped_deleted {}, skipped_stale {}): \
+             ({} of them while CDC applied events; inserted {}, updated {}, deferred {}, skipped_deleted {}, skipped_stale {}): \
              lost {}, regressed {}, resurrected {}, duplicated {}, deadlocks {}; \
              deletes lost in the outage (out of a reload's reach) {} [{:.1} s] {}",
             if seed.is_multiple_of(2) { "off" } else { "on" },
@@ -563,6 +573,7 @@ fn main() {
             r.live_events,
             o.appliers,
             r.merges,
+            r.overlapping,
             r.inserted,
             r.updated,
             r.deferred,
