@@ -19,7 +19,7 @@ use crate::catalog::Relation;
 use crate::ddl::{meta_column_defs, STAGING_FILLFACTOR};
 use crate::error::DwrError;
 use crate::ident::{quote_ident, quote_literal};
-use crate::plan::{Problem, META_COLUMNS};
+use crate::plan::{MergePlan, Problem, META_COLUMNS};
 use crate::program::{Param, Stmt};
 use crate::sqlgen::{merge_program, old_in_returning, MergeOptions, RowClass};
 
@@ -390,8 +390,42 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
         "\n-- {target_text}: merged from {}\n",
         input.staging.display()
     );
-    let merge = fname(&prefix, "merge");
-    let stale_check = format!(
+    let stale_check = stale_check(input);
+    match &input.plan {
+        Err(e) => {
+            let fail = |check: &str| format!("BEGIN\n{check}{}\nEND", raise_error(e));
+            out.push_str(&merge_function(
+                &fname(&prefix, "merge"),
+                &fail(&stale_check),
+            ));
+            out.push_str(&batch_plan_function(&prefix, &fail(&stale_check)));
+            out.push_str(&absent_count_function(&prefix, &fail("")));
+        }
+        Ok(plan) => {
+            out.push_str(&merge_code(&prefix, input, plan, owner, &stale_check));
+            out.push_str(&batch_code(&prefix, plan, &stale_check));
+            out.push_str(&absent_count_function(&prefix, &absent_count_body(plan)));
+        }
+    }
+    out.push_str(&verify_code(&prefix, input, &stale_check));
+    out.push_str(&diff_code(&prefix, input, &stale_check));
+    out.push_str(&undo_code(&prefix, &input.target, owner));
+    TableCode {
+        target: target_text,
+        is_target: format!(
+            "nsp OPERATOR(pg_catalog.=) {} AND rel OPERATOR(pg_catalog.=) {}",
+            quote_literal(&input.target.schema),
+            quote_literal(&input.target.name)
+        ),
+        prefix,
+        sql: out,
+    }
+}
+
+/// The start of every function of a table's package code: refuse to run when the target or
+/// staging table changed since the package was generated.
+fn stale_check(input: &TableInput) -> String {
+    format!(
         "IF dwr._fingerprint($1::pg_catalog.oid) IS DISTINCT FROM {} OR dwr._fingerprint($2::pg_catalog.oid) IS DISTINCT FROM {} THEN\n\
          RAISE EXCEPTION 'the merge of % was generated for other columns of it or of its staging table', $1\n\
          USING ERRCODE = '55000', DETAIL = pg_catalog.format('The package %s was generated when %s and %s had other columns, keys or owners.', {}, $1, $2),\n\
@@ -399,217 +433,229 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
         quote_literal(&input.target_fingerprint),
         quote_literal(&input.staging_fingerprint),
         quote_literal(EXTENSION),
-    );
-    match &input.plan {
-        Err(e) => {
-            out.push_str(&merge_function(
-                &merge,
-                &format!("BEGIN\n{stale_check}{}\nEND", raise_error(e)),
-            ));
-            out.push_str(&batch_plan_function(
-                &prefix,
-                &format!("BEGIN\n{stale_check}{}\nEND", raise_error(e)),
-            ));
-            out.push_str(&absent_count_function(
-                &prefix,
-                &format!("BEGIN\n{}\nEND", raise_error(e)),
+    )
+}
+
+/// The names of a table's merge programs (`prefix`: the table's): row audit or not (`a`, `p`),
+/// then the staged rows (a batch's: `b`), a source's (`s`), a change log's (`r`, dwr_replay, read
+/// through the same shape with each change's operation and place: source::functions,
+/// dwr._copy_change_log) or the removal of what the window's full load lacks (`x`,
+/// dwr_delete_absent). Only the staged rows' are batched.
+struct Variants<'a>(&'a str);
+
+impl Variants<'_> {
+    fn name(&self, row_audit: bool, what: &str) -> String {
+        format!("{}{}{what}", self.0, if row_audit { "a" } else { "p" })
+    }
+
+    fn staged(&self, row_audit: bool, batched: bool) -> String {
+        self.name(row_audit, if batched { "b" } else { "" })
+    }
+
+    /// `IF _dwr_audit THEN <assign><what(a)>; ELSE <assign><what(p)>; END IF;` for kind `what`.
+    fn by_audit(&self, kind: &str, what: &dyn Fn(&str) -> String, assign: &str) -> String {
+        format!(
+            "IF _dwr_audit THEN {assign}{}; ELSE {assign}{}; END IF;",
+            what(&self.name(true, kind)),
+            what(&self.name(false, kind)),
+        )
+    }
+
+    /// Run (or clean up after) the program of this call: deletes by absence (`$9`), a change log
+    /// (`$8`), a source (`$7`), staging, row audit or not, batch (`$4`) or not.
+    fn pick(&self, input: &TableInput, what: &dyn Fn(&str) -> String, assign: &str) -> String {
+        let (from_source, from_log) = match &input.source_plan {
+            Ok(_) => (
+                self.by_audit("s", what, assign),
+                self.by_audit("r", what, assign),
+            ),
+            Err(e) => (raise_error(e), raise_error(e)),
+        };
+        format!(
+            "IF $9 THEN\n    {}\n\
+             ELSIF $8 THEN\n    {from_log}\n\
+             ELSIF $7 IS NOT NULL THEN\n    {from_source}\n\
+             ELSIF _dwr_audit THEN\n    IF $4 THEN {assign}{}; ELSE {assign}{}; END IF;\n\
+             ELSE\n    IF $4 THEN {assign}{}; ELSE {assign}{}; END IF;\nEND IF;\n",
+            self.by_audit("x", what, assign),
+            what(&self.staged(true, true)),
+            what(&self.staged(true, false)),
+            what(&self.staged(false, true)),
+            what(&self.staged(false, false)),
+        )
+    }
+
+    /// Every program of the table: its name, plan, row audit and batched.
+    fn programs(
+        &self,
+        input: &TableInput,
+        plan: &MergePlan,
+    ) -> Vec<(String, MergePlan, bool, bool)> {
+        let mut absent_plan = plan.clone();
+        absent_plan.absent = true;
+        let mut programs = Vec::new();
+        for row_audit in [true, false] {
+            for batched in [false, true] {
+                programs.push((
+                    self.staged(row_audit, batched),
+                    plan.clone(),
+                    row_audit,
+                    batched,
+                ));
+            }
+            programs.push((
+                self.name(row_audit, "x"),
+                absent_plan.clone(),
+                row_audit,
+                false,
             ));
         }
-        Ok(plan) => {
-            let null_version = plan.null_version_message();
-            let null_key = plan.null_key_message();
-            // the four programs: with and without row audit, all staged rows or one batch's
-            let variant = |row_audit: bool, batched: bool| {
-                format!(
-                    "{prefix}{}{}",
-                    if row_audit { "a" } else { "p" },
-                    if batched { "b" } else { "" }
-                )
-            };
-            // and from a source, and from a change log (dwr_replay, read through the same shape
-            // with each change's operation and place: source::functions, dwr._copy_change_log):
-            // with and without row audit (neither is batched)
-            let source_variant =
-                |row_audit: bool| format!("{prefix}{}s", if row_audit { "a" } else { "p" });
-            let replay_variant =
-                |row_audit: bool| format!("{prefix}{}r", if row_audit { "a" } else { "p" });
-            // and the removal of what the window's full load lacks (dwr_delete_absent)
-            let absent_variant =
-                |row_audit: bool| format!("{prefix}{}x", if row_audit { "a" } else { "p" });
-            let mut absent_plan = plan.clone();
-            absent_plan.absent = true;
-            let mut programs = Vec::new();
+        if let Ok(source_plan) = &input.source_plan {
+            let mut replay_plan = source_plan.clone();
+            replay_plan.changes = true;
             for row_audit in [true, false] {
-                for batched in [false, true] {
-                    programs.push((
-                        variant(row_audit, batched),
-                        plan.clone(),
-                        row_audit,
-                        batched,
-                    ));
-                }
                 programs.push((
-                    absent_variant(row_audit),
-                    absent_plan.clone(),
+                    self.name(row_audit, "s"),
+                    source_plan.clone(),
+                    row_audit,
+                    false,
+                ));
+                programs.push((
+                    self.name(row_audit, "r"),
+                    replay_plan.clone(),
                     row_audit,
                     false,
                 ));
             }
-            if let Ok(source_plan) = &input.source_plan {
-                let mut replay_plan = source_plan.clone();
-                replay_plan.changes = true;
-                for row_audit in [true, false] {
-                    programs.push((
-                        source_variant(row_audit),
-                        source_plan.clone(),
-                        row_audit,
-                        false,
-                    ));
-                    programs.push((
-                        replay_variant(row_audit),
-                        replay_plan.clone(),
-                        row_audit,
-                        false,
-                    ));
-                }
-            }
-            let mut counts_of = std::collections::HashMap::new();
-            for (p, program_plan, row_audit, batched) in programs {
-                let options = MergeOptions {
-                    row_audit,
-                    batched,
-                    old_in_returning: old_in_returning(input.server_version_num),
-                };
-                let program = merge_program(&program_plan, options);
-                out.push_str(&emit::program_functions(&p, &program, owner));
-                counts_of.insert(p.clone(), emit::counts_function(&p, &program));
-            }
-            let [ins, upd, unch, stale, skipped_del, outside, deferred, errors, deleted] =
-                counts_case("cls");
-            let nv = quote_literal(&null_version);
-            let nk = quote_literal(&null_key);
-            let run = |p: &str| {
-                emit::run_call(p, &|param| match param {
-                    Param::Target => "$1".to_string(),
-                    Param::RunId => "_dwr_run".to_string(),
-                    Param::WindowStart => "_dwr_ws".to_string(),
-                    Param::WindowEnd => "_dwr_we".to_string(),
-                    Param::Since => "_dwr_since".to_string(),
-                    Param::NullVersion => nv.clone(),
-                    Param::NullKey => nk.clone(),
-                    Param::LobLimit => {
-                        "(_dwr_lob::pg_catalog.int8 OPERATOR(pg_catalog.*) 1024)".to_string()
-                    }
-                    Param::BatchLo => "$5".to_string(),
-                    Param::BatchHi => "$6".to_string(),
-                    _ => "NULL".to_string(),
-                })
-            };
-            // run (or clean up after) the program of this call: from a source or staging, row
-            // audit or not, batch or not
-            let pick = |what: &dyn Fn(&str) -> String, assign: &str| {
-                let (from_source, from_log) = match &input.source_plan {
-                    Ok(_) => (
-                        format!(
-                            "IF _dwr_audit THEN {assign}{}; ELSE {assign}{}; END IF;",
-                            what(&source_variant(true)),
-                            what(&source_variant(false)),
-                        ),
-                        format!(
-                            "IF _dwr_audit THEN {assign}{}; ELSE {assign}{}; END IF;",
-                            what(&replay_variant(true)),
-                            what(&replay_variant(false)),
-                        ),
-                    ),
-                    Err(e) => (raise_error(e), raise_error(e)),
-                };
-                let absent = format!(
-                    "IF _dwr_audit THEN {assign}{}; ELSE {assign}{}; END IF;",
-                    what(&absent_variant(true)),
-                    what(&absent_variant(false)),
-                );
-                format!(
-                    "IF $9 THEN\n    {absent}\n\
-                     ELSIF $8 THEN\n    {from_log}\n\
-                     ELSIF $7 IS NOT NULL THEN\n    {from_source}\n\
-                     ELSIF _dwr_audit THEN\n    IF $4 THEN {assign}{}; ELSE {assign}{}; END IF;\n\
-                     ELSE\n    IF $4 THEN {assign}{}; ELSE {assign}{}; END IF;\nEND IF;\n",
-                    what(&variant(true, true)),
-                    what(&variant(true, false)),
-                    what(&variant(false, true)),
-                    what(&variant(false, false)),
-                )
-            };
-            // the counts in dwr.merge_result's order (Counts::add)
-            let runs = pick(
-                &|p: &str| {
-                    format!(
-                        "{}; _dwr_c := (SELECT ARRAY[{ins}, {upd}, {unch}, {stale}, {skipped_del}, {outside}, {deferred}, {errors}, {deleted}] FROM {}() AS c)",
-                        run(p),
-                        counts_of[p]
-                    )
-                },
-                "PERFORM ",
-            );
-            let cleanups = pick(&|p: &str| format!("{}()", fname(p, "cleanup")), "PERFORM ");
-            // dwr_merge of this table: src/merge.rs merge_registered
-            let body = format!(
-                "DECLARE\n    _dwr_audit pg_catalog.bool := dwr._row_audit();\n    _dwr_run pg_catalog.int8;\n    _dwr_since pg_catalog.timestamptz;\n\
-                 _dwr_ws pg_catalog.timestamptz;\n    _dwr_we pg_catalog.timestamptz;\n    _dwr_lob pg_catalog.int4;\n    _dwr_c pg_catalog.int8[];\n    _dwr_status pg_catalog.text;\n    _dwr_r dwr.merge_result;\n\
-                 BEGIN\n{stale_check}\
-                 IF $7 IS NULL THEN\n    PERFORM dwr._check_staging_owner($1, $2);\n\
-                 ELSIF NOT $8 THEN\n    PERFORM dwr._check_source($1, $7);\n    PERFORM dwr._copy_source($2, $7);\nEND IF;\n\
-                 PERFORM dwr._lock_target($1);\n\
-                 SELECT r.window_start, r.window_end, r.lob_max_kb INTO _dwr_ws, _dwr_we, _dwr_lob FROM dwr.reloads r\n WHERE r.ended_at IS NULL AND $1 OPERATOR(pg_catalog.=) ANY (r.targets);\n\
-                 _dwr_since := dwr._deletes_count_since($1);\n\
-                 _dwr_run := dwr._begin_run('merge', NULL, $1::pg_catalog.oid, {target}, COALESCE(dwr._display($7), {staging}), $3, _dwr_audit, CURRENT_USER);\n\
-                 IF $3 THEN\n    BEGIN\n{runs}\
-                 RAISE EXCEPTION 'dry run' USING ERRCODE = 'DWR00';\n    EXCEPTION WHEN SQLSTATE 'DWR00' THEN NULL;\n    END;\n\
-                 ELSE\n{runs}{cleanups}\
-                 PERFORM dwr._prune_tombstones($1::pg_catalog.oid);\nEND IF;\n\
-                 _dwr_status := CASE WHEN $3 THEN 'DRY_RUN' WHEN _dwr_c[8] OPERATOR(pg_catalog.>) 0 THEN 'SUCCEEDED_WITH_ERRORS' ELSE 'SUCCEEDED' END;\n\
-                 _dwr_r := ROW(_dwr_run, $1, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8],\n\
-                 dwr._finish_run(_dwr_run, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8],\n\
-                 CASE WHEN $8 OR $9 THEN _dwr_c[9] END), _dwr_c[9]);\n\
-                 RETURN _dwr_r;\nEND",
-                target = quote_literal(&plan.target_display),
-                staging = quote_literal(&plan.staging_display),
-            );
-            out.push_str(&merge_function(&merge, &body));
-            // the batches of dwr_merge_batches: src/batch.rs dwr_batch_plan
-            let plan_body = match crate::sqlgen::batch_sql(plan) {
-                Err(column) => format!(
-                    "BEGIN\n{stale_check}{}\nEND",
-                    raise_error(&DwrError::batch_key_unordered(
-                        &column,
-                        &plan.staging_display
-                    ))
-                ),
-                Ok(b) => {
-                    out.push_str(&run_void(
-                        &fname(&prefix, "create_bounds"),
-                        &["pg_catalog.int8"],
-                        &b.create_bounds,
-                    ));
-                    format!(
-                        "BEGIN\n{stale_check}\
-                         PERFORM dwr._check_staging_owner($1, $2);\n\
-                         IF ({}) THEN\n{};\nEND IF;\n\
-                         PERFORM {}($3::pg_catalog.int8);\n\
-                         RETURN ({});\nEND",
-                        b.bounds_exist,
-                        b.drop_bounds,
-                        fname(&prefix, "create_bounds"),
-                        b.count_new,
-                    )
-                }
-            };
-            out.push_str(&batch_plan_function(&prefix, &plan_body));
-            out.push_str(&absent_count_function(&prefix, &absent_count_body(plan)));
         }
+        programs
     }
-    // dwr_verify of this table: the engine's findings when the package was generated (the
-    // fingerprint check keeps them current)
+}
+
+/// The merge programs of a table that merges (`plan`), and its `dwr_merge` function
+/// (src/merge.rs merge_registered).
+fn merge_code(
+    prefix: &str,
+    input: &TableInput,
+    plan: &MergePlan,
+    owner: &str,
+    stale_check: &str,
+) -> String {
+    let mut out = String::new();
+    let variants = Variants(prefix);
+    let mut counts_of = std::collections::HashMap::new();
+    for (p, program_plan, row_audit, batched) in variants.programs(input, plan) {
+        let options = MergeOptions {
+            row_audit,
+            batched,
+            old_in_returning: old_in_returning(input.server_version_num),
+        };
+        let program = merge_program(&program_plan, options);
+        out.push_str(&emit::program_functions(&p, &program, owner));
+        counts_of.insert(p.clone(), emit::counts_function(&p, &program));
+    }
+    let [ins, upd, unch, stale, skipped_del, outside, deferred, errors, deleted] =
+        counts_case("cls");
+    let nv = quote_literal(&plan.null_version_message());
+    let nk = quote_literal(&plan.null_key_message());
+    let run = |p: &str| {
+        emit::run_call(p, &|param| match param {
+            Param::Target => "$1".to_string(),
+            Param::RunId => "_dwr_run".to_string(),
+            Param::WindowStart => "_dwr_ws".to_string(),
+            Param::WindowEnd => "_dwr_we".to_string(),
+            Param::Since => "_dwr_since".to_string(),
+            Param::NullVersion => nv.clone(),
+            Param::NullKey => nk.clone(),
+            Param::LobLimit => {
+                "(_dwr_lob::pg_catalog.int8 OPERATOR(pg_catalog.*) 1024)".to_string()
+            }
+            Param::BatchLo => "$5".to_string(),
+            Param::BatchHi => "$6".to_string(),
+            _ => "NULL".to_string(),
+        })
+    };
+    // the counts in dwr.merge_result's order (Counts::add)
+    let runs = variants.pick(
+        input,
+        &|p: &str| {
+            format!(
+                "{}; _dwr_c := (SELECT ARRAY[{ins}, {upd}, {unch}, {stale}, {skipped_del}, {outside}, {deferred}, {errors}, {deleted}] FROM {}() AS c)",
+                run(p),
+                counts_of[p]
+            )
+        },
+        "PERFORM ",
+    );
+    let cleanups = variants.pick(
+        input,
+        &|p: &str| format!("{}()", fname(p, "cleanup")),
+        "PERFORM ",
+    );
+    let body = format!(
+        "DECLARE\n    _dwr_audit pg_catalog.bool := dwr._row_audit();\n    _dwr_run pg_catalog.int8;\n    _dwr_since pg_catalog.timestamptz;\n\
+         _dwr_ws pg_catalog.timestamptz;\n    _dwr_we pg_catalog.timestamptz;\n    _dwr_lob pg_catalog.int4;\n    _dwr_c pg_catalog.int8[];\n    _dwr_status pg_catalog.text;\n    _dwr_r dwr.merge_result;\n\
+         BEGIN\n{stale_check}\
+         IF $7 IS NULL THEN\n    PERFORM dwr._check_staging_owner($1, $2);\n\
+         ELSIF NOT $8 THEN\n    PERFORM dwr._check_source($1, $7);\n    PERFORM dwr._copy_source($2, $7);\nEND IF;\n\
+         PERFORM dwr._lock_target($1);\n\
+         SELECT r.window_start, r.window_end, r.lob_max_kb INTO _dwr_ws, _dwr_we, _dwr_lob FROM dwr.reloads r\n WHERE r.ended_at IS NULL AND $1 OPERATOR(pg_catalog.=) ANY (r.targets);\n\
+         _dwr_since := dwr._deletes_count_since($1);\n\
+         _dwr_run := dwr._begin_run('merge', NULL, $1::pg_catalog.oid, {target}, COALESCE(dwr._display($7), {staging}), $3, _dwr_audit, CURRENT_USER);\n\
+         IF $3 THEN\n    BEGIN\n{runs}\
+         RAISE EXCEPTION 'dry run' USING ERRCODE = 'DWR00';\n    EXCEPTION WHEN SQLSTATE 'DWR00' THEN NULL;\n    END;\n\
+         ELSE\n{runs}{cleanups}\
+         PERFORM dwr._prune_tombstones($1::pg_catalog.oid);\nEND IF;\n\
+         _dwr_status := CASE WHEN $3 THEN 'DRY_RUN' WHEN _dwr_c[8] OPERATOR(pg_catalog.>) 0 THEN 'SUCCEEDED_WITH_ERRORS' ELSE 'SUCCEEDED' END;\n\
+         _dwr_r := ROW(_dwr_run, $1, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8],\n\
+         dwr._finish_run(_dwr_run, _dwr_status, _dwr_c[1], _dwr_c[2], _dwr_c[3], _dwr_c[4], _dwr_c[5], _dwr_c[6], _dwr_c[7], _dwr_c[8],\n\
+         CASE WHEN $8 OR $9 THEN _dwr_c[9] END), _dwr_c[9]);\n\
+         RETURN _dwr_r;\nEND",
+        target = quote_literal(&plan.target_display),
+        staging = quote_literal(&plan.staging_display),
+    );
+    out.push_str(&merge_function(&fname(prefix, "merge"), &body));
+    out
+}
+
+/// The batches of dwr_merge_batches (src/batch.rs dwr_batch_plan): the bounds table's function
+/// and the batch plan.
+fn batch_code(prefix: &str, plan: &MergePlan, stale_check: &str) -> String {
+    let mut out = String::new();
+    let plan_body = match crate::sqlgen::batch_sql(plan) {
+        Err(column) => format!(
+            "BEGIN\n{stale_check}{}\nEND",
+            raise_error(&DwrError::batch_key_unordered(
+                &column,
+                &plan.staging_display
+            ))
+        ),
+        Ok(b) => {
+            out.push_str(&run_void(
+                &fname(prefix, "create_bounds"),
+                &["pg_catalog.int8"],
+                &b.create_bounds,
+            ));
+            format!(
+                "BEGIN\n{stale_check}\
+                 PERFORM dwr._check_staging_owner($1, $2);\n\
+                 IF ({}) THEN\n{};\nEND IF;\n\
+                 PERFORM {}($3::pg_catalog.int8);\n\
+                 RETURN ({});\nEND",
+                b.bounds_exist,
+                b.drop_bounds,
+                fname(prefix, "create_bounds"),
+                b.count_new,
+            )
+        }
+    };
+    out.push_str(&batch_plan_function(prefix, &plan_body));
+    out
+}
+
+/// dwr_verify of a table: the engine's findings when the package was generated (the fingerprint
+/// check keeps them current), and the staged values at the open reload's LOB limit.
+fn verify_code(prefix: &str, input: &TableInput, stale_check: &str) -> String {
     let rows: Vec<String> = input
         .problems
         .iter()
@@ -639,8 +685,8 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
             rows.join(", ")
         )
     };
-    out.push_str(&stmt_function(
-        &fname(&prefix, "verify"),
+    stmt_function(
+        &fname(prefix, "verify"),
         &["pg_catalog.regclass", "pg_catalog.regclass"],
         "TABLE (column_name pg_catalog.text, problem pg_catalog.text, production_type pg_catalog.text, \
          staging_type pg_catalog.text, severity pg_catalog.text, detail pg_catalog.text)",
@@ -659,11 +705,14 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
                 .unwrap_or_default()
         ),
         false,
-    ));
-    // dwr_diff of this table: the comparison's SQL (dwr_engine::diff, as the compiled extension's
-    // dwr._diff_query writes it), which the shared dwr_diff and dwr_diff_summary run
-    // ($4: of a source, read through the WITH query dwr._diff_query puts around it)
-    let diff_of = |plan: &crate::plan::MergePlan| {
+    )
+}
+
+/// dwr_diff of a table: the comparison's SQL (dwr_engine::diff, as the compiled extension's
+/// dwr._diff_query writes it), which the shared dwr_diff and dwr_diff_summary run ($4: of a
+/// source, read through the WITH query dwr._diff_query puts around it).
+fn diff_code(prefix: &str, input: &TableInput, stale_check: &str) -> String {
+    let diff_of = |plan: &MergePlan| {
         format!(
             "CASE WHEN $3 THEN {} ELSE {} END",
             quote_literal(&crate::diff::diff_summary_sql(plan)),
@@ -681,8 +730,8 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
             diff_of(plan),
         ),
     };
-    out.push_str(&stmt_function(
-        &fname(&prefix, "diff_query"),
+    stmt_function(
+        &fname(prefix, "diff_query"),
         &[
             "pg_catalog.regclass",
             "pg_catalog.regclass",
@@ -692,18 +741,7 @@ pub fn table_code(n: usize, input: &TableInput, owner: &str) -> TableCode {
         "pg_catalog.text",
         &diff_body,
         false,
-    ));
-    out.push_str(&undo_code(&prefix, &input.target, owner));
-    TableCode {
-        target: target_text,
-        is_target: format!(
-            "nsp OPERATOR(pg_catalog.=) {} AND rel OPERATOR(pg_catalog.=) {}",
-            quote_literal(&input.target.schema),
-            quote_literal(&input.target.name)
-        ),
-        prefix,
-        sql: out,
-    }
+    )
 }
 
 /// The called table's schema and name, read from the catalog (no privilege check: `to_regclass`
