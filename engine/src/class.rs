@@ -93,6 +93,37 @@ impl RowClass {
     pub(crate) fn lit(self) -> String {
         quote_literal(self.as_str())
     }
+
+    /// `CASE WHEN <alias>cls = 'update' THEN 'PROCESSED' ... END`: the staging status of work row
+    /// `alias` (with its dot: `w.`) by its class ([`RowClass::final_status`]).
+    pub(crate) fn status_case(alias: &str) -> String {
+        let arms: String = RowClass::ALL
+            .into_iter()
+            .filter_map(|c| {
+                c.final_status().map(|status| {
+                    format!(
+                        " WHEN {alias}cls OPERATOR(pg_catalog.=) {} THEN {}",
+                        c.lit(),
+                        quote_literal(status)
+                    )
+                })
+            })
+            .collect();
+        format!("CASE{arms} END")
+    }
+
+    /// Work row `alias` (with its dot) ended in a class with a final status.
+    pub(crate) fn has_final_status(alias: &str) -> String {
+        let finals: Vec<&str> = RowClass::ALL
+            .into_iter()
+            .filter(|c| c.final_status().is_some())
+            .map(|c| c.as_str())
+            .collect();
+        format!(
+            "{alias}cls OPERATOR(pg_catalog.=) ANY ({}::pg_catalog.text[])",
+            quote_literal(&format!("{{{}}}", finals.join(",")))
+        )
+    }
 }
 
 /// What a merge did with the staged rows: the counts of `dwr.merge_result`.

@@ -35,6 +35,10 @@ pub const WORK: &str = "pg_temp.\"_dwr_work\"";
 /// temporary schema until `write_row_changes` copies them to `dwr.row_changes`.
 pub const IMAGES: &str = "pg_temp.\"_dwr_images\"";
 
+/// The fast way's class, before production is read, of a key CDC deleted since the reload began
+/// (updated where production has it again, never inserted).
+const FAST_TOMBSTONED: &str = "'tombstoned'";
+
 pub use crate::class::{Counts, RowClass};
 
 /// The `_dwr_error` of a replayed change whose operation is NULL or unknown.
@@ -532,6 +536,19 @@ fn absent_program(plan: &MergePlan, options: MergeOptions) -> Program {
     }
 }
 
+/// Operation `op` (text) is one a replay knows: DMS's `I`, `U`, `D`; Debezium's `c`, `u`, `d`, `r`
+/// (a snapshot read); any case.
+pub(crate) fn known_operation(op: &str) -> String {
+    format!(
+        "COALESCE({}, false)",
+        pg_op(
+            &format!("pg_catalog.upper({op})"),
+            "=",
+            "ANY ('{I,U,D,C,R}'::pg_catalog.text[])"
+        )
+    )
+}
+
 /// The session's copy of the source table of `dwr_merge(..., source => ...)`, which the merge
 /// treats like a staging table without metadata columns.
 pub const SOURCE_COPY: &str = "pg_temp.\"_dwr_source\"";
@@ -778,14 +795,7 @@ impl MergeBuilder<'_> {
     /// The operation of change `x` is one the replay knows (DMS's `I`, `U`, `D`; Debezium's `c`,
     /// `u`, `d`, `r`, a snapshot read; any case).
     fn known_operation(&self) -> String {
-        format!(
-            "COALESCE({}, false)",
-            pg_op(
-                "pg_catalog.upper(x.op)",
-                "=",
-                "ANY ('{I,U,D,C,R}'::pg_catalog.text[])"
-            )
-        )
+        known_operation("x.op")
     }
 
     /// Change `x` is a delete.
@@ -1058,12 +1068,54 @@ impl MergeBuilder<'_> {
     /// statement, which is rolled back whole, and the step-by-step way runs instead. Its row count
     /// is the number of work rows.
     pub fn fast_apply(&self) -> Stmt {
-        let plan = self.plan;
         let mut p = Params::new();
+        let c = self.fast_rows(&mut p);
+        let up = self.fast_upsert();
+        let tu = self.fast_tombstoned_update(&mut p);
+        let keep = if self.options.row_audit {
+            format!(
+                ", im AS (INSERT INTO {IMAGES} (key, action, before, after) \
+                 SELECT {}, CASE WHEN up.ins THEN 'insert' ELSE 'update' END, up.before, up.img FROM up \
+                 UNION ALL SELECT {}, 'update', tu.before, tu.img FROM tu)",
+                self.key_json("up"),
+                self.key_json("tu"),
+            )
+        } else {
+            String::new()
+        };
+        // `c` is not materialized: each reference reads staging again (a sequential scan, the same
+        // snapshot, the same rows), which costs less than keeping every staged row aside
+        let sql = format!(
+            "WITH {c}, {up}, {tu}{keep} \
+             INSERT INTO {WORK} (rn, sctid, loaded_at, lob, {}, v, cls, err) \
+             SELECT c.rn, c.sctid, c.loaded_at, c.lob, {}, c.v, \
+             CASE WHEN c.pre IS NOT NULL AND {} THEN c.pre \
+             WHEN up.{k0} IS NOT NULL THEN CASE WHEN up.ins THEN {} ELSE {} END \
+             WHEN tu.{k0} IS NOT NULL THEN {} ELSE {} END, c.err \
+             FROM c LEFT JOIN up ON {} LEFT JOIN tu ON {}",
+            self.key_list().join(", "),
+            self.prefixed("c").join(", "),
+            pg_op("c.pre", "<>", FAST_TOMBSTONED),
+            RowClass::Insert.lit(),
+            RowClass::Update.lit(),
+            RowClass::Update.lit(),
+            self.fast_left_alone(),
+            self.same_key("up", "c"),
+            self.same_key("tu", "c"),
+            k0 = kcol(0),
+        );
+        p.stmt("fast_apply", sql)
+    }
+
+    /// The fast way's staged rows `c` (not materialized): ranked among duplicates, with their
+    /// values (`c1, c2, ...`: production is written from these rows alone), their class before
+    /// production is read (`pre`, [`FAST_TOMBSTONED`] for a key CDC deleted, NULL to write) and
+    /// error.
+    fn fast_rows(&self, p: &mut Params) -> String {
+        let plan = self.plan;
         let staged: Vec<String> = (0..plan.keys.len())
             .map(|i| format!("{} AS {}", self.staged_key(i), kcol(i)))
             .collect();
-        // the staged values too (c1, c2, ...): production is written from these rows alone
         let values: Vec<String> = plan
             .values
             .iter()
@@ -1076,12 +1128,11 @@ impl MergeBuilder<'_> {
             self.loaded_at(),
             staged.join(", "),
             self.staged_version(),
-            self.lob(&mut p),
+            self.lob(p),
             values.concat(),
-            self.new_rows(&mut p),
+            self.new_rows(p),
         );
-        let ranked = self.ranked(&mut p, &rows);
-        const TOMB: &str = "'tombstoned'";
+        let ranked = self.ranked(p, &rows);
         let lob = if self.has_lob() {
             format!("WHEN x.lob IS NOT NULL THEN {} ", RowClass::Error.lit())
         } else {
@@ -1090,23 +1141,43 @@ impl MergeBuilder<'_> {
         // the class before production is read (`class_case` without production), or NULL
         let pre = format!(
             "CASE WHEN x.v IS NULL OR {} THEN {} WHEN NOT {} THEN {} {lob}WHEN {} THEN {} \
-             WHEN {} OPERATOR(pg_catalog.=) ANY {} THEN {TOMB} END",
+             WHEN {} OPERATOR(pg_catalog.=) ANY {} THEN {FAST_TOMBSTONED} END",
             self.null_key(),
             RowClass::Error.lit(),
-            self.in_window(&mut p, "x"),
+            self.in_window(p, "x"),
             RowClass::OutsideWindow.lit(),
             pg_op("x.dup", ">", "1"),
             RowClass::Duplicate.lit(),
             self.key_json("x"),
-            self.tombstoned_keys(&mut p),
+            self.tombstoned_keys(p),
         );
-        let err = self.err_case(&mut p);
-        // value column `i` of the row as `c` holds it
-        let value = |i: usize| format!("c.c{}", i + 1);
-        // the upsert
+        let err = self.err_case(p);
+        format!(
+            "c AS NOT MATERIALIZED (SELECT x.*, {pre} AS pre, ({err})::pg_catalog.text AS err FROM {ranked})"
+        )
+    }
+
+    /// Value column `i` of the row as `c` holds it.
+    fn fast_value(i: usize) -> String {
+        format!("c.c{}", i + 1)
+    }
+
+    /// With row audit, what a fast write returns for its images: `before`, and the row written.
+    fn fast_images(&self, before: &str) -> String {
+        if self.options.row_audit {
+            format!(", {before} AS before, pg_catalog.to_jsonb(new.*) AS img")
+        } else {
+            String::new()
+        }
+    }
+
+    /// The upsert `up` of the rows to write: inserted, or updated where production is older; it
+    /// returns each row's key and whether it was inserted (`ins`).
+    fn fast_upsert(&self) -> String {
+        let plan = self.plan;
         let mut vals: Vec<String> = self.prefixed("c");
         vals.push("c.v".to_string());
-        vals.extend((0..plan.values.len()).map(value));
+        vals.extend((0..plan.values.len()).map(Self::fast_value));
         let ver = quote_ident(&plan.version.target);
         let mut excluded: Vec<String> = self
             .updated()
@@ -1138,14 +1209,7 @@ impl MergeBuilder<'_> {
         } else {
             "(t.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid)".to_string()
         };
-        let images = |before: &str| {
-            if self.options.row_audit {
-                format!(", {before} AS before, pg_catalog.to_jsonb(new.*) AS img")
-            } else {
-                String::new()
-            }
-        };
-        let up = format!(
+        format!(
             "up AS ({} SELECT {} FROM c WHERE c.pre IS NULL \
              ON CONFLICT ON CONSTRAINT {} DO UPDATE SET {} WHERE {newer_excluded} \
              RETURNING {}, {inserted} AS ins{})",
@@ -1154,44 +1218,44 @@ impl MergeBuilder<'_> {
             plan.pk_constraint,
             excluded.join(", "),
             t_keys.join(", "),
-            images(&format!(
+            self.fast_images(&format!(
                 "CASE WHEN {inserted} THEN NULL::pg_catalog.jsonb ELSE pg_catalog.to_jsonb(old.*) END"
             )),
-        );
-        // a key CDC deleted since, which production has again: updated, never inserted (read only
-        // when there is any tombstone)
+        )
+    }
+
+    /// `tu`: a key CDC deleted since, which production has again: updated, never inserted (read
+    /// only when there is any tombstone).
+    fn fast_tombstoned_update(&self, p: &mut Params) -> String {
+        let plan = self.plan;
+        let ver = quote_ident(&plan.version.target);
         let sets: Vec<String> = plan
             .values
             .iter()
             .enumerate()
             .filter(|(_, v)| !v.insert_only)
-            .map(|(i, v)| format!("{} = {}", quote_ident(&v.target), value(i)))
+            .map(|(i, v)| format!("{} = {}", quote_ident(&v.target), Self::fast_value(i)))
             .chain(std::iter::once(format!("{ver} = c.v")))
             .collect();
-        let tu = format!(
+        format!(
             "tu AS (UPDATE {} t SET {} FROM c WHERE {} AND {} AND {} AND EXISTS {} RETURNING {}{})",
             plan.target,
             sets.join(", "),
-            pg_op("c.pre", "=", TOMB),
+            pg_op("c.pre", "=", FAST_TOMBSTONED),
             self.join_keys("c"),
             self.newer_than("c"),
-            self.tombstoned_keys(&mut p),
+            self.tombstoned_keys(p),
             self.prefixed("c").join(", "),
-            images("pg_catalog.to_jsonb(old.*)"),
-        );
-        let keep = if self.options.row_audit {
-            format!(
-                ", im AS (INSERT INTO {IMAGES} (key, action, before, after) \
-                 SELECT {}, CASE WHEN up.ins THEN 'insert' ELSE 'update' END, up.before, up.img FROM up \
-                 UNION ALL SELECT {}, 'update', tu.before, tu.img FROM tu)",
-                self.key_json("up"),
-                self.key_json("tu"),
-            )
-        } else {
-            String::new()
-        };
-        // a row not written: what production (as the statement saw it) says
-        let left_alone = format!(
+            self.fast_images("pg_catalog.to_jsonb(old.*)"),
+        )
+    }
+
+    /// The class of a row the fast way did not write: what production (as the statement saw it)
+    /// says.
+    fn fast_left_alone(&self) -> String {
+        let plan = self.plan;
+        let tv = self.target_version();
+        format!(
             "COALESCE((SELECT CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END FROM {} t WHERE {}), \
              CASE WHEN {} THEN {} ELSE {} END)",
             op(&tv, &plan.version.ord_schema, "=", "c.v"),
@@ -1201,32 +1265,10 @@ impl MergeBuilder<'_> {
             RowClass::Stale.lit(),
             plan.target,
             self.join_keys("c"),
-            pg_op("c.pre", "=", TOMB),
+            pg_op("c.pre", "=", FAST_TOMBSTONED),
             RowClass::Deleted.lit(),
             RowClass::Deferred.lit(),
-        );
-        // `c` is not materialized: each reference reads staging again (a sequential scan, the same
-        // snapshot, the same rows), which costs less than keeping every staged row aside
-        let sql = format!(
-            "WITH c AS NOT MATERIALIZED (SELECT x.*, {pre} AS pre, ({err})::pg_catalog.text AS err FROM {ranked}), \
-             {up}, {tu}{keep} \
-             INSERT INTO {WORK} (rn, sctid, loaded_at, lob, {}, v, cls, err) \
-             SELECT c.rn, c.sctid, c.loaded_at, c.lob, {}, c.v, \
-             CASE WHEN c.pre IS NOT NULL AND {} THEN c.pre \
-             WHEN up.{k0} IS NOT NULL THEN CASE WHEN up.ins THEN {} ELSE {} END \
-             WHEN tu.{k0} IS NOT NULL THEN {} ELSE {left_alone} END, c.err \
-             FROM c LEFT JOIN up ON {} LEFT JOIN tu ON {}",
-            self.key_list().join(", "),
-            self.prefixed("c").join(", "),
-            pg_op("c.pre", "<>", TOMB),
-            RowClass::Insert.lit(),
-            RowClass::Update.lit(),
-            RowClass::Update.lit(),
-            self.same_key("up", "c"),
-            self.same_key("tu", "c"),
-            k0 = kcol(0),
-        );
-        p.stmt("fast_apply", sql)
+        )
     }
 
     /// Fill the work table with row numbers only (`cast_keys` fills keys and version).
@@ -1684,39 +1726,17 @@ impl MergeBuilder<'_> {
     /// Write every staged row's final status (in a batch: of the batch's range).
     pub fn write_statuses(&self) -> Stmt {
         let mut p = Params::new();
-        let mut arms = String::from("CASE");
-        for class in RowClass::ALL {
-            if let Some(status) = class.final_status() {
-                arms.push_str(&format!(
-                    " WHEN {} THEN {}",
-                    class_is("w.", class),
-                    quote_literal(status)
-                ));
-            }
-        }
-        arms.push_str(" END");
-        let final_classes: Vec<&str> = RowClass::ALL
-            .into_iter()
-            .filter(|c| c.final_status().is_some())
-            .map(|c| c.as_str())
-            .collect();
         let run_id = p.get(Param::RunId);
         let staged_in = self.staged_in_batch(&mut p);
         let sql = format!(
-            "UPDATE {} s SET {} = {arms}, {} = {run_id}, {} = w.err FROM {WORK} w WHERE {} AND {}{staged_in}",
+            "UPDATE {} s SET {} = {}, {} = {run_id}, {} = w.err FROM {WORK} w WHERE {} AND {}{staged_in}",
             self.plan.staging,
             quote_ident(META_STATUS),
+            RowClass::status_case("w."),
             quote_ident(META_RUN_ID),
             quote_ident(META_ERROR),
             pg_op("s.ctid", "=", "w.sctid"),
-            pg_op(
-                "w.cls",
-                "=",
-                &format!(
-                    "ANY ({}::pg_catalog.text[])",
-                    quote_literal(&format!("{{{}}}", final_classes.join(",")))
-                )
-            ),
+            RowClass::has_final_status("w."),
         );
         p.stmt("write_statuses", sql)
     }
