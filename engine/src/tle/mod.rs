@@ -765,8 +765,37 @@ fn dispatch_prologue(function: &str, more_checks: &str) -> String {
 /// `dwr_merge`, `dwr_verify`: find the table's generated function (a `CASE` over the registered
 /// tables, no dynamic SQL).
 fn dispatchers(tables: &[TableCode]) -> String {
-    let cases = |what: &str, call: &str| -> String {
-        tables
+    let d = Dispatch(tables);
+    merge_and_verify(&d)
+        + &diff_dispatcher(&d)
+        + &replay_dispatcher(&d)
+        + &delete_absent_dispatcher(&d)
+        + &undo_dispatcher(&d)
+        + &batch_dispatchers(
+            &d.arms("batch_plan", "RETURN {f}(target, reg.staging, batch_size);"),
+            &d.arms(
+                "merge",
+                "RETURN {f}(target, reg.staging, false, true, lo, hi, NULL, false, false);",
+            ),
+        )
+}
+
+/// The generated tables of a package, as the `CASE` of a dispatcher picks the function of the
+/// called table.
+struct Dispatch<'a>(&'a [TableCode]);
+
+impl Dispatch<'_> {
+    /// `CASE WHEN <is table t> THEN <call of t's function `what`> ... ELSE <not generated> END
+    /// CASE;` (`call`: `{f}` the function, `{m}` the table's merge).
+    fn arms(&self, what: &str, call: &str) -> String {
+        let not_generated = "RAISE EXCEPTION 'the package has no merge for table %', dwr._display(target)\n\
+             USING ERRCODE = '55000', DETAIL = pg_catalog.format('%s was registered after the package %s was generated.', dwr._display(target), 'dms_window_reload_tle'),\n\
+             HINT = 'Generate the package again: dwr tle install <connection string>.';";
+        if self.0.is_empty() {
+            return not_generated.to_string();
+        }
+        let cases = self
+            .0
             .iter()
             .map(|t| {
                 format!(
@@ -777,68 +806,13 @@ fn dispatchers(tables: &[TableCode]) -> String {
                 )
             })
             .collect::<Vec<_>>()
-            .join("\n")
-    };
-    let not_generated = "RAISE EXCEPTION 'the package has no merge for table %', dwr._display(target)\n\
-             USING ERRCODE = '55000', DETAIL = pg_catalog.format('%s was registered after the package %s was generated.', dwr._display(target), 'dms_window_reload_tle'),\n\
-             HINT = 'Generate the package again: dwr tle install <connection string>.';";
-    let merge_cases = cases(
-        "merge",
-        "RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL, source, false, false);",
-    );
-    let batch_plan_cases = cases("batch_plan", "RETURN {f}(target, reg.staging, batch_size);");
-    let merge_batch_cases = cases(
-        "merge",
-        "RETURN {f}(target, reg.staging, false, true, lo, hi, NULL, false, false);",
-    );
-    let absent_cases = cases(
-        "absent_count",
-        "n := {f}(ws, we);\n    \
-         IF n OPERATOR(pg_catalog.>) max_deletes THEN\n        {OVER}\n    END IF;\n    \
-         RETURN {m}(target, reg.staging, dry_run, false, NULL, NULL, NULL, false, true);",
-    )
-    .replace(
-        "{OVER}",
-        &source::raise_formatted(
-            &DwrError::absent_over_limit("%1$s", "%2$s", "%3$s"),
-            "dwr._display(target), n, max_deletes",
-        ),
-    );
-    let replay_cases = cases(
-        "merge",
-        "PERFORM dwr._check_source(target, changes);\n    \
-         PERFORM dwr._copy_change_log(reg.staging, changes, operation, order_by);\n    \
-         RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL, changes, true, false);",
-    );
-    let diff_cases = cases(
-        "diff_query",
-        "RETURN CASE WHEN source IS NULL THEN {f}(target, reg.staging, summary, false)\n\
-         ELSE pg_catalog.format('WITH %I AS (%s) SELECT * FROM (%s) d', {copy}, dwr._source_select(reg.staging, source),\n\
-         {f}(target, reg.staging, summary, true)) END;",
-    )
-    .replace("{copy}", &quote_literal(source::COPY));
-    let verify_cases = cases(
-        "verify",
-        "RETURN QUERY SELECT * FROM {f}(target, reg.staging);",
-    );
-    let undo_cases = tables
-        .iter()
-        .map(|t| {
-            format!(
-                "    WHEN {} THEN RETURN {}(run_id, target);",
-                t.is_target,
-                fname(&t.prefix, "undo")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let case_or_nothing = |cases: &str| {
-        if cases.is_empty() {
-            not_generated.to_string()
-        } else {
-            format!("CASE\n{cases}\n    ELSE {not_generated}\nEND CASE;")
-        }
-    };
+            .join("\n");
+        format!("CASE\n{cases}\n    ELSE {not_generated}\nEND CASE;")
+    }
+}
+
+/// `dwr_merge` and `dwr_verify`: the called table's generated functions.
+fn merge_and_verify(d: &Dispatch) -> String {
     format!(
         "CREATE OR REPLACE FUNCTION @extschema@.dwr_merge(target pg_catalog.regclass,\n\
          dry_run pg_catalog.bool DEFAULT false, source pg_catalog.regclass DEFAULT NULL)\n\
@@ -861,10 +835,18 @@ fn dispatchers(tables: &[TableCode]) -> String {
             "dwr_merge",
             "IF dry_run IS NULL THEN PERFORM dwr._raise_null('dwr_merge', 'dry_run'); END IF;\n",
         ),
-        case_or_nothing(&merge_cases),
+        d.arms(
+            "merge",
+            "RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL, source, false, false);",
+        ),
         dispatch_prologue("dwr_verify", ""),
-        case_or_nothing(&verify_cases),
-    ) + &format!(
+        d.arms("verify", "RETURN QUERY SELECT * FROM {f}(target, reg.staging);"),
+    )
+}
+
+/// `dwr._diff_query` (dwr_diff, dwr_diff_summary): the called table's comparison.
+fn diff_dispatcher(d: &Dispatch) -> String {
+    format!(
         "\nCREATE OR REPLACE FUNCTION dwr._diff_query(target pg_catalog.regclass, source pg_catalog.regclass,\n\
          summary pg_catalog.bool)\n\
          RETURNS pg_catalog.text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS {Q}\n\
@@ -875,8 +857,20 @@ fn dispatchers(tables: &[TableCode]) -> String {
          COMMENT ON FUNCTION dwr._diff_query(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.bool) IS\n\
          'Implementation of dwr_diff and dwr_diff_summary: the SQL of the comparison ($1, $2: the open reload''s window). (pg_tle package: the one generated for the table; a source is read through the staging table''s columns.)';\n",
         dispatch_prologue("dwr_diff", ""),
-        case_or_nothing(&diff_cases),
-    ) + &format!(
+        d.arms(
+            "diff_query",
+            &"RETURN CASE WHEN source IS NULL THEN {f}(target, reg.staging, summary, false)\n\
+             ELSE pg_catalog.format('WITH %I AS (%s) SELECT * FROM (%s) d', {copy}, dwr._source_select(reg.staging, source),\n\
+             {f}(target, reg.staging, summary, true)) END;"
+                .replace("{copy}", &quote_literal(source::COPY)),
+        ),
+    )
+}
+
+/// `dwr_replay`: the change log copied through the staging table's columns, then the called
+/// table's merge of it.
+fn replay_dispatcher(d: &Dispatch) -> String {
+    format!(
         "\nCREATE OR REPLACE FUNCTION @extschema@.dwr_replay(target pg_catalog.regclass, changes pg_catalog.regclass,\n\
          order_by pg_catalog.text[], operation pg_catalog.text DEFAULT 'Op', dry_run pg_catalog.bool DEFAULT false)\n\
          RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
@@ -892,8 +886,19 @@ fn dispatchers(tables: &[TableCode]) -> String {
              IF operation IS NULL THEN PERFORM dwr._raise_null('dwr_replay', 'operation'); END IF;\n\
              IF dry_run IS NULL THEN PERFORM dwr._raise_null('dwr_replay', 'dry_run'); END IF;\n",
         ),
-        case_or_nothing(&replay_cases),
-    ) + &format!(
+        d.arms(
+            "merge",
+            "PERFORM dwr._check_source(target, changes);\n    \
+             PERFORM dwr._copy_change_log(reg.staging, changes, operation, order_by);\n    \
+             RETURN {f}(target, reg.staging, dry_run, false, NULL, NULL, changes, true, false);",
+        ),
+    )
+}
+
+/// `dwr_delete_absent`: the candidates counted and refused over the limit, then the called table's
+/// removal.
+fn delete_absent_dispatcher(d: &Dispatch) -> String {
+    format!(
         "\nCREATE OR REPLACE FUNCTION @extschema@.dwr_delete_absent(target pg_catalog.regclass,\n\
          max_deletes pg_catalog.int8, dry_run pg_catalog.bool DEFAULT false)\n\
          RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
@@ -922,8 +927,25 @@ fn dispatchers(tables: &[TableCode]) -> String {
             &DwrError::absent_without_reload("%1$s"),
             "dwr._display(target)",
         ),
-        case_or_nothing(&absent_cases),
-    ) + &format!(
+        d.arms(
+            "absent_count",
+            &"n := {f}(ws, we);\n    \
+             IF n OPERATOR(pg_catalog.>) max_deletes THEN\n        {OVER}\n    END IF;\n    \
+             RETURN {m}(target, reg.staging, dry_run, false, NULL, NULL, NULL, false, true);"
+                .replace(
+                    "{OVER}",
+                    &source::raise_formatted(
+                        &DwrError::absent_over_limit("%1$s", "%2$s", "%3$s"),
+                        "dwr._display(target), n, max_deletes",
+                    ),
+                ),
+        ),
+    )
+}
+
+/// `dwr_undo`: the undone run's table's generated undo.
+fn undo_dispatcher(d: &Dispatch) -> String {
+    format!(
         "\nCREATE OR REPLACE FUNCTION @extschema@.dwr_undo(run_id pg_catalog.int8)\n\
          RETURNS dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
          {NO_JIT} AS {Q}\n\
@@ -934,11 +956,8 @@ fn dispatchers(tables: &[TableCode]) -> String {
          {}\nEND\n{Q};\n\
          COMMENT ON FUNCTION @extschema@.dwr_undo(pg_catalog.int8) IS\n\
          'Takes back a merge from its row images: deletes the rows it inserted and restores the rows it updated, leaving alone every row that changed since (CDC wins). Recorded as a run of kind undo.';\n",
-        case_or_nothing(&undo_cases),
+        d.arms("undo", "RETURN {f}(run_id, target);"),
         NAME_LOOKUP = NAME_LOOKUP,
-    ) + &batch_dispatchers(
-        &case_or_nothing(&batch_plan_cases),
-        &case_or_nothing(&merge_batch_cases),
     )
 }
 
