@@ -117,12 +117,13 @@ tle_isolation() {
     }
 }
 
-# the Citus scenarios against a running coordinator
+# the Citus scenarios against a running coordinator (DWR_CITUS: single-server scenarios the
+# schedule lists distribute their production table)
 citus_regress() {
     local out=$WORK/citus-regress-out
     rm -rf "$out"
     mkdir -p "$out"
-    "$PGX_DIR/src/test/regress/pg_regress" --host="$SOCKET_DIR" --port="$CITUS_PORT" --use-existing \
+    DWR_CITUS=distributed "$PGX_DIR/src/test/regress/pg_regress" --host="$SOCKET_DIR" --port="$CITUS_PORT" --use-existing \
         --user=postgres --inputdir=pg_test --outputdir="$out" --dbname=postgres \
         $(tests_of citus_schedule "$@") || {
         show_diffs "$out"

@@ -58,11 +58,30 @@ pub fn check<T>(r: dwr_engine::Result<T>) -> T {
 
 /// An SPI failure that is not a PostgreSQL error (a bug of ours): raised as an internal error.
 fn spi_failed(e: pgrx::spi::Error, sql: &str) -> ! {
-    raise(
-        DwrError::new(SqlState::FeatureNotSupported, format!("SPI failed: {e}"))
-            .detail(format!("statement: {sql}"))
-            .hint("This is a bug in dms_window_reload; please report it."),
-    )
+    raise(DwrError::bug(format!("SPI failed: {e}")).detail(format!("statement: {sql}")))
+}
+
+/// Raise a bug of ours (`XX000`, [`DwrError::bug`]): `what` cannot happen.
+pub fn bug(what: &str) -> ! {
+    raise(DwrError::bug(what))
+}
+
+/// A value the code's invariants guarantee: missing, it is a bug of ours (`XX000` saying so),
+/// never a panic.
+pub trait OrBug<T> {
+    fn or_bug(self, what: &str) -> T;
+}
+
+impl<T> OrBug<T> for Option<T> {
+    fn or_bug(self, what: &str) -> T {
+        self.unwrap_or_else(|| bug(what))
+    }
+}
+
+impl<T, E: std::fmt::Display> OrBug<T> for Result<T, E> {
+    fn or_bug(self, what: &str) -> T {
+        self.unwrap_or_else(|e| raise(DwrError::bug(format!("{what}: {e}"))))
+    }
 }
 
 /// Run a statement that returns no rows worth reading; the number of rows it processed.
@@ -409,7 +428,7 @@ pub fn share_work_table(table: &str, role: pg_sys::Oid) {
             "SELECT pg_catalog.pg_get_userbyid($1)::pg_catalog.text",
             &[role.into()],
         )
-        .expect("role exists");
+        .or_bug("role exists");
         execute(
             &format!(
                 "GRANT SELECT, INSERT, UPDATE ON {table} TO {}",
@@ -422,7 +441,7 @@ pub fn share_work_table(table: &str, role: pg_sys::Oid) {
 
 /// Show `text` as this backend's query in `pg_stat_activity` (until the next top-level statement).
 pub fn report_activity(text: &str) {
-    let c = std::ffi::CString::new(text.replace('\0', "")).expect("no NUL left");
+    let c = std::ffi::CString::new(text.replace('\0', "")).or_bug("no NUL left");
     unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, c.as_ptr()) };
 }
 

@@ -7,6 +7,7 @@
 //! writes a `FAILED` row in a transaction of its own, and exits; the backend waits for it, then
 //! raises the error. The description travels in a dynamic shared memory segment.
 
+use crate::exec::OrBug;
 use crate::exec::{self, Caught};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::pg_sys;
@@ -136,7 +137,7 @@ pub extern "C-unwind" fn dwr_record_failure_worker(arg: pg_sys::Datum) {
     );
     BackgroundWorker::transaction(|| {
         Spi::run_with_args("SET LOCAL search_path = pg_catalog, pg_temp", &[])
-            .expect("set search_path");
+            .or_bug("set search_path");
         Spi::run_with_args(
             "INSERT INTO dwr.merge_runs (run_id, kind, target, target_name, source_name, dry_run, status, \
              run_by, session_user_name, backend_pid, started_at, finished_at, duration, \
@@ -161,6 +162,6 @@ pub extern "C-unwind" fn dwr_record_failure_worker(arg: pg_sys::Datum) {
                 run.message.as_str().into(),
             ],
         )
-        .expect("insert the failed run");
+        .or_bug("insert the failed run");
     });
 }

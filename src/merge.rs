@@ -1,6 +1,7 @@
 //! `dwr_merge`: read the catalog, plan, write the SQL (all in `dwr_engine`), then run it here.
 
 use crate::audit;
+use crate::exec::OrBug;
 use crate::exec::{self, check, query_one, query_rows, raise, rolled_back, subtransaction};
 use crate::failure;
 use crate::guc;
@@ -9,7 +10,7 @@ use crate::registry::{self, registration_or_raise, Registration};
 use crate::run::lock_target;
 use crate::topology;
 use dwr_engine::catalog::Relation;
-use dwr_engine::plan::{plan_merge, MergePlan};
+use dwr_engine::plan::{plan_merge, ChangeLog, MergePlan};
 use dwr_engine::sqlgen::{old_in_returning, Counts, MergeOptions};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::Interval;
@@ -103,25 +104,19 @@ pub enum Input<'a> {
     Absent(i64),
 }
 
-/// How to read a change log: its operation column and the columns that order its changes.
-pub struct ChangeLog {
-    pub operation: String,
-    pub order_by: Vec<String>,
-}
-
 /// Build a `dwr.merge_result` value.
 pub fn result_tuple(o: &MergeOutcome) -> pgrx::composite_type!('static, "dwr.merge_result") {
     let mut t =
-        PgHeapTuple::new_composite_type("dwr.merge_result").expect("type dwr.merge_result exists");
+        PgHeapTuple::new_composite_type("dwr.merge_result").or_bug("type dwr.merge_result exists");
     let c = &o.counts;
     let set = |t: &mut PgHeapTuple<'static, _>, name: &str, v: i64| {
-        t.set_by_name(name, v).expect("merge_result attribute");
+        t.set_by_name(name, v).or_bug("merge_result attribute");
     };
     set(&mut t, "run_id", o.run_id);
     t.set_by_name("target", exec::RegClass(o.target))
-        .expect("merge_result.target");
+        .or_bug("merge_result.target");
     t.set_by_name("status", o.status)
-        .expect("merge_result.status");
+        .or_bug("merge_result.status");
     set(&mut t, "inserted", c.inserted);
     set(&mut t, "updated", c.updated);
     set(&mut t, "unchanged", c.unchanged);
@@ -132,7 +127,7 @@ pub fn result_tuple(o: &MergeOutcome) -> pgrx::composite_type!('static, "dwr.mer
     set(&mut t, "errors", c.errors);
     set(&mut t, "deleted", c.deleted);
     if let Some(d) = o.duration {
-        t.set_by_name("duration", d).expect("merge_result.duration");
+        t.set_by_name("duration", d).or_bug("merge_result.duration");
     }
     t
 }
@@ -269,7 +264,7 @@ fn merge_registered(
             // the same, with each change's operation and place in the log
             let src = crate::staging::checked_source(&target, oid);
             check_change_log(&src, log);
-            let copy = topology.change_log_copy(&target, &src, &log.operation, &log.order_by);
+            let copy = topology.change_log_copy(&target, reg, &src, log);
             (copy.relation, copy.with_metadata, Some(src))
         }
     };
@@ -290,7 +285,14 @@ fn merge_registered(
             // the server this extension was built for
             old_in_returning: old_in_returning(pg_sys::PG_VERSION_NUM as i32),
         },
-        source.as_ref().map(|src| (src, reg)),
+        source.as_ref().map(|relation| topology::Source {
+            relation,
+            reg,
+            log: match input {
+                Input::Changes(_, log) => Some(log),
+                _ => None,
+            },
+        }),
     );
 
     lock_target(target_oid, &plan.target_display);
@@ -406,7 +408,7 @@ fn dwr_merge_all(
                 &[],
                 |row| {
                     (
-                        exec::col::<pg_sys::Oid>(row, 1).expect("target"),
+                        exec::col::<pg_sys::Oid>(row, 1).or_bug("target"),
                         exec::col::<String>(row, 2).unwrap_or_default(),
                         exec::col::<bool>(row, 3).unwrap_or(false),
                     )
@@ -434,7 +436,7 @@ fn dwr_merge_all(
          WHERE c.contype OPERATOR(pg_catalog.=) 'f' \
            AND c.conrelid OPERATOR(pg_catalog.=) ANY ($1) AND c.confrelid OPERATOR(pg_catalog.=) ANY ($1)",
         &[targets.clone().into()],
-        |row| (exec::col::<pg_sys::Oid>(row, 1).expect("conrelid"), exec::col::<pg_sys::Oid>(row, 2).expect("confrelid")),
+        |row| (exec::col::<pg_sys::Oid>(row, 1).or_bug("conrelid"), exec::col::<pg_sys::Oid>(row, 2).or_bug("confrelid")),
     );
     let name_of = |oid: pg_sys::Oid| {
         names
@@ -457,7 +459,7 @@ fn dwr_merge_all(
                 .iter()
                 .find(|(_, n)| n == name)
                 .map(|(o, _)| *o)
-                .expect("ordered name");
+                .or_bug("ordered name");
             result_tuple(&merge(oid, false))
         })
         .collect();

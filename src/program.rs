@@ -4,6 +4,7 @@
 //! rejects, lock waits budgeted and deferred, the audit path taken as the extension owner, the
 //! counts read. The pg_tle package runs the same programs as generated PL/pgSQL.
 
+use crate::exec::OrBug;
 use crate::exec::{self, execute, query_one, query_rows, raise_caught, subtransaction, Caught};
 use crate::guc;
 use crate::run::{count_lock_timeout, test_hold_after_classify};
@@ -99,7 +100,10 @@ impl Bindings {
 /// A runner's own value asked for where it has none: a program whose statements read the failing
 /// row outside `mark_error` (a bug in the engine, caught by its tests).
 fn unbound<T>(p: Param) -> T {
-    panic!("the runner binds {} only where it makes it", p.name())
+    crate::exec::bug(&format!(
+        "the runner binds {} only where it makes it",
+        p.name()
+    ))
 }
 
 /// The work rows a ranged step runs over: dense numbers `lo ..= hi`, or the sparse numbers listed.
@@ -173,7 +177,7 @@ pub fn run(program: &Program, bindings: &Bindings) -> ClassCounts {
         lock_timeouts: 0,
         classes: None,
         started: query_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()", &[])
-            .expect("a clock"),
+            .or_bug("a clock"),
     };
     for step in &program.steps {
         r.step(step);

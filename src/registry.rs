@@ -1,6 +1,7 @@
 //! What the extension keeps about a production table across transactions: its registration
 //! (`dwr.tables`) and the reload it is in (`dwr.reloads`). (Its tombstones: `tombstones`.)
 
+use crate::exec::OrBug;
 use crate::exec::{self, query_one, query_rows, raise};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::TimestampWithTimeZone;
@@ -19,8 +20,8 @@ pub fn registration(target: pg_sys::Oid) -> Option<Registration> {
          WHERE target OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
         &[target.into()],
         |row| Registration {
-            staging: exec::col::<pg_sys::Oid>(row, 1).expect("staging is NOT NULL"),
-            version_column: exec::col::<String>(row, 2).expect("version_column is NOT NULL"),
+            staging: exec::col::<pg_sys::Oid>(row, 1).or_bug("staging is NOT NULL"),
+            version_column: exec::col::<String>(row, 2).or_bug("version_column is NOT NULL"),
         },
     )
     .into_iter()
@@ -62,9 +63,9 @@ pub fn open_reload(target: pg_sys::Oid) -> Option<OpenReload> {
          WHERE ended_at IS NULL AND $1::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (targets)",
         &[target.into()],
         |row| OpenReload {
-            reload_id: exec::col::<i64>(row, 1).expect("reload_id"),
-            window_start: exec::col::<TimestampWithTimeZone>(row, 2).expect("window_start"),
-            window_end: exec::col::<TimestampWithTimeZone>(row, 3).expect("window_end"),
+            reload_id: exec::col::<i64>(row, 1).or_bug("reload_id"),
+            window_start: exec::col::<TimestampWithTimeZone>(row, 2).or_bug("window_start"),
+            window_end: exec::col::<TimestampWithTimeZone>(row, 3).or_bug("window_end"),
             lob_max_kb: exec::col::<i32>(row, 4),
         },
     )

@@ -7,6 +7,7 @@
 //! the extension owner for the write alone after checking the role they act for with the same
 //! shared checks.
 
+use crate::exec::OrBug;
 use crate::exec::{self, as_role, execute, query_one, raise};
 use crate::tombstones::prune_tombstones;
 use dwr_engine::DwrError;
@@ -65,7 +66,7 @@ fn reload_insert(
              RETURNING reload_id",
             &[oids.clone().into(), start.into(), end.into(), caller.into()],
         )
-        .expect("INSERT ... RETURNING returns a row")
+        .or_bug("INSERT ... RETURNING returns a row")
     })
 }
 

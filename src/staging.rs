@@ -1,5 +1,6 @@
 //! Staging tables: create or adopt, register, drop, purge, and count by status.
 
+use crate::exec::OrBug;
 use crate::exec::{self, as_role, execute, query_one, raise};
 use crate::registry::registration_or_raise;
 use crate::topology;
@@ -108,7 +109,7 @@ fn dwr_create_staging(
     );
     let (Some(target), Some(schema), Some(version)) = (target, staging_schema, version_column)
     else {
-        unreachable!("dwr._check_target refuses NULL arguments")
+        exec::bug("dwr._check_target refuses NULL arguments")
     };
     let t = exec::relation_or_raise(target, "table");
     require_owner(&t);
@@ -157,7 +158,7 @@ fn dwr_create_staging(
         }
         None => {
             execute(&create_staging(&t, schema), &[]);
-            let oid = relation_named(schema, &t.name).expect("staging table just created");
+            let oid = relation_named(schema, &t.name).or_bug("staging table just created");
             (oid, true)
         }
     };
@@ -278,7 +279,7 @@ fn restart_tracking(target: Option<pg_sys::Oid>, caller: Option<&core::ffi::CStr
         "SELECT dwr._check_may_purge($1, $2::pg_catalog.name)::pg_catalog.oid",
         &[target.into(), caller.into()],
     )
-    .expect("a registered staging table");
+    .or_bug("a registered staging table");
     let s = exec::relation_or_raise(staging, "staging table");
     let any_new = query_one::<bool>(
         &format!(

@@ -28,9 +28,12 @@
 use crate::catalog::Relation;
 use crate::error::{DwrError, Result, SqlState};
 use crate::ident::{quote_ident, quote_literal, quote_qualified};
-use crate::plan::{Conversion, MergePlan, META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS};
+use crate::plan::{
+    Conversion, MergePlan, CHANGE_OP, META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS,
+};
 use crate::program::{Cond, Guard, Param, Params, Program, Ranged, Step, Stmt};
 use crate::sqlgen::{kcol, op, pg_op, MergeOptions, RowClass};
+use crate::undo::UndoClass;
 
 /// Whether Citus's catalog exists in this database (`CITUS_TABLE_SQL` may only run then).
 pub const HAS_CITUS_SQL: &str =
@@ -401,7 +404,8 @@ fn row_range_sql(table: &str, column: &str) -> String {
 
 /// Write the SQL of a merge of `plan` into a Citus table (oid `target_oid`) placed as `placement`,
 /// with its work tables in staging's schema `schema` (see [`work_tables`]); `tombstones`: the
-/// qualified, quoted tombstone table.
+/// qualified, quoted tombstone table. The plan may be a replayed change log's (`plan.changes`: its
+/// copy, with each change's operation, as staging) or deletes by absence (`plan.absent`).
 pub fn merge_sql(
     plan: &MergePlan,
     placement: &Placement,
@@ -411,153 +415,265 @@ pub fn merge_sql(
     options: MergeOptions,
 ) -> Result<CitusMergeSql> {
     check_plan(plan)?;
-    let row_audit = options.row_audit;
-    let t = &plan.target;
-    let s = &plan.staging;
-    let ver = &plan.version;
-    let keys = &plan.keys;
     let (work, attempts) = work_tables(schema, target_oid);
-    let (w, a) = (work.as_str(), attempts.as_str());
-    let tv = format!("t.{}", quote_ident(&ver.target));
-
-    let k = Keys {
-        names: keys.iter().map(|k| k.target.clone()).collect(),
-        eq_schemas: keys.iter().map(|k| k.eq_schema.clone()).collect(),
+    let m = CitusMerge {
+        plan,
+        placement,
+        options,
+        keys: Keys {
+            names: plan.keys.iter().map(|k| k.target.clone()).collect(),
+            eq_schemas: plan.keys.iter().map(|k| k.eq_schema.clone()).collect(),
+        },
+        staging_keys: plan.keys.iter().map(|k| k.staging.clone()).collect(),
+        w: work.clone(),
+        a: attempts.clone(),
+        tombstones,
+        tv: format!("t.{}", quote_ident(&plan.version.target)),
     };
-    let staging_keys: Vec<String> = keys.iter().map(|k| k.staging.clone()).collect();
-    let kw = |alias: &str| k.work(alias);
-    let kt = |alias: &str| k.production(alias);
-    let ks = |alias: &str| k.of(alias, &staging_keys);
-    let same = |x: &[String], y: &[String]| k.same(x, y);
-    let class_is = |alias: &str, c: RowClass| pg_op(&format!("{alias}.cls"), "=", &c.lit());
+    Ok(CitusMergeSql {
+        create: m.create()?,
+        drop_stale: format!("DROP TABLE IF EXISTS {attempts}, {work}"),
+        work_columns: work_columns(plan),
+        work,
+        attempts,
+        program: m.program(),
+    })
+}
 
-    // the work and attempts tables: production's key columns (types and collations through
-    // CREATE TABLE AS), placed like production
-    let work_placement = k.work_placement(placement, &plan.target_display)?;
-    let key_select = k.select_as_work();
-    let create = vec![
-        format!(
-            "CREATE TABLE {w} AS SELECT {}, {tv} AS v, NULL::pg_catalog.timestamptz AS loaded_at, \
-             NULL::pg_catalog.int8 AS rn, NULL::pg_catalog.text AS cls, NULL::pg_catalog.text AS err \
-             FROM ONLY {t} t WITH NO DATA",
-            key_select
-        ),
-        // the key index: the joins of the apply steps look rows up in the work tables by key
-        format!("CREATE INDEX ON {w} ({})", k.work_names()),
-        work_placement.place_like(w, t),
-        format!(
-            "CREATE TABLE {a} AS SELECT {}, NULL::pg_catalog.int8 AS rn, NULL::pg_catalog.xid AS seen, \
-             {tv} AS seen_version, NULL::pg_catalog.jsonb AS before FROM ONLY {t} t WITH NO DATA",
-            key_select
-        ),
-        format!("CREATE INDEX ON {a} ({})", k.work_names()),
-        work_placement.place_like(a, t),
-    ];
+/// `alias.cls = 'class'`
+fn class_is(alias: &str, c: RowClass) -> String {
+    pg_op(&format!("{alias}.cls"), "=", &c.lit())
+}
 
-    // ---- classification ----
-    let mut fill = Params::new();
-    let sv = format!("s.{}", quote_ident(&ver.staging));
-    let window_bound =
-        |param: &str| format!("CAST({param}::pg_catalog.timestamptz AS {})", ver.base_type);
-    let null_version = fill.get(Param::NullVersion);
-    let in_window = if ver.is_datetime {
-        let (ws, we) = (fill.get(Param::WindowStart), fill.get(Param::WindowEnd));
+/// The statements of one Citus merge, one method each (as [`crate::sqlgen::MergeBuilder`] for a
+/// single server): `t` production, `s` staging (or a source's or change log's copy), `w` the work
+/// table (one row per staged key, its class), `a` the attempts table.
+struct CitusMerge<'a> {
+    plan: &'a MergePlan,
+    placement: &'a Placement,
+    options: MergeOptions,
+    keys: Keys,
+    staging_keys: Vec<String>,
+    w: String,
+    a: String,
+    tombstones: &'a str,
+    /// production's version, `t."column"`
+    tv: String,
+}
+
+impl CitusMerge<'_> {
+    fn kw(&self, alias: &str) -> Vec<String> {
+        self.keys.work(alias)
+    }
+
+    fn kt(&self, alias: &str) -> Vec<String> {
+        self.keys.production(alias)
+    }
+
+    fn ks(&self, alias: &str) -> Vec<String> {
+        self.keys.of(alias, &self.staging_keys)
+    }
+
+    fn same(&self, x: &[String], y: &[String]) -> String {
+        self.keys.same(x, y)
+    }
+
+    /// The work and attempts tables: production's key columns (types and collations through
+    /// CREATE TABLE AS), placed like production.
+    fn create(&self) -> Result<Vec<String>> {
+        let (t, w, a, tv) = (&self.plan.target, &self.w, &self.a, &self.tv);
+        let work_placement = self
+            .keys
+            .work_placement(self.placement, &self.plan.target_display)?;
+        let key_select = self.keys.select_as_work();
+        Ok(vec![
+            format!(
+                "CREATE TABLE {w} AS SELECT {key_select}, {tv} AS v, NULL::pg_catalog.timestamptz AS loaded_at, \
+                 NULL::pg_catalog.int8 AS rn, NULL::pg_catalog.text AS cls, NULL::pg_catalog.text AS err \
+                 FROM ONLY {t} t WITH NO DATA"
+            ),
+            // the key index: the joins of the apply steps look rows up in the work tables by key
+            format!("CREATE INDEX ON {w} ({})", self.keys.work_names()),
+            work_placement.place_like(w, t),
+            format!(
+                "CREATE TABLE {a} AS SELECT {key_select}, NULL::pg_catalog.int8 AS rn, NULL::pg_catalog.xid AS seen, \
+                 {tv} AS seen_version, NULL::pg_catalog.jsonb AS before FROM ONLY {t} t WITH NO DATA"
+            ),
+            format!("CREATE INDEX ON {a} ({})", self.keys.work_names()),
+            work_placement.place_like(a, t),
+        ])
+    }
+
+    /// Production's version older than `v` (or NULL).
+    fn newer(&self, v: &str) -> String {
+        let tv = &self.tv;
+        format!(
+            "({tv} IS NULL OR {})",
+            op(tv, &self.plan.version.ord_schema, "<", v)
+        )
+    }
+
+    /// Version `v` inside the open reload's window (any version when there is none; always for a
+    /// version that is no date).
+    fn in_window(&self, p: &mut Params, v: &str) -> String {
+        let ver = &self.plan.version;
+        if !ver.is_datetime {
+            return "true".to_string();
+        }
+        let bound =
+            |param: &str| format!("CAST({param}::pg_catalog.timestamptz AS {})", ver.base_type);
+        let (ws, we) = (p.get(Param::WindowStart), p.get(Param::WindowEnd));
         format!(
             "({ws}::pg_catalog.timestamptz IS NULL OR ({} AND {}))",
-            op(&sv, &ver.ord_schema, ">=", &window_bound(&ws)),
-            op(&sv, &ver.ord_schema, "<=", &window_bound(&we)),
+            op(v, &ver.ord_schema, ">=", &bound(&ws)),
+            op(v, &ver.ord_schema, "<=", &bound(&we)),
         )
-    } else {
-        "true".to_string()
-    };
-    let newer = |v: &str| format!("({tv} IS NULL OR {})", op(&tv, &ver.ord_schema, "<", v));
-    let tb_keys = kt("tb");
-    // a LOB value the loader may have cut is never written (as in sqlgen's classification)
-    let (lob_rule, lob_err) = if plan.values.iter().any(|v| v.lob.is_some()) {
-        let limit = fill.get(Param::LobLimit);
-        let lob = crate::sqlgen::lob_at_limit(plan, &limit).unwrap_or_default();
-        (
-            format!("WHEN {lob} IS NOT NULL THEN {} ", RowClass::Error.lit()),
+    }
+
+    /// The class of staged row `s` joined to production `t` and its tombstones `tb`. A staged row:
+    /// no version `Error`, outside the window `OutsideWindow`; a replayed change (the copy holds
+    /// each key's last change, checked on the coordinator by `citus_source`): a `D` removes
+    /// production's row unless production's version is newer (`Delete`, `Stale`), or is `Absent`.
+    /// Then as a staged row: a LOB value at the limit `Error`, production older `Update`, the same
+    /// `Unchanged`, newer `Stale`, no row but a tombstone `Deleted`, else `Insert`.
+    fn class_case(&self, p: &mut Params, lob_rule: &str) -> String {
+        let (ver, tv) = (&self.plan.version, &self.tv);
+        let sv = format!("s.{}", quote_ident(&ver.staging));
+        let matched = format!("{} IS NOT NULL", self.kt("t")[0]);
+        let first = if self.plan.changes {
             format!(
-                " WHEN {lob} IS NOT NULL THEN {}",
-                crate::sqlgen::lob_error(&lob, &limit)
+                "WHEN {} THEN CASE WHEN NOT {matched} THEN {} WHEN {tv} IS NULL OR {} THEN {} ELSE {} END ",
+                pg_op(
+                    &format!("pg_catalog.upper(s.{})", quote_ident(CHANGE_OP)),
+                    "=",
+                    "'D'"
+                ),
+                RowClass::Absent.lit(),
+                op(tv, &ver.ord_schema, "<=", &sv),
+                RowClass::Delete.lit(),
+                RowClass::Stale.lit(),
+            )
+        } else {
+            format!(
+                "WHEN {sv} IS NULL THEN {} WHEN NOT {} THEN {} ",
+                RowClass::Error.lit(),
+                self.in_window(p, &sv),
+                RowClass::OutsideWindow.lit(),
+            )
+        };
+        format!(
+            "CASE {first}{lob_rule}WHEN {matched} THEN CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END \
+             WHEN {} IS NOT NULL THEN {} ELSE {} END",
+            self.newer(&sv),
+            RowClass::Update.lit(),
+            op(tv, &ver.ord_schema, "=", &sv),
+            RowClass::Unchanged.lit(),
+            RowClass::Stale.lit(),
+            self.kt("tb")[0],
+            RowClass::Deleted.lit(),
+            RowClass::Insert.lit(),
+        )
+    }
+
+    /// A 63-bit hash of key `columns` numbers the rows (collisions only coarsen the bisection of a
+    /// failing row); no sequence, which Citus would evaluate on the coordinator.
+    fn rn(&self, columns: &[String]) -> String {
+        format!(
+            "(pg_catalog.jsonb_hash_extended(pg_catalog.jsonb_build_array({}), 0) OPERATOR(pg_catalog.&) 9223372036854775807)",
+            columns.join(", ")
+        )
+    }
+
+    /// The keys deleted since the merge began (`tb`).
+    fn tombstoned(&self, p: &mut Params) -> String {
+        format!(
+            "(SELECT DISTINCT {} FROM {} d WHERE {}) tb",
+            self.kt("d").join(", "),
+            self.tombstones,
+            pg_op(
+                "d.deleted_at",
+                ">=",
+                &format!("{}::pg_catalog.timestamptz", p.get(Param::Since))
             ),
         )
-    } else {
-        (String::new(), String::new())
-    };
-    let class_case = format!(
-        "CASE WHEN {sv} IS NULL THEN {} WHEN NOT {in_window} THEN {} \
-         {lob_rule}WHEN {} IS NOT NULL THEN CASE WHEN {} THEN {} WHEN {} THEN {} ELSE {} END \
-         WHEN {} IS NOT NULL THEN {} ELSE {} END",
-        RowClass::Error.lit(),
-        RowClass::OutsideWindow.lit(),
-        kt("t")[0],
-        newer(&sv),
-        RowClass::Update.lit(),
-        op(&tv, &ver.ord_schema, "=", &sv),
-        RowClass::Unchanged.lit(),
-        RowClass::Stale.lit(),
-        tb_keys[0],
-        RowClass::Deleted.lit(),
-        RowClass::Insert.lit(),
-    );
-    // a 63-bit hash of the key numbers the rows (collisions only coarsen the bisection of a
-    // failing row); no sequence, which Citus would evaluate on the coordinator
-    let rn = format!(
-        "(pg_catalog.jsonb_hash_extended(pg_catalog.jsonb_build_array({}), 0) OPERATOR(pg_catalog.&) 9223372036854775807)",
-        ks("s").join(", ")
-    );
-    let fill_classified = format!(
-        "INSERT INTO {w} ({}, v, loaded_at, rn, cls, err) \
-         SELECT {}, {sv}, s.{}, {rn}, {class_case}, CASE WHEN {sv} IS NULL THEN {null_version}{lob_err} END \
-         FROM {s} s LEFT JOIN {t} t ON {} \
-         LEFT JOIN (SELECT DISTINCT {} FROM {tombstones} d WHERE {}) tb ON {} \
-         WHERE {}",
-        kw("")
-            .iter()
-            .map(|c| c.trim_start_matches('.').to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        ks("s").join(", "),
-        quote_ident(META_LOADED_AT),
-        same(&kt("t"), &ks("s")),
-        kt("d").join(", "),
-        pg_op(
-            "d.deleted_at",
-            ">=",
-            &format!("{}::pg_catalog.timestamptz", fill.get(Param::Since))
-        ),
-        same(&tb_keys, &ks("s")),
-        pg_op(&format!("s.{}", quote_ident(META_STATUS)), "=", "'NEW'"),
-    );
-    // one batch of dwr_merge_batches: the staged rows of its key range (pushed down with the rest)
-    let fill_classified = if options.batched {
-        let (lo, hi) = (fill.get(Param::BatchLo), fill.get(Param::BatchHi));
-        format!(
-            "{fill_classified} AND {}",
-            crate::sqlgen::batch_range(plan, &lo, &hi)
-        )
-    } else {
-        fill_classified
-    };
-    let fill_classified = fill.stmt("fill_classified", fill_classified);
+    }
 
-    // ---- apply ----
-    let value_expr = |v: &crate::plan::ValueColumn| {
+    /// Every `NEW` staged row into the work table, classified.
+    fn fill_classified(&self) -> Stmt {
+        let plan = self.plan;
+        let (t, s, w) = (&plan.target, &plan.staging, &self.w);
+        let mut fill = Params::new();
+        let sv = format!("s.{}", quote_ident(&plan.version.staging));
+        let null_version = fill.get(Param::NullVersion);
+        // a LOB value the loader may have cut is never written (as in sqlgen's classification)
+        let (lob_rule, lob_err) = if plan.values.iter().any(|v| v.lob.is_some()) {
+            let limit = fill.get(Param::LobLimit);
+            let lob = crate::sqlgen::lob_at_limit(plan, &limit).unwrap_or_default();
+            (
+                format!("WHEN {lob} IS NOT NULL THEN {} ", RowClass::Error.lit()),
+                format!(
+                    " WHEN {lob} IS NOT NULL THEN {}",
+                    crate::sqlgen::lob_error(&lob, &limit)
+                ),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        let class_case = self.class_case(&mut fill, &lob_rule);
+        let tombstoned = self.tombstoned(&mut fill);
+        let mut sql = format!(
+            "INSERT INTO {w} ({}, v, loaded_at, rn, cls, err) \
+             SELECT {}, {sv}, s.{}, {}, {class_case}, CASE WHEN {sv} IS NULL THEN {null_version}{lob_err} END \
+             FROM {s} s LEFT JOIN {t} t ON {} LEFT JOIN {tombstoned} ON {} WHERE {}",
+            self.keys.work_names(),
+            self.ks("s").join(", "),
+            quote_ident(META_LOADED_AT),
+            self.rn(&self.ks("s")),
+            self.same(&self.kt("t"), &self.ks("s")),
+            self.same(&self.kt("tb"), &self.ks("s")),
+            pg_op(&format!("s.{}", quote_ident(META_STATUS)), "=", "'NEW'"),
+        );
+        // one batch of dwr_merge_batches: the staged rows of its key range (pushed down with the rest)
+        if self.options.batched {
+            let (lo, hi) = (fill.get(Param::BatchLo), fill.get(Param::BatchHi));
+            sql = format!("{sql} AND {}", crate::sqlgen::batch_range(plan, &lo, &hi));
+        }
+        fill.stmt("fill_classified", sql)
+    }
+
+    /// Deletes by absence (`dwr_delete_absent`): the production rows whose version lies inside the
+    /// open reload's window (none without one) and whose key staging lacks (in any status), each of
+    /// class `Delete`.
+    fn fill_absent(&self) -> Stmt {
+        let (t, s, w, tv) = (&self.plan.target, &self.plan.staging, &self.w, &self.tv);
+        let mut p = Params::new();
+        let (ws, we) = (p.get(Param::WindowStart), p.get(Param::WindowEnd));
+        let in_window = self.in_window(&mut p, tv);
+        let sql = format!(
+            "INSERT INTO {w} ({}, v, rn, cls) SELECT {}, {tv}, {}, {} FROM {t} t \
+             WHERE {ws}::pg_catalog.timestamptz IS NOT NULL AND {we}::pg_catalog.timestamptz IS NOT NULL \
+             AND {in_window} AND NOT EXISTS (SELECT FROM {s} s WHERE {})",
+            self.keys.work_names(),
+            self.kt("t").join(", "),
+            self.rn(&self.kt("t")),
+            RowClass::Delete.lit(),
+            self.same(&self.ks("s"), &self.kt("t")),
+        );
+        p.stmt("fill_absent", sql)
+    }
+
+    fn value_expr(&self, v: &crate::plan::ValueColumn) -> String {
         let col = format!("s.{}", quote_ident(&v.staging));
         match v.conversion {
             Conversion::Explicit => format!("CAST({col} AS {})", v.base_type),
             _ => col,
         }
-    };
-    let attempt_cols = kw("")
-        .iter()
-        .map(|c| c.trim_start_matches('.').to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    // rows of class `c` in range that production did not take: no production row this attempt wrote
-    let defer_untaken = |name: &'static str, c: RowClass| {
+    }
+
+    /// Rows of class `c` in range that production did not take: no production row this attempt
+    /// wrote.
+    fn defer_untaken(&self, name: &'static str, c: RowClass) -> Stmt {
+        let (t, w, a) = (&self.plan.target, &self.w, &self.a);
         ranged_stmt(name, |range| {
             format!(
                 "UPDATE {w} w SET cls = {} WHERE {} AND {} AND NOT EXISTS \
@@ -565,271 +681,359 @@ pub fn merge_sql(
                 RowClass::Deferred.lit(),
                 class_is("w", c),
                 range("w"),
-                same(&kt("t"), &kw("a")),
-                same(&kw("a"), &kw("w")),
+                self.same(&self.kt("t"), &self.kw("a")),
+                self.same(&self.kw("a"), &self.kw("w")),
                 pg_op("t.xmin", "=", "a.xmin"),
             )
         })
-    };
-    let mut insert_cols: Vec<String> = keys.iter().map(|k| quote_ident(&k.target)).collect();
-    insert_cols.push(quote_ident(&ver.target));
-    insert_cols.extend(plan.values.iter().map(|v| quote_ident(&v.target)));
-    let mut insert_vals = kw("w");
-    insert_vals.push("w.v".to_string());
-    insert_vals.extend(plan.values.iter().map(value_expr));
-    let apply_inserts = vec![
-        ranged_stmt("record_inserts", |range| {
-            format!(
-                "INSERT INTO {a} ({attempt_cols}, rn) SELECT {}, w.rn FROM {w} w WHERE {} AND {}",
-                kw("w").join(", "),
-                class_is("w", RowClass::Insert),
-                range("w"),
-            )
-        }),
-        ranged_stmt("apply_inserts", |range| {
-            format!(
-            "INSERT INTO {t} AS t ({}) {}SELECT {} FROM {a} a JOIN {w} w ON {} JOIN {s} s ON {} \
-             WHERE {} AND {} ON CONFLICT ON CONSTRAINT {} DO NOTHING",
-            insert_cols.join(", "),
-            if plan.overriding_system_value {
-                "OVERRIDING SYSTEM VALUE "
-            } else {
-                ""
-            },
-            insert_vals.join(", "),
-            same(&kw("a"), &kw("w")),
-            same(&ks("s"), &kw("w")),
-            class_is("w", RowClass::Insert),
-            range("a"),
-            plan.pk_constraint,
-        )
-        }),
-        defer_untaken("defer_inserts", RowClass::Insert),
-    ];
-    let updated: Vec<&crate::plan::ValueColumn> =
-        plan.values.iter().filter(|v| !v.insert_only).collect();
-    let mut sets: Vec<String> = updated
-        .iter()
-        .map(|v| format!("{} = {}", quote_ident(&v.target), value_expr(v)))
-        .collect();
-    sets.push(format!("{} = w.v", quote_ident(&ver.target)));
-    // the row the attempt read is still there: on a distributed table the same row version
-    // (`xmin`, exact); on a reference table the same version column value, because each node's copy
-    // has its own `xmin` and the attempt read one copy (every copy must take the same decision)
-    let still_as_read = match placement {
-        Placement::Reference => format!("{tv} IS NOT DISTINCT FROM a.seen_version"),
-        _ => pg_op("t.xmin", "=", "a.seen"),
-    };
-    let apply_updates = vec![
-        ranged_stmt("record_updates", |range| {
-            format!(
-            "INSERT INTO {a} ({attempt_cols}, rn, seen, seen_version, before) SELECT {}, w.rn, t.xmin, {tv}, {} \
-             FROM {w} w JOIN {t} t ON {} WHERE {} AND {} AND {}",
-            kw("w").join(", "),
-            if row_audit {
-                "pg_catalog.to_jsonb(t.*)"
-            } else {
-                "NULL::pg_catalog.jsonb"
-            },
-            same(&kt("t"), &kw("w")),
-            class_is("w", RowClass::Update),
-            range("w"),
-            newer("w.v"),
-        )
-        }),
-        // the row the attempt read, unchanged since (a row CDC changed meanwhile has another xmin
-        // and is left for the next merge, never written over)
-        ranged_stmt("apply_updates", |range| {
-            format!(
-                "UPDATE {t} t SET {} FROM {a} a JOIN {w} w ON {} JOIN {s} s ON {} \
-             WHERE {} AND {} AND {} AND {}",
-                sets.join(", "),
-                same(&kw("a"), &kw("w")),
-                same(&ks("s"), &kw("w")),
-                same(&kt("t"), &kw("a")),
-                class_is("w", RowClass::Update),
-                range("a"),
-                still_as_read,
-            )
-        }),
-        defer_untaken("defer_updates", RowClass::Update),
-    ];
+    }
 
-    let mut p = Params::new();
-    let find_retracts = format!(
-        "UPDATE {w} w SET cls = 'retract' FROM (SELECT DISTINCT {} FROM {tombstones} d WHERE {}) tb \
-         WHERE {} AND {}",
-        kt("d").join(", "),
-        pg_op(
-            "d.deleted_at",
-            ">=",
-            &format!("{}::pg_catalog.timestamptz", p.get(Param::Since))
-        ),
-        class_is("w", RowClass::Insert),
-        same(&tb_keys, &kw("w")),
-    );
-    let find_retracts = p.stmt("find_retracts", find_retracts);
-    let apply_retracts = vec![
-        Stmt::plain(
-            "apply_retracts",
-            format!(
-                "DELETE FROM {t} t USING {w} w WHERE {} AND {}",
-                pg_op("w.cls", "=", "'retract'"),
-                same(&kt("t"), &kw("w")),
-            ),
-        ),
-        Stmt::plain(
-            "mark_retracted",
-            format!(
-                "UPDATE {w} SET cls = {} WHERE {}",
-                RowClass::Deleted.lit(),
-                pg_op("cls", "=", "'retract'")
-            ),
-        ),
-    ];
+    fn apply_inserts(&self) -> Vec<Stmt> {
+        let plan = self.plan;
+        let (t, s, w, a) = (&plan.target, &plan.staging, &self.w, &self.a);
+        let mut insert_cols: Vec<String> =
+            plan.keys.iter().map(|k| quote_ident(&k.target)).collect();
+        insert_cols.push(quote_ident(&plan.version.target));
+        insert_cols.extend(plan.values.iter().map(|v| quote_ident(&v.target)));
+        let mut insert_vals = self.kw("w");
+        insert_vals.push("w.v".to_string());
+        insert_vals.extend(plan.values.iter().map(|v| self.value_expr(v)));
+        vec![
+            ranged_stmt("record_inserts", |range| {
+                format!(
+                    "INSERT INTO {a} ({}, rn) SELECT {}, w.rn FROM {w} w WHERE {} AND {}",
+                    self.keys.work_names(),
+                    self.kw("w").join(", "),
+                    class_is("w", RowClass::Insert),
+                    range("w"),
+                )
+            }),
+            ranged_stmt("apply_inserts", |range| {
+                format!(
+                    "INSERT INTO {t} AS t ({}) {}SELECT {} FROM {a} a JOIN {w} w ON {} JOIN {s} s ON {} \
+                     WHERE {} AND {} ON CONFLICT ON CONSTRAINT {} DO NOTHING",
+                    insert_cols.join(", "),
+                    if plan.overriding_system_value {
+                        "OVERRIDING SYSTEM VALUE "
+                    } else {
+                        ""
+                    },
+                    insert_vals.join(", "),
+                    self.same(&self.kw("a"), &self.kw("w")),
+                    self.same(&self.ks("s"), &self.kw("w")),
+                    class_is("w", RowClass::Insert),
+                    range("a"),
+                    plan.pk_constraint,
+                )
+            }),
+            self.defer_untaken("defer_inserts", RowClass::Insert),
+        ]
+    }
 
-    let mut status_case = String::from("CASE");
-    let mut final_classes = Vec::new();
-    for class in RowClass::ALL {
-        if let Some(status) = class.final_status() {
-            status_case.push_str(&format!(
-                " WHEN {} THEN {}",
-                class_is("w", class),
-                quote_literal(status)
-            ));
-            final_classes.push(class.as_str());
+    /// The row the attempt read is still there: on a distributed table the same row version
+    /// (`xmin`, exact); on a reference table the same version column value, because each node's
+    /// copy has its own `xmin` and the attempt read one copy (every copy must take the same
+    /// decision).
+    fn still_as_read(&self) -> String {
+        match self.placement {
+            Placement::Reference => format!("{} IS NOT DISTINCT FROM a.seen_version", self.tv),
+            _ => pg_op("t.xmin", "=", "a.seen"),
         }
     }
-    status_case.push_str(" END");
-    let mut p = Params::new();
-    let write_statuses = format!(
-        "UPDATE {s} s SET {} = {status_case}, {} = {}, {} = w.err FROM {w} w WHERE {} AND {}",
-        quote_ident(META_STATUS),
-        quote_ident(META_RUN_ID),
-        p.get(Param::RunId),
-        quote_ident(META_ERROR),
-        same(&ks("s"), &kw("w")),
-        pg_op(
-            "w.cls",
-            "=",
-            &format!(
-                "ANY ({}::pg_catalog.text[])",
-                quote_literal(&format!("{{{}}}", final_classes.join(",")))
+
+    /// Record the attempt on the rows of class `c` in range whose production row passes `test`:
+    /// the row version read and, with row audit, its image.
+    fn record_seen(&self, name: &'static str, c: RowClass, test: &str) -> Stmt {
+        let (t, w, a, tv) = (&self.plan.target, &self.w, &self.a, &self.tv);
+        ranged_stmt(name, |range| {
+            format!(
+                "INSERT INTO {a} ({}, rn, seen, seen_version, before) SELECT {}, w.rn, t.xmin, {tv}, {} \
+                 FROM {w} w JOIN {t} t ON {} WHERE {} AND {} AND {test}",
+                self.keys.work_names(),
+                self.kw("w").join(", "),
+                if self.options.row_audit {
+                    "pg_catalog.to_jsonb(t.*)"
+                } else {
+                    "NULL::pg_catalog.jsonb"
+                },
+                self.same(&self.kt("t"), &self.kw("w")),
+                class_is("w", c),
+                range("w"),
             )
-        ),
-    );
-    let write_statuses = p.stmt("write_statuses", write_statuses);
-    let mut p = Params::new();
-    let write_row_changes = format!(
-        "INSERT INTO dwr.row_changes (run_id, target, key, action, before, after) \
-         SELECT {}, {}::pg_catalog.oid, pg_catalog.jsonb_build_array({}), w.cls, a.before, pg_catalog.to_jsonb(t.*) \
-         FROM {w} w JOIN {a} a ON {} JOIN {t} t ON {} WHERE {}",
-        p.get(Param::RunId),
-        p.get(Param::Target),
-        kw("w").join(", "),
-        same(&kw("a"), &kw("w")),
-        same(&kt("t"), &kw("w")),
-        pg_op("w.cls", "=", "ANY ('{insert,update}'::pg_catalog.text[])"),
-    );
-    let write_row_changes = p.stmt("write_row_changes", write_row_changes);
-    let rows_in_range = ranged_stmt("rows_in_range", |range| {
-        format!(
-            "SELECT DISTINCT rn FROM {w} x WHERE {} ORDER BY rn",
-            range("x")
+        })
+    }
+
+    fn apply_updates(&self) -> Vec<Stmt> {
+        let plan = self.plan;
+        let (t, s, w, a) = (&plan.target, &plan.staging, &self.w, &self.a);
+        let mut sets: Vec<String> = plan
+            .values
+            .iter()
+            .filter(|v| !v.insert_only)
+            .map(|v| format!("{} = {}", quote_ident(&v.target), self.value_expr(v)))
+            .collect();
+        sets.push(format!("{} = w.v", quote_ident(&plan.version.target)));
+        vec![
+            self.record_seen("record_updates", RowClass::Update, &self.newer("w.v")),
+            // the row the attempt read, unchanged since (a row CDC changed meanwhile has another
+            // xmin and is left for the next merge, never written over)
+            ranged_stmt("apply_updates", |range| {
+                format!(
+                    "UPDATE {t} t SET {} FROM {a} a JOIN {w} w ON {} JOIN {s} s ON {} \
+                     WHERE {} AND {} AND {} AND {}",
+                    sets.join(", "),
+                    self.same(&self.kw("a"), &self.kw("w")),
+                    self.same(&self.ks("s"), &self.kw("w")),
+                    self.same(&self.kt("t"), &self.kw("a")),
+                    class_is("w", RowClass::Update),
+                    range("a"),
+                    self.still_as_read(),
+                )
+            }),
+            self.defer_untaken("defer_updates", RowClass::Update),
+        ]
+    }
+
+    /// A replayed `D` or a delete by absence: record the attempt on the rows whose production
+    /// version is still not newer than the delete's (the work row's), remove those still as read,
+    /// and defer the rest (no attempt: changed or gone meanwhile; the row still there).
+    fn apply_deletes(&self) -> Vec<Stmt> {
+        let (t, w, a, tv) = (&self.plan.target, &self.w, &self.a, &self.tv);
+        let not_newer = format!(
+            "({tv} IS NULL OR {})",
+            op(tv, &self.plan.version.ord_schema, "<=", "w.v")
+        );
+        vec![
+            self.record_seen("record_deletes", RowClass::Delete, &not_newer),
+            ranged_stmt("apply_deletes", |range| {
+                format!(
+                    "DELETE FROM {t} t USING {a} a JOIN {w} w ON {} WHERE {} AND {} AND {} AND {}",
+                    self.same(&self.kw("a"), &self.kw("w")),
+                    self.same(&self.kt("t"), &self.kw("a")),
+                    class_is("w", RowClass::Delete),
+                    range("a"),
+                    self.still_as_read(),
+                )
+            }),
+            ranged_stmt("defer_deletes", |range| {
+                format!(
+                    "UPDATE {w} w SET cls = {} WHERE {} AND {} AND (NOT EXISTS (SELECT FROM {a} a WHERE {}) \
+                     OR EXISTS (SELECT FROM {t} t WHERE {}))",
+                    RowClass::Deferred.lit(),
+                    class_is("w", RowClass::Delete),
+                    range("w"),
+                    self.same(&self.kw("a"), &self.kw("w")),
+                    self.same(&self.kt("t"), &self.kw("w")),
+                )
+            }),
+        ]
+    }
+
+    /// A replayed `D` of a key production lacks: its tombstone, so that a later merge of the
+    /// reload never inserts an older row of the key (the rows `apply_deletes` removed have theirs
+    /// from the shards' delete trigger).
+    fn tombstone_absent(&self) -> Stmt {
+        Stmt::plain(
+            "tombstone_absent",
+            format!(
+                "INSERT INTO {} ({}) SELECT {} FROM {} w WHERE {}",
+                self.tombstones,
+                self.keys.quoted_names(),
+                self.kw("w").join(", "),
+                self.w,
+                class_is("w", RowClass::Absent),
+            ),
         )
-    });
-    // the writes of one class in one subtransaction: record the attempt, write, defer what
-    // production did not take (skipped when the write took every row of the class)
-    let apply = |stmts: Vec<Stmt>, class: RowClass| {
+    }
+
+    /// Inserts whose key CDC deleted meanwhile: found, taken back, and marked `Deleted`.
+    fn retracts(&self) -> Step {
+        let (t, w) = (&self.plan.target, &self.w);
+        let mut p = Params::new();
+        let find_retracts = format!(
+            "UPDATE {w} w SET cls = 'retract' FROM {} WHERE {} AND {}",
+            self.tombstoned(&mut p),
+            class_is("w", RowClass::Insert),
+            self.same(&self.kt("tb"), &self.kw("w")),
+        );
+        Step::When {
+            when: vec![Cond::Wrote(p.stmt("find_retracts", find_retracts))],
+            then: vec![
+                Stmt::plain(
+                    "apply_retracts",
+                    format!(
+                        "DELETE FROM {t} t USING {w} w WHERE {} AND {}",
+                        pg_op("w.cls", "=", "'retract'"),
+                        self.same(&self.kt("t"), &self.kw("w")),
+                    ),
+                ),
+                Stmt::plain(
+                    "mark_retracted",
+                    format!(
+                        "UPDATE {w} SET cls = {} WHERE {}",
+                        RowClass::Deleted.lit(),
+                        pg_op("cls", "=", "'retract'")
+                    ),
+                ),
+            ],
+        }
+    }
+
+    /// Each classified staged row's final status, run and error.
+    fn write_statuses(&self) -> Stmt {
+        let mut p = Params::new();
+        let sql = format!(
+            "UPDATE {} s SET {} = {}, {} = {}, {} = w.err FROM {} w WHERE {} AND {}",
+            self.plan.staging,
+            quote_ident(META_STATUS),
+            RowClass::status_case("w."),
+            quote_ident(META_RUN_ID),
+            p.get(Param::RunId),
+            quote_ident(META_ERROR),
+            self.w,
+            self.same(&self.ks("s"), &self.kw("w")),
+            RowClass::has_final_status("w."),
+        );
+        p.stmt("write_statuses", sql)
+    }
+
+    /// The images of the rows written: inserted and updated (after: production's row now), removed
+    /// (after: none).
+    fn write_row_changes(&self) -> Stmt {
+        let mut p = Params::new();
+        let sql = format!(
+            "INSERT INTO dwr.row_changes (run_id, target, key, action, before, after) \
+             SELECT {}, {}::pg_catalog.oid, pg_catalog.jsonb_build_array({}), w.cls, a.before, \
+             CASE WHEN {} THEN NULL ELSE pg_catalog.to_jsonb(t.*) END \
+             FROM {} w JOIN {} a ON {} LEFT JOIN {} t ON {} WHERE {}",
+            p.get(Param::RunId),
+            p.get(Param::Target),
+            self.kw("w").join(", "),
+            class_is("w", RowClass::Delete),
+            self.w,
+            self.a,
+            self.same(&self.kw("a"), &self.kw("w")),
+            self.plan.target,
+            self.same(&self.kt("t"), &self.kw("w")),
+            pg_op(
+                "w.cls",
+                "=",
+                "ANY ('{insert,update,delete}'::pg_catalog.text[])"
+            ),
+        );
+        p.stmt("write_row_changes", sql)
+    }
+
+    /// The writes of one class in one subtransaction: record the attempt, write, defer what
+    /// production did not take (skipped when the write took every row of the class).
+    fn apply(&self, stmts: Vec<Stmt>, class: RowClass) -> Step {
+        let w = &self.w;
         Step::Ranged(Ranged {
             stmts,
             fallback: None,
             waits_for_rows: true,
-            rows_in_range: Some(rows_in_range.clone()),
+            rows_in_range: Some(ranged_stmt("rows_in_range", |range| {
+                format!(
+                    "SELECT DISTINCT rn FROM {w} x WHERE {} ORDER BY rn",
+                    range("x")
+                )
+            })),
             skip_tail_when_all: Some(class),
         })
-    };
-    // a single merge shows its phases (a batch's progress is that of dwr_merge_batches)
-    let phase = |name: &'static str| {
-        if options.batched {
-            None
+    }
+
+    fn steps(&self) -> Vec<Step> {
+        let (absent, changes) = (self.plan.absent, self.plan.changes);
+        // a single merge shows its phases (a batch's progress is that of dwr_merge_batches)
+        let phase = |name: &'static str| (!self.options.batched).then_some(Step::Phase(name));
+        let mut steps: Vec<Step> = phase("classifying").into_iter().collect();
+        steps.push(Step::Run(if absent {
+            self.fill_absent()
         } else {
-            Some(Step::Phase(name))
+            self.fill_classified()
+        }));
+        // (not a reference table's: ANALYZE reads its copy on this node by local execution, after
+        // which Citus refuses the transaction's parallel commands on other tables, as in
+        // dwr_merge_all; a reference table is small)
+        if !matches!(self.placement, Placement::Reference) {
+            steps.push(Step::analyze(Stmt::plain(
+                "analyze_work",
+                format!("ANALYZE {}", self.w),
+            )));
         }
-    };
-    let mut steps: Vec<Step> = phase("classifying").into_iter().collect();
-    steps.push(Step::Run(fill_classified));
-    // (not a reference table's: ANALYZE reads its copy on this node by local execution, after
-    // which Citus refuses the transaction's parallel commands on other tables, as in
-    // dwr_merge_all; a reference table is small)
-    if !matches!(placement, Placement::Reference) {
-        steps.push(Step::analyze(Stmt::plain(
-            "analyze_work",
-            format!("ANALYZE {w}"),
-        )));
+        steps.extend([
+            Step::Hold,
+            Step::RowRange(Stmt::plain("row_range", row_range_sql(&self.w, "rn"))),
+        ]);
+        if !absent {
+            steps.extend(phase("inserting"));
+            steps.push(self.apply(self.apply_inserts(), RowClass::Insert));
+            steps.extend(phase("updating"));
+            steps.push(self.apply(self.apply_updates(), RowClass::Update));
+        }
+        if absent || changes {
+            steps.extend(phase("deleting"));
+            steps.push(self.apply(self.apply_deletes(), RowClass::Delete));
+        }
+        if !absent {
+            steps.push(self.retracts());
+        }
+        if changes {
+            steps.push(Step::Run(self.tombstone_absent()));
+        }
+        if !absent {
+            steps.extend(phase("writing statuses"));
+            steps.push(Step::Run(self.write_statuses()));
+        }
+        if self.options.row_audit {
+            steps.extend(phase("writing row images"));
+            steps.push(Step::AsOwner {
+                share: None,
+                stmt: self.write_row_changes(),
+                guard: Guard::RunningRun("merge"),
+            });
+        }
+        steps
     }
-    steps.extend(phase("inserting"));
-    steps.extend([
-        Step::Hold,
-        Step::RowRange(Stmt::plain("row_range", row_range_sql(w, "rn"))),
-        apply(apply_inserts, RowClass::Insert),
-    ]);
-    steps.extend(phase("updating"));
-    steps.extend([
-        apply(apply_updates, RowClass::Update),
-        Step::When {
-            when: vec![Cond::Wrote(find_retracts)],
-            then: apply_retracts,
-        },
-    ]);
-    steps.extend(phase("writing statuses"));
-    steps.push(Step::Run(write_statuses));
-    if row_audit {
-        steps.extend(phase("writing row images"));
-        steps.push(Step::AsOwner {
-            share: None,
-            stmt: write_row_changes,
-            guard: Guard::RunningRun("merge"),
-        });
-    }
-    let mut p = Params::new();
-    let (row, error) = (p.get(Param::Row), p.get(Param::ErrorText));
-    let mark_row_error = p.stmt(
-        "mark_row_error",
-        format!(
-            "UPDATE {w} SET cls = {}, err = {error} WHERE {}",
-            RowClass::Error.lit(),
-            pg_op("rn", "=", &row)
-        ),
-    );
-    let mut p = Params::new();
-    let row = p.get(Param::Row);
-    let mark_row_deferred = p.stmt(
-        "mark_row_deferred",
-        format!(
-            "UPDATE {w} SET cls = {} WHERE {} AND {}",
-            RowClass::Deferred.lit(),
-            pg_op("rn", "=", &row),
-            pg_op("cls", "=", "ANY ('{insert,update}'::pg_catalog.text[])"),
-        ),
-    );
-    Ok(CitusMergeSql {
-        create,
-        drop_stale: format!("DROP TABLE IF EXISTS {a}, {w}"),
-        work_columns: work_columns(plan),
-        work: work.clone(),
-        attempts: attempts.clone(),
-        program: Program {
-            steps,
-            mark_error: mark_row_error,
-            mark_deferred: mark_row_deferred,
+
+    fn program(&self) -> Program {
+        let w = &self.w;
+        let mut p = Params::new();
+        let (row, error) = (p.get(Param::Row), p.get(Param::ErrorText));
+        let mark_error = p.stmt(
+            "mark_row_error",
+            format!(
+                "UPDATE {w} SET cls = {}, err = {error} WHERE {}",
+                RowClass::Error.lit(),
+                pg_op("rn", "=", &row)
+            ),
+        );
+        let mut p = Params::new();
+        let row = p.get(Param::Row);
+        let mark_deferred = p.stmt(
+            "mark_row_deferred",
+            format!(
+                "UPDATE {w} SET cls = {} WHERE {} AND {}",
+                RowClass::Deferred.lit(),
+                pg_op("rn", "=", &row),
+                pg_op(
+                    "cls",
+                    "=",
+                    "ANY ('{insert,update,delete}'::pg_catalog.text[])"
+                ),
+            ),
+        );
+        Program {
+            steps: self.steps(),
+            mark_error,
+            mark_deferred,
             counts: Stmt::plain(
                 "counts",
                 format!("SELECT cls, pg_catalog.count(*) FROM {w} GROUP BY cls"),
             ),
             // the work tables outlive the merge (creating and placing them costs the better part
             // of a second, emptying them milliseconds)
-            cleanup: vec![Stmt::plain("clear", format!("TRUNCATE {w}, {a}"))],
+            cleanup: vec![Stmt::plain("clear", format!("TRUNCATE {w}, {}", self.a))],
             // SET LOCAL reaches the workers' transactions while citus.propagate_set_commands is
             // local
             propagate_settings: true,
@@ -838,8 +1042,8 @@ pub fn merge_sql(
             // deadlock check fell inside such a wait would get a deadlock error); a row held that
             // long is deferred to the next merge
             halves_wait_ms: Some(1),
-        },
-    })
+        }
+    }
 }
 
 /// SQL written with `range(alias)`, the test of a row number against a ranged step's rows.
@@ -895,266 +1099,458 @@ pub fn undo_sql(target: &Relation, placement: &Placement, row_audit: bool) -> Re
             format!("{} has no primary key", target.display()),
         )
     })?;
-    let t = target.quoted();
     let name =
         |what: &str| quote_qualified(&target.schema, &format!("_dwr_undo_{what}_{}", target.oid));
-    let (u, b, c, a) = (name("work"), name("before"), name("seen"), name("attempts"));
-    let k = Keys {
-        names: pk.columns.clone(),
-        eq_schemas: pk.equality_schemas.clone(),
+    let undo = CitusUndo {
+        target,
+        placement,
+        row_audit,
+        key_columns: &pk.columns,
+        k: Keys {
+            names: pk.columns.clone(),
+            eq_schemas: pk.equality_schemas.clone(),
+        },
+        t: target.quoted(),
+        u: name("work"),
+        b: name("before"),
+        c: name("seen"),
+        a: name("attempts"),
     };
-    let kw = |alias: &str| k.work(alias);
-    let kt = |alias: &str| k.production(alias);
-    let same = |x: &[String], y: &[String]| k.same(x, y);
-    let cls_is = |alias: &str, c: &str| pg_op(&format!("{alias}.cls"), "=", &quote_literal(c));
-    let ranged =
-        |name: &'static str, sql: &WithRange| ranged_stmt_on(name, "n", |range| sql(range));
-    let work_placement = k.work_placement(placement, &target.display())?;
-    let key_select = k.select_as_work();
-    let key_names = k.work_names();
-    let create = vec![
-        format!(
-            "CREATE TABLE {u} AS SELECT {}, NULL::pg_catalog.int8 AS n, NULL::pg_catalog.text AS action, \
-             NULL::pg_catalog.jsonb AS after, NULL::pg_catalog.text AS cls, NULL::pg_catalog.text AS err, \
-             NULL::pg_catalog.xid AS seen FROM ONLY {t} t WITH NO DATA",
-            key_select
-        ),
-        format!("CREATE INDEX ON {u} ({key_names})"),
-        work_placement.place_like(&u, &t),
-        format!("CREATE TABLE {b} AS SELECT t.* FROM ONLY {t} t WITH NO DATA"),
-        format!("CREATE INDEX ON {b} ({})", k.quoted_names()),
-        placement.place_like(&b, &t),
-        format!(
-            "CREATE TABLE {c} AS SELECT {}, NULL::pg_catalog.text AS cls, NULL::pg_catalog.xid AS seen \
-             FROM ONLY {t} t WITH NO DATA",
-            key_select
-        ),
-        format!("CREATE INDEX ON {c} ({key_names})"),
-        work_placement.place_like(&c, &t),
-        format!(
-            "CREATE TABLE {a} AS SELECT {} FROM ONLY {t} t WITH NO DATA",
-            key_select
-        ),
-        format!("CREATE INDEX ON {a} ({key_names})"),
-        work_placement.place_like(&a, &t),
-    ];
-    let image = |col: &str| format!("pg_catalog.jsonb_populate_record(NULL::{t}, {col})");
-    let mut p = Params::new();
-    let run = p.get(Param::UndoneRun);
-    let fill_work = p.stmt(
-        "fill_work",
-        format!(
-            "INSERT INTO {u} ({}, n, action, after, cls) \
+    Ok(CitusUndoSql {
+        create: undo.create()?,
+        program: undo.program(),
+    })
+}
+
+/// `alias.cls = 'class'`, an undo's
+fn undo_class_is(alias: &str, c: UndoClass) -> String {
+    pg_op(&format!("{alias}.cls"), "=", &c.lit())
+}
+
+/// The statements of one Citus undo, one method each: `t` production, `u` the work table (one row
+/// per image of the undone run, its class), `b` the before images, `c` the rows as seen, `a` the
+/// attempts.
+struct CitusUndo<'a> {
+    target: &'a Relation,
+    placement: &'a Placement,
+    row_audit: bool,
+    key_columns: &'a [String],
+    k: Keys,
+    t: String,
+    u: String,
+    b: String,
+    c: String,
+    a: String,
+}
+
+impl CitusUndo<'_> {
+    fn kw(&self, alias: &str) -> Vec<String> {
+        self.k.work(alias)
+    }
+
+    fn kt(&self, alias: &str) -> Vec<String> {
+        self.k.production(alias)
+    }
+
+    fn same(&self, x: &[String], y: &[String]) -> String {
+        self.k.same(x, y)
+    }
+
+    fn ranged(name: &'static str, sql: &WithRange) -> Stmt {
+        ranged_stmt_on(name, "n", |range| sql(range))
+    }
+
+    fn create(&self) -> Result<Vec<String>> {
+        let (t, u, b, c, a) = (&self.t, &self.u, &self.b, &self.c, &self.a);
+        let work_placement = self
+            .k
+            .work_placement(self.placement, &self.target.display())?;
+        let key_select = self.k.select_as_work();
+        let key_names = self.k.work_names();
+        Ok(vec![
+            format!(
+                "CREATE TABLE {u} AS SELECT {key_select}, NULL::pg_catalog.int8 AS n, NULL::pg_catalog.text AS action, \
+                 NULL::pg_catalog.jsonb AS after, NULL::pg_catalog.text AS cls, NULL::pg_catalog.text AS err, \
+                 NULL::pg_catalog.xid AS seen FROM ONLY {t} t WITH NO DATA"
+            ),
+            format!("CREATE INDEX ON {u} ({key_names})"),
+            work_placement.place_like(u, t),
+            format!("CREATE TABLE {b} AS SELECT t.* FROM ONLY {t} t WITH NO DATA"),
+            format!("CREATE INDEX ON {b} ({})", self.k.quoted_names()),
+            self.placement.place_like(b, t),
+            format!(
+                "CREATE TABLE {c} AS SELECT {key_select}, NULL::pg_catalog.text AS cls, NULL::pg_catalog.xid AS seen \
+                 FROM ONLY {t} t WITH NO DATA"
+            ),
+            format!("CREATE INDEX ON {c} ({key_names})"),
+            work_placement.place_like(c, t),
+            format!("CREATE TABLE {a} AS SELECT {key_select} FROM ONLY {t} t WITH NO DATA"),
+            format!("CREATE INDEX ON {a} ({key_names})"),
+            work_placement.place_like(a, t),
+        ])
+    }
+
+    /// Image `col` as a row of production.
+    fn image(&self, col: &str) -> String {
+        format!("pg_catalog.jsonb_populate_record(NULL::{}, {col})", self.t)
+    }
+
+    /// The undone run's images into the work table (as the extension owner): an inserted or
+    /// updated row starts as `gone` (classified against production next), a removed row as
+    /// `reinsert`.
+    fn fill_work(&self) -> Stmt {
+        let mut p = Params::new();
+        let run = p.get(Param::UndoneRun);
+        let sql = format!(
+            "INSERT INTO {} ({}, n, action, after, cls) \
              SELECT {}, pg_catalog.jsonb_hash_extended(x.key, 0) OPERATOR(pg_catalog.&) 9223372036854775807, \
-             x.action, x.after, 'gone' \
+             x.action, x.after, CASE WHEN x.action OPERATOR(pg_catalog.=) 'delete' THEN {} ELSE {} END \
              FROM (SELECT c.key, c.action, c.after, {} AS a FROM dwr.row_changes c WHERE {} AND {}) x",
-            key_names,
-            k.production("(x.a)").join(", "),
-            image("c.after"),
+            self.u,
+            self.k.work_names(),
+            self.k.production("(x.a)").join(", "),
+            UndoClass::Reinsert.lit(),
+            UndoClass::Gone.lit(),
+            // (a removed row's key is in its before image)
+            self.image("COALESCE(c.after, c.before)"),
             pg_op("c.run_id", "=", &run),
-            pg_op("c.action", "=", "ANY ('{insert,update}'::pg_catalog.text[])"),
-        ),
-    );
-    let mut p = Params::new();
-    let run = p.get(Param::UndoneRun);
-    let fill_before = p.stmt(
-        "fill_before",
-        format!(
-            "INSERT INTO {b} SELECT ({}).* FROM dwr.row_changes c WHERE {} AND {}",
-            image("c.before"),
+            pg_op(
+                "c.action",
+                "=",
+                "ANY ('{insert,update,delete}'::pg_catalog.text[])"
+            ),
+        );
+        p.stmt("fill_work", sql)
+    }
+
+    /// The before images of the updated and removed rows, as rows of production.
+    fn fill_before(&self) -> Stmt {
+        let mut p = Params::new();
+        let run = p.get(Param::UndoneRun);
+        let sql = format!(
+            "INSERT INTO {} SELECT ({}).* FROM dwr.row_changes c WHERE {} AND {}",
+            self.b,
+            self.image("c.before"),
             pg_op("c.run_id", "=", &run),
-            pg_op("c.action", "=", "'update'"),
-        ),
-    );
-    let classify_seen = Stmt::plain(
-        "classify_seen",
-        format!(
-            "INSERT INTO {c} ({}, cls, seen) SELECT {}, CASE WHEN {} THEN CASE WHEN {} THEN 'delete' ELSE 'restore' END \
-             ELSE 'changed' END, t.xmin FROM {u} w JOIN {t} t ON {}",
-            key_names,
-            kw("w").join(", "),
-            pg_op("pg_catalog.to_jsonb(t.*)", "=", "w.after"),
-            pg_op("w.action", "=", "'insert'"),
-            same(&kt("t"), &kw("w")),
-        ),
-    );
-    let classify = Stmt::plain(
-        "classify",
-        format!(
-            "UPDATE {u} w SET cls = s.cls, seen = s.seen FROM {c} s WHERE {}",
-            same(&kw("s"), &kw("w")),
-        ),
-    );
-    let apply_deletes = vec![
-        ranged("apply_deletes", &|range| {
-            format!(
-                "DELETE FROM {t} t USING {u} w WHERE {} AND {} AND {} AND {}",
-                same(&kt("t"), &kw("w")),
-                cls_is("w", "delete"),
-                range("w"),
-                pg_op("t.xmin", "=", "w.seen"),
-            )
-        }),
-        ranged("mark_deleted", &|range| {
-            format!(
-                "UPDATE {u} w SET cls = 'deleted' WHERE {} AND {} AND NOT EXISTS (SELECT 1 FROM {t} t WHERE {})",
-                cls_is("w", "delete"),
-                range("w"),
-                same(&kt("t"), &kw("w")),
-            )
-        }),
-    ];
-    let restorable: Vec<&str> = target
-        .columns
-        .iter()
-        .filter(|col| {
-            !col.is_generated() && !col.is_identity_always() && !pk.columns.contains(&col.name)
-        })
-        .map(|col| col.name.as_str())
-        .collect();
-    let restore = ranged("apply_restores", &|range| {
-        if restorable.is_empty() {
-            // nothing but the key: nothing to write, the row is as it was
-            format!("SELECT 1 FROM {u} w WHERE false AND {}", range("w"))
-        } else {
-            format!(
-                "UPDATE {t} t SET {} FROM {u} w JOIN {b} b ON {} WHERE {} AND {} AND {} AND {}",
-                restorable
-                    .iter()
-                    .map(|col| format!("{} = b.{}", quote_ident(col), quote_ident(col)))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                same(&kt("b"), &kw("w")),
-                same(&kt("t"), &kw("w")),
-                cls_is("w", "restore"),
-                range("w"),
-                pg_op("t.xmin", "=", "w.seen"),
-            )
-        }
-    });
-    let apply_restores = vec![
-        ranged("record_restores", &|range| {
-            format!(
-                "INSERT INTO {a} ({}) SELECT {} FROM {u} w WHERE {} AND {}",
-                key_names,
-                kw("w").join(", "),
-                cls_is("w", "restore"),
-                range("w"),
-            )
-        }),
-        restore,
-        ranged("mark_restored", &|range| {
-            if restorable.is_empty() {
+            pg_op(
+                "c.action",
+                "=",
+                "ANY ('{update,delete}'::pg_catalog.text[])"
+            ),
+        );
+        p.stmt("fill_before", sql)
+    }
+
+    /// Each image against production's row now: as the run left it (`delete` an insert,
+    /// `restore` an update) or `changed`, with the row version seen (`to_jsonb`, which Citus
+    /// allows in an `INSERT ... SELECT` but not in an `UPDATE`); then into the work table.
+    fn classify(&self) -> [Stmt; 2] {
+        let (t, u, c) = (&self.t, &self.u, &self.c);
+        [
+            Stmt::plain(
+                "classify_seen",
                 format!(
-                    "UPDATE {u} w SET cls = 'restored' WHERE {} AND {}",
-                    cls_is("w", "restore"),
-                    range("w")
+                    "INSERT INTO {c} ({}, cls, seen) SELECT {}, CASE WHEN {} THEN CASE WHEN {} THEN {} ELSE {} END \
+                     ELSE {} END, t.xmin FROM {u} w JOIN {t} t ON {}",
+                    self.k.work_names(),
+                    self.kw("w").join(", "),
+                    crate::undo::still_image(t, "w.after"),
+                    pg_op("w.action", "=", "'insert'"),
+                    UndoClass::Delete.lit(),
+                    UndoClass::Restore.lit(),
+                    UndoClass::Changed.lit(),
+                    self.same(&self.kt("t"), &self.kw("w")),
+                ),
+            ),
+            Stmt::plain(
+                "classify",
+                format!(
+                    "UPDATE {u} w SET cls = s.cls, seen = s.seen FROM {c} s WHERE {}",
+                    self.same(&self.kw("s"), &self.kw("w")),
+                ),
+            ),
+        ]
+    }
+
+    /// Ranged: the run's inserts still as it left them, deleted.
+    fn apply_deletes(&self) -> Vec<Stmt> {
+        let (t, u) = (&self.t, &self.u);
+        vec![
+            Self::ranged("apply_deletes", &|range| {
+                format!(
+                    "DELETE FROM {t} t USING {u} w WHERE {} AND {} AND {} AND {}",
+                    self.same(&self.kt("t"), &self.kw("w")),
+                    undo_class_is("w", UndoClass::Delete),
+                    range("w"),
+                    pg_op("t.xmin", "=", "w.seen"),
                 )
+            }),
+            Self::ranged("mark_deleted", &|range| {
+                format!(
+                    "UPDATE {u} w SET cls = {} WHERE {} AND {} AND NOT EXISTS (SELECT 1 FROM {t} t WHERE {})",
+                    UndoClass::Deleted.lit(),
+                    undo_class_is("w", UndoClass::Delete),
+                    range("w"),
+                    self.same(&self.kt("t"), &self.kw("w")),
+                )
+            }),
+        ]
+    }
+
+    /// Ranged: record the attempt, put the before image back over a row still as the run left it,
+    /// mark the rows it wrote `restored`.
+    fn apply_restores(&self) -> Vec<Stmt> {
+        let (t, u, b, a) = (&self.t, &self.u, &self.b, &self.a);
+        let restorable: Vec<&str> = self
+            .target
+            .columns
+            .iter()
+            .filter(|col| {
+                !col.is_generated()
+                    && !col.is_identity_always()
+                    && !self.key_columns.contains(&col.name)
+            })
+            .map(|col| col.name.as_str())
+            .collect();
+        let restore = Self::ranged("apply_restores", &|range| {
+            if restorable.is_empty() {
+                // nothing but the key: nothing to write, the row is as it was
+                format!("SELECT 1 FROM {u} w WHERE false AND {}", range("w"))
             } else {
                 format!(
-                    "UPDATE {u} w SET cls = 'restored' WHERE {} AND {} AND EXISTS \
-                     (SELECT 1 FROM {a} x JOIN {t} t ON {} WHERE {} AND {})",
-                    cls_is("w", "restore"),
+                    "UPDATE {t} t SET {} FROM {u} w JOIN {b} b ON {} WHERE {} AND {} AND {} AND {}",
+                    restorable
+                        .iter()
+                        .map(|col| format!("{} = b.{}", quote_ident(col), quote_ident(col)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    self.same(&self.kt("b"), &self.kw("w")),
+                    self.same(&self.kt("t"), &self.kw("w")),
+                    undo_class_is("w", UndoClass::Restore),
                     range("w"),
-                    same(&kt("t"), &kw("x")),
-                    same(&kw("x"), &kw("w")),
-                    pg_op("t.xmin", "=", "x.xmin"),
+                    pg_op("t.xmin", "=", "w.seen"),
                 )
             }
-        }),
-    ];
-    let mut p = Params::new();
-    let (run, target_oid) = (p.get(Param::RunId), p.get(Param::Target));
-    let write_row_changes = p.stmt(
-        "write_row_changes",
-        format!(
+        });
+        vec![
+            Self::ranged("record_restores", &|range| {
+                format!(
+                    "INSERT INTO {a} ({}) SELECT {} FROM {u} w WHERE {} AND {}",
+                    self.k.work_names(),
+                    self.kw("w").join(", "),
+                    undo_class_is("w", UndoClass::Restore),
+                    range("w"),
+                )
+            }),
+            restore,
+            Self::ranged("mark_restored", &|range| {
+                if restorable.is_empty() {
+                    format!(
+                        "UPDATE {u} w SET cls = {} WHERE {} AND {}",
+                        UndoClass::Restored.lit(),
+                        undo_class_is("w", UndoClass::Restore),
+                        range("w")
+                    )
+                } else {
+                    format!(
+                        "UPDATE {u} w SET cls = {} WHERE {} AND {} AND EXISTS \
+                         (SELECT 1 FROM {a} x JOIN {t} t ON {} WHERE {} AND {})",
+                        UndoClass::Restored.lit(),
+                        undo_class_is("w", UndoClass::Restore),
+                        range("w"),
+                        self.same(&self.kt("t"), &self.kw("x")),
+                        self.same(&self.kw("x"), &self.kw("w")),
+                        pg_op("t.xmin", "=", "x.xmin"),
+                    )
+                }
+            }),
+        ]
+    }
+
+    /// Ranged, the rows a replay or a deletion by absence removed (`reinsert`): record the
+    /// attempt, put the before image back while production lacks the key, mark the rows this
+    /// attempt wrote `reinserted` and the others `changed` (the key came back meanwhile).
+    fn apply_reinserts(&self) -> Vec<Stmt> {
+        let (t, u, b, a) = (&self.t, &self.u, &self.b, &self.a);
+        let insertable: Vec<String> = self
+            .target
+            .columns
+            .iter()
+            .filter(|c| !c.is_generated())
+            .map(|c| quote_ident(&c.name))
+            .collect();
+        let overriding = if self.target.columns.iter().any(|c| c.is_identity_always()) {
+            " OVERRIDING SYSTEM VALUE"
+        } else {
+            ""
+        };
+        vec![
+            Self::ranged("record_reinserts", &|range| {
+                format!(
+                    "INSERT INTO {a} ({}) SELECT {} FROM {u} w WHERE {} AND {}",
+                    self.k.work_names(),
+                    self.kw("w").join(", "),
+                    undo_class_is("w", UndoClass::Reinsert),
+                    range("w"),
+                )
+            }),
+            Self::ranged("apply_reinserts", &|range| {
+                format!(
+                    "INSERT INTO {t} AS t ({}){overriding} SELECT {} FROM {a} x JOIN {u} w ON {} JOIN {b} b ON {} \
+                     WHERE {} AND {} ON CONFLICT DO NOTHING",
+                    insertable.join(", "),
+                    insertable
+                        .iter()
+                        .map(|c| format!("b.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    self.same(&self.kw("x"), &self.kw("w")),
+                    self.same(&self.kt("b"), &self.kw("w")),
+                    undo_class_is("w", UndoClass::Reinsert),
+                    range("w"),
+                )
+            }),
+            Self::ranged("mark_reinserted", &|range| {
+                format!(
+                    "UPDATE {u} w SET cls = {} WHERE {} AND {} AND EXISTS \
+                     (SELECT 1 FROM {a} x JOIN {t} t ON {} WHERE {} AND {})",
+                    UndoClass::Reinserted.lit(),
+                    undo_class_is("w", UndoClass::Reinsert),
+                    range("w"),
+                    self.same(&self.kt("t"), &self.kw("x")),
+                    self.same(&self.kw("x"), &self.kw("w")),
+                    pg_op("t.xmin", "=", "x.xmin"),
+                )
+            }),
+            Self::ranged("mark_changed", &|range| {
+                format!(
+                    "UPDATE {u} w SET cls = {} WHERE {} AND {}",
+                    UndoClass::Changed.lit(),
+                    undo_class_is("w", UndoClass::Reinsert),
+                    range("w"),
+                )
+            }),
+        ]
+    }
+
+    /// What the undo wrote, as images of the undo run (as the extension owner).
+    fn write_row_changes(&self) -> Stmt {
+        let mut p = Params::new();
+        let (run, target_oid) = (p.get(Param::RunId), p.get(Param::Target));
+        let sql = format!(
             "INSERT INTO dwr.row_changes (run_id, target, key, action, before, after) \
              SELECT {run}, {target_oid}::pg_catalog.oid, pg_catalog.jsonb_build_array({}), \
-             CASE WHEN {} THEN 'delete' ELSE 'restore' END, w.after, \
+             CASE WHEN {} THEN 'delete' WHEN {} THEN 'insert' ELSE 'restore' END, w.after, \
              CASE WHEN {} THEN pg_catalog.to_jsonb(t.*) END \
-             FROM {u} w LEFT JOIN {t} t ON {} WHERE {}",
-            kw("w").join(", "),
-            cls_is("w", "deleted"),
-            cls_is("w", "restored"),
-            same(&kt("t"), &kw("w")),
+             FROM {} w LEFT JOIN {} t ON {} WHERE {}",
+            self.kw("w").join(", "),
+            undo_class_is("w", UndoClass::Deleted),
+            undo_class_is("w", UndoClass::Reinserted),
             pg_op(
                 "w.cls",
                 "=",
-                "ANY ('{deleted,restored}'::pg_catalog.text[])"
+                &UndoClass::any(&[UndoClass::Restored, UndoClass::Reinserted])
             ),
-        ),
-    );
-    let rows_in_range = ranged("rows_in_range", &|range| {
-        format!(
-            "SELECT DISTINCT n FROM {u} x WHERE {} ORDER BY n",
-            range("x")
-        )
-    });
-    let apply = |stmts: Vec<Stmt>| {
+            self.u,
+            self.t,
+            self.same(&self.kt("t"), &self.kw("w")),
+            pg_op(
+                "w.cls",
+                "=",
+                &UndoClass::any(&[
+                    UndoClass::Deleted,
+                    UndoClass::Restored,
+                    UndoClass::Reinserted,
+                ])
+            ),
+        );
+        p.stmt("write_row_changes", sql)
+    }
+
+    /// The statements of one apply step in one subtransaction, bisected on failure.
+    fn apply(&self, stmts: Vec<Stmt>) -> Step {
+        let u = &self.u;
         Step::Ranged(Ranged {
             stmts,
             fallback: None,
             waits_for_rows: true,
-            rows_in_range: Some(rows_in_range.clone()),
+            rows_in_range: Some(Self::ranged("rows_in_range", &|range| {
+                format!(
+                    "SELECT DISTINCT n FROM {u} x WHERE {} ORDER BY n",
+                    range("x")
+                )
+            })),
             skip_tail_when_all: None,
         })
-    };
-    let as_owner = |stmt: Stmt, guard: Guard| Step::AsOwner {
-        share: None,
-        stmt,
-        guard,
-    };
-    let mut steps = vec![
-        as_owner(fill_work, Guard::ReadableRun),
-        as_owner(fill_before, Guard::ReadableRun),
-    ];
-    // (not a reference table's, as in the merge)
-    if !matches!(placement, Placement::Reference) {
-        steps.push(Step::analyze(Stmt::plain(
-            "analyze_work",
-            format!("ANALYZE {u}, {b}"),
-        )));
     }
-    steps.extend([
-        Step::Run(classify_seen),
-        Step::Run(classify),
-        Step::RowRange(Stmt::plain("row_range", row_range_sql(&u, "n"))),
-        apply(apply_deletes),
-        apply(apply_restores),
-        Step::Run(Stmt::plain(
-            "defer_rest",
+
+    fn steps(&self) -> Vec<Step> {
+        let as_owner = |stmt: Stmt, guard: Guard| Step::AsOwner {
+            share: None,
+            stmt,
+            guard,
+        };
+        let mut steps = vec![
+            as_owner(self.fill_work(), Guard::ReadableRun),
+            as_owner(self.fill_before(), Guard::ReadableRun),
+        ];
+        // (not a reference table's, as in the merge)
+        if !matches!(self.placement, Placement::Reference) {
+            steps.push(Step::analyze(Stmt::plain(
+                "analyze_work",
+                format!("ANALYZE {}, {}", self.u, self.b),
+            )));
+        }
+        steps.extend(self.classify().map(Step::Run));
+        steps.extend([
+            Step::RowRange(Stmt::plain("row_range", row_range_sql(&self.u, "n"))),
+            self.apply(self.apply_deletes()),
+            self.apply(self.apply_restores()),
+            self.apply(self.apply_reinserts()),
+            Step::Run(Stmt::plain(
+                "defer_rest",
+                format!(
+                    "UPDATE {} SET cls = {} WHERE {}",
+                    self.u,
+                    UndoClass::Deferred.lit(),
+                    pg_op("cls", "=", &undone_classes())
+                ),
+            )),
+        ]);
+        if self.row_audit {
+            steps.push(as_owner(
+                self.write_row_changes(),
+                Guard::RunningRun("undo"),
+            ));
+        }
+        steps
+    }
+
+    fn program(&self) -> Program {
+        let u = &self.u;
+        let mut p = Params::new();
+        let (row, error) = (p.get(Param::Row), p.get(Param::ErrorText));
+        let mark_error = p.stmt(
+            "mark_row_error",
             format!(
-                "UPDATE {u} SET cls = 'deferred' WHERE {}",
-                pg_op("cls", "=", "ANY ('{delete,restore}'::pg_catalog.text[])")
+                "UPDATE {u} SET cls = {}, err = {error} WHERE {}",
+                UndoClass::Error.lit(),
+                pg_op("n", "=", &row)
             ),
-        )),
-    ]);
-    if row_audit {
-        steps.push(as_owner(write_row_changes, Guard::RunningRun("undo")));
-    }
-    let mut p = Params::new();
-    let (row, error) = (p.get(Param::Row), p.get(Param::ErrorText));
-    let mark_error = p.stmt(
-        "mark_row_error",
-        format!(
-            "UPDATE {u} SET cls = 'error', err = {error} WHERE {}",
-            pg_op("n", "=", &row)
-        ),
-    );
-    let mut p = Params::new();
-    let row = p.get(Param::Row);
-    let mark_deferred = p.stmt(
-        "mark_row_deferred",
-        format!(
-            "UPDATE {u} SET cls = 'deferred' WHERE {} AND {}",
-            pg_op("n", "=", &row),
-            pg_op("cls", "=", "ANY ('{delete,restore}'::pg_catalog.text[])")
-        ),
-    );
-    Ok(CitusUndoSql {
-        create,
-        program: Program {
-            steps,
+        );
+        let mut p = Params::new();
+        let row = p.get(Param::Row);
+        let mark_deferred = p.stmt(
+            "mark_row_deferred",
+            format!(
+                "UPDATE {u} SET cls = {} WHERE {} AND {}",
+                UndoClass::Deferred.lit(),
+                pg_op("n", "=", &row),
+                pg_op("cls", "=", &undone_classes())
+            ),
+        );
+        Program {
+            steps: self.steps(),
             mark_error,
             mark_deferred,
             counts: Stmt::plain(
@@ -1163,12 +1559,17 @@ pub fn undo_sql(target: &Relation, placement: &Placement, row_audit: bool) -> Re
             ),
             cleanup: vec![Stmt::plain(
                 "drop_work",
-                format!("DROP TABLE {a}, {c}, {b}, {u}"),
+                format!("DROP TABLE {}, {}, {}, {u}", self.a, self.c, self.b),
             )],
             propagate_settings: true,
             halves_wait_ms: Some(1),
-        },
-    })
+        }
+    }
+}
+
+/// The classes of an undo's rows still to write: what a step that could not write them defers.
+fn undone_classes() -> String {
+    UndoClass::any(&[UndoClass::Delete, UndoClass::Restore, UndoClass::Reinsert])
 }
 
 #[cfg(test)]
@@ -1390,9 +1791,11 @@ mod tests {
     fn every_statement_of_the_citus_programs_is_qualified_and_bound_by_name() {
         use crate::sqlgen::tests::{assert_numbered_by_name, assert_qualified};
         for row_audit in [false, true] {
-            for batched in [false, true] {
+            for (batched, kind) in [(false, 0), (true, 0), (false, 1), (false, 2)] {
+                let mut plan = citus_plan();
+                (plan.changes, plan.absent) = (kind == 1, kind == 2);
                 let m = merge_sql(
-                    &citus_plan(),
+                    &plan,
                     &Placement::Distributed("customer_id".into()),
                     "staging",
                     16384,
@@ -1417,6 +1820,81 @@ mod tests {
                 assert_numbered_by_name(stmt);
             }
         }
+    }
+
+    /// The merge of `plan` made a change log's (`changes`) or deletes by absence, placed as `p`.
+    fn deletes_sql(changes: bool, p: Placement) -> CitusMergeSql {
+        let mut plan = citus_plan();
+        (plan.changes, plan.absent) = (changes, !changes);
+        merge_sql(
+            &plan,
+            &p,
+            "staging",
+            16384,
+            "\"staging\".\"customers_dwr_tombstones\"",
+            MergeOptions {
+                row_audit: true,
+                ..MergeOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_replayed_log_removes_rows_still_as_read_and_tombstones_absent_keys() {
+        let m = deletes_sql(true, Placement::Distributed("customer_id".into()));
+        let fill = m.s("fill_classified");
+        // a D: absent, removed unless production is newer, stale; the window filters no change
+        assert!(fill.contains("WHEN pg_catalog.upper(s.\"_dwr_op\") OPERATOR(pg_catalog.=) 'D' THEN CASE WHEN NOT t.\"region\" IS NOT NULL THEN 'absent'"), "{fill}");
+        assert!(fill.contains("THEN 'delete' ELSE 'stale' END"), "{fill}");
+        assert!(!fill.contains("outside_window"), "{fill}");
+        // the removal: recorded with the version read, removed while still as read, the rest deferred
+        assert!(m.s("record_deletes").contains(".<=) w.v"));
+        assert!(m.s("record_deletes").contains("pg_catalog.to_jsonb(t.*)"));
+        assert!(m
+            .s("apply_deletes")
+            .contains("t.xmin OPERATOR(pg_catalog.=) a.seen"));
+        assert!(m.s("defer_deletes").contains("NOT EXISTS"));
+        assert!(m.s("tombstone_absent").starts_with(
+            "INSERT INTO \"staging\".\"customers_dwr_tombstones\" (\"region\", \"customer_id\")"
+        ));
+        // a removed row's image has no after
+        assert!(m
+            .s("write_row_changes")
+            .contains("CASE WHEN w.cls OPERATOR(pg_catalog.=) 'delete' THEN NULL"));
+        // on a reference table, still as read is the version read
+        let r = deletes_sql(true, Placement::Reference);
+        assert!(r
+            .s("apply_deletes")
+            .contains("IS NOT DISTINCT FROM a.seen_version"));
+    }
+
+    #[test]
+    fn deletes_by_absence_take_the_window_rows_staging_lacks() {
+        let m = deletes_sql(false, Placement::Distributed("customer_id".into()));
+        let fill = m.s("fill_absent");
+        assert!(
+            fill.contains("'delete' FROM \"production\".\"customers\" t"),
+            "{fill}"
+        );
+        assert!(
+            fill.contains("AND NOT EXISTS (SELECT FROM \"staging\".\"customers\" s WHERE"),
+            "{fill}"
+        );
+        assert_eq!(
+            m.program.stmt("fill_absent").unwrap().params,
+            vec![Param::WindowStart, Param::WindowEnd]
+        );
+        // nothing staged is written: no inserts, updates or statuses
+        for absent in [
+            "apply_inserts",
+            "apply_updates",
+            "write_statuses",
+            "fill_classified",
+        ] {
+            assert!(m.program.stmt(absent).is_none(), "{absent}");
+        }
+        assert!(m.program.stmt("apply_deletes").is_some());
     }
 
     #[test]
@@ -1514,12 +1992,17 @@ mod tests {
         assert!(u.create[5].contains("'\"p\".\"_dwr_undo_before_42\"', 'id'"));
         assert!(s("classify_seen").starts_with("INSERT INTO"));
         assert!(
-            s("classify_seen").contains("pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.=) w.after")
+            s("classify_seen").contains("pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.=) pg_catalog.to_jsonb(pg_catalog.jsonb_populate_record(NULL::\"p\".\"t\", w.after))")
         );
         assert!(s("apply_deletes").contains("t.xmin OPERATOR(pg_catalog.=) w.seen"));
         // the generated column is not restored, the others are, from the typed before image
         assert!(s("apply_restores").contains("SET \"name\" = b.\"name\" FROM"));
         assert!(!s("apply_restores").contains("\"g\" ="));
+        // a removed row goes back, every column but the generated one, unless its key is back
+        assert!(s("fill_work").contains("THEN 'reinsert' ELSE 'gone' END"));
+        assert!(s("apply_reinserts").contains("(\"id\", \"name\") SELECT b.\"id\", b.\"name\""));
+        assert!(s("apply_reinserts").ends_with("ON CONFLICT DO NOTHING"));
+        assert!(s("mark_reinserted").contains("t.xmin OPERATOR(pg_catalog.=) x.xmin"));
         // the images read by the undone run's id, written by the undo run's, only with row audit
         assert_eq!(
             u.program.stmt("fill_work").unwrap().params,

@@ -16,9 +16,9 @@
 
 use crate::catalog::Relation;
 use crate::ident::{quote_ident, quote_qualified};
-use crate::plan::{Conversion, MergePlan, META_COLUMNS};
+use crate::plan::{ChangeLog, Conversion, MergePlan, CHANGE_OP, META_COLUMNS};
 use crate::program::{Param, Params, Stmt};
-use crate::sqlgen::{op, pg_op, staged, RowClass};
+use crate::sqlgen::{known_operation, op, pg_op, staged, RowClass};
 
 /// The session's classified source rows (a temporary table of the coordinator).
 const ROWS: &str = "pg_temp.\"_dwr_source_rows\"";
@@ -95,7 +95,9 @@ pub struct CitusSourceSql {
 /// The statements of a merge from the source of `source_plan` (the source planned into production,
 /// without metadata) through the copy `copy` of staging table `staging` (quoted), planned as
 /// `copy_plan`. `dropped`: staging's columns the copy leaves out; `place`: the statement placing
-/// the copy like production.
+/// the copy like production. A change log (`log`) is classified as the local replay classifies it
+/// (per key its last change goes on; a change without a key, a version or a known operation is an
+/// error, whatever its place) and the copy gains each change's operation ([`CHANGE_OP`]).
 pub fn source_sql(
     source_plan: &MergePlan,
     copy_plan: &MergePlan,
@@ -103,23 +105,68 @@ pub fn source_sql(
     copy: &str,
     dropped: &[String],
     place: String,
+    log: Option<&ChangeLog>,
 ) -> CitusSourceSql {
+    let mut p = Params::new();
+    let classify = format!(
+        "CREATE TEMPORARY TABLE \"_dwr_source_rows\" ON COMMIT DROP AS \
+         SELECT x.*, {} AS cls FROM (SELECT {} FROM {} s) x",
+        source_class(source_plan, log, &mut p),
+        source_columns(source_plan, log).join(", "),
+        source_plan.staging,
+    );
+    CitusSourceSql {
+        create: create_copy(staging, copy, dropped, place, log.is_some()),
+        fill: vec![
+            p.stmt("classify_source", classify),
+            fill_copy(source_plan, copy_plan, copy, log.is_some()),
+        ],
+        counts: Stmt::plain(
+            "source_counts",
+            format!(
+                "SELECT cls, pg_catalog.count(*) FROM {ROWS} WHERE {} GROUP BY cls",
+                pg_op("cls", "<>", COPIED)
+            ),
+        ),
+        cleanup: vec![
+            Stmt::plain("drop_source_rows", format!("DROP TABLE {ROWS}")),
+            Stmt::plain("drop_source_copy", format!("DROP TABLE {copy}")),
+        ],
+    }
+}
+
+/// Make the copy: staging's shape without the `dropped` columns (with a change log's operation),
+/// placed by `place`.
+fn create_copy(
+    staging: &str,
+    copy: &str,
+    dropped: &[String],
+    place: String,
+    changes: bool,
+) -> Vec<String> {
     let mut create = vec![format!(
         "CREATE TABLE {copy} (LIKE {staging} INCLUDING DEFAULTS INCLUDING INDEXES)"
     )];
-    if !dropped.is_empty() {
-        create.push(format!(
-            "ALTER TABLE {copy} {}",
-            dropped
-                .iter()
-                .map(|c| format!("DROP COLUMN {}", quote_ident(c)))
-                .collect::<Vec<_>>()
-                .join(", ")
+    let mut alter: Vec<String> = dropped
+        .iter()
+        .map(|c| format!("DROP COLUMN {}", quote_ident(c)))
+        .collect();
+    if changes {
+        alter.push(format!(
+            "ADD COLUMN {} pg_catalog.text",
+            quote_ident(CHANGE_OP)
         ));
     }
+    if !alter.is_empty() {
+        create.push(format!("ALTER TABLE {copy} {}", alter.join(", ")));
+    }
     create.push(place);
+    create
+}
 
-    // the source's rows in production's key and version types: k1.., v, then the values c1..
+/// The source's rows in production's key and version types: `k1..`, `v`, the values `c1..`, and
+/// a change log's operation `op` and place `seq`.
+fn source_columns(source_plan: &MergePlan, log: Option<&ChangeLog>) -> Vec<String> {
     let ver = &source_plan.version;
     let mut cols: Vec<String> = source_plan
         .keys
@@ -150,10 +197,47 @@ pub fn source_sql(
             i + 1
         )
     }));
+    if let Some(log) = log {
+        cols.push(format!(
+            "s.{}::pg_catalog.text AS op",
+            quote_ident(&log.operation)
+        ));
+        cols.push(format!(
+            "pg_catalog.row_number() OVER (ORDER BY {}) AS seq",
+            log.order_by
+                .iter()
+                .map(|o| format!("s.{}", quote_ident(o)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    cols
+}
+
+/// The class of source row `x`: as the local merge ranks duplicates (among usable rows inside the
+/// window, newest first), or as the local replay ranks changes (per key, the last in the log; a
+/// change log is not filtered by the window: it is the window's changes).
+fn source_class(source_plan: &MergePlan, log: Option<&ChangeLog>, p: &mut Params) -> String {
+    let ver = &source_plan.version;
     let keys: Vec<String> = (1..=source_plan.keys.len())
         .map(|i| format!("x.k{i}"))
         .collect();
-    let mut p = Params::new();
+    if log.is_some() {
+        return format!(
+            "CASE WHEN {} THEN {} \
+             WHEN pg_catalog.row_number() OVER (PARTITION BY {} ORDER BY x.seq DESC) OPERATOR(pg_catalog.>) 1 THEN {} \
+             WHEN x.v IS NULL OR NOT {} THEN {} ELSE {COPIED} END",
+            keys.iter()
+                .map(|k| format!("{k} IS NULL"))
+                .collect::<Vec<_>>()
+                .join(" OR "),
+            RowClass::Error.lit(),
+            keys.join(", "),
+            RowClass::Duplicate.lit(),
+            known_operation("x.op"),
+            RowClass::Error.lit(),
+        );
+    }
     let in_window = if ver.is_datetime {
         let (ws, we) = (p.get(Param::WindowStart), p.get(Param::WindowEnd));
         let bound =
@@ -173,24 +257,20 @@ pub fn source_sql(
             .collect::<Vec<_>>()
             .join(" AND ")
     );
-    // as the local merge ranks duplicates: among usable rows inside the window, newest first
-    let classify = p.stmt(
-        "classify_source",
-        format!(
-            "CREATE TEMPORARY TABLE \"_dwr_source_rows\" ON COMMIT DROP AS \
-             SELECT x.*, CASE WHEN NOT {usable} THEN {} WHEN NOT {in_window} THEN {} \
-             WHEN pg_catalog.row_number() OVER (PARTITION BY {}, ({usable} AND {in_window}) ORDER BY x.v DESC) \
-             OPERATOR(pg_catalog.>) 1 THEN {} ELSE {COPIED} END AS cls \
-             FROM (SELECT {} FROM {} s) x",
-            RowClass::Error.lit(),
-            RowClass::OutsideWindow.lit(),
-            keys.join(", "),
-            RowClass::Duplicate.lit(),
-            cols.join(", "),
-            source_plan.staging,
-        ),
-    );
-    // into the copy, by production's column names (the copy's are staging's)
+    format!(
+        "CASE WHEN NOT {usable} THEN {} WHEN NOT {in_window} THEN {} \
+         WHEN pg_catalog.row_number() OVER (PARTITION BY {}, ({usable} AND {in_window}) ORDER BY x.v DESC) \
+         OPERATOR(pg_catalog.>) 1 THEN {} ELSE {COPIED} END",
+        RowClass::Error.lit(),
+        RowClass::OutsideWindow.lit(),
+        keys.join(", "),
+        RowClass::Duplicate.lit(),
+    )
+}
+
+/// The classified rows that go on, into the copy by production's column names (the copy's are
+/// staging's).
+fn fill_copy(source_plan: &MergePlan, copy_plan: &MergePlan, copy: &str, changes: bool) -> Stmt {
     let copy_of = |target: &str| {
         quote_ident(&staging_column(copy_plan, target).expect("the copy has every fed column"))
     };
@@ -199,14 +279,18 @@ pub fn source_sql(
         .iter()
         .map(|k| copy_of(&k.target))
         .collect();
-    into.push(copy_of(&ver.target));
+    into.push(copy_of(&source_plan.version.target));
     into.extend(source_plan.values.iter().map(|v| copy_of(&v.target)));
     let mut from: Vec<String> = (1..=source_plan.keys.len())
         .map(|i| format!("r.k{i}"))
         .collect();
     from.push("r.v".into());
     from.extend((1..=source_plan.values.len()).map(|i| format!("r.c{i}")));
-    let fill_copy = Stmt::plain(
+    if changes {
+        into.push(quote_ident(CHANGE_OP));
+        from.push("r.op".into());
+    }
+    Stmt::plain(
         "fill_source_copy",
         format!(
             "INSERT INTO {copy} ({}) SELECT {} FROM {ROWS} r WHERE {}",
@@ -214,22 +298,7 @@ pub fn source_sql(
             from.join(", "),
             pg_op("r.cls", "=", COPIED)
         ),
-    );
-    CitusSourceSql {
-        create,
-        fill: vec![classify, fill_copy],
-        counts: Stmt::plain(
-            "source_counts",
-            format!(
-                "SELECT cls, pg_catalog.count(*) FROM {ROWS} WHERE {} GROUP BY cls",
-                pg_op("cls", "<>", COPIED)
-            ),
-        ),
-        cleanup: vec![
-            Stmt::plain("drop_source_rows", format!("DROP TABLE {ROWS}")),
-            Stmt::plain("drop_source_copy", format!("DROP TABLE {copy}")),
-        ],
-    }
+    )
 }
 
 #[cfg(test)]
@@ -274,6 +343,17 @@ mod tests {
         }])
     }
 
+    /// The source planned into production, and the copy's plan.
+    fn source_and_copy_plans() -> (MergePlan, MergePlan) {
+        let (target, staging, source) = tables();
+        let staging_plan =
+            plan_merge(&target, &staging, &Casts::default(), "updated_at", true).unwrap();
+        let source_plan = plan_merge(&target, &source, &casts(), "updated_at", false).unwrap();
+        let copy = copy_relation(&staging, &staging_plan, &source_plan, 7);
+        let copy_plan = plan_merge(&target, &copy, &Casts::default(), "updated_at", true).unwrap();
+        (source_plan, copy_plan)
+    }
+
     #[test]
     fn the_copy_keeps_what_the_source_feeds_and_the_metadata() {
         let (target, staging, source) = tables();
@@ -302,12 +382,7 @@ mod tests {
 
     #[test]
     fn rows_are_classified_as_the_local_merge_does_then_copied_by_name() {
-        let (target, staging, source) = tables();
-        let staging_plan =
-            plan_merge(&target, &staging, &Casts::default(), "updated_at", true).unwrap();
-        let source_plan = plan_merge(&target, &source, &casts(), "updated_at", false).unwrap();
-        let copy = copy_relation(&staging, &staging_plan, &source_plan, 7);
-        let copy_plan = plan_merge(&target, &copy, &Casts::default(), "updated_at", true).unwrap();
+        let (source_plan, copy_plan) = source_and_copy_plans();
         let sql = source_sql(
             &source_plan,
             &copy_plan,
@@ -315,6 +390,7 @@ mod tests {
             &copy_name("stage", 7),
             &["note".to_string()],
             "SELECT place()".into(),
+            None,
         );
         assert_eq!(
             sql.create[1],
@@ -340,5 +416,40 @@ mod tests {
         for class in ["error", "outside_window", "duplicate"] {
             assert!(RowClass::parse(class).is_some(), "{class}");
         }
+    }
+
+    #[test]
+    fn a_change_log_goes_on_with_each_keys_last_change_and_its_operation() {
+        let (source_plan, copy_plan) = source_and_copy_plans();
+        let log = ChangeLog {
+            operation: "Op".into(),
+            order_by: vec!["commit_ts".into(), "seq".into()],
+        };
+        let sql = source_sql(
+            &source_plan,
+            &copy_plan,
+            "stage.t",
+            &copy_name("stage", 7),
+            &[],
+            "SELECT place()".into(),
+            Some(&log),
+        );
+        assert_eq!(
+            sql.create[1],
+            "ALTER TABLE \"stage\".\"_dwr_source_7\" ADD COLUMN \"_dwr_op\" pg_catalog.text"
+        );
+        let classify = &sql.fill[0];
+        // no window: the log is the window's changes
+        assert!(classify.params.is_empty());
+        assert!(classify
+            .sql
+            .contains("pg_catalog.row_number() OVER (ORDER BY s.\"commit_ts\", s.\"seq\") AS seq"));
+        assert!(classify
+            .sql
+            .contains("OVER (PARTITION BY x.k1 ORDER BY x.seq DESC) OPERATOR(pg_catalog.>) 1 THEN 'duplicate'"));
+        assert!(classify.sql.contains("pg_catalog.upper(x.op)"));
+        assert!(sql.fill[1]
+            .sql
+            .contains("\"_dwr_op\") SELECT r.k1, r.v, r.c1, r.op"));
     }
 }

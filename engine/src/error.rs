@@ -6,8 +6,8 @@
 
 use std::fmt;
 
-/// The SQLSTATEs this project raises. Codes are PostgreSQL's own (Appendix A of its manual), never
-/// `XX000`.
+/// The SQLSTATEs this project raises. Codes are PostgreSQL's own (Appendix A of its manual); `XX000`
+/// only for a bug of this project, and only through [`DwrError::bug`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SqlState {
     /// 22004: a required argument is NULL
@@ -40,6 +40,8 @@ pub enum SqlState {
     FeatureNotSupported,
     /// 25001: the call cannot run inside a transaction block (a procedure that commits)
     ActiveSqlTransaction,
+    /// XX000: a bug of this project (an invariant broken): only [`DwrError::bug`] makes it
+    InternalError,
 }
 
 impl SqlState {
@@ -61,6 +63,7 @@ impl SqlState {
             SqlState::LockNotAvailable => "55P03",
             SqlState::FeatureNotSupported => "0A000",
             SqlState::ActiveSqlTransaction => "25001",
+            SqlState::InternalError => "XX000",
         }
     }
 }
@@ -227,13 +230,14 @@ impl DwrError {
         .hint("Pass order_by => the columns that order the log, e.g. '{commit_ts, change_seq}'.")
     }
 
-    /// `function` (`dwr_replay`, `dwr_delete_absent`) of a Citus table, which 0.6.0 cannot do.
-    pub fn deletes_not_on_citus(function: &str, target: &str) -> Self {
+    /// A bug of this project: `what` went wrong where it cannot (an invariant of the code broken, an
+    /// SPI failure that is no PostgreSQL error). The one way to `XX000`.
+    pub fn bug(what: impl fmt::Display) -> Self {
         DwrError::new(
-            SqlState::FeatureNotSupported,
-            format!("{function} cannot remove rows of {target} on Citus yet (a distributed or reference table)"),
+            SqlState::InternalError,
+            format!("dms_window_reload: internal error: {what}"),
         )
-        .hint("Merge the window's full load with dwr_merge; list what it lacks with dwr_diff (missing_in_staging) and delete those rows by key.")
+        .hint("This is a bug in dms_window_reload, not in your data or call; please report it with this message.")
     }
 
     /// `dwr_merge_batches` of a table whose staging key column `column` has no ordering.
@@ -278,6 +282,13 @@ mod tests {
             assert_eq!(s.code().len(), 5, "{s:?}");
             assert_ne!(s.code(), "XX000");
         }
+        // XX000 says it is a bug, and what it is
+        let bug = DwrError::bug("a role that exists has no name");
+        assert_eq!(bug.state.code(), "XX000");
+        assert!(bug
+            .message
+            .contains("internal error: a role that exists has no name"));
+        assert!(bug.hint.as_deref().unwrap_or("").contains("bug"));
     }
 
     #[test]

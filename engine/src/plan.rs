@@ -20,6 +20,14 @@ pub const CHANGE_OP: &str = "_dwr_op";
 /// ... and its place in the log: 1 for the first change, by the log's order columns
 pub const CHANGE_SEQ: &str = "_dwr_seq";
 
+/// How a change log (`dwr_replay`) is read: its operation column and the columns that order its
+/// changes.
+#[derive(Debug, Clone)]
+pub struct ChangeLog {
+    pub operation: String,
+    pub order_by: Vec<String>,
+}
+
 pub fn is_meta_column(name: &str) -> bool {
     META_COLUMNS.contains(&name)
 }

@@ -15,12 +15,97 @@ use crate::program::{Guard, Param, Params, Program, Ranged, Step, Stmt};
 /// The undo work table, in the session's temporary schema.
 pub const UNDO_WORK: &str = "pg_temp.\"_dwr_undo\"";
 
-fn lit(s: &str) -> String {
-    quote_literal(s)
-}
-
 fn eq(a: &str, b: &str) -> String {
     format!("{a} OPERATOR(pg_catalog.=) {b}")
+}
+
+/// Production row `t` (of table `table`, quoted) is still the row of image `image` (jsonb): both
+/// rendered by this session, the image through the table's row type. A `to_jsonb` image spells
+/// `timestamptz` values in the time zone of the session (or Citus worker) that wrote it: compared as
+/// stored, an undo run under another `TimeZone` found every such row changed and left it.
+pub(crate) fn still_image(table: &str, image: &str) -> String {
+    format!(
+        "pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.=) pg_catalog.to_jsonb(pg_catalog.jsonb_populate_record(NULL::{table}, {image}))"
+    )
+}
+
+/// Where a row of an undo stands, in its work table's `cls`: one row per image of the undone run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UndoClass {
+    /// production no longer has the row: left alone (a delete is never undone)
+    Gone,
+    /// production's row is no longer the run's after image (or a removed row's key is back): left
+    /// alone
+    Changed,
+    /// a row the run inserted, still as it left it: to delete
+    Delete,
+    /// a row the run updated, still as it left it: to restore
+    Restore,
+    /// a row the run removed, its key still absent: to put back
+    Reinsert,
+    /// `Delete` / `Restore`, locked for the write (the single-server undo)
+    DeleteLocked,
+    RestoreLocked,
+    /// written: the inserted row deleted, the updated row restored, the removed row put back
+    Deleted,
+    Restored,
+    Reinserted,
+    /// CDC held the row: left for a later undo
+    Deferred,
+    /// production refused the write
+    Error,
+}
+
+impl UndoClass {
+    pub const ALL: [UndoClass; 12] = [
+        UndoClass::Gone,
+        UndoClass::Changed,
+        UndoClass::Delete,
+        UndoClass::Restore,
+        UndoClass::Reinsert,
+        UndoClass::DeleteLocked,
+        UndoClass::RestoreLocked,
+        UndoClass::Deleted,
+        UndoClass::Restored,
+        UndoClass::Reinserted,
+        UndoClass::Deferred,
+        UndoClass::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UndoClass::Gone => "gone",
+            UndoClass::Changed => "changed",
+            UndoClass::Delete => "delete",
+            UndoClass::Restore => "restore",
+            UndoClass::Reinsert => "reinsert",
+            UndoClass::DeleteLocked => "delete_locked",
+            UndoClass::RestoreLocked => "restore_locked",
+            UndoClass::Deleted => "deleted",
+            UndoClass::Restored => "restored",
+            UndoClass::Reinserted => "reinserted",
+            UndoClass::Deferred => "deferred",
+            UndoClass::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UndoClass> {
+        UndoClass::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The class as an SQL literal.
+    pub(crate) fn lit(self) -> String {
+        quote_literal(self.as_str())
+    }
+
+    /// `ANY ('{a,b}'::pg_catalog.text[])` of `classes`.
+    pub(crate) fn any(classes: &[UndoClass]) -> String {
+        let names: Vec<&str> = classes.iter().map(|c| c.as_str()).collect();
+        format!(
+            "ANY ({}::pg_catalog.text[])",
+            quote_literal(&format!("{{{}}}", names.join(",")))
+        )
+    }
 }
 
 /// The program of an undo on `target` (see [`UndoBuilder`] for its statements): fill the work
@@ -62,7 +147,7 @@ pub fn undo_program(target: &Relation, row_audit: bool) -> Program {
         "mark_row_error",
         format!(
             "UPDATE {UNDO_WORK} SET cls = {}, err = {error} WHERE {}",
-            lit("error"),
+            UndoClass::Error.lit(),
             eq("n", &row)
         ),
     );
@@ -72,7 +157,7 @@ pub fn undo_program(target: &Relation, row_audit: bool) -> Program {
         "mark_row_deferred",
         format!(
             "UPDATE {UNDO_WORK} SET cls = {} WHERE {}",
-            lit("deferred"),
+            UndoClass::Deferred.lit(),
             eq("n", &row)
         ),
     );
@@ -150,7 +235,7 @@ impl<'a> UndoBuilder<'a> {
                 "CREATE TEMPORARY TABLE \"_dwr_undo\" (n pg_catalog.int8 NOT NULL, key pg_catalog.jsonb NOT NULL, \
                  action pg_catalog.text NOT NULL, before pg_catalog.jsonb, after pg_catalog.jsonb, \
                  cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text, now pg_catalog.jsonb) ON COMMIT DROP",
-                lit("gone")
+                UndoClass::Gone.lit()
             ),
         )
     }
@@ -164,9 +249,9 @@ impl<'a> UndoBuilder<'a> {
              SELECT pg_catalog.row_number() OVER (), c.key, c.action, c.before, c.after, \
              CASE WHEN {} THEN {} ELSE {} END \
              FROM dwr.row_changes c WHERE {} AND {}",
-            eq("c.action", &lit("delete")),
-            lit("reinsert"),
-            lit("gone"),
+            eq("c.action", "'delete'"),
+            UndoClass::Reinsert.lit(),
+            UndoClass::Gone.lit(),
             eq("c.run_id", &p.get(Param::UndoneRun)),
             eq(
                 "c.action",
@@ -182,11 +267,11 @@ impl<'a> UndoBuilder<'a> {
             format!(
                 "UPDATE {UNDO_WORK} u SET cls = CASE WHEN {} THEN CASE WHEN {} THEN {} ELSE {} END ELSE {} END \
                  FROM {} t WHERE {}",
-                eq("pg_catalog.to_jsonb(t.*)", "u.after"),
-                eq("u.action", &lit("insert")),
-                lit("delete"),
-                lit("restore"),
-                lit("changed"),
+                still_image(&self.t, "u.after"),
+                eq("u.action", "'insert'"),
+                UndoClass::Delete.lit(),
+                UndoClass::Restore.lit(),
+                UndoClass::Changed.lit(),
                 self.t,
                 // a removed row's key is in its before image (production has it again: changed)
                 self.keys_match(&self.image_row("COALESCE(u.after, u.before)")),
@@ -200,12 +285,17 @@ impl<'a> UndoBuilder<'a> {
             format!(
                 "WITH l AS (SELECT u.n FROM {UNDO_WORK} u JOIN {} t ON {} \
                  WHERE {} AND {} FOR UPDATE OF t SKIP LOCKED) \
-                 UPDATE {UNDO_WORK} u SET cls = u.cls OPERATOR(pg_catalog.||) {} FROM l WHERE {}",
+                 UPDATE {UNDO_WORK} u SET cls = CASE WHEN {} THEN {} ELSE {} END FROM l WHERE {}",
                 self.t,
                 self.keys_match(&self.image_row("u.after")),
-                eq("u.cls", "ANY ('{delete,restore}'::pg_catalog.text[])"),
-                eq("pg_catalog.to_jsonb(t.*)", "u.after"),
-                lit("_locked"),
+                eq(
+                    "u.cls",
+                    &UndoClass::any(&[UndoClass::Delete, UndoClass::Restore])
+                ),
+                still_image(&self.t, "u.after"),
+                eq("u.cls", &UndoClass::Delete.lit()),
+                UndoClass::DeleteLocked.lit(),
+                UndoClass::RestoreLocked.lit(),
                 eq("u.n", "l.n"),
             ),
         )
@@ -216,8 +306,11 @@ impl<'a> UndoBuilder<'a> {
             "defer_unlocked",
             format!(
                 "UPDATE {UNDO_WORK} SET cls = {} WHERE {}",
-                lit("deferred"),
-                eq("cls", "ANY ('{delete,restore}'::pg_catalog.text[])")
+                UndoClass::Deferred.lit(),
+                eq(
+                    "cls",
+                    &UndoClass::any(&[UndoClass::Delete, UndoClass::Restore])
+                )
             ),
         )
     }
@@ -230,9 +323,9 @@ impl<'a> UndoBuilder<'a> {
             "WITH d AS (DELETE FROM {} t USING {UNDO_WORK} u WHERE {} AND {range} AND {} RETURNING u.n) \
              UPDATE {UNDO_WORK} u SET cls = {} FROM d WHERE {}",
             self.t,
-            eq("u.cls", &lit("delete_locked")),
+            eq("u.cls", &UndoClass::DeleteLocked.lit()),
             self.keys_match(&self.image_row("u.after")),
-            lit("deleted"),
+            UndoClass::Deleted.lit(),
             eq("u.n", "d.n"),
         );
         p.stmt("apply_deletes", sql)
@@ -260,8 +353,8 @@ impl<'a> UndoBuilder<'a> {
             // nothing but the key: nothing to restore
             format!(
                 "UPDATE {UNDO_WORK} u SET cls = {} WHERE {} AND {range}",
-                lit("restored"),
-                eq("u.cls", &lit("restore_locked"))
+                UndoClass::Restored.lit(),
+                eq("u.cls", &UndoClass::RestoreLocked.lit())
             )
         } else {
             format!(
@@ -272,9 +365,9 @@ impl<'a> UndoBuilder<'a> {
                 sets.join(", "),
                 self.image_row("u.after"),
                 self.image_row("u.before"),
-                eq("u.cls", &lit("restore_locked")),
+                eq("u.cls", &UndoClass::RestoreLocked.lit()),
                 self.keys_match("x.a"),
-                lit("restored"),
+                UndoClass::Restored.lit(),
                 eq("u.n", "r.n"),
             )
         };
@@ -318,7 +411,7 @@ impl<'a> UndoBuilder<'a> {
              UPDATE {UNDO_WORK} u SET cls = CASE WHEN r.img IS NULL THEN {} ELSE {} END, now = r.img \
              FROM y LEFT JOIN r ON {} WHERE {}",
             self.image_row("u.before"),
-            eq("u.cls", &lit("reinsert")),
+            eq("u.cls", &UndoClass::Reinsert.lit()),
             self.t,
             insertable
                 .iter()
@@ -335,8 +428,8 @@ impl<'a> UndoBuilder<'a> {
                 .map(|k| format!("t.{}", quote_ident(k)))
                 .collect::<Vec<_>>()
                 .join(", "),
-            lit("changed"),
-            lit("reinserted"),
+            UndoClass::Changed.lit(),
+            UndoClass::Reinserted.lit(),
             keys_of_r.join(" AND "),
             eq("u.n", "y.n"),
         );
@@ -352,11 +445,11 @@ impl<'a> UndoBuilder<'a> {
              FROM {UNDO_WORK} u WHERE {}",
             p.get(Param::RunId),
             p.get(Param::Target),
-            eq("u.cls", &lit("deleted")),
-            eq("u.cls", &lit("reinserted")),
+            eq("u.cls", &UndoClass::Deleted.lit()),
+            eq("u.cls", &UndoClass::Reinserted.lit()),
             eq(
                 "u.cls",
-                "ANY ('{deleted,restored,reinserted}'::pg_catalog.text[])"
+                &UndoClass::any(&[UndoClass::Deleted, UndoClass::Restored, UndoClass::Reinserted])
             )
         );
         p.stmt("write_row_changes", sql)
@@ -377,22 +470,51 @@ pub struct UndoCounts {
 }
 
 impl UndoCounts {
+    /// Add `n` rows that ended in `class` (as the work table names it); a class that is not final
+    /// counts nowhere.
     pub fn add(&mut self, class: &str, n: i64) {
-        match class {
-            "deleted" => self.deleted += n,
-            "restored" => self.restored += n,
-            "reinserted" => self.reinserted += n,
-            "changed" => self.changed_since += n,
-            "gone" => self.gone_since += n,
-            "deferred" => self.deferred += n,
-            "error" => self.errors += n,
-            _ => {}
+        match UndoClass::parse(class) {
+            Some(UndoClass::Deleted) => self.deleted += n,
+            Some(UndoClass::Restored) => self.restored += n,
+            Some(UndoClass::Reinserted) => self.reinserted += n,
+            Some(UndoClass::Changed) => self.changed_since += n,
+            Some(UndoClass::Gone) => self.gone_since += n,
+            Some(UndoClass::Deferred) => self.deferred += n,
+            Some(UndoClass::Error) => self.errors += n,
+            Some(
+                UndoClass::Delete
+                | UndoClass::Restore
+                | UndoClass::Reinsert
+                | UndoClass::DeleteLocked
+                | UndoClass::RestoreLocked,
+            )
+            | None => {}
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_undo_class_reads_back_and_only_final_ones_count() {
+        for c in UndoClass::ALL {
+            assert_eq!(UndoClass::parse(c.as_str()), Some(c));
+        }
+        let mut counts = UndoCounts::default();
+        for c in UndoClass::ALL {
+            counts.add(c.as_str(), 1);
+        }
+        counts.add("no such class", 1);
+        let total = counts.deleted
+            + counts.restored
+            + counts.reinserted
+            + counts.changed_since
+            + counts.gone_since
+            + counts.deferred
+            + counts.errors;
+        assert_eq!(total, 7);
+    }
+
     #[test]
     fn every_statement_of_the_undo_is_qualified_and_bound_by_name() {
         let t = crate::catalog::fixtures::table_with_generated_column();

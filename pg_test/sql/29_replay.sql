@@ -6,6 +6,12 @@
 \set SHOW_CONTEXT never
 CREATE SCHEMA rp;
 CREATE TABLE rp.customers (id int PRIMARY KEY, name text NOT NULL, city text, updated_at timestamptz NOT NULL);
+-- (on a Citus coordinator, pg_test/citus_schedule: production distributed, the same expected output)
+\getenv citus DWR_CITUS
+\if :{?citus}
+SET citus.shard_count = 4;
+SELECT create_distributed_table('rp.customers', 'id') AS distributed \gset
+\endif
 SELECT dwr_create_staging('rp.customers', 'rp_staging');
 \! ${DWR_TLE_SYNC:-true}
 -- production as CDC left it: the window's changes were lost

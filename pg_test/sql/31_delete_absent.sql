@@ -5,6 +5,12 @@
 \set SHOW_CONTEXT never
 CREATE SCHEMA da;
 CREATE TABLE da.t (id int PRIMARY KEY, val text, updated_at timestamptz NOT NULL);
+-- (on a Citus coordinator, pg_test/citus_schedule: production distributed, the same expected output)
+\getenv citus DWR_CITUS
+\if :{?citus}
+SET citus.shard_count = 4;
+SELECT create_distributed_table('da.t', 'id') AS distributed \gset
+\endif
 SELECT dwr_create_staging('da.t', 'da_staging');
 \! ${DWR_TLE_SYNC:-true}
 INSERT INTO da.t VALUES

@@ -2,7 +2,7 @@
 //! the merge's work tables are placed like production, delete tracking writes the tombstone table
 //! on the shards, and the merge and undo are those of `dwr_engine::citus`, pushed down.
 
-use super::{PlannedMerge, SourceCopy, Topology};
+use super::{PlannedMerge, Source, SourceCopy, Topology};
 use crate::exec::{self, check, execute, query_one, query_rows, raise};
 use crate::program::{self, Bindings, ClassCounts};
 use crate::registry::Registration;
@@ -11,7 +11,7 @@ use dwr_engine::catalog::Relation;
 use dwr_engine::citus::{self as engine, CitusMergeSql, Placement};
 use dwr_engine::ddl::{remove_delete_tracking, DELETE_TRIGGER};
 use dwr_engine::ident::quote_qualified;
-use dwr_engine::plan::MergePlan;
+use dwr_engine::plan::{ChangeLog, MergePlan};
 use dwr_engine::sqlgen::MergeOptions;
 use dwr_engine::undo::UndoCounts;
 use dwr_engine::{DwrError, SqlState};
@@ -50,14 +50,6 @@ pub fn sharded(rel: &Relation, role: &str) -> Option<Placement> {
     }
 }
 
-/// Refuse a Citus local table or a distributed table with replicated shards (`role`: "production"
-/// or "staging").
-pub fn refuse_local(rel: &Relation, role: &str) {
-    if let Some(p @ (Placement::Local | Placement::Replicated)) = placement(rel.oid) {
-        raise(engine::unsupported(&rel.display(), role, p.kind()));
-    }
-}
-
 /// Run `f` with `citus.enable_unsafe_triggers` on (Citus refuses to create or drop a trigger on a
 /// distributed table otherwise).
 pub fn with_unsafe_triggers<R>(f: impl FnOnce() -> R) -> R {
@@ -79,7 +71,7 @@ fn tombstones_table(staging: &Relation) -> String {
 }
 
 /// Whether `a` and `b` are Citus tables in the same co-location group.
-fn colocated(a: u32, b: u32) -> bool {
+pub fn colocated(a: u32, b: u32) -> bool {
     query_one::<bool>(
         "SELECT (SELECT colocationid FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass) \
          OPERATOR(pg_catalog.=) (SELECT colocationid FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $2::pg_catalog.regclass)",
@@ -101,22 +93,6 @@ pub fn place_staging(target: &Relation, staging: &Relation, p: &Placement) {
             &target.display(),
             Some(p),
         )),
-    }
-}
-
-/// Refuse staging that is not placed like production (`p`; `None`: a table Citus does not manage):
-/// distributed behind the merge's back, or undistributed.
-pub fn check_staging_placed(target: &Relation, staging: &Relation, p: Option<&Placement>) {
-    let ok = match p {
-        None => placement(staging.oid).is_none(),
-        Some(_) => colocated(staging.oid, target.oid),
-    };
-    if !ok {
-        raise(engine::staging_not_colocated(
-            &staging.display(),
-            &target.display(),
-            p,
-        ));
     }
 }
 
@@ -292,21 +268,19 @@ impl Topology for Citus {
     fn change_log_copy(
         &self,
         target: &Relation,
-        _log: &Relation,
-        _operation: &str,
-        _order_by: &[String],
+        reg: &Registration,
+        log: &Relation,
+        _how: &ChangeLog,
     ) -> SourceCopy {
-        raise(DwrError::deletes_not_on_citus(
-            "dwr_replay",
-            &target.display(),
-        ))
+        // as a source's: the copy (with each change's operation) is filled when the merge runs
+        self.source_copy(target, reg, log)
     }
 
     fn source_copy(&self, target: &Relation, reg: &Registration, source: &Relation) -> SourceCopy {
         // a table shaped like staging, placed like production, filled when the merge runs
         // (dwr_engine::citus_source)
         let staging = exec::relation_or_raise(reg.staging, "staging table");
-        check_staging_placed(target, &staging, Some(&self.0));
+        super::check_staging_placed(target, &staging, Some(&self.0));
         let plans = SourcePlans::of(target, &staging, reg, source);
         SourceCopy {
             relation: plans.copy,
@@ -315,7 +289,7 @@ impl Topology for Citus {
     }
 
     fn check_staging_placed(&self, target: &Relation, staging: &Relation) {
-        check_staging_placed(target, staging, Some(&self.0));
+        super::check_staging_placed(target, staging, Some(&self.0));
     }
 
     fn place_staging(&self, target: &Relation, staging: &Relation, version_column: &str) {
@@ -362,16 +336,15 @@ impl Topology for Citus {
         target: &Relation,
         staging: &Relation,
         options: MergeOptions,
-        source: Option<(&Relation, &Registration)>,
+        source: Option<Source>,
     ) -> PlannedMerge {
-        if plan.absent {
-            raise(DwrError::deletes_not_on_citus(
-                "dwr_delete_absent",
-                &target.display(),
-            ));
-        }
         let oid = pg_sys::Oid::from(target.oid);
-        let Some((source, reg)) = source else {
+        let Some(Source {
+            relation: source,
+            reg,
+            log,
+        }) = source
+        else {
             let tombstones = tombstones_of(target, staging);
             let sql = merge_sql(plan, &self.0, staging, target.oid, &tombstones, options);
             let program = sql.program.clone();
@@ -403,6 +376,7 @@ impl Topology for Citus {
             &copy,
             &dropped,
             self.0.place_like(&copy, &target.quoted()),
+            log,
         );
         let mut program = sql.program.clone();
         program.cleanup.extend(fill.cleanup.iter().cloned());

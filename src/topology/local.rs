@@ -1,7 +1,8 @@
 //! A production table on this server: the merge's program runs as it is, delete tracking is a
 //! trigger writing `dwr.tombstones`, nothing lives beside staging.
 
-use super::{PlannedMerge, SourceCopy, Topology};
+use super::{PlannedMerge, Source, SourceCopy, Topology};
+use crate::exec::OrBug;
 use crate::exec::{self, execute, query_one};
 use crate::program::{self, Bindings, ClassCounts};
 use crate::registry::Registration;
@@ -10,7 +11,7 @@ use dwr_engine::ddl::{
     install_delete_tracking, install_missed_delete_tracking, remove_delete_tracking,
     remove_missed_delete_tracking, MISSED_DELETE_TRIGGER,
 };
-use dwr_engine::plan::MergePlan;
+use dwr_engine::plan::{ChangeLog, MergePlan};
 use dwr_engine::sqlgen::{merge_program, MergeOptions};
 use dwr_engine::undo::{undo_program, UndoCounts};
 use pgrx::datum::TimestampWithTimeZone;
@@ -41,12 +42,12 @@ impl Topology for Local {
     fn change_log_copy(
         &self,
         _target: &Relation,
+        _reg: &Registration,
         log: &Relation,
-        operation: &str,
-        order_by: &[String],
+        how: &ChangeLog,
     ) -> SourceCopy {
         execute(
-            &dwr_engine::sqlgen::change_log_copy_sql(&log.quoted(), operation, order_by),
+            &dwr_engine::sqlgen::change_log_copy_sql(&log.quoted(), &how.operation, &how.order_by),
             &[],
         );
         temporary_copy()
@@ -54,11 +55,11 @@ impl Topology for Local {
 
     fn check_staging_placed(&self, target: &Relation, staging: &Relation) {
         // a plain production table merges from a plain staging table
-        super::citus::check_staging_placed(target, staging, None);
+        super::check_staging_placed(target, staging, None);
     }
 
     fn place_staging(&self, _target: &Relation, staging: &Relation, _version_column: &str) {
-        super::citus::refuse_local(staging, "staging");
+        super::refuse_unmergeable(staging, "staging");
     }
 
     fn install_delete_tracking(&self, target: &Relation, _staging: &Relation, replace: bool) {
@@ -100,7 +101,7 @@ impl Topology for Local {
         _target: &Relation,
         _staging: &Relation,
         options: MergeOptions,
-        _source: Option<(&Relation, &Registration)>,
+        _source: Option<Source>,
     ) -> PlannedMerge {
         PlannedMerge::new(
             merge_program(plan, options),
@@ -129,7 +130,7 @@ fn temporary_copy() -> SourceCopy {
         "SELECT 'pg_temp._dwr_source'::pg_catalog.regclass::pg_catalog.oid",
         &[],
     )
-    .expect("temporary source copy exists");
+    .or_bug("temporary source copy exists");
     SourceCopy {
         relation: exec::relation_or_raise(copy, "source copy"),
         with_metadata: false,

@@ -8,10 +8,12 @@
 pub mod citus;
 pub mod local;
 
+use crate::exec;
 use crate::program::{Bindings, ClassCounts};
 use crate::registry::Registration;
 use dwr_engine::catalog::Relation;
-use dwr_engine::plan::MergePlan;
+use dwr_engine::citus::Placement;
+use dwr_engine::plan::{ChangeLog, MergePlan};
 use dwr_engine::program::Program;
 use dwr_engine::sqlgen::MergeOptions;
 use dwr_engine::undo::UndoCounts;
@@ -45,20 +47,29 @@ pub struct SourceCopy {
     pub with_metadata: bool,
 }
 
+/// The table a merge reads instead of the registered staging table (`reg`'s): a source table's
+/// rows, or a change log read as `log` says.
+pub struct Source<'a> {
+    pub relation: &'a Relation,
+    pub reg: &'a Registration,
+    pub log: Option<&'a ChangeLog>,
+}
+
 /// How operations on a production table run where it lives.
 pub trait Topology {
     /// What a merge from `source` (checked by the caller) reads instead of the staging table of
     /// registration `reg`.
     fn source_copy(&self, target: &Relation, reg: &Registration, source: &Relation) -> SourceCopy;
 
-    /// What a replay of change log `log` (checked by the caller) reads: a copy of it with each
-    /// change's operation and place (`dwr_engine::sqlgen::change_log_copy_sql`).
+    /// What a replay of change log `log` (checked by the caller) read as `how` reads: a copy of it
+    /// with each change's operation (and on this server its place,
+    /// `dwr_engine::sqlgen::change_log_copy_sql`).
     fn change_log_copy(
         &self,
         target: &Relation,
+        reg: &Registration,
         log: &Relation,
-        operation: &str,
-        order_by: &[String],
+        how: &ChangeLog,
     ) -> SourceCopy;
 
     /// Refuse a staging table that is not placed like production.
@@ -87,14 +98,14 @@ pub trait Topology {
     );
 
     /// The merge of `plan` from `staging` (the registered staging table, or a source's copy) into
-    /// `target`; `source`: the source table of `reg`'s copy.
+    /// `target`; `source`: the source table or change log of the copy.
     fn merge(
         &self,
         plan: &MergePlan,
         target: &Relation,
         staging: &Relation,
         options: MergeOptions,
-        source: Option<(&Relation, &Registration)>,
+        source: Option<Source>,
     ) -> PlannedMerge;
 
     /// Refuse an undo that cannot run on this topology.
@@ -127,5 +138,33 @@ pub fn of_registered(target: &Relation) -> Box<dyn Topology> {
     match citus::placement(target.oid) {
         Some(p) => Box::new(citus::Citus(p)),
         None => Box::new(local::Local),
+    }
+}
+
+/// Refuse a table Citus holds in a way no topology merges: a Citus local table, or a distributed
+/// table with replicated shards (`role`: "production" or "staging").
+pub fn refuse_unmergeable(rel: &Relation, role: &str) {
+    if let Some(p @ (Placement::Local | Placement::Replicated)) = citus::placement(rel.oid) {
+        exec::raise(dwr_engine::citus::unsupported(
+            &rel.display(),
+            role,
+            p.kind(),
+        ));
+    }
+}
+
+/// Refuse staging that is not placed like production (`p`: production's placement; `None`: a
+/// table on this server): distributed behind the merge's back, or undistributed.
+pub fn check_staging_placed(target: &Relation, staging: &Relation, p: Option<&Placement>) {
+    let ok = match p {
+        None => citus::placement(staging.oid).is_none(),
+        Some(_) => citus::colocated(staging.oid, target.oid),
+    };
+    if !ok {
+        exec::raise(dwr_engine::citus::staging_not_colocated(
+            &staging.display(),
+            &target.display(),
+            p,
+        ));
     }
 }
