@@ -31,7 +31,7 @@ use crate::ident::{quote_ident, quote_literal, quote_qualified};
 use crate::plan::{
     Conversion, MergePlan, CHANGE_OP, META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS,
 };
-use crate::program::{Cond, Guard, Param, Params, Program, Ranged, Step, Stmt};
+use crate::program::{mark_statements, Cond, Guard, Param, Params, Program, Ranged, Step, Stmt};
 use crate::sqlgen::{kcol, op, pg_op, MergeOptions, RowClass};
 use crate::undo::UndoClass;
 
@@ -998,30 +998,16 @@ impl CitusMerge<'_> {
 
     fn program(&self) -> Program {
         let w = &self.w;
-        let mut p = Params::new();
-        let (row, error) = (p.get(Param::Row), p.get(Param::ErrorText));
-        let mark_error = p.stmt(
-            "mark_row_error",
-            format!(
-                "UPDATE {w} SET cls = {}, err = {error} WHERE {}",
-                RowClass::Error.lit(),
-                pg_op("rn", "=", &row)
-            ),
-        );
-        let mut p = Params::new();
-        let row = p.get(Param::Row);
-        let mark_deferred = p.stmt(
-            "mark_row_deferred",
-            format!(
-                "UPDATE {w} SET cls = {} WHERE {} AND {}",
-                RowClass::Deferred.lit(),
-                pg_op("rn", "=", &row),
-                pg_op(
-                    "cls",
-                    "=",
-                    "ANY ('{insert,update,delete}'::pg_catalog.text[])"
-                ),
-            ),
+        let (mark_error, mark_deferred) = mark_statements(
+            w,
+            "rn",
+            &RowClass::Error.lit(),
+            &RowClass::Deferred.lit(),
+            Some(&pg_op(
+                "cls",
+                "=",
+                "ANY ('{insert,update,delete}'::pg_catalog.text[])",
+            )),
         );
         Program {
             steps: self.steps(),
@@ -1528,26 +1514,12 @@ impl CitusUndo<'_> {
 
     fn program(&self) -> Program {
         let u = &self.u;
-        let mut p = Params::new();
-        let (row, error) = (p.get(Param::Row), p.get(Param::ErrorText));
-        let mark_error = p.stmt(
-            "mark_row_error",
-            format!(
-                "UPDATE {u} SET cls = {}, err = {error} WHERE {}",
-                UndoClass::Error.lit(),
-                pg_op("n", "=", &row)
-            ),
-        );
-        let mut p = Params::new();
-        let row = p.get(Param::Row);
-        let mark_deferred = p.stmt(
-            "mark_row_deferred",
-            format!(
-                "UPDATE {u} SET cls = {} WHERE {} AND {}",
-                UndoClass::Deferred.lit(),
-                pg_op("n", "=", &row),
-                pg_op("cls", "=", &undone_classes())
-            ),
+        let (mark_error, mark_deferred) = mark_statements(
+            u,
+            "n",
+            &UndoClass::Error.lit(),
+            &UndoClass::Deferred.lit(),
+            Some(&pg_op("cls", "=", &undone_classes())),
         );
         Program {
             steps: self.steps(),

@@ -328,6 +328,33 @@ pub struct Program {
     pub halves_wait_ms: Option<i32>,
 }
 
+/// What a program runs for one row of its work table `table` (numbered in `row_column`,
+/// `Param::Row`) that a write refused or could not wait for ([`Program::mark_error`],
+/// [`Program::mark_deferred`]): the row becomes class `error` (a literal) with `Param::ErrorText`,
+/// or `deferred`, the latter only while its class passes `deferrable` (when given).
+pub fn mark_statements(
+    table: &str,
+    row_column: &str,
+    error: &str,
+    deferred: &str,
+    deferrable: Option<&str>,
+) -> (Stmt, Stmt) {
+    let mut p = Params::new();
+    let (row, text) = (p.get(Param::Row), p.get(Param::ErrorText));
+    let mark_error = p.stmt(
+        "mark_row_error",
+        format!("UPDATE {table} SET cls = {error}, err = {text} WHERE {row_column} OPERATOR(pg_catalog.=) {row}"),
+    );
+    let mut p = Params::new();
+    let row = p.get(Param::Row);
+    let only = deferrable.map(|c| format!(" AND {c}")).unwrap_or_default();
+    let mark_deferred = p.stmt(
+        "mark_row_deferred",
+        format!("UPDATE {table} SET cls = {deferred} WHERE {row_column} OPERATOR(pg_catalog.=) {row}{only}"),
+    );
+    (mark_error, mark_deferred)
+}
+
 impl Program {
     /// Every statement, in program order, each once.
     pub fn stmts(&self) -> Vec<&Stmt> {

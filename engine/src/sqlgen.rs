@@ -27,7 +27,7 @@ use crate::plan::{
     Conversion, LobLength, MergePlan, CHANGE_OP, CHANGE_SEQ, META_ERROR, META_LOADED_AT,
     META_RUN_ID, META_STATUS,
 };
-use crate::program::{Cond, Guard, Param, Params, Program, Ranged, Step, Stmt};
+use crate::program::{mark_statements, Cond, Guard, Param, Params, Program, Ranged, Step, Stmt};
 
 /// The work table, in the session's temporary schema.
 pub const WORK: &str = "pg_temp.\"_dwr_work\"";
@@ -488,10 +488,11 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
             format!("DROP TABLE {SOURCE_COPY}"),
         ));
     }
+    let (mark_error, mark_deferred) = b.mark_rows();
     Program {
         steps,
-        mark_error: b.mark_row_error(),
-        mark_deferred: b.mark_row_deferred(),
+        mark_error,
+        mark_deferred,
         counts: b.counts(),
         cleanup,
         propagate_settings: false,
@@ -525,10 +526,11 @@ fn absent_program(plan: &MergePlan, options: MergeOptions) -> Program {
             guard: Guard::RunningRun("merge"),
         });
     }
+    let (mark_error, mark_deferred) = b.mark_rows();
     Program {
         steps,
-        mark_error: b.mark_row_error(),
-        mark_deferred: b.mark_row_deferred(),
+        mark_error,
+        mark_deferred,
         counts: b.counts(),
         cleanup: vec![b.drop_work()],
         propagate_settings: false,
@@ -1761,26 +1763,15 @@ impl MergeBuilder<'_> {
         )
     }
 
-    pub fn mark_row_error(&self) -> Stmt {
-        let mut p = Params::new();
-        let row = p.get(Param::Row);
-        let sql = format!(
-            "UPDATE {WORK} SET cls = {}, err = {} WHERE {}",
-            RowClass::Error.lit(),
-            p.get(Param::ErrorText),
-            pg_op("rn", "=", &row)
-        );
-        p.stmt("mark_row_error", sql)
-    }
-
-    pub fn mark_row_deferred(&self) -> Stmt {
-        let mut p = Params::new();
-        let sql = format!(
-            "UPDATE {WORK} SET cls = {} WHERE {}",
-            RowClass::Deferred.lit(),
-            pg_op("rn", "=", &p.get(Param::Row))
-        );
-        p.stmt("mark_row_deferred", sql)
+    /// A row a write refused, and one it could not wait for (see [`mark_statements`]).
+    pub fn mark_rows(&self) -> (Stmt, Stmt) {
+        mark_statements(
+            WORK,
+            "rn",
+            &RowClass::Error.lit(),
+            &RowClass::Deferred.lit(),
+            None,
+        )
     }
 
     pub fn drop_work(&self) -> Stmt {

@@ -10,7 +10,7 @@
 
 use crate::catalog::Relation;
 use crate::ident::{quote_ident, quote_literal};
-use crate::program::{Guard, Param, Params, Program, Ranged, Step, Stmt};
+use crate::program::{mark_statements, Guard, Param, Params, Program, Ranged, Step, Stmt};
 
 /// The undo work table, in the session's temporary schema.
 pub const UNDO_WORK: &str = "pg_temp.\"_dwr_undo\"";
@@ -141,25 +141,12 @@ pub fn undo_program(target: &Relation, row_audit: bool) -> Program {
             guard: Guard::RunningRun("undo"),
         });
     }
-    let mut p = Params::new();
-    let (row, error) = (p.get(Param::Row), p.get(Param::ErrorText));
-    let mark_error = p.stmt(
-        "mark_row_error",
-        format!(
-            "UPDATE {UNDO_WORK} SET cls = {}, err = {error} WHERE {}",
-            UndoClass::Error.lit(),
-            eq("n", &row)
-        ),
-    );
-    let mut p = Params::new();
-    let row = p.get(Param::Row);
-    let mark_deferred = p.stmt(
-        "mark_row_deferred",
-        format!(
-            "UPDATE {UNDO_WORK} SET cls = {} WHERE {}",
-            UndoClass::Deferred.lit(),
-            eq("n", &row)
-        ),
+    let (mark_error, mark_deferred) = mark_statements(
+        UNDO_WORK,
+        "n",
+        &UndoClass::Error.lit(),
+        &UndoClass::Deferred.lit(),
+        None,
     );
     Program {
         steps,
