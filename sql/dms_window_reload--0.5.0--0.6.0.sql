@@ -194,6 +194,18 @@ END
 $dwr$;
 -- @compiled-only-end
 
+-- what kind of relation a pg_class.relkind is, with its article, for messages (the compiled
+-- extension's Relation::a_kind says the same; 35_create_staging_refusals compares the modes)
+CREATE FUNCTION dwr._a_kind(relkind pg_catalog."char") RETURNS pg_catalog.text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+SELECT CASE relkind WHEN 'r' THEN 'a table' WHEN 'p' THEN 'a partitioned table' WHEN 'v' THEN 'a view'
+       WHEN 'm' THEN 'a materialized view' WHEN 'f' THEN 'a foreign table' WHEN 'S' THEN 'a sequence'
+       WHEN 'i' THEN 'an index' WHEN 'I' THEN 'an index' WHEN 'c' THEN 'a composite type'
+       WHEN 't' THEN 'a TOAST table' ELSE 'a relation' END
+$$;
+COMMENT ON FUNCTION dwr._a_kind(pg_catalog."char") IS
+  'Implementation detail of dms_window_reload: a relation kind in words, for messages.';
+
 -- dwr_schedule: a role that may not read shared_preload_libraries (without pg_read_all_settings)
 -- gets the error that says what to do in this database, not a permission error about a setting
 CREATE OR REPLACE FUNCTION dwr._cron_schema(job pg_catalog.text, cron pg_catalog.text, command pg_catalog.text)

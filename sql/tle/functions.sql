@@ -351,7 +351,9 @@ BEGIN
     ELSE
         s := existing::pg_catalog.regclass;
         IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) existing) NOT IN ('r', 'p') THEN
-            RAISE EXCEPTION '% exists and is not a table', s USING ERRCODE = '42809',
+            RAISE EXCEPTION '% exists and is %, not a table', s,
+                  dwr._a_kind((SELECT relkind FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) existing))
+                  USING ERRCODE = '42809',
                   HINT = 'Drop or rename it, or choose another staging_schema.';
         END IF;
         PERFORM dwr._check_staging_owner(target, s);
