@@ -3,8 +3,7 @@
 //! the extension's owner through [`exec::as_role`], and record the caller's identity as the server
 //! knows it, never as the caller states it.
 
-use crate::exec::OrBug;
-use crate::exec::{self, as_role, query_one};
+use crate::exec::{self, as_role, query_one, OrBug};
 use crate::registry::OpenReload;
 use dwr_engine::sqlgen::Counts;
 use pgrx::datum::Interval;

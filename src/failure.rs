@@ -7,8 +7,7 @@
 //! writes a `FAILED` row in a transaction of its own, and exits; the backend waits for it, then
 //! raises the error. The description travels in a dynamic shared memory segment.
 
-use crate::exec::OrBug;
-use crate::exec::{self, Caught};
+use crate::exec::{self, Caught, OrBug};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;

@@ -1,8 +1,7 @@
 //! `dwr_merge`: read the catalog, plan, write the SQL (all in `dwr_engine`), then run it here.
 
 use crate::audit;
-use crate::exec::OrBug;
-use crate::exec::{self, check, query_one, query_rows, raise, rolled_back, subtransaction};
+use crate::exec::{self, check, query_one, query_rows, raise, rolled_back, subtransaction, OrBug};
 use crate::failure;
 use crate::guc;
 use crate::program::{self, BatchRange, Bindings};

@@ -4,8 +4,9 @@
 //! rejects, lock waits budgeted and deferred, the audit path taken as the extension owner, the
 //! counts read. The pg_tle package runs the same programs as generated PL/pgSQL.
 
-use crate::exec::OrBug;
-use crate::exec::{self, execute, query_one, query_rows, raise_caught, subtransaction, Caught};
+use crate::exec::{
+    self, execute, query_one, query_rows, raise_caught, subtransaction, Caught, OrBug,
+};
 use crate::guc;
 use crate::run::{count_lock_timeout, test_hold_after_classify};
 use dwr_engine::program::{Cond, Param, Program, Ranged, Step, Stmt};

@@ -1,8 +1,7 @@
 //! What the extension keeps about a production table across transactions: its registration
 //! (`dwr.tables`) and the reload it is in (`dwr.reloads`). (Its tombstones: `tombstones`.)
 
-use crate::exec::OrBug;
-use crate::exec::{self, query_one, query_rows, raise};
+use crate::exec::{self, query_one, query_rows, raise, OrBug};
 use dwr_engine::{DwrError, SqlState};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;

@@ -7,8 +7,7 @@
 //! the extension owner for the write alone after checking the role they act for with the same
 //! shared checks.
 
-use crate::exec::OrBug;
-use crate::exec::{self, as_role, execute, query_one, raise};
+use crate::exec::{self, as_role, execute, query_one, raise, OrBug};
 use crate::tombstones::prune_tombstones;
 use dwr_engine::DwrError;
 use pgrx::datum::TimestampWithTimeZone;

@@ -1,7 +1,6 @@
 //! Staging tables: create or adopt, register, drop, purge, and count by status.
 
-use crate::exec::OrBug;
-use crate::exec::{self, as_role, execute, query_one, raise};
+use crate::exec::{self, as_role, execute, query_one, raise, OrBug};
 use crate::registry::registration_or_raise;
 use crate::topology;
 use dwr_engine::catalog::Relation;

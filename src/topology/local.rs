@@ -2,8 +2,7 @@
 //! trigger writing `dwr.tombstones`, nothing lives beside staging.
 
 use super::{PlannedMerge, Source, SourceCopy, Topology};
-use crate::exec::OrBug;
-use crate::exec::{self, execute, query_one};
+use crate::exec::{self, execute, query_one, OrBug};
 use crate::program::{self, Bindings, ClassCounts};
 use crate::registry::Registration;
 use dwr_engine::catalog::Relation;
