@@ -375,7 +375,7 @@ pub fn old_in_returning(server_version_num: i32) -> bool {
 ///    needs a cast, which can fail on a bad value: `create_work`, `fill_work_rows`, the ranged
 ///    `cast_keys`, `classify_work`), then `analyze_work`;
 /// 2. the test hold; the ranged writes `apply_inserts` and `apply_updates_direct` (falling back to
-///    `apply_updates` for a range that met a row CDC holds; with row audit `apply_updates` alone);
+///    `apply_updates` for a range that met a row CDC holds);
 /// 3. `recheck_inserted` when a delete since the merge began hit an inserted key;
 /// 4. `write_statuses`, and with row audit `write_row_changes` as the extension owner.
 pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
@@ -413,17 +413,11 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
     // CDC waits on a row the merge locked for update is how a deadlock would form
     step_by_step.push(Step::Ranged(Ranged::one(b.apply_inserts(), true)));
     phase(&mut step_by_step, "updating");
-    let locked = Ranged::one(b.apply_updates(), true);
-    step_by_step.push(Step::Ranged(
-        if options.row_audit && !options.old_in_returning {
-            locked
-        } else {
-            Ranged {
-                fallback: Some(Box::new(locked)),
-                ..Ranged::one(b.apply_updates_direct(), true)
-            }
-        },
-    ));
+    // updated in place, falling back to the locking statement for a range that met a row CDC holds
+    step_by_step.push(Step::Ranged(Ranged {
+        fallback: Some(Box::new(Ranged::one(b.apply_updates(), true))),
+        ..Ranged::one(b.apply_updates_direct(), true)
+    }));
     if plan.changes {
         // a change log's deletes, after the updates (rows locked in the same order as every merge)
         phase(&mut step_by_step, "deleting");
@@ -586,6 +580,24 @@ pub struct MergeBuilder<'a> {
 impl MergeBuilder<'_> {
     fn keys_need_cast(&self) -> bool {
         self.plan.version.needs_cast || self.plan.keys.iter().any(|k| k.needs_cast)
+    }
+
+    /// With row audit before PostgreSQL 18 (no `old` in `RETURNING`): the classification keeps
+    /// which row version of production it read (`tid`, `txmin`), so that the update writes only
+    /// that version and reads its before image by `ctid` in the same statement, with no locking
+    /// pass.
+    fn keeps_read_version(&self) -> bool {
+        self.options.row_audit && !self.options.old_in_returning
+    }
+
+    /// The work table's columns of the production row version the classification read (see
+    /// [`Self::keeps_read_version`]), from `t`; nothing otherwise.
+    fn read_version(&self) -> &'static str {
+        if self.keeps_read_version() {
+            ", t.ctid AS tid, t.xmin AS txmin"
+        } else {
+            ""
+        }
     }
 
     /// The work table's key columns: `k1, k2, ...`
@@ -1002,7 +1014,7 @@ impl MergeBuilder<'_> {
             "create_work",
             format!(
                 "CREATE TEMPORARY TABLE \"_dwr_work\" (rn pg_catalog.int8 NOT NULL, sctid pg_catalog.tid NOT NULL, \
-                 loaded_at pg_catalog.timestamptz, lob pg_catalog.text, {}, v {}{}, cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text) \
+                 loaded_at pg_catalog.timestamptz, lob pg_catalog.text, {}, v {}{}, cls pg_catalog.text NOT NULL DEFAULT {}, err pg_catalog.text{}) \
                  ON COMMIT DROP",
                 key_cols_def.join(", "),
                 self.plan.version.base_type,
@@ -1011,7 +1023,12 @@ impl MergeBuilder<'_> {
                 } else {
                     ""
                 },
-                RowClass::New.lit()
+                RowClass::New.lit(),
+                if self.keeps_read_version() {
+                    ", tid pg_catalog.tid, txmin pg_catalog.xid"
+                } else {
+                    ""
+                },
             ),
         )
     }
@@ -1051,9 +1068,10 @@ impl MergeBuilder<'_> {
         let sql = format!(
             "CREATE TEMPORARY TABLE \"_dwr_work\" ON COMMIT DROP AS \
              SELECT x.rn, x.sctid, x.loaded_at, {}, x.v{}, ({class_case})::pg_catalog.text AS cls, \
-             ({err_case})::pg_catalog.text AS err {classified}",
+             ({err_case})::pg_catalog.text AS err{} {classified}",
             self.prefixed("x").join(", "),
             self.work_change("x."),
+            self.read_version(),
         );
         p.stmt("fill_classified", sql)
     }
@@ -1320,9 +1338,15 @@ impl MergeBuilder<'_> {
         let class_case = self.class_case(&mut p);
         let err_case = self.err_case(&mut p);
         let classified = self.classified(&mut p, &rows);
+        let read_version = if self.keeps_read_version() {
+            ", tid = c.tid, txmin = c.txmin"
+        } else {
+            ""
+        };
         let sql = format!(
-            "UPDATE {WORK} w SET cls = c.cls, err = c.err FROM (SELECT x.rn, {class_case} AS cls, {err_case} AS err {classified}) c \
+            "UPDATE {WORK} w SET cls = c.cls, err = c.err{read_version} FROM (SELECT x.rn, {class_case} AS cls, {err_case} AS err{} {classified}) c \
              WHERE {}",
+            self.read_version(),
             pg_op("w.rn", "=", "c.rn"),
         );
         p.stmt("classify_work", sql)
@@ -1509,11 +1533,12 @@ impl MergeBuilder<'_> {
         p.stmt("apply_updates", sql)
     }
 
-    /// Ranged, without row audit (nothing to read before the write) or where `RETURNING` reads the
-    /// row as it was (PostgreSQL 18): update the rows of class `Update` without a lock step: one
-    /// join, rows updated in place with the version compared again on a row that changed
-    /// meanwhile. It waits for a row CDC holds (at most `dwr.row_lock_timeout`); if that runs out,
-    /// the range falls back to `apply_updates`.
+    /// Ranged: update the rows of class `Update` without a lock step: one join, rows updated in
+    /// place with the version compared again on a row that changed meanwhile. With row audit the
+    /// images come from the write itself (`RETURNING old.*` on PostgreSQL 18; before it, the row
+    /// version the classification read is the only one written, and is read again by ctid for the
+    /// before image: a row CDC changed since is `Deferred`). It waits for a row CDC holds (at most
+    /// `dwr.row_lock_timeout`); if that runs out, the range falls back to `apply_updates`.
     pub fn apply_updates_direct(&self) -> Stmt {
         let plan = self.plan;
         let mut p = Params::new();
@@ -1528,17 +1553,41 @@ impl MergeBuilder<'_> {
             .collect();
         let staged_in = self.staged_in_batch(&mut p);
         let range = self.in_range(&mut p, "w.");
-        // with row audit (PostgreSQL 18): both images from the write itself
-        let images = if self.options.row_audit {
-            format!(
-                ", {}, pg_catalog.to_jsonb(old.*) AS before, pg_catalog.to_jsonb(new.*) AS img",
-                self.prefixed("w").join(", ")
+        // with row audit, both images from the write itself: on PostgreSQL 18 `old`; before it,
+        // the version the classification read (`w.tid`, `w.txmin`), the only one written, read
+        // again by ctid as `o` (a row version that changed since is not written: `Deferred`)
+        let (images, (read_version, same_version)) = if !self.options.row_audit {
+            (String::new(), (String::new(), String::new()))
+        } else if self.keeps_read_version() {
+            (
+                format!(
+                    ", {}, pg_catalog.to_jsonb(o.*) AS before, pg_catalog.to_jsonb(t.*) AS img",
+                    self.prefixed("w").join(", ")
+                ),
+                (
+                    format!(
+                        " JOIN {} o ON {}",
+                        plan.target,
+                        pg_op("o.ctid", "=", "w.tid")
+                    ),
+                    format!(
+                        " AND {} AND {}",
+                        pg_op("t.ctid", "=", "w.tid"),
+                        pg_op("t.xmin", "=", "w.txmin")
+                    ),
+                ),
             )
         } else {
-            String::new()
+            (
+                format!(
+                    ", {}, pg_catalog.to_jsonb(old.*) AS before, pg_catalog.to_jsonb(new.*) AS img",
+                    self.prefixed("w").join(", ")
+                ),
+                (String::new(), String::new()),
+            )
         };
         let sql = format!(
-            "WITH u AS (UPDATE {} t SET {} FROM {WORK} w JOIN {} s ON {}{staged_in} WHERE {} AND {range} AND {}{} AND {} \
+            "WITH u AS (UPDATE {} t SET {} FROM {WORK} w JOIN {} s ON {}{staged_in}{read_version} WHERE {} AND {range}{same_version} AND {}{} AND {} \
              RETURNING w.rn{images}){} {}",
             plan.target,
             sets.join(", "),
@@ -2418,7 +2467,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_direct_update_guards_the_version_and_exists_only_without_row_audit() {
+    fn the_direct_update_guards_the_version() {
         let sql = m(&plan(), false);
         let d = &sql.s("apply_updates_direct");
         assert!(d.starts_with("WITH u AS (UPDATE \"production\".\"customers\" t SET \"name\" = s.\"NAME\", \
@@ -2428,7 +2477,8 @@ pub(crate) mod tests {
         assert!(d.contains("AND (t.\"updated_at\" IS NULL OR t.\"updated_at\" OPERATOR(\"pg_catalog\".<) w.v) RETURNING w.rn"), "{d}");
         assert!(!d.contains("FOR UPDATE"));
         assert!(d.contains("NOT EXISTS (SELECT FROM u WHERE u.rn OPERATOR(pg_catalog.=) w.rn)"));
-        assert!(m(&plan(), true).s("apply_updates_direct").is_empty());
+        // with row audit too (its images: the next test)
+        assert!(m(&plan(), true).s("apply_updates_direct").contains(" AND (t.\"updated_at\" IS NULL OR t.\"updated_at\" OPERATOR(\"pg_catalog\".<) w.v) RETURNING w.rn"));
     }
 
     #[test]
@@ -2455,8 +2505,22 @@ pub(crate) mod tests {
         });
         let fallback = step.and_then(|r| r.fallback.as_ref()).expect("a fallback");
         assert_eq!(fallback.stmts[0].name, "apply_updates");
-        // before 18: the locking statement reads the images
-        assert!(!m(&plan(), true).0.has("apply_updates_direct"));
+        // before 18: the update writes only the row version the classification read, and reads
+        // it again by ctid for the before image
+        let on_15 = m(&plan(), true);
+        let d = on_15.s("apply_updates_direct");
+        assert!(
+            d.contains(
+                " JOIN \"production\".\"customers\" o ON o.ctid OPERATOR(pg_catalog.=) w.tid WHERE"
+            ),
+            "{d}"
+        );
+        assert!(d.contains(" AND t.ctid OPERATOR(pg_catalog.=) w.tid AND t.xmin OPERATOR(pg_catalog.=) w.txmin AND "), "{d}");
+        assert!(d.contains("RETURNING w.rn, w.k1, w.k2, pg_catalog.to_jsonb(o.*) AS before, pg_catalog.to_jsonb(t.*) AS img)"), "{d}");
+        assert!(on_15
+            .s("fill_classified")
+            .contains(", t.ctid AS tid, t.xmin AS txmin FROM"));
+        assert!(!on_18.s("fill_classified").contains("txmin"));
         assert!(old_in_returning(180_006) && !old_in_returning(150_020));
     }
 
