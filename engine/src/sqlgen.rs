@@ -348,6 +348,13 @@ pub fn batch_sql(plan: &MergePlan) -> std::result::Result<BatchSql, String> {
     })
 }
 
+/// With row audit before PostgreSQL 18: the update's condition that production's row `t` is still
+/// the version the classification read (`w.tid`, `w.txmin`). A row CDC changed meanwhile is a new
+/// version (another ctid): not written, whether the change committed before the update began or
+/// while it waited for the row (PostgreSQL then checks the condition again on the new version).
+const READ_VERSION_WRITTEN: &str =
+    " AND t.ctid OPERATOR(pg_catalog.=) w.tid AND t.xmin OPERATOR(pg_catalog.=) w.txmin";
+
 /// What kind of merge to write.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MergeOptions {
@@ -1570,11 +1577,7 @@ impl MergeBuilder<'_> {
                         plan.target,
                         pg_op("o.ctid", "=", "w.tid")
                     ),
-                    format!(
-                        " AND {} AND {}",
-                        pg_op("t.ctid", "=", "w.tid"),
-                        pg_op("t.xmin", "=", "w.txmin")
-                    ),
+                    READ_VERSION_WRITTEN.to_string(),
                 ),
             )
         } else {
