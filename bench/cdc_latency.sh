@@ -43,7 +43,7 @@ variants=(
     "dwr_merge|SELECT * FROM dwr_merge('bench.customers');"
     "dwr_merge, step by step|SET dwr.fast_merge = off; SELECT * FROM dwr_merge('bench.customers');"
     "dwr_merge_batches($BATCH)|CALL dwr_merge_batches('bench.customers', $BATCH);"
-    "dwr_merge_batches(max_stall => 100 ms)|CALL dwr_merge_batches('bench.customers', batch_size => NULL, max_stall => interval '100 ms');"
+    "dwr_merge_batches(max_stall => 100 ms)|CALL dwr_merge_batches('bench.customers', max_stall => interval '100 ms');"
 )
 ord=0
 for v in "${variants[@]}"; do
