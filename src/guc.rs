@@ -17,9 +17,11 @@ pub static ROW_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(20);
 pub static ROW_AUDIT: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 /// `dwr.fast_merge`: whether a merge first tries the fast way (one statement that classifies and
-/// writes, `sqlgen::MergeBuilder::fast_apply`) before the step-by-step way. Off for a comparison
-/// (the benchmark runs both) or to rule it out.
-pub static FAST_MERGE: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// writes, `sqlgen::MergeBuilder::fast_apply`) before the step-by-step way. Off by default (0.6.0):
+/// under CDC the fast way holds every row it writes from its first write on, and a row CDC holds
+/// makes it start over step by step (`bench/cdc_latency.sh`: slower, and CDC stalled 2.5 times as
+/// long); on for a merge while nothing else writes production.
+pub static FAST_MERGE: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// `dwr.ddl_lock_timeout`: how long one attempt of the extension's own DDL on production
 /// (installing or removing delete tracking) waits for its table lock. A waiting lock request makes
@@ -81,7 +83,7 @@ pub fn register() {
     GucRegistry::define_bool_guc(
         c"dwr.fast_merge",
         c"Whether a merge first tries to classify and write in one statement.",
-        c"When that statement fails (a row production rejects, a row another transaction holds past dwr.row_lock_timeout), it is rolled back and the merge goes step by step. Off: step by step only.",
+        c"Off (the default): step by step, which holds the rows it writes for less time. On: for a merge while nothing else writes production; when that statement fails (a row production rejects, a row another transaction holds past dwr.row_lock_timeout), it is rolled back and the merge goes step by step.",
         &FAST_MERGE,
         GucContext::Userset,
         GucFlags::default(),

@@ -13,13 +13,13 @@ INSERT INTO prog_staging.t (id, val, updated_at) SELECT g, 'new', 2 FROM generat
 -- quiet by default: a merge this short is done long before 5 s
 SELECT inserted, updated FROM dwr_merge('prog.t', dry_run => true);
 SET dwr.progress_notice_after = 0;
--- step by step (the fast way off, or after it failed), with row audit: a phase per step
-SET dwr.fast_merge = off;
+-- step by step (the default, or after the fast way failed), with row audit: a phase per step
 SELECT inserted, updated FROM dwr_merge('prog.t', dry_run => true);
-RESET dwr.fast_merge;
 -- the fast way: one statement classifies and writes
+SET dwr.fast_merge = on;
 SET dwr.row_audit = off;
 SELECT inserted, updated FROM dwr_merge('prog.t');
+RESET dwr.fast_merge;
 SET dwr.progress_notice_after = -1;
 UPDATE prog_staging.t SET _dwr_status = 'NEW';
 SELECT inserted, updated, unchanged FROM dwr_merge('prog.t');

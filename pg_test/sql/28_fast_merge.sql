@@ -109,12 +109,14 @@ UPDATE fm_fast_staging.t_off SET _dwr_status = 'NEW', _dwr_error = NULL WHERE id
 UPDATE fm_fast_staging.t_off SET qty = -1, updated_at = '2025-01-28' WHERE id = 10;
 UPDATE fm_fast_staging.t_off SET updated_at = '2025-01-28' WHERE id = 20;
 SET dwr.progress_notice_after = 0;
+SET dwr.fast_merge = on;
 -- (both ways ANALYZE the work table at a statistics target of their own, then set it back)
 SET default_statistics_target = 57;
 SELECT inserted, updated, errors FROM dwr_merge('fm_fast.t_off');
 SHOW default_statistics_target;
 RESET default_statistics_target;
 RESET dwr.progress_notice_after;
+RESET dwr.fast_merge;
 SELECT id, _dwr_status, _dwr_error FROM fm_fast_staging.t_off WHERE id IN (10, 20) ORDER BY id;
 SELECT id, val, qty FROM fm_fast.t_off WHERE id IN (10, 20) ORDER BY id;
 RESET dwr.row_audit;

@@ -382,7 +382,7 @@ fn emit_steps(steps: &[Step], prefix: &str, owner: &str, out: &mut String, body:
                 // the fast way in a block of its own (a subtransaction): a lock wait that ran out,
                 // a row's error or a deadlock rolls it back and the step-by-step way runs
                 body.push_str(
-                    "_dwr_fast := COALESCE(NULLIF(pg_catalog.current_setting('dwr.fast_merge', true), ''), 'on')::pg_catalog.bool\n\
+                    "_dwr_fast := COALESCE(NULLIF(pg_catalog.current_setting('dwr.fast_merge', true), ''), 'off')::pg_catalog.bool\n\
                      AND COALESCE(NULLIF(pg_catalog.current_setting('dwr.test_hold_after_classify', true), ''), '0') OPERATOR(pg_catalog.=) '0';\n\
                      IF _dwr_fast THEN\nBEGIN\n\
                      PERFORM pg_catalog.set_config('lock_timeout', dwr._row_lock_timeout(), true);\n",
