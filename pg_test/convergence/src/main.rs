@@ -403,14 +403,16 @@ fn run_seed(o: &Options, seed: u64) -> Outcome {
         let (progress, done, total) = (&progress, &done, live.len());
         let merger = s.spawn(move || {
             let mut c = Client::connect(&o.conn, NoTls).expect("merge connect");
-            // odd seeds merge with row audit (the locking update), even seeds without it (the
-            // direct update that waits up to dwr.row_lock_timeout, then gives way to the locking one)
-            c.batch_execute(if seed.is_multiple_of(2) {
-                "SET dwr.row_audit = off"
-            } else {
-                "SET dwr.row_audit = on"
-            })
-            .expect("row audit setting");
+            // odd seeds merge with row audit, even seeds without it; seeds 1, 4, 5, 8, ... try the
+            // fast way first (dwr.fast_merge), the others go step by step: seeds 1 to 4 cover the
+            // four pairings (the update waits up to dwr.row_lock_timeout, then gives way to the
+            // locking one)
+            c.batch_execute(&format!(
+                "SET dwr.row_audit = {}; SET dwr.fast_merge = {}",
+                if seed.is_multiple_of(2) { "off" } else { "on" },
+                if seed % 4 < 2 { "on" } else { "off" },
+            ))
+            .expect("row audit and fast merge settings");
             let mut results = Vec::new();
             // start once CDC is under way, then merge again and again while it runs
             while progress.load(Ordering::Relaxed) < total / 10 {
@@ -563,11 +565,12 @@ fn main() {
         let started = Instant::now();
         let r = run_seed(&o, seed);
         println!(
-            "seed {seed} (row audit {}): {} rows, {} staged, {} live CDC events by {} connections during {} merges \
+            "seed {seed} (row audit {}, {}): {} rows, {} staged, {} live CDC events by {} connections during {} merges \
              ({} of them while CDC applied events; inserted {}, updated {}, deferred {}, skipped_deleted {}, skipped_stale {}): \
              lost {}, regressed {}, resurrected {}, duplicated {}, deadlocks {}; \
              deletes lost in the outage (out of a reload's reach) {} [{:.1} s] {}",
             if seed.is_multiple_of(2) { "off" } else { "on" },
+            if seed % 4 < 2 { "the fast way first" } else { "step by step" },
             o.rows,
             r.staged,
             r.live_events,
