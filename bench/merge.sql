@@ -63,11 +63,11 @@ INSERT INTO bench.variants VALUES
      updated_at = EXCLUDED.updated_at WHERE p.updated_at < EXCLUDED.updated_at$q$),
  (5, 'dwr_merge, row audit off', false, $q$SELECT dwr_merge('bench.customers')$q$),
  (6, 'dwr_merge, row audit on', true, $q$SELECT dwr_merge('bench.customers')$q$),
- -- the same merges without the fast way (dwr.fast_merge off: step by step, as before 0.5.0)
- (7, 'dwr_merge, row audit off, step by step', false,
-  $q$SET dwr.fast_merge = off; SELECT dwr_merge('bench.customers'); RESET dwr.fast_merge$q$),
- (8, 'dwr_merge, row audit on, step by step', true,
-  $q$SET dwr.fast_merge = off; SELECT dwr_merge('bench.customers'); RESET dwr.fast_merge$q$);
+ -- the same merges trying the fast way first (dwr.fast_merge on; off by default)
+ (7, 'dwr_merge, row audit off, fast way', false,
+  $q$SET dwr.fast_merge = on; SELECT dwr_merge('bench.customers'); RESET dwr.fast_merge$q$),
+ (8, 'dwr_merge, row audit on, fast way', true,
+  $q$SET dwr.fast_merge = on; SELECT dwr_merge('bench.customers'); RESET dwr.fast_merge$q$);
 
 -- each round: every variant on a fresh copy (prepare commits before the timed statement)
 SELECT format('SELECT bench.prepare(%s, %s, %L);' || E'\n' || 'SET dwr.row_audit = %s;' || E'\n' ||
