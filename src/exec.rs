@@ -229,10 +229,7 @@ impl Caught {
     /// Such an error marks that row `ERROR`; any other error (cancel, deadlock, out of memory, lock
     /// timeout, a bug) fails the whole merge.
     pub fn is_row_error(&self) -> bool {
-        matches!(
-            &self.sqlstate[..2],
-            "22" | "23" | "44" | "P0" | "2F" | "38" | "39"
-        ) || self.sqlstate == "42804"
+        dwr_engine::error::is_row_error(&self.sqlstate)
     }
 
     /// A lock wait that ran out (`lock_timeout`): the rows involved can wait for a later merge.

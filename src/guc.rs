@@ -1,40 +1,44 @@
 //! The extension's settings.
 
+use dwr_engine::settings;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 /// `dwr.lock_timeout`: how long a merge waits for another merge of the same table (milliseconds;
 /// 0 waits as long as it takes).
-pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(settings::LOCK_TIMEOUT_MS);
 
 /// `dwr.row_lock_timeout`: how long one write of a merge may wait for a lock another transaction
 /// holds (a key CDC is inserting or deleting at that moment, a parent row a foreign key needs)
 /// before the rows involved are left `NEW` (deferred). Below `deadlock_timeout`, so a merge gives up
 /// before any deadlock can be detected: CDC never sees a deadlock error because of a merge.
-pub static ROW_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(20);
+pub static ROW_LOCK_TIMEOUT: GucSetting<i32> =
+    GucSetting::<i32>::new(settings::ROW_LOCK_TIMEOUT_MS);
 
 /// `dwr.row_audit`: whether a merge writes the before and after image of every row it changes to
 /// `dwr.row_changes` (needed by `dwr_undo`).
-pub static ROW_AUDIT: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static ROW_AUDIT: GucSetting<bool> = GucSetting::<bool>::new(settings::ROW_AUDIT);
 
 /// `dwr.fast_merge`: whether a merge first tries the fast way (one statement that classifies and
 /// writes, `sqlgen::MergeBuilder::fast_apply`) before the step-by-step way. Off by default (0.6.0):
 /// under CDC the fast way holds every row it writes from its first write on, and a row CDC holds
 /// makes it start over step by step (`bench/cdc_latency.sh`: slower, and CDC stalled 2.5 times as
 /// long); on for a merge while nothing else writes production.
-pub static FAST_MERGE: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static FAST_MERGE: GucSetting<bool> = GucSetting::<bool>::new(settings::FAST_MERGE);
 
 /// `dwr.ddl_lock_timeout`: how long one attempt of the extension's own DDL on production
 /// (installing or removing delete tracking) waits for its table lock. A waiting lock request makes
 /// every later one on the table wait behind it, CDC's writes included: this bounds that wait.
-pub static DDL_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(50);
+pub static DDL_LOCK_TIMEOUT: GucSetting<i32> =
+    GucSetting::<i32>::new(settings::DDL_LOCK_TIMEOUT_MS);
 
 /// `dwr.ddl_lock_wait`: how long the attempts of [`DDL_LOCK_TIMEOUT`] go on, with backoff, before
 /// the DDL fails with 55P03.
-pub static DDL_LOCK_WAIT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+pub static DDL_LOCK_WAIT: GucSetting<i32> = GucSetting::<i32>::new(settings::DDL_LOCK_WAIT_MS);
 
 /// `dwr.progress_notice_after`: a merge that has run this long reports each phase it enters as a
 /// NOTICE (milliseconds; 0: every merge; -1: never).
-pub static PROGRESS_NOTICE_AFTER: GucSetting<i32> = GucSetting::<i32>::new(5_000);
+pub static PROGRESS_NOTICE_AFTER: GucSetting<i32> =
+    GucSetting::<i32>::new(settings::PROGRESS_NOTICE_AFTER_MS);
 
 /// `dwr.test_hold_after_classify`: a test hook. When not 0, a merge waits for the advisory lock of
 /// that number (shared) after it has read and classified the staged rows and before it locks or

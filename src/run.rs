@@ -4,6 +4,7 @@
 
 use crate::exec::{self, execute, raise, subtransaction};
 use crate::guc;
+use dwr_engine::settings::MAX_LOCK_TIMEOUTS;
 use dwr_engine::{DwrError, SqlState};
 use pgrx::pg_sys;
 
@@ -44,10 +45,6 @@ pub fn lock_target(target: pg_sys::Oid, display: &str) {
         Err(e) => exec::raise_caught(e),
     }
 }
-
-/// How many writes may run out of `dwr.row_lock_timeout` before the merge gives up: past this,
-/// something holds far more than single rows (a table lock), and waiting row by row is pointless.
-const MAX_LOCK_TIMEOUTS: u32 = 64;
 
 /// Count one write that ran out of `dwr.row_lock_timeout`; past [`MAX_LOCK_TIMEOUTS`] the merge
 /// gives up with 55P03.

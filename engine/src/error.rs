@@ -6,6 +6,31 @@
 
 use std::fmt;
 
+/// The classes of SQLSTATE of an error about one row's data (a bad value, a violated constraint, a
+/// trigger's complaint, a function the row's values made fail): such an error marks that staged row
+/// `ERROR`, where any other error (cancel, deadlock, out of memory, a lock wait that ran out, a bug)
+/// fails the whole merge. The one definition of the rule: the compiled extension asks
+/// [`is_row_error`], the pg_tle package's `dwr._is_row_error` is written from [`is_row_error_sql`].
+pub const ROW_ERROR_CLASSES: [&str; 7] = ["22", "23", "44", "P0", "2F", "38", "39"];
+
+/// Single SQLSTATEs outside [`ROW_ERROR_CLASSES`] that are about one row's data: 42804, a value of
+/// the wrong type (a staged text that no cast of the row's value turns into the column's type).
+pub const ROW_ERROR_STATES: [&str; 1] = ["42804"];
+
+/// Whether an error of SQLSTATE `state` is about one row's data (see [`ROW_ERROR_CLASSES`]).
+pub fn is_row_error(state: &str) -> bool {
+    ROW_ERROR_CLASSES.iter().any(|c| state.starts_with(c)) || ROW_ERROR_STATES.contains(&state)
+}
+
+/// The same rule as a boolean SQL expression of the text expression `state`.
+pub fn is_row_error_sql(state: &str) -> String {
+    format!(
+        "pg_catalog.left({state}, 2) OPERATOR(pg_catalog.=) ANY ('{{{}}}') OR {state} OPERATOR(pg_catalog.=) ANY ('{{{}}}')",
+        ROW_ERROR_CLASSES.join(","),
+        ROW_ERROR_STATES.join(","),
+    )
+}
+
 /// The SQLSTATEs this project raises. Codes are PostgreSQL's own (Appendix A of its manual); `XX000`
 /// only for a bug of this project, and only through [`DwrError::bug`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +283,25 @@ pub type Result<T> = std::result::Result<T, DwrError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_error_is_one_rule_in_rust_and_in_sql() {
+        for state in [
+            "22001", "23505", "23514", "44000", "P0001", "2F005", "38001", "39P01", "42804",
+        ] {
+            assert!(is_row_error(state), "{state}");
+        }
+        for state in [
+            "55P03", "40P01", "57014", "53200", "XX000", "42501", "42P01", "0A000",
+        ] {
+            assert!(!is_row_error(state), "{state}");
+        }
+        assert_eq!(
+            is_row_error_sql("state"),
+            "pg_catalog.left(state, 2) OPERATOR(pg_catalog.=) ANY ('{22,23,44,P0,2F,38,39}') \
+             OR state OPERATOR(pg_catalog.=) ANY ('{42804}')"
+        );
+    }
 
     #[test]
     fn codes_are_five_characters_and_never_internal() {

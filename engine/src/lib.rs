@@ -25,6 +25,7 @@ pub mod ident;
 pub mod order;
 pub mod plan;
 pub mod program;
+pub mod settings;
 pub mod sqlgen;
 pub mod tle;
 pub mod undo;

@@ -17,25 +17,26 @@
 --   no background worker.
 --
 -- Everything is CREATE OR REPLACE: an update of the package runs this file again. Every function
--- pins search_path to pg_catalog, pg_temp. @dwr_owner@ is the role that installed the package,
--- @meta_defs@ the staging metadata columns (dwr_engine::ddl).
+-- pins search_path to pg_catalog, pg_temp. Written in by the dwr tool: @dwr_owner@, the role that
+-- installed the package; @meta_defs@ and @fillfactor@, the staging metadata columns and fill factor
+-- (dwr_engine::ddl); @is_row_error@, which errors are about one row (dwr_engine::error, the rule the
+-- compiled extension applies).
 
 CREATE OR REPLACE FUNCTION dwr._is_row_error(state pg_catalog.text)
 RETURNS pg_catalog.bool LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
-AS $dwr$ SELECT pg_catalog.left(state, 2) OPERATOR(pg_catalog.=) ANY ('{22,23,44,P0,2F,38,39}')
-             OR state OPERATOR(pg_catalog.=) '42804' $dwr$;
+AS $dwr$ SELECT @is_row_error@ $dwr$;
 COMMENT ON FUNCTION dwr._is_row_error(pg_catalog.text) IS
   'Whether an error is about one row''s data (it marks that staged row ERROR) rather than a failure of the whole merge.';
 
 CREATE OR REPLACE FUNCTION dwr._row_audit()
 RETURNS pg_catalog.bool LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-AS $dwr$ SELECT COALESCE(NULLIF(pg_catalog.current_setting('dwr.row_audit', true), ''), 'on')::pg_catalog.bool $dwr$;
+AS $dwr$ SELECT COALESCE(NULLIF(pg_catalog.current_setting('dwr.row_audit', true), ''), '@row_audit@')::pg_catalog.bool $dwr$;
 COMMENT ON FUNCTION dwr._row_audit() IS
   'dwr.row_audit (default on): whether merges write before and after images to dwr.row_changes.';
 
 CREATE OR REPLACE FUNCTION dwr._row_lock_timeout()
 RETURNS pg_catalog.text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-AS $dwr$ SELECT dwr._setting_ms('dwr.row_lock_timeout', 20)::pg_catalog.text OPERATOR(pg_catalog.||) 'ms' $dwr$;
+AS $dwr$ SELECT dwr._setting_ms('dwr.row_lock_timeout', @row_lock_timeout_ms@)::pg_catalog.text OPERATOR(pg_catalog.||) 'ms' $dwr$;
 COMMENT ON FUNCTION dwr._row_lock_timeout() IS
   'dwr.row_lock_timeout (default 20 ms): how long a merge''s write waits for a row CDC holds before deferring it.';
 
@@ -45,10 +46,10 @@ RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $dwr$
 DECLARE
     n pg_catalog.int4 := COALESCE(NULLIF(pg_catalog.current_setting('dwr.lock_timeouts_in_run', true), ''), '0')::pg_catalog.int4 OPERATOR(pg_catalog.+) 1;
 BEGIN
-    IF n OPERATOR(pg_catalog.>) 64 THEN
+    IF n OPERATOR(pg_catalog.>) @max_lock_timeouts@ THEN
         RAISE EXCEPTION 'merge gave up: other transactions kept holding the rows it writes'
             USING ERRCODE = '55P03',
-                  DETAIL = pg_catalog.format('64 writes each waited dwr.row_lock_timeout = %s', dwr._row_lock_timeout()),
+                  DETAIL = pg_catalog.format('@max_lock_timeouts@ writes each waited dwr.row_lock_timeout = %s', dwr._row_lock_timeout()),
                   HINT = 'Something holds locks on many production rows (a long transaction, a table lock); retry when it is done.';
     END IF;
     PERFORM pg_catalog.set_config('dwr.lock_timeouts_in_run', n::pg_catalog.text, true);
@@ -127,7 +128,7 @@ CREATE OR REPLACE FUNCTION dwr._lock_target(target pg_catalog.regclass)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $dwr$
 #variable_conflict use_column
 DECLARE
-    timeout pg_catalog.int4 := dwr._setting_ms('dwr.lock_timeout', 0);
+    timeout pg_catalog.int4 := dwr._setting_ms('dwr.lock_timeout', @lock_timeout_ms@);
     saved pg_catalog.text := pg_catalog.current_setting('lock_timeout');
 BEGIN
     IF timeout OPERATOR(pg_catalog.<=) 0 THEN

@@ -381,12 +381,13 @@ fn emit_steps(steps: &[Step], prefix: &str, owner: &str, out: &mut String, body:
             Step::Attempt { first, otherwise } => {
                 // the fast way in a block of its own (a subtransaction): a lock wait that ran out,
                 // a row's error or a deadlock rolls it back and the step-by-step way runs
-                body.push_str(
-                    "_dwr_fast := COALESCE(NULLIF(pg_catalog.current_setting('dwr.fast_merge', true), ''), 'off')::pg_catalog.bool\n\
+                body.push_str(&format!(
+                    "_dwr_fast := COALESCE(NULLIF(pg_catalog.current_setting('dwr.fast_merge', true), ''), '{}')::pg_catalog.bool\n\
                      AND COALESCE(NULLIF(pg_catalog.current_setting('dwr.test_hold_after_classify', true), ''), '0') OPERATOR(pg_catalog.=) '0';\n\
                      IF _dwr_fast THEN\nBEGIN\n\
                      PERFORM pg_catalog.set_config('lock_timeout', dwr._row_lock_timeout(), true);\n",
-                );
+                    crate::settings::on_off(crate::settings::FAST_MERGE),
+                ));
                 emit_steps(first, prefix, owner, out, body);
                 body.push_str(
                     "PERFORM pg_catalog.set_config('lock_timeout', _dwr_saved, true);\n\

@@ -21,6 +21,7 @@ use crate::error::DwrError;
 use crate::ident::{quote_ident, quote_literal};
 use crate::plan::{MergePlan, Problem, META_COLUMNS};
 use crate::program::{Param, Stmt};
+use crate::settings;
 use crate::sqlgen::{merge_program, old_in_returning, MergeOptions, RowClass};
 
 mod emit;
@@ -1093,6 +1094,17 @@ fn functions(owner: &str) -> String {
         .replace("@meta_defs@", &format!("ARRAY[{}]", meta.join(", ")))
         .replace("@fillfactor@", &STAGING_FILLFACTOR.to_string())
         .replace("@dwr_owner@", &quote_ident(owner))
+        .replace("@is_row_error@", &crate::error::is_row_error_sql("state"))
+        .replace("@row_audit@", settings::on_off(settings::ROW_AUDIT))
+        .replace(
+            "@row_lock_timeout_ms@",
+            &settings::ROW_LOCK_TIMEOUT_MS.to_string(),
+        )
+        .replace("@lock_timeout_ms@", &settings::LOCK_TIMEOUT_MS.to_string())
+        .replace(
+            "@max_lock_timeouts@",
+            &settings::MAX_LOCK_TIMEOUTS.to_string(),
+        )
 }
 
 /// The shared deltas that take a package of base version `from` (`None`: a fresh install, after
@@ -1221,6 +1233,25 @@ mod tests {
         );
         assert!(install.contains("CREATE OR REPLACE PROCEDURE @extschema@.dwr_merge_batches("));
         assert!(install.contains("CREATE OR REPLACE FUNCTION @extschema@.dwr_diff("));
+        // the row-error rule is the engine's, written into the package's helper
+        assert!(install.contains(&format!(
+            "AS $dwr$ SELECT {} $dwr$;",
+            crate::error::is_row_error_sql("state")
+        )));
+        // every placeholder of the package's functions is filled in (@extschema@ is pg_tle's)
+        let functions = functions("owner");
+        for (i, _) in functions.match_indices('@') {
+            let word: String = functions[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            let closed = functions[i + 1 + word.len()..].starts_with('@');
+            assert!(
+                word == "extschema" || word.is_empty() || !closed,
+                "@{word}@ is not filled in"
+            );
+        }
+        assert!(functions.contains("OPERATOR(pg_catalog.>) 64 THEN"));
         let from_old = update_script("0.2.0.000007", &[], &[], &order, "owner");
         assert!(from_old
             .contains("ALTER TABLE dwr.tombstones ALTER COLUMN target TYPE pg_catalog.regclass"));
