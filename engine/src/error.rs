@@ -239,7 +239,7 @@ impl DwrError {
     pub fn absent_over_limit(target: &str, n: &str, max: &str) -> Self {
         DwrError::new(
             SqlState::ObjectNotInPrerequisiteState,
-            format!("dwr_delete_absent: {n} rows of {target} are missing from staging, more than max_deletes ({max})"),
+            format!("dwr_delete_absent: production rows of {target} missing from staging: {n}, more than max_deletes ({max})"),
         )
         .detail("Nothing was removed: the production rows of the reload's window whose key the full load lacks are more than you said to expect.")
         .hint("Check the load is complete (SELECT * FROM dwr_diff(target) WHERE difference = 'missing_in_staging'), then call it again with a larger max_deletes.")

@@ -694,24 +694,36 @@ pub fn plan_merge(
     if let Some(p) = problems.iter().find(|p| p.severity == Severity::Error) {
         return Err(problem_error(p, target, staging));
     }
-    // verify found no error, so the key, the version column and their staging columns exist
-    let pk = target.primary_key.as_ref().expect("verified: primary key");
+    // verify found no error, so the key, the version column and their staging columns exist (a
+    // missing one is a bug of verify)
+    let pk = target
+        .primary_key
+        .as_ref()
+        .ok_or_else(|| DwrError::bug("plan_merge: verified target without a primary key"))?;
     let pairs = match_columns(target, staging);
     let pair_of = |name: &str| {
         pairs
             .iter()
             .find(|p| p.target.name == name)
-            .expect("verified: column")
+            .ok_or_else(|| DwrError::bug(format!("plan_merge: verified column {name} unmatched")))
     };
+    fn staged<'a>(p: &ColumnPair<'a>) -> Result<&'a Column> {
+        p.staging.ok_or_else(|| {
+            DwrError::bug(format!(
+                "plan_merge: verified column {} not staged",
+                p.target.name
+            ))
+        })
+    }
 
     let keys = pk
         .columns
         .iter()
         .zip(&pk.equality_schemas)
         .map(|(name, eq_schema)| {
-            let p = pair_of(name);
-            let s = p.staging.expect("verified: key staged");
-            KeyPart {
+            let p = pair_of(name)?;
+            let s = staged(p)?;
+            Ok(KeyPart {
                 target: name.clone(),
                 staging: s.name.clone(),
                 base_type: p.target.base_type_name.clone(),
@@ -720,32 +732,33 @@ pub fn plan_merge(
                 staging_base_type: s.base_type_name.clone(),
                 staging_ord_schema: s.ordering_schema.clone(),
                 ord_schema: p.target.ordering_schema.clone(),
-            }
+            })
         })
-        .collect::<Vec<KeyPart>>();
-    let key_order_shared = pk.columns.iter().all(|name| {
-        let p = pair_of(name);
-        let s = p.staging.expect("verified: key staged");
-        s.type_oid == p.target.type_oid && s.collation == p.target.collation
-    });
+        .collect::<Result<Vec<KeyPart>>>()?;
+    let mut key_order_shared = true;
+    for name in &pk.columns {
+        let p = pair_of(name)?;
+        let s = staged(p)?;
+        key_order_shared &= s.type_oid == p.target.type_oid && s.collation == p.target.collation;
+    }
     let staging_keys_unique = key_order_shared
         && staging.primary_key.as_ref().is_some_and(|spk| {
             spk.columns
                 .iter()
                 .all(|c| keys.iter().any(|k| &k.staging == c))
         });
-    let v = pair_of(version_column);
-    let vs = v.staging.expect("verified: version staged");
+    let v = pair_of(version_column)?;
+    let vs = staged(v)?;
     let version = VersionPart {
         target: v.target.name.clone(),
         staging: vs.name.clone(),
         base_type: v.target.base_type_name.clone(),
         needs_cast: vs.type_oid != v.target.type_oid,
-        ord_schema: v
-            .target
-            .ordering_schema
-            .clone()
-            .expect("verified: orderable"),
+        ord_schema: v.target.ordering_schema.clone().ok_or_else(|| {
+            DwrError::bug(format!(
+                "plan_merge: verified version column {version_column} without ordering"
+            ))
+        })?,
         is_datetime: v.target.type_category == "D",
     };
     let values: Vec<ValueColumn> = pairs
