@@ -131,13 +131,7 @@ impl Relation {
 
     /// The kind with its article, for messages: "a view", "an index".
     pub fn a_kind(&self) -> String {
-        let kind = self.kind_name();
-        let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
-            "an"
-        } else {
-            "a"
-        };
-        format!("{article} {kind}")
+        a_kind_of(&self.relkind)
     }
 
     /// A table rows can be merged into: an ordinary or partitioned table.
@@ -160,6 +154,18 @@ pub fn kind_name_of(relkind: &str) -> &'static str {
         "t" => "TOAST table",
         _ => "relation",
     }
+}
+
+/// [`kind_name_of`] with its article: "a view", "an index". The shared PL/pgSQL's `dwr._a_kind`
+/// says the same (a test compares them), so both modes word a refusal alike.
+pub fn a_kind_of(relkind: &str) -> String {
+    let kind = kind_name_of(relkind);
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {kind}")
 }
 
 /// How a value of one type becomes another (see `engine/sql/casts.sql`).
@@ -346,6 +352,22 @@ pub(crate) mod fixtures {
 
 #[cfg(test)]
 mod tests {
+    /// The relation kinds in words are the same in Rust and in the shared PL/pgSQL
+    /// (`dwr._a_kind`, which the package's `dwr_create_staging` uses).
+    #[test]
+    fn kinds_read_the_same_in_rust_and_sql() {
+        let script = include_str!("../../sql/dms_window_reload--0.5.0--0.6.0.sql");
+        let start = script
+            .find("CREATE FUNCTION dwr._a_kind(")
+            .expect("dwr._a_kind");
+        let body = &script[start..start + script[start..].find("$$;").expect("its end")];
+        for relkind in ["r", "p", "v", "m", "f", "S", "i", "I", "c", "t"] {
+            let arm = format!("WHEN '{relkind}' THEN '{}'", a_kind_of(relkind));
+            assert!(body.contains(&arm), "{arm}");
+        }
+        assert!(body.contains(&format!("ELSE '{}' END", a_kind_of("?"))));
+    }
+
     use super::*;
 
     #[test]
