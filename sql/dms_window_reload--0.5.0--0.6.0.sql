@@ -206,6 +206,35 @@ $$;
 COMMENT ON FUNCTION dwr._a_kind(pg_catalog."char") IS
   'Implementation detail of dms_window_reload: a relation kind in words, for messages.';
 
+-- One merge or undo of a table at a time, in both modes (the package had it alone, and the compiled
+-- extension took the same advisory lock in Rust): lock space 1146573361 (0x44575231, "DWR1"), the
+-- table's oid. (CREATE OR REPLACE: a package being updated has it already.)
+CREATE OR REPLACE FUNCTION dwr._lock_target(target pg_catalog.regclass)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    timeout pg_catalog.int4 := dwr._setting_ms('dwr.lock_timeout', 0);
+    saved pg_catalog.text := pg_catalog.current_setting('lock_timeout');
+BEGIN
+    IF timeout OPERATOR(pg_catalog.<=) 0 THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(1146573361, target::pg_catalog.oid::pg_catalog.int4);
+        RETURN;
+    END IF;
+    BEGIN
+        PERFORM pg_catalog.set_config('lock_timeout', timeout::pg_catalog.text, true);
+        PERFORM pg_catalog.pg_advisory_xact_lock(1146573361, target::pg_catalog.oid::pg_catalog.int4);
+        PERFORM pg_catalog.set_config('lock_timeout', saved, true);
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE EXCEPTION 'another merge of % is running', target
+            USING ERRCODE = '55P03',
+                  DETAIL = pg_catalog.format('waited dwr.lock_timeout = %sms for it to finish', timeout),
+                  HINT = 'Wait for the other merge to commit, or raise dwr.lock_timeout (0 waits as long as it takes).';
+    END;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._lock_target(pg_catalog.regclass) IS
+  'Implementation detail of dms_window_reload: serialises merges and undos of one table (an advisory lock until the transaction ends), waiting at most dwr.lock_timeout.';
+
 -- dwr_schedule: a role that may not read shared_preload_libraries (without pg_read_all_settings)
 -- gets the error that says what to do in this database, not a permission error about a setting
 CREATE OR REPLACE FUNCTION dwr._cron_schema(job pg_catalog.text, cron pg_catalog.text, command pg_catalog.text)

@@ -294,7 +294,7 @@ fn merge_registered(
         }),
     );
 
-    lock_target(target_oid, &plan.target_display);
+    lock_target(target_oid);
     // read after the lock: a reload opened or ended meanwhile is seen
     let reload = registry::open_reload(target_oid);
     if plan.absent && reload.is_none() {

@@ -163,7 +163,7 @@ fn undo_run(
 ) -> MergeOutcome {
     // this server, or a distributed table's shards (crate::topology)
     let topology = crate::topology::of(target);
-    lock_target(run.target, &target.display());
+    lock_target(run.target);
     let row_audit = guc::ROW_AUDIT.get();
     let undo_id = audit::begin_run(
         RunKind::Undo(run_id),

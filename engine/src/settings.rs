@@ -46,12 +46,14 @@ mod tests {
         let scripts = [
             include_str!("../../sql/dms_window_reload--0.2.0--0.3.0.sql"),
             include_str!("../../sql/dms_window_reload--0.3.0--0.4.0.sql"),
+            include_str!("../../sql/dms_window_reload--0.5.0--0.6.0.sql"),
         ]
         .concat();
         for (name, ms) in [
             ("dwr.ddl_lock_timeout", DDL_LOCK_TIMEOUT_MS),
             ("dwr.ddl_lock_wait", DDL_LOCK_WAIT_MS),
             ("dwr.progress_notice_after", PROGRESS_NOTICE_AFTER_MS),
+            ("dwr.lock_timeout", LOCK_TIMEOUT_MS),
         ] {
             let call = format!("_setting_ms('{name}', {ms})");
             assert!(scripts.contains(&call), "{call}");

@@ -4,9 +4,11 @@
 -- (the update scripts sql/dms_window_reload--*.sql, which both modes install); the merge and the
 -- undo are generated for each registered table from the same programs (engine/src/tle/). Here is
 -- what differs by nature:
--- * the run-time helpers of the generated merge and undo (settings, the merge lock, opening and
---   closing a run, the fingerprint check), which the compiled extension has in Rust (src/run.rs,
---   src/audit.rs, src/guc.rs);
+-- * the run-time helpers of the generated merge and undo (settings, opening and closing a run, the
+--   fingerprint check), which the compiled extension has in Rust (src/audit.rs, src/guc.rs); the
+--   rules they apply (which errors are about one row, the settings' defaults, the lock-timeout
+--   budget) are the engine's, filled in below (the merge lock, dwr._lock_target, is shared PL/pgSQL
+--   since 0.6.0);
 -- * the writes into the package's own tables (registration, reloads, runs, images, purges): SECURITY
 --   DEFINER functions of the package owner, where the compiled extension has C functions that
 --   switch to its owner for the write alone. Each checks the role it acts for (dwr._check_caller,
@@ -123,32 +125,6 @@ END
 $dwr$;
 COMMENT ON FUNCTION dwr._check_staging_owner(pg_catalog.regclass, pg_catalog.regclass) IS
   'Refuses a staging table owned by another role than the production table''s owner.';
-
-CREATE OR REPLACE FUNCTION dwr._lock_target(target pg_catalog.regclass)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    timeout pg_catalog.int4 := dwr._setting_ms('dwr.lock_timeout', @lock_timeout_ms@);
-    saved pg_catalog.text := pg_catalog.current_setting('lock_timeout');
-BEGIN
-    IF timeout OPERATOR(pg_catalog.<=) 0 THEN
-        PERFORM pg_catalog.pg_advisory_xact_lock(1146573361, target::pg_catalog.oid::pg_catalog.int4);
-        RETURN;
-    END IF;
-    BEGIN
-        PERFORM pg_catalog.set_config('lock_timeout', timeout::pg_catalog.text, true);
-        PERFORM pg_catalog.pg_advisory_xact_lock(1146573361, target::pg_catalog.oid::pg_catalog.int4);
-        PERFORM pg_catalog.set_config('lock_timeout', saved, true);
-    EXCEPTION WHEN lock_not_available THEN
-        RAISE EXCEPTION 'another merge of % is running', target
-            USING ERRCODE = '55P03',
-                  DETAIL = pg_catalog.format('waited dwr.lock_timeout = %sms for it to finish', timeout),
-                  HINT = 'Wait for the other merge to commit, or raise dwr.lock_timeout (0 waits as long as it takes).';
-    END;
-END
-$dwr$;
-COMMENT ON FUNCTION dwr._lock_target(pg_catalog.regclass) IS
-  'Serialises merges of one table (the advisory lock the compiled extension takes), waiting at most dwr.lock_timeout.';
 
 CREATE OR REPLACE FUNCTION dwr._begin_run(kind pg_catalog.text, undo_of pg_catalog.int8, target pg_catalog.oid,
                                           target_name pg_catalog.text, source_name pg_catalog.text,

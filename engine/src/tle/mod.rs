@@ -1100,7 +1100,6 @@ fn functions(owner: &str) -> String {
             "@row_lock_timeout_ms@",
             &settings::ROW_LOCK_TIMEOUT_MS.to_string(),
         )
-        .replace("@lock_timeout_ms@", &settings::LOCK_TIMEOUT_MS.to_string())
         .replace(
             "@max_lock_timeouts@",
             &settings::MAX_LOCK_TIMEOUTS.to_string(),
