@@ -235,6 +235,27 @@ $dwr$;
 COMMENT ON FUNCTION dwr._lock_target(pg_catalog.regclass) IS
   'Implementation detail of dms_window_reload: serialises merges and undos of one table (an advisory lock until the transaction ends), waiting at most dwr.lock_timeout.';
 
+-- What the merges of both modes ask of a table's deletes (the package had these alone; the
+-- compiled extension ran the same queries in Rust).
+CREATE OR REPLACE FUNCTION dwr._deletes_count_since(target pg_catalog.regclass)
+RETURNS pg_catalog.timestamptz LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+SELECT COALESCE((SELECT r.began_at FROM dwr.reloads r WHERE r.ended_at IS NULL
+                    AND $1 OPERATOR(pg_catalog.=) ANY (r.targets)),
+                (SELECT t.tracking_since FROM dwr.tables t WHERE t.target OPERATOR(pg_catalog.=) $1))
+$dwr$;
+COMMENT ON FUNCTION dwr._deletes_count_since(pg_catalog.regclass) IS
+  'Implementation detail of dms_window_reload: from when deletes in target stop staged rows: when its open reload began, or else when its staging table was created or last emptied.';
+
+CREATE OR REPLACE FUNCTION dwr._tombstone_cutoff(target pg_catalog.oid)
+RETURNS pg_catalog.timestamptz LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+SELECT LEAST(t.tracking_since,
+             (SELECT pg_catalog.min(r.began_at) FROM dwr.reloads r WHERE r.ended_at IS NULL
+                 AND t.target OPERATOR(pg_catalog.=) ANY (r.targets)))
+  FROM dwr.tables t WHERE t.target::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+$dwr$;
+COMMENT ON FUNCTION dwr._tombstone_cutoff(pg_catalog.oid) IS
+  'Implementation detail of dms_window_reload: the tombstones of target older than this are needed neither by its staging table (created or last emptied since) nor by an open reload.';
+
 -- dwr_schedule: a role that may not read shared_preload_libraries (without pg_read_all_settings)
 -- gets the error that says what to do in this database, not a permission error about a setting
 CREATE OR REPLACE FUNCTION dwr._cron_schema(job pg_catalog.text, cron pg_catalog.text, command pg_catalog.text)

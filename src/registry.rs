@@ -73,13 +73,10 @@ pub fn open_reload(target: pg_sys::Oid) -> Option<OpenReload> {
 }
 
 /// From when deletes in `target` stop staged rows: when its open reload began, or else when its
-/// staging table was created or last emptied.
+/// staging table was created or last emptied (`dwr._deletes_count_since`, shared with the package).
 pub fn deletes_count_since(target: pg_sys::Oid) -> TimestampWithTimeZone {
     query_one::<TimestampWithTimeZone>(
-        "SELECT COALESCE((SELECT r.began_at FROM dwr.reloads r WHERE r.ended_at IS NULL \
-                            AND $1::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (r.targets)), \
-                         (SELECT t.tracking_since FROM dwr.tables t \
-                           WHERE t.target OPERATOR(pg_catalog.=) $1::pg_catalog.regclass))",
+        "SELECT dwr._deletes_count_since($1::pg_catalog.oid::pg_catalog.regclass)",
         &[target.into()],
     )
     .unwrap_or_else(|| {

@@ -10,11 +10,9 @@ use pgrx::pg_sys;
 /// Delete the tombstones of `target` that neither its staging table nor an open reload can need:
 /// those older than both when staging was created or last emptied and when its open reload began.
 pub fn prune_tombstones(target: pg_sys::Oid) {
+    // (the cutoff is the shared dwr._tombstone_cutoff, which the package's pruning asks too)
     let cutoff = query_one::<TimestampWithTimeZone>(
-        "SELECT LEAST(t.tracking_since, \
-                (SELECT pg_catalog.min(r.began_at) FROM dwr.reloads r WHERE r.ended_at IS NULL \
-                  AND t.target OPERATOR(pg_catalog.=) ANY (r.targets))) \
-           FROM dwr.tables t WHERE t.target::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+        "SELECT dwr._tombstone_cutoff($1::pg_catalog.oid)",
         &[target.into()],
     );
     let Some(cutoff) = cutoff else { return };

@@ -186,22 +186,10 @@ $dwr$;
 COMMENT ON FUNCTION dwr._finish_run(pg_catalog.int8, pg_catalog.text, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8, pg_catalog.int8) IS
   'Closes a run this session opened with its status and counts; returns its duration.';
 
-CREATE OR REPLACE FUNCTION dwr._deletes_count_since(target pg_catalog.regclass)
-RETURNS pg_catalog.timestamptz LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
-SELECT COALESCE((SELECT r.began_at FROM dwr.reloads r WHERE r.ended_at IS NULL
-                    AND $1 OPERATOR(pg_catalog.=) ANY (r.targets)),
-                (SELECT t.tracking_since FROM dwr.tables t WHERE t.target OPERATOR(pg_catalog.=) $1))
-$dwr$;
-COMMENT ON FUNCTION dwr._deletes_count_since(pg_catalog.regclass) IS
-  'From when deletes in target stop staged rows: when its open reload began, or else when its staging table was created or last emptied.';
-
 CREATE OR REPLACE FUNCTION dwr._prune_tombstones(target pg_catalog.oid)
 RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
 DELETE FROM dwr.tombstones tb WHERE tb.target OPERATOR(pg_catalog.=) $1
-   AND tb.deleted_at OPERATOR(pg_catalog.<) (SELECT LEAST(t.tracking_since,
-         (SELECT pg_catalog.min(r.began_at) FROM dwr.reloads r WHERE r.ended_at IS NULL
-           AND t.target OPERATOR(pg_catalog.=) ANY (r.targets)))
-       FROM dwr.tables t WHERE t.target::pg_catalog.oid OPERATOR(pg_catalog.=) $1)
+   AND tb.deleted_at OPERATOR(pg_catalog.<) (SELECT dwr._tombstone_cutoff($1))
 $dwr$;
 COMMENT ON FUNCTION dwr._prune_tombstones(pg_catalog.oid) IS
   'Deletes the tombstones of target that neither its staging table nor an open reload can need.';
