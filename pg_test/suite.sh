@@ -214,6 +214,17 @@ upgrade() {
                     END \$\$" || return 1
             ;;
     esac
+    # ... and dwr_merge_all, PL/pgSQL since 0.6.0
+    psql_port "$PORT" -d dwr_upgraded -q -v ON_ERROR_STOP=1 \
+        -c "DO \$\$ DECLARE h text; BEGIN
+              PERFORM * FROM dwr_merge_all();
+              RAISE EXCEPTION 'the old C function of dwr_merge_all ran';
+            EXCEPTION WHEN object_not_in_prerequisite_state THEN
+              GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
+              IF h IS DISTINCT FROM 'Run ALTER EXTENSION dms_window_reload UPDATE; in this database.' THEN
+                RAISE EXCEPTION 'unexpected hint: %', h;
+              END IF;
+            END \$\$" || return 1
     psql_port "$PORT" -d dwr_upgraded -q -v ON_ERROR_STOP=1 -c "ALTER EXTENSION dms_window_reload UPDATE" || return 1
     psql_port "$PORT" -d dwr_fresh -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION dms_window_reload" || return 1
     local upgraded fresh

@@ -256,6 +256,81 @@ $dwr$;
 COMMENT ON FUNCTION dwr._tombstone_cutoff(pg_catalog.oid) IS
   'Implementation detail of dms_window_reload: the tombstones of target older than this are needed neither by its staging table (created or last emptied since) nor by an open reload.';
 
+-- dwr_merge_all, one PL/pgSQL function for both modes (the compiled extension had it in Rust, the
+-- package a copy generated with the foreign-key order of the moment it was generated): the tables
+-- of the reload (or every registered table whose staging table exists), parents before children by
+-- the foreign keys among them, in rounds, ties by name; a cycle refused before anything is merged.
+CREATE OR REPLACE FUNCTION @extschema@.dwr_merge_all(reload_id pg_catalog.int8 DEFAULT NULL)
+RETURNS SETOF dwr.merge_result
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $dwr$
+#variable_conflict use_column
+DECLARE
+    r record;
+    chosen pg_catalog.regclass[] := '{}';
+    waiting pg_catalog.regclass[];
+    ready pg_catalog.regclass[];
+    ordered pg_catalog.regclass[] := '{}';
+    t pg_catalog.regclass;
+BEGIN
+    IF $1 IS NOT NULL THEN
+        SELECT x.ended_at IS NOT NULL AS ended, x.targets INTO r FROM dwr.reloads x
+         WHERE x.reload_id OPERATOR(pg_catalog.=) $1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'reload % does not exist', $1 USING ERRCODE = '42704', HINT = 'See SELECT * FROM dwr.reloads;';
+        END IF;
+        IF r.ended THEN
+            RAISE EXCEPTION 'reload % is ended', $1 USING ERRCODE = '55000',
+                  HINT = 'Merge every registered table with dwr_merge_all(), or open a new reload.';
+        END IF;
+        chosen := r.targets;
+    ELSE
+        -- every registration whose production and staging tables both exist; a broken one is
+        -- named and left out rather than failing the others
+        FOR r IN SELECT x.target, EXISTS (SELECT FROM pg_catalog.pg_class s
+                                           WHERE s.oid OPERATOR(pg_catalog.=) x.staging::pg_catalog.oid) AS staged
+                   FROM dwr.tables x
+                   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.target::pg_catalog.oid
+                  ORDER BY dwr._display(x.target) COLLATE "C" LOOP
+            IF r.staged THEN
+                chosen := chosen OPERATOR(pg_catalog.||) r.target;
+            ELSE
+                RAISE WARNING 'dwr_merge_all: skipping %: its staging table no longer exists (re-create it with dwr_create_staging)',
+                    dwr._display(r.target);
+            END IF;
+        END LOOP;
+    END IF;
+    -- parents before children: each round takes the tables none of whose parents is still waiting
+    -- (a table referencing itself is no constraint), by name
+    waiting := chosen;
+    WHILE pg_catalog.cardinality(waiting) OPERATOR(pg_catalog.>) 0 LOOP
+        SELECT pg_catalog.array_agg(x ORDER BY dwr._display(x) COLLATE "C") INTO ready
+          FROM pg_catalog.unnest(waiting) AS x
+         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_constraint c
+                            WHERE c.contype OPERATOR(pg_catalog.=) 'f'
+                              AND c.conrelid OPERATOR(pg_catalog.=) x::pg_catalog.oid
+                              AND c.confrelid OPERATOR(pg_catalog.<>) x::pg_catalog.oid
+                              AND c.confrelid OPERATOR(pg_catalog.=) ANY (waiting::pg_catalog.oid[]));
+        IF ready IS NULL THEN
+            RAISE EXCEPTION 'the foreign keys among these tables form a cycle, so no table can be merged first'
+                USING ERRCODE = '55000',
+                      DETAIL = 'tables on or behind the cycle: ' OPERATOR(pg_catalog.||)
+                               (SELECT pg_catalog.string_agg(dwr._display(x), ', ' ORDER BY dwr._display(x) COLLATE "C")
+                                  FROM pg_catalog.unnest(waiting) AS x),
+                      HINT = 'Merge them one by one with dwr_merge, in an order your data allows (or make one of the foreign keys DEFERRABLE INITIALLY DEFERRED).';
+        END IF;
+        ordered := ordered OPERATOR(pg_catalog.||) ready;
+        waiting := ARRAY(SELECT x FROM pg_catalog.unnest(waiting) AS x WHERE x OPERATOR(pg_catalog.<>) ALL (ready));
+    END LOOP;
+    FOREACH t IN ARRAY ordered LOOP
+        RETURN NEXT @extschema@.dwr_merge(t);
+    END LOOP;
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_merge_all(pg_catalog.int8) IS
+  'Merges every table of the open reload (or, with NULL, every registered table) in one transaction, parents before children by the foreign keys among them; a foreign-key cycle is refused with the tables named. One dwr.merge_result a table.';
+
 -- dwr_schedule: a role that may not read shared_preload_libraries (without pg_read_all_settings)
 -- gets the error that says what to do in this database, not a permission error about a setting
 CREATE OR REPLACE FUNCTION dwr._cron_schema(job pg_catalog.text, cron pg_catalog.text, command pg_catalog.text)

@@ -1,7 +1,7 @@
 //! `dwr_merge`: read the catalog, plan, write the SQL (all in `dwr_engine`), then run it here.
 
 use crate::audit;
-use crate::exec::{self, check, query_one, query_rows, raise, rolled_back, subtransaction, OrBug};
+use crate::exec::{self, check, query_one, raise, rolled_back, subtransaction, OrBug};
 use crate::failure;
 use crate::guc;
 use crate::program::{self, BatchRange, Bindings};
@@ -11,7 +11,7 @@ use crate::topology;
 use dwr_engine::catalog::Relation;
 use dwr_engine::plan::{plan_merge, ChangeLog, MergePlan};
 use dwr_engine::sqlgen::{old_in_returning, Counts, MergeOptions};
-use dwr_engine::{DwrError, SqlState};
+use dwr_engine::DwrError;
 use pgrx::datum::Interval;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -378,89 +378,4 @@ fn merge_registered(
         counts,
         duration,
     }
-}
-
-#[pg_extern(sql = false)]
-fn dwr_merge_all(
-    reload_id: Option<i64>,
-) -> SetOfIterator<'static, pgrx::composite_type!('static, "dwr.merge_result")> {
-    let targets: Vec<pg_sys::Oid> = match reload_id {
-        Some(id) => match registry::reload_state(id) {
-            (true, _) => raise(
-                DwrError::new(
-                    SqlState::ObjectNotInPrerequisiteState,
-                    format!("reload {id} is ended"),
-                )
-                .hint("Merge every registered table with dwr_merge_all(), or open a new reload."),
-            ),
-            (false, targets) => targets,
-        },
-        None => {
-            // every registration whose production and staging tables both exist; a broken one is
-            // named and left out rather than failing the others
-            let regs = query_rows(
-                "SELECT t.target::pg_catalog.oid, t.target::pg_catalog.text, \
-                        EXISTS (SELECT FROM pg_catalog.pg_class s \
-                                 WHERE s.oid OPERATOR(pg_catalog.=) t.staging::pg_catalog.oid) \
-                   FROM dwr.tables t \
-                   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.target::pg_catalog.oid",
-                &[],
-                |row| {
-                    (
-                        exec::col::<pg_sys::Oid>(row, 1).or_bug("target"),
-                        exec::col::<String>(row, 2).unwrap_or_default(),
-                        exec::col::<bool>(row, 3).unwrap_or(false),
-                    )
-                },
-            );
-            regs.into_iter()
-                .filter_map(|(oid, name, staged)| {
-                    if !staged {
-                        pgrx::warning!(
-                            "dwr_merge_all: skipping {name}: its staging table no longer exists (re-create it with dwr_create_staging)"
-                        );
-                    }
-                    staged.then_some(oid)
-                })
-                .collect()
-        }
-    };
-    // parents before children, by the foreign keys among these tables
-    let names: Vec<(pg_sys::Oid, String)> = targets
-        .iter()
-        .map(|&oid| (oid, exec::relation_or_raise(oid, "table").display()))
-        .collect();
-    let edges = query_rows(
-        "SELECT c.conrelid, c.confrelid FROM pg_catalog.pg_constraint c \
-         WHERE c.contype OPERATOR(pg_catalog.=) 'f' \
-           AND c.conrelid OPERATOR(pg_catalog.=) ANY ($1) AND c.confrelid OPERATOR(pg_catalog.=) ANY ($1)",
-        &[targets.clone().into()],
-        |row| (exec::col::<pg_sys::Oid>(row, 1).or_bug("conrelid"), exec::col::<pg_sys::Oid>(row, 2).or_bug("confrelid")),
-    );
-    let name_of = |oid: pg_sys::Oid| {
-        names
-            .iter()
-            .find(|(o, _)| *o == oid)
-            .map(|(_, n)| n.clone())
-            .unwrap_or_default()
-    };
-    let order = check(dwr_engine::order::parents_first(
-        &names.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(),
-        &edges
-            .iter()
-            .map(|&(c, p)| (name_of(c), name_of(p)))
-            .collect::<Vec<_>>(),
-    ));
-    let results: Vec<_> = order
-        .iter()
-        .map(|name| {
-            let oid = names
-                .iter()
-                .find(|(_, n)| n == name)
-                .map(|(o, _)| *o)
-                .or_bug("ordered name");
-            result_tuple(&merge(oid, false))
-        })
-        .collect();
-    SetOfIterator::new(results)
 }

@@ -87,24 +87,6 @@ pub fn deletes_count_since(target: pg_sys::Oid) -> TimestampWithTimeZone {
     })
 }
 
-/// Whether reload `id` has ended, and its tables; 42704 when there is no such reload.
-pub fn reload_state(id: i64) -> (bool, Vec<pg_sys::Oid>) {
-    query_rows(
-        "SELECT ended_at IS NOT NULL, targets::pg_catalog.oid[] FROM dwr.reloads \
-         WHERE reload_id OPERATOR(pg_catalog.=) $1",
-        &[id.into()],
-        |row| {
-            (
-                exec::col::<bool>(row, 1).unwrap_or(false),
-                exec::col::<Vec<pg_sys::Oid>>(row, 2).unwrap_or_default(),
-            )
-        },
-    )
-    .into_iter()
-    .next()
-    .unwrap_or_else(|| no_such_reload(id))
-}
-
 /// The error of a reload id that names no reload (42704).
 pub fn no_such_reload(id: i64) -> ! {
     raise(

@@ -15,8 +15,6 @@ pub struct State {
     generated: Vec<String>,
     /// the registered tables, planned
     tables: Vec<TableInput>,
-    /// their names, parents before children by their foreign keys (or why there is no such order)
-    order: Result<Vec<String>, dwr_engine::DwrError>,
     owner: String,
 }
 
@@ -68,7 +66,6 @@ pub fn read_state(db: &mut Client) -> Result<State, Error> {
             version: None,
             generated: vec![],
             tables: vec![],
-            order: Ok(vec![]),
             owner,
         });
     };
@@ -129,31 +126,10 @@ pub fn read_state(db: &mut Client) -> Result<State, Error> {
             server_version_num,
         });
     }
-    // the foreign keys among the registered tables (the query of the compiled dwr_merge_all)
-    let oids: Vec<u32> = tables.iter().map(|t| t.target.oid).collect();
-    let name_of = |oid: u32| {
-        tables
-            .iter()
-            .find(|t| t.target.oid == oid)
-            .map(|t| t.target.display())
-            .unwrap_or_default()
-    };
-    let edges: Vec<(String, String)> = db
-        .query(
-            "SELECT c.conrelid, c.confrelid FROM pg_catalog.pg_constraint c
-              WHERE c.contype = 'f' AND c.conrelid = ANY ($1) AND c.confrelid = ANY ($1)",
-            &[&oids],
-        )?
-        .into_iter()
-        .map(|r| (name_of(r.get(0)), name_of(r.get(1))))
-        .collect();
-    let names: Vec<String> = tables.iter().map(|t| t.target.display()).collect();
-    let order = dwr_engine::order::parents_first(&names, &edges);
     Ok(State {
         version: Some(version),
         generated,
         tables,
-        order,
         owner,
     })
 }
@@ -171,14 +147,8 @@ fn generate(state: &State) -> Vec<TableCode> {
 pub fn script(state: &State) -> String {
     let code = generate(state);
     match &state.version {
-        None => tle::install_script(&code, &state.order, &state.owner),
-        Some(installed) => tle::update_script(
-            installed,
-            &state.generated,
-            &code,
-            &state.order,
-            &state.owner,
-        ),
+        None => tle::install_script(&code, &state.owner),
+        Some(installed) => tle::update_script(installed, &state.generated, &code, &state.owner),
     }
 }
 
@@ -200,7 +170,7 @@ pub fn install(db: &mut Client, schema: &str) -> Result<String, Error> {
                     &EXTENSION,
                     &version,
                     &"dms_window_reload as a pg_tle package: merge a reloaded past time window from staging into CDC-replicated tables",
-                    &tle::install_script(&code, &state.order, &state.owner),
+                    &tle::install_script(&code, &state.owner),
                 ],
             )?;
             tx.batch_execute(&format!(
@@ -212,8 +182,7 @@ pub fn install(db: &mut Client, schema: &str) -> Result<String, Error> {
         }
         Some(current) => {
             let version = tle::next_version(Some(current));
-            let update =
-                tle::update_script(current, &state.generated, &code, &state.order, &state.owner);
+            let update = tle::update_script(current, &state.generated, &code, &state.owner);
             // only an update path: pg_tle makes the extension depend on the install script of
             // every version it reaches, so a full script per version could never be removed
             tx.execute(
@@ -235,7 +204,7 @@ pub fn install(db: &mut Client, schema: &str) -> Result<String, Error> {
                     &[
                         &EXTENSION,
                         &version,
-                        &tle::install_script(&code, &state.order, &state.owner),
+                        &tle::install_script(&code, &state.owner),
                     ],
                 )?;
                 tx.execute(

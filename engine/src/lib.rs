@@ -22,7 +22,6 @@ pub mod diff;
 pub mod dms;
 pub mod error;
 pub mod ident;
-pub mod order;
 pub mod plan;
 pub mod program;
 pub mod settings;

@@ -1015,64 +1015,6 @@ fn batch_dispatchers(plan_cases: &str, merge_cases: &str) -> String {
     )
 }
 
-/// `dwr_merge_all`: the registered tables (or the open reload's), parents before children in the
-/// order [`crate::order::parents_first`] gave for every registered table when the package was
-/// generated (a table it did not know comes last), each merged with `dwr_merge`.
-fn merge_all(order: &Result<Vec<String>, DwrError>) -> String {
-    let ordering = match order {
-        Ok(names) => format!(
-            "SELECT x FROM pg_catalog.unnest(chosen) AS x \
-             ORDER BY pg_catalog.array_position(ARRAY[{}]::pg_catalog.text[], dwr._display(x)) NULLS LAST, x::pg_catalog.text",
-            names.iter().map(|n| quote_literal(n)).collect::<Vec<_>>().join(", ")
-        ),
-        Err(_) => "SELECT x FROM pg_catalog.unnest(chosen) AS x ORDER BY x::pg_catalog.text".to_string(),
-    };
-    let cycle = match order {
-        Ok(_) => String::new(),
-        Err(e) => format!(
-            "IF pg_catalog.cardinality(chosen) OPERATOR(pg_catalog.>) 1 THEN\n{}\nEND IF;\n",
-            raise_error(e)
-        ),
-    };
-    format!(
-        "CREATE OR REPLACE FUNCTION @extschema@.dwr_merge_all(reload_id pg_catalog.int8 DEFAULT NULL)\n\
-         RETURNS SETOF dwr.merge_result LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE\n\
-         SET search_path = pg_catalog, pg_temp AS {Q}\n\
-         #variable_conflict use_column\n\
-         DECLARE\n    r record;\n    chosen pg_catalog.regclass[] := '{{}}';\n    t pg_catalog.regclass;\nBEGIN\n\
-         IF $1 IS NOT NULL THEN\n\
-             SELECT x.ended_at IS NOT NULL AS ended, x.targets INTO r FROM dwr.reloads x WHERE x.reload_id OPERATOR(pg_catalog.=) $1;\n\
-             IF NOT FOUND THEN\n\
-                 RAISE EXCEPTION 'reload % does not exist', $1 USING ERRCODE = '42704', HINT = 'See SELECT * FROM dwr.reloads;';\n\
-             END IF;\n\
-             IF r.ended THEN\n\
-                 RAISE EXCEPTION 'reload % is ended', $1 USING ERRCODE = '55000',\n\
-                       HINT = 'Merge every registered table with dwr_merge_all(), or open a new reload.';\n\
-             END IF;\n\
-             chosen := r.targets;\n\
-         ELSE\n\
-             -- every registration whose production and staging tables both exist; a broken one is\n\
-             -- named and left out rather than failing the others\n\
-             FOR r IN SELECT x.target, EXISTS (SELECT FROM pg_catalog.pg_class s WHERE s.oid OPERATOR(pg_catalog.=) x.staging::pg_catalog.oid) AS staged\n\
-                        FROM dwr.tables x JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.target::pg_catalog.oid LOOP\n\
-                 IF r.staged THEN\n\
-                     chosen := chosen OPERATOR(pg_catalog.||) r.target;\n\
-                 ELSE\n\
-                     RAISE WARNING 'dwr_merge_all: skipping %: its staging table no longer exists (re-create it with dwr_create_staging)', dwr._display(r.target);\n\
-                 END IF;\n\
-             END LOOP;\n\
-         END IF;\n\
-         {cycle}\
-         -- parents before children, by the foreign keys among the registered tables\n\
-         FOR t IN {ordering} LOOP\n\
-             RETURN NEXT @extschema@.dwr_merge(t);\n\
-         END LOOP;\n\
-         END\n{Q};\n\
-         COMMENT ON FUNCTION @extschema@.dwr_merge_all(pg_catalog.int8) IS\n\
-         'Merges every table of the open reload reload_id (or every registered table), parents before children by their foreign keys (pg_tle package: the order when the package was generated), each as dwr_merge would; one row per table.';\n"
-    )
-}
-
 /// The generic functions with the package owner and the staging metadata columns filled in.
 fn functions(owner: &str) -> String {
     let names = META_COLUMNS;
@@ -1140,11 +1082,7 @@ pub fn base_of(version: &str) -> &str {
 }
 
 /// The whole install script of a package generated for `tables`.
-pub fn install_script(
-    tables: &[TableCode],
-    order: &Result<Vec<String>, DwrError>,
-    owner: &str,
-) -> String {
+pub fn install_script(tables: &[TableCode], owner: &str) -> String {
     let mut out = String::new();
     out.push_str(SCHEMA_SQL);
     out.push('\n');
@@ -1155,7 +1093,6 @@ pub fn install_script(
         out.push_str(&t.sql);
     }
     out.push_str(&dispatchers(tables));
-    out.push_str(&merge_all(order));
     out.push_str(VIEWS_SQL);
     out
 }
@@ -1167,7 +1104,6 @@ pub fn update_script(
     installed: &str,
     old_functions: &[String],
     tables: &[TableCode],
-    order: &Result<Vec<String>, DwrError>,
     owner: &str,
 ) -> String {
     let mut out = String::new();
@@ -1184,7 +1120,6 @@ pub fn update_script(
         out.push_str(&t.sql);
     }
     out.push_str(&dispatchers(tables));
-    out.push_str(&merge_all(order));
     out
 }
 
@@ -1215,8 +1150,7 @@ mod tests {
 
     #[test]
     fn shared_deltas_install_fresh_and_update_older_bases_only() {
-        let order = Ok(vec![]);
-        let install = install_script(&[], &order, "owner");
+        let install = install_script(&[], "owner");
         assert!(install.contains("CREATE OR REPLACE FUNCTION dwr._lock_for_ddl"));
         assert!(
             !install.contains("\\echo"),
@@ -1251,27 +1185,27 @@ mod tests {
             );
         }
         assert!(functions.contains("OPERATOR(pg_catalog.>) 64 THEN"));
-        let from_old = update_script("0.2.0.000007", &[], &[], &order, "owner");
+        let from_old = update_script("0.2.0.000007", &[], &[], "owner");
         assert!(from_old
             .contains("ALTER TABLE dwr.tombstones ALTER COLUMN target TYPE pg_catalog.regclass"));
         assert!(from_old.contains("PROCEDURE @extschema@.dwr_merge_batches("));
-        let from_030 = update_script("0.3.0.000002", &[], &[], &order, "owner");
+        let from_030 = update_script("0.3.0.000002", &[], &[], "owner");
         assert!(!from_030.contains("ALTER TABLE dwr.tombstones"));
         assert!(from_030.contains("PROCEDURE @extschema@.dwr_merge_batches("));
         // 0.5.0: the reload, purge and schedule functions both modes share, without the
         // compiled extension's C writes
-        let from_040 = update_script("0.4.0.000003", &[], &[], &order, "owner");
+        let from_040 = update_script("0.4.0.000003", &[], &[], "owner");
         assert!(from_040.contains("CREATE OR REPLACE FUNCTION @extschema@.dwr_begin_reload("));
         assert!(from_040.contains("CREATE FUNCTION dwr._check_not_in_reload("));
         assert!(!from_040.contains("reload_insert_wrapper"));
         // 0.6.0: the stall budget sizes every batch; dwr_diff without JIT
-        let from_050 = update_script("0.5.0.000001", &[], &[], &order, "owner");
+        let from_050 = update_script("0.5.0.000001", &[], &[], "owner");
         assert!(!from_050.contains("CREATE FUNCTION dwr._check_not_in_reload("));
         assert!(from_050.contains("PROCEDURE @extschema@.dwr_merge_batches("));
         assert!(
             from_050.contains("dwr_diff(pg_catalog.regclass, pg_catalog.regclass) SET jit = off")
         );
-        let same_base = update_script(&next_version(None), &[], &[], &order, "owner");
+        let same_base = update_script(&next_version(None), &[], &[], "owner");
         assert!(!same_base.contains("CREATE FUNCTION dwr._check_not_in_reload("));
         assert!(!same_base.contains("ALTER TABLE dwr.tombstones"));
         assert!(!same_base.contains("PROCEDURE @extschema@.dwr_merge_batches("));
@@ -1280,7 +1214,7 @@ mod tests {
 
     #[test]
     fn entry_points_that_run_statements_turn_jit_off() {
-        let install = install_script(&[], &Ok(vec![]), "owner");
+        let install = install_script(&[], "owner");
         for head in [
             "FUNCTION @extschema@.dwr_merge(",
             "FUNCTION @extschema@.dwr_undo(",
@@ -1422,8 +1356,14 @@ mod tests {
             .contains("CREATE FUNCTION dwr.\"_t1p_apply_updates_direct\""));
         assert!(!code.sql.contains("EXECUTE "));
         assert!(!code.sql.contains("$_pgtle_"));
-        let script = install_script(&[code], &Ok(vec!["production.customers".into()]), "owner");
-        assert!(script.contains("ARRAY['production.customers']::pg_catalog.text[]"));
+        let script = install_script(&[code], "owner");
+        // dwr_merge_all is the shared PL/pgSQL, defined once, not generated for the tables
+        assert_eq!(
+            script
+                .matches("CREATE OR REPLACE FUNCTION @extschema@.dwr_merge_all(")
+                .count(),
+            1
+        );
         assert!(script.contains(
             "WHEN nsp OPERATOR(pg_catalog.=) 'production' AND rel OPERATOR(pg_catalog.=) 'customers' THEN RETURN dwr.\"_t1_merge\""
         ));
