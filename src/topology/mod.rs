@@ -144,13 +144,8 @@ pub fn of_registered(target: &Relation) -> Box<dyn Topology> {
 /// Refuse a table Citus holds in a way no topology merges: a Citus local table, or a distributed
 /// table with replicated shards (`role`: "production" or "staging").
 pub fn refuse_unmergeable(rel: &Relation, role: &str) {
-    if let Some(p @ (Placement::Local | Placement::Replicated)) = citus::placement(rel.oid) {
-        exec::raise(dwr_engine::citus::unsupported(
-            &rel.display(),
-            role,
-            p.kind(),
-        ));
-    }
+    // (the refusal of citus::sharded, which also says how the table is sharded)
+    let _ = citus::sharded(rel, role);
 }
 
 /// Refuse staging that is not placed like production (`p`: production's placement; `None`: a
