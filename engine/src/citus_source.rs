@@ -15,6 +15,7 @@
 //! where no per-row isolation is.
 
 use crate::catalog::Relation;
+use crate::error::{DwrError, Result};
 use crate::ident::{quote_ident, quote_qualified};
 use crate::plan::{ChangeLog, Conversion, MergePlan, CHANGE_OP, META_COLUMNS};
 use crate::program::{Param, Params, Stmt};
@@ -106,7 +107,7 @@ pub fn source_sql(
     dropped: &[String],
     place: String,
     log: Option<&ChangeLog>,
-) -> CitusSourceSql {
+) -> Result<CitusSourceSql> {
     let mut p = Params::new();
     let classify = format!(
         "CREATE TEMPORARY TABLE \"_dwr_source_rows\" ON COMMIT DROP AS \
@@ -115,11 +116,11 @@ pub fn source_sql(
         source_columns(source_plan, log).join(", "),
         source_plan.staging,
     );
-    CitusSourceSql {
+    Ok(CitusSourceSql {
         create: create_copy(staging, copy, dropped, place, log.is_some()),
         fill: vec![
             p.stmt("classify_source", classify),
-            fill_copy(source_plan, copy_plan, copy, log.is_some()),
+            fill_copy(source_plan, copy_plan, copy, log.is_some())?,
         ],
         counts: Stmt::plain(
             "source_counts",
@@ -132,7 +133,7 @@ pub fn source_sql(
             Stmt::plain("drop_source_rows", format!("DROP TABLE {ROWS}")),
             Stmt::plain("drop_source_copy", format!("DROP TABLE {copy}")),
         ],
-    }
+    })
 }
 
 /// Make the copy: staging's shape without the `dropped` columns (with a change log's operation),
@@ -270,17 +271,28 @@ fn source_class(source_plan: &MergePlan, log: Option<&ChangeLog>, p: &mut Params
 
 /// The classified rows that go on, into the copy by production's column names (the copy's are
 /// staging's).
-fn fill_copy(source_plan: &MergePlan, copy_plan: &MergePlan, copy: &str, changes: bool) -> Stmt {
+fn fill_copy(
+    source_plan: &MergePlan,
+    copy_plan: &MergePlan,
+    copy: &str,
+    changes: bool,
+) -> Result<Stmt> {
+    // the copy is staging's shape, so it has a column for every production column the source
+    // feeds (one it lacks is a bug)
     let copy_of = |target: &str| {
-        quote_ident(&staging_column(copy_plan, target).expect("the copy has every fed column"))
+        staging_column(copy_plan, target)
+            .map(|c| quote_ident(&c))
+            .ok_or_else(|| DwrError::bug(format!("the source's copy lacks the column of {target}")))
     };
     let mut into: Vec<String> = source_plan
         .keys
         .iter()
         .map(|k| copy_of(&k.target))
-        .collect();
-    into.push(copy_of(&source_plan.version.target));
-    into.extend(source_plan.values.iter().map(|v| copy_of(&v.target)));
+        .collect::<Result<_>>()?;
+    into.push(copy_of(&source_plan.version.target)?);
+    for v in &source_plan.values {
+        into.push(copy_of(&v.target)?);
+    }
     let mut from: Vec<String> = (1..=source_plan.keys.len())
         .map(|i| format!("r.k{i}"))
         .collect();
@@ -290,7 +302,7 @@ fn fill_copy(source_plan: &MergePlan, copy_plan: &MergePlan, copy: &str, changes
         into.push(quote_ident(CHANGE_OP));
         from.push("r.op".into());
     }
-    Stmt::plain(
+    Ok(Stmt::plain(
         "fill_source_copy",
         format!(
             "INSERT INTO {copy} ({}) SELECT {} FROM {ROWS} r WHERE {}",
@@ -298,7 +310,7 @@ fn fill_copy(source_plan: &MergePlan, copy_plan: &MergePlan, copy: &str, changes
             from.join(", "),
             pg_op("r.cls", "=", COPIED)
         ),
-    )
+    ))
 }
 
 #[cfg(test)]
@@ -391,7 +403,8 @@ mod tests {
             &["note".to_string()],
             "SELECT place()".into(),
             None,
-        );
+        )
+        .unwrap();
         assert_eq!(
             sql.create[1],
             "ALTER TABLE \"stage\".\"_dwr_source_7\" DROP COLUMN \"note\""
@@ -433,7 +446,8 @@ mod tests {
             &[],
             "SELECT place()".into(),
             Some(&log),
-        );
+        )
+        .unwrap();
         assert_eq!(
             sql.create[1],
             "ALTER TABLE \"stage\".\"_dwr_source_7\" ADD COLUMN \"_dwr_op\" pg_catalog.text"

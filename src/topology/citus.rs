@@ -369,7 +369,7 @@ impl Topology for Citus {
             .collect();
         // (the relation the plan reads: `staging`)
         let copy = dwr_engine::citus_source::copy_name(&registered.schema, target.oid);
-        let fill = dwr_engine::citus_source::source_sql(
+        let fill = check(dwr_engine::citus_source::source_sql(
             &plans.source,
             plan,
             &registered.quoted(),
@@ -377,7 +377,7 @@ impl Topology for Citus {
             &dropped,
             self.0.place_like(&copy, &target.quoted()),
             log,
-        );
+        ));
         let mut program = sql.program.clone();
         program.cleanup.extend(fill.cleanup.iter().cloned());
         PlannedMerge::new(
