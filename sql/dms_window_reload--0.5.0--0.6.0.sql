@@ -331,6 +331,123 @@ $dwr$;
 COMMENT ON FUNCTION @extschema@.dwr_merge_all(pg_catalog.int8) IS
   'Merges every table of the open reload (or, with NULL, every registered table) in one transaction, parents before children by the foreign keys among them; a foreign-key cycle is refused with the tables named. One dwr.merge_result a table.';
 
+-- The staging table of dwr_create_staging, made or adopted the same way in both modes (the package
+-- had it in PL/pgSQL, the compiled extension in Rust); what is per mode stays around it: the Citus
+-- placement, the delete trigger's topology, the registration write.
+CREATE OR REPLACE FUNCTION dwr._check_staging_owner(target pg_catalog.regclass, staging pg_catalog.regclass)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    t_owner pg_catalog.oid;
+    s_owner pg_catalog.oid;
+BEGIN
+    SELECT relowner INTO t_owner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) target;
+    SELECT relowner INTO s_owner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) staging;
+    IF s_owner IS NULL THEN
+        RAISE EXCEPTION 'staging table with OID % does not exist', staging::pg_catalog.oid
+            USING ERRCODE = '42P01', HINT = 'The table was dropped or renamed away; check dwr.tables.';
+    END IF;
+    IF s_owner OPERATOR(pg_catalog.<>) t_owner THEN
+        RAISE EXCEPTION 'staging table % is owned by %, not by %, the owner of %', staging,
+              pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(s_owner)),
+              pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(t_owner)), target
+            USING ERRCODE = '42501',
+                  DETAIL = 'A merge reads staging with the caller''s privileges; a table another role owns could run that role''s code (triggers, defaults) as the caller.',
+                  HINT = pg_catalog.format('Give staging to the production table''s owner: ALTER TABLE %s OWNER TO %s;',
+                                           staging, pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(t_owner)));
+    END IF;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._check_staging_owner(pg_catalog.regclass, pg_catalog.regclass) IS
+  'Implementation detail of dms_window_reload: refuses a staging table owned by another role than the production table''s owner.';
+
+CREATE OR REPLACE FUNCTION dwr._make_staging(target pg_catalog.regclass, staging_schema pg_catalog.name,
+                                             meta_names pg_catalog.text[], meta_types pg_catalog.text[],
+                                             fillfactor pg_catalog.int4,
+                                             OUT staging pg_catalog.regclass, OUT created pg_catalog.bool)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $dwr$
+#variable_conflict use_column
+DECLARE
+    t record;
+    existing pg_catalog.oid;
+    kind pg_catalog."char";
+    cols pg_catalog.text;
+    other pg_catalog.text;
+    i pg_catalog.int4;
+    s pg_catalog.regclass;
+BEGIN
+    SELECT n.nspname, c.relname INTO t
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) target;
+    IF staging_schema OPERATOR(pg_catalog.=) t.nspname THEN
+        RAISE EXCEPTION 'staging schema % is the schema of %', pg_catalog.quote_ident(staging_schema), target
+            USING ERRCODE = '22023', HINT = 'Staging must live in another schema, for example ''staging''.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) staging_schema) THEN
+        EXECUTE pg_catalog.format('CREATE SCHEMA %I', staging_schema);
+    END IF;
+    SELECT c.oid, c.relkind INTO existing, kind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+        ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE n.nspname OPERATOR(pg_catalog.=) staging_schema AND c.relname OPERATOR(pg_catalog.=) t.relname;
+    IF existing IS NULL THEN
+        -- every production column with its type (generated and identity columns become plain
+        -- columns; no defaults; NOT NULL only on the primary key, so a row with a NULL version can
+        -- be staged and reported rather than refused by the load), the same primary key, the
+        -- metadata columns
+        SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)),
+                                     ', ' ORDER BY a.attnum) INTO cols
+          FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) target AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+        EXECUTE pg_catalog.format('CREATE TABLE %I.%I (%s, PRIMARY KEY (%s), %s) WITH (fillfactor = %s)',
+                                  staging_schema, t.relname, cols,
+                                  (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.ord)
+                                     FROM pg_catalog.pg_index x
+                                    CROSS JOIN LATERAL pg_catalog.unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord)
+                                     JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid
+                                                                   AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+                                    WHERE x.indrelid OPERATOR(pg_catalog.=) target AND x.indisprimary),
+                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', m.name, m.type), ', ' ORDER BY m.ord)
+                                     FROM ROWS FROM (pg_catalog.unnest(meta_names), pg_catalog.unnest(meta_types))
+                                          WITH ORDINALITY AS m(name, type, ord)),
+                                  fillfactor);
+        s := pg_catalog.format('%I.%I', staging_schema, t.relname)::pg_catalog.regclass;
+        created := true;
+    ELSE
+        s := existing::pg_catalog.regclass;
+        IF kind NOT IN ('r', 'p') THEN
+            RAISE EXCEPTION '% exists and is %, not a table', s, dwr._a_kind(kind)
+                  USING ERRCODE = '42809', HINT = 'Drop or rename it, or choose another staging_schema.';
+        END IF;
+        PERFORM dwr._check_staging_owner(target, s);
+        -- adopt: add the metadata columns it lacks, rewriting no row (a column with a constant
+        -- default is added without touching rows; the volatile default of _dwr_loaded_at is set
+        -- once the column exists, so it applies to new rows only)
+        FOR i IN 1 .. pg_catalog.cardinality(meta_names) LOOP
+            CONTINUE WHEN EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) existing
+                                     AND a.attname OPERATOR(pg_catalog.=) meta_names[i] AND NOT a.attisdropped);
+            IF meta_names[i] OPERATOR(pg_catalog.=) '_dwr_loaded_at' THEN
+                EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I pg_catalog.timestamptz', s, meta_names[i]);
+                EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT pg_catalog.clock_timestamp()',
+                                          s, meta_names[i]);
+            ELSE
+                EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I %s', s, meta_names[i], meta_types[i]);
+            END IF;
+        END LOOP;
+        created := false;
+    END IF;
+    -- a staging table already registered for another target would be merged twice
+    SELECT d.target::pg_catalog.text INTO other FROM dwr.tables d
+     WHERE d.staging OPERATOR(pg_catalog.=) s AND d.target OPERATOR(pg_catalog.<>) $1;
+    IF other IS NOT NULL THEN
+        RAISE EXCEPTION 'staging table % is already registered for %', s, other USING ERRCODE = '42P07',
+              HINT = 'Use another staging_schema, or dwr_drop_staging the other registration first.';
+    END IF;
+    staging := s;
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._make_staging(pg_catalog.regclass, pg_catalog.name, pg_catalog.text[], pg_catalog.text[], pg_catalog.int4) IS
+  'Implementation detail of dms_window_reload: the staging table of dwr_create_staging in staging_schema, made (created) or adopted (its missing metadata columns added), and refused when it is not a table, is owned by another role or serves another production table. Both modes pass the metadata columns and fill factor of dwr_engine::ddl.';
+
 -- dwr_schedule: a role that may not read shared_preload_libraries (without pg_read_all_settings)
 -- gets the error that says what to do in this database, not a permission error about a setting
 CREATE OR REPLACE FUNCTION dwr._cron_schema(job pg_catalog.text, cron pg_catalog.text, command pg_catalog.text)

@@ -1,38 +1,26 @@
 //! Staging tables: create or adopt, register, drop, purge, and count by status.
 
-use crate::exec::{self, as_role, execute, query_one, raise, OrBug};
+use crate::exec::{self, as_role, execute, query_one, query_rows, raise, OrBug};
 use crate::registry::registration_or_raise;
 use crate::topology;
 use dwr_engine::catalog::Relation;
-use dwr_engine::ddl::{adopt_staging, create_staging, DELETE_TRIGGER};
-use dwr_engine::ident::{display_ident, display_qualified, quote_ident};
+use dwr_engine::ddl::{meta_columns, DELETE_TRIGGER, STAGING_FILLFACTOR};
+use dwr_engine::ident::{display_ident, quote_ident};
 use dwr_engine::plan::META_STATUS;
-use dwr_engine::{DwrError, SqlState};
+use dwr_engine::DwrError;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 /// Refuse staging owned by a role other than the target's owner: a merge run by a privileged role
 /// must not read (and fire triggers on) a table a less trusted role controls.
 pub fn check_staging_owner(target: &Relation, staging: &Relation) {
+    // the shared check (dwr._check_staging_owner), the same words in both modes
     if staging.owner_oid != target.owner_oid {
-        raise(
-            DwrError::new(
-                SqlState::InsufficientPrivilege,
-                format!(
-                    "staging table {} is owned by {}, not by {}, the owner of {}",
-                    staging.display(),
-                    display_ident(&staging.owner),
-                    display_ident(&target.owner),
-                    target.display()
-                ),
-            )
-            .detail("A merge reads staging with the caller's privileges; a table another role owns could run that role's code (triggers, defaults) as the caller.")
-            .hint(format!(
-                "Give staging to the production table's owner: ALTER TABLE {} OWNER TO {};",
-                staging.display(),
-                display_ident(&target.owner)
-            )),
+        execute(
+            "SELECT dwr._check_staging_owner($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.oid::pg_catalog.regclass)",
+            &[pg_sys::Oid::from(target.oid).into(), pg_sys::Oid::from(staging.oid).into()],
         );
+        exec::bug("dwr._check_staging_owner let a staging table of another owner pass");
     }
 }
 
@@ -81,16 +69,6 @@ fn lock_for_ddl(target: pg_sys::Oid, mode: &str, purpose: &str) {
     );
 }
 
-/// The oid of the relation `schema.name`, if there is one.
-fn relation_named(schema: &str, name: &str) -> Option<pg_sys::Oid> {
-    query_one::<pg_sys::Oid>(
-        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
-         ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-         WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
-        &[schema.into(), name.into()],
-    )
-}
-
 #[pg_extern(sql = false)]
 fn dwr_create_staging(
     target: Option<pg_sys::Oid>,
@@ -115,70 +93,35 @@ fn dwr_create_staging(
     // a distributed or reference table: staging and the tombstone table are placed like it
     let topology = topology::of(&t);
 
-    let schema_exists = query_one::<bool>(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1)",
-        &[schema.into()],
+    // made or adopted, and refused, as in the package (the shared dwr._make_staging), with the
+    // engine's metadata columns and fill factor
+    let meta = meta_columns();
+    let (staging_oid, created) = query_rows(
+        "SELECT m.staging::pg_catalog.oid, m.created \
+           FROM dwr._make_staging($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5) AS m",
+        &[
+            target.into(),
+            schema.into(),
+            meta.iter()
+                .map(|(n, _)| n.to_string())
+                .collect::<Vec<_>>()
+                .into(),
+            meta.iter()
+                .map(|(_, d)| d.clone())
+                .collect::<Vec<_>>()
+                .into(),
+            (STAGING_FILLFACTOR as i32).into(),
+        ],
+        |row| {
+            (
+                exec::col::<pg_sys::Oid>(row, 1).or_bug("the staging table made"),
+                exec::col::<bool>(row, 2).or_bug("whether it was made"),
+            )
+        },
     )
-    .unwrap_or(false);
-    if !schema_exists {
-        execute(&format!("CREATE SCHEMA {}", quote_ident(schema)), &[]);
-    }
-    if schema == t.schema {
-        raise(
-            DwrError::new(
-                SqlState::InvalidParameterValue,
-                format!(
-                    "staging schema {} is the schema of {}",
-                    display_ident(schema),
-                    t.display()
-                ),
-            )
-            .hint("Staging must live in another schema, for example 'staging'."),
-        );
-    }
-    let existing = relation_named(schema, &t.name);
-    let (staging_oid, created) = match existing {
-        Some(oid) => {
-            let s = exec::relation_or_raise(oid, "staging table");
-            if !s.is_table() {
-                raise(
-                    DwrError::new(
-                        SqlState::WrongObjectType,
-                        format!("{} exists and is {}, not a table", s.display(), s.a_kind()),
-                    )
-                    .hint("Drop or rename it, or choose another staging_schema."),
-                );
-            }
-            check_staging_owner(&t, &s);
-            if let Some(alter) = adopt_staging(&s) {
-                execute(&alter, &[]);
-            }
-            (oid, false)
-        }
-        None => {
-            execute(&create_staging(&t, schema), &[]);
-            let oid = relation_named(schema, &t.name).or_bug("staging table just created");
-            (oid, true)
-        }
-    };
-    // a staging table already registered for another target would be merged twice
-    let other = query_one::<String>(
-        "SELECT target::pg_catalog.text FROM dwr.tables WHERE staging OPERATOR(pg_catalog.=) $1::pg_catalog.regclass \
-         AND target OPERATOR(pg_catalog.<>) $2::pg_catalog.regclass",
-        &[staging_oid.into(), target.into()],
-    );
-    if let Some(other) = other {
-        raise(
-            DwrError::new(
-                SqlState::DuplicateTable,
-                format!(
-                    "staging table {} is already registered for {other}",
-                    display_qualified(schema, &t.name)
-                ),
-            )
-            .hint("Use another staging_schema, or dwr_drop_staging the other registration first."),
-        );
-    }
+    .into_iter()
+    .next()
+    .or_bug("dwr._make_staging returns a row");
     let staging = exec::relation_or_raise(staging_oid, "staging table");
     topology.place_staging(&t, &staging, version);
     // deletes CDC applies from now on are recorded, whatever session_replication_role it runs

@@ -2,7 +2,7 @@
 //! load created.
 
 use crate::catalog::Relation;
-use crate::ident::{quote_ident, quote_literal, quote_qualified};
+use crate::ident::{quote_ident, quote_literal};
 use crate::plan::{META_ERROR, META_LOADED_AT, META_RUN_ID, META_STATUS};
 
 /// The name of the delete-tracking trigger on a registered production table.
@@ -100,92 +100,32 @@ fn status_check() -> String {
 
 /// The metadata column definitions, as in `CREATE TABLE` or `ADD COLUMN`.
 pub fn meta_column_defs() -> [String; 4] {
+    meta_columns().map(|(name, def)| format!("{} {def}", quote_ident(name)))
+}
+
+/// The metadata columns, each its name and its definition without the name (what
+/// `dwr._make_staging` takes in both modes).
+pub fn meta_columns() -> [(&'static str, String); 4] {
     [
-        format!(
-            "{} pg_catalog.text NOT NULL DEFAULT 'NEW' {}",
-            quote_ident(META_STATUS),
-            status_check()
+        (
+            META_STATUS,
+            format!("pg_catalog.text NOT NULL DEFAULT 'NEW' {}", status_check()),
         ),
-        format!(
-            "{} pg_catalog.timestamptz DEFAULT pg_catalog.clock_timestamp()",
-            quote_ident(META_LOADED_AT)
+        (
+            META_LOADED_AT,
+            "pg_catalog.timestamptz DEFAULT pg_catalog.clock_timestamp()".to_string(),
         ),
-        format!("{} pg_catalog.text", quote_ident(META_ERROR)),
-        format!("{} pg_catalog.int8", quote_ident(META_RUN_ID)),
+        (META_ERROR, "pg_catalog.text".to_string()),
+        (META_RUN_ID, "pg_catalog.int8".to_string()),
     ]
 }
 
-/// The fill factor of the staging tables `create_staging` makes. A merge rewrites every staged row
+/// The fill factor of the staging tables `dwr_create_staging` makes (`dwr._make_staging`). A merge rewrites every staged row
 /// once to write its status; with half of each page free, that new row version lands on the same
 /// page as a heap-only tuple: no new index entry, no other page touched, a smaller WAL record. At
 /// 100 the status write-back moves every row to a new page and adds an index entry for it (the
 /// benchmark in `bench/merge.sql` measures the difference).
 pub const STAGING_FILLFACTOR: u32 = 50;
-
-/// `CREATE TABLE staging_schema.<target name>`: every production column with its type (generated
-/// and identity columns become plain columns; no defaults; NOT NULL only on the primary key, so a
-/// row with a NULL version can be staged and reported rather than refused by the load), the same
-/// primary key, and the metadata columns.
-pub fn create_staging(target: &Relation, staging_schema: &str) -> String {
-    let mut defs: Vec<String> = target
-        .columns
-        .iter()
-        .map(|c| format!("{} {}", quote_ident(&c.name), c.type_name))
-        .collect();
-    if let Some(pk) = &target.primary_key {
-        defs.push(format!(
-            "PRIMARY KEY ({})",
-            pk.columns
-                .iter()
-                .map(|c| quote_ident(c))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    defs.extend(meta_column_defs());
-    format!(
-        "CREATE TABLE {} ({}) WITH (fillfactor = {STAGING_FILLFACTOR})",
-        quote_qualified(staging_schema, &target.name),
-        defs.join(", ")
-    )
-}
-
-/// `ALTER TABLE` that adds whichever metadata columns `staging` lacks; `None` when it has them all.
-/// Rows already in the table become `NEW` with a NULL `_dwr_loaded_at`; no row is rewritten
-/// (PostgreSQL adds a column with a constant default without touching rows, and the volatile default
-/// of `_dwr_loaded_at` is set after the column exists, so it applies to new rows only).
-pub fn adopt_staging(staging: &Relation) -> Option<String> {
-    let mut actions = Vec::new();
-    for (name, def) in [META_STATUS, META_LOADED_AT, META_ERROR, META_RUN_ID]
-        .iter()
-        .zip(meta_column_defs())
-    {
-        if staging.column(name).is_some() {
-            continue;
-        }
-        if *name == META_LOADED_AT {
-            actions.push(format!(
-                "ADD COLUMN {} pg_catalog.timestamptz",
-                quote_ident(name)
-            ));
-            actions.push(format!(
-                "ALTER COLUMN {} SET DEFAULT pg_catalog.clock_timestamp()",
-                quote_ident(name)
-            ));
-        } else {
-            actions.push(format!("ADD COLUMN {def}"));
-        }
-    }
-    if actions.is_empty() {
-        None
-    } else {
-        Some(format!(
-            "ALTER TABLE {} {}",
-            staging.quoted(),
-            actions.join(", ")
-        ))
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -193,25 +133,18 @@ mod tests {
     use crate::catalog::fixtures::*;
 
     #[test]
-    fn created_staging_has_columns_key_and_metadata() {
-        let mut t = table(
-            "production",
-            "Order Lines",
-            vec![
-                col("id", INT4, "integer"),
-                col("note", VARCHAR, "character varying(100)"),
-            ],
-            &["id"],
-        );
-        t.columns[0].not_null = true;
-        let sql = create_staging(&t, "stage");
+    fn the_metadata_columns_are_the_contracts() {
+        let names: Vec<&str> = meta_columns().iter().map(|(n, _)| *n).collect();
         assert_eq!(
-            sql,
-            "CREATE TABLE \"stage\".\"Order Lines\" (\"id\" integer, \"note\" character varying(100), \
-             PRIMARY KEY (\"id\"), \"_dwr_status\" pg_catalog.text NOT NULL DEFAULT 'NEW' \
+            names,
+            [META_STATUS, META_LOADED_AT, META_ERROR, META_RUN_ID]
+        );
+        assert_eq!(
+            meta_column_defs().join(", "),
+            "\"_dwr_status\" pg_catalog.text NOT NULL DEFAULT 'NEW' \
              CHECK (\"_dwr_status\" OPERATOR(pg_catalog.=) ANY ('{NEW,PROCESSED,SKIPPED,ERROR}'::pg_catalog.text[])), \
              \"_dwr_loaded_at\" pg_catalog.timestamptz DEFAULT pg_catalog.clock_timestamp(), \
-             \"_dwr_error\" pg_catalog.text, \"_dwr_run_id\" pg_catalog.int8) WITH (fillfactor = 50)"
+             \"_dwr_error\" pg_catalog.text, \"_dwr_run_id\" pg_catalog.int8"
         );
     }
 
@@ -261,28 +194,5 @@ mod tests {
             remove_missed_delete_tracking(&t),
             "DROP TRIGGER \"dwr_record_missed_delete\" ON \"p\".\"Odd\\Name\""
         );
-    }
-
-    #[test]
-    fn adoption_adds_only_missing_columns() {
-        let s = table(
-            "staging",
-            "customers",
-            vec![col("CUSTOMER_ID", NUMERIC, "numeric")],
-            &[],
-        );
-        let sql = adopt_staging(&s).unwrap();
-        assert!(sql.starts_with("ALTER TABLE \"staging\".\"customers\" ADD COLUMN \"_dwr_status\""));
-        assert!(sql.contains("ADD COLUMN \"_dwr_loaded_at\" pg_catalog.timestamptz, ALTER COLUMN \"_dwr_loaded_at\" SET DEFAULT"));
-        let mut full = s.clone();
-        for (n, oid, ty) in [
-            (META_STATUS, TEXT, "text"),
-            (META_LOADED_AT, 1184, "timestamp with time zone"),
-            (META_ERROR, TEXT, "text"),
-            (META_RUN_ID, INT8, "bigint"),
-        ] {
-            full.columns.push(col(n, oid, ty));
-        }
-        assert_eq!(adopt_staging(&full), None);
     }
 }

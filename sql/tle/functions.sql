@@ -13,16 +13,20 @@
 --   DEFINER functions of the package owner, where the compiled extension has C functions that
 --   switch to its owner for the write alone. Each checks the role it acts for (dwr._check_caller,
 --   dwr._require_owner, ... in the shared scripts);
--- * dwr_create_staging, whose checks are shared (dwr._check_target) and whose DDL the compiled
---   extension writes in Rust (src/staging.rs, with the Citus placement);
+-- * dwr_create_staging's frame: its checks and the staging table itself are shared
+--   (dwr._check_target, dwr._make_staging); what is the package's alone is refusing a Citus table
+--   and installing the delete trigger without the compiled extension's topologies (src/staging.rs,
+--   with the Citus placement, frames the same shared calls);
 -- * the record of a failed merge (dwr_merge_recorded, dwr._record_failed): a trusted extension has
 --   no background worker.
 --
 -- Everything is CREATE OR REPLACE: an update of the package runs this file again. Every function
 -- pins search_path to pg_catalog, pg_temp. Written in by the dwr tool: @dwr_owner@, the role that
--- installed the package; @meta_defs@ and @fillfactor@, the staging metadata columns and fill factor
--- (dwr_engine::ddl); @is_row_error@, which errors are about one row (dwr_engine::error, the rule the
--- compiled extension applies).
+-- installed the package; @meta_names@, @meta_types@ and @fillfactor@, the staging metadata columns
+-- and fill factor (dwr_engine::ddl, which the compiled extension passes to dwr._make_staging too);
+-- @is_row_error@, which errors are about one row (dwr_engine::error, the rule the compiled
+-- extension applies); @row_audit@, @row_lock_timeout_ms@, @max_lock_timeouts@, the settings'
+-- defaults and the lock-timeout budget (dwr_engine::settings).
 
 CREATE OR REPLACE FUNCTION dwr._is_row_error(state pg_catalog.text)
 RETURNS pg_catalog.bool LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
@@ -98,33 +102,6 @@ SELECT pg_catalog.md5(COALESCE((
 $dwr$;
 COMMENT ON FUNCTION dwr._fingerprint(pg_catalog.oid) IS
   'A digest of a table''s columns, primary key and owner: a generated merge function refuses to run when its tables no longer match the digest it was generated for.';
-
-CREATE OR REPLACE FUNCTION dwr._check_staging_owner(target pg_catalog.regclass, staging pg_catalog.regclass)
-RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    t_owner pg_catalog.oid;
-    s_owner pg_catalog.oid;
-BEGIN
-    SELECT relowner INTO t_owner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) target;
-    SELECT relowner INTO s_owner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) staging;
-    IF s_owner IS NULL THEN
-        RAISE EXCEPTION 'staging table with OID % does not exist', staging::pg_catalog.oid
-            USING ERRCODE = '42P01', HINT = 'The table was dropped or renamed away; check dwr.tables.';
-    END IF;
-    IF s_owner OPERATOR(pg_catalog.<>) t_owner THEN
-        RAISE EXCEPTION 'staging table % is owned by %, not by %, the owner of %', staging,
-              pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(s_owner)),
-              pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(t_owner)), target
-            USING ERRCODE = '42501',
-                  DETAIL = 'A merge reads staging with the caller''s privileges; a table another role owns could run that role''s code (triggers, defaults) as the caller.',
-                  HINT = pg_catalog.format('Give staging to the production table''s owner: ALTER TABLE %s OWNER TO %s;',
-                                           staging, pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(t_owner)));
-    END IF;
-END
-$dwr$;
-COMMENT ON FUNCTION dwr._check_staging_owner(pg_catalog.regclass, pg_catalog.regclass) IS
-  'Refuses a staging table owned by another role than the production table''s owner.';
 
 CREATE OR REPLACE FUNCTION dwr._begin_run(kind pg_catalog.text, undo_of pg_catalog.int8, target pg_catalog.oid,
                                           target_name pg_catalog.text, source_name pg_catalog.text,
@@ -257,15 +234,9 @@ RETURNS pg_catalog.regclass LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp AS $dwr$
 #variable_conflict use_column
 DECLARE
-    t record;
     keys pg_catalog.text[];
-    cols pg_catalog.text;
-    existing pg_catalog.oid;
     s pg_catalog.regclass;
-    created pg_catalog.bool := false;
-    meta pg_catalog.text[] := @meta_defs@;
-    other pg_catalog.text;
-    i pg_catalog.int4;
+    created pg_catalog.bool;
     has_trigger pg_catalog.bool;
 BEGIN
     -- the checks both modes share (sql/dms_window_reload--0.3.0--0.4.0.sql)
@@ -279,9 +250,6 @@ BEGIN
                       HINT = 'Install the compiled extension dms_window_reload on the Citus cluster; see README, "Citus".';
         END IF;
     END IF;
-    SELECT n.nspname, c.relname, c.relkind, c.relpersistence, c.relowner INTO t
-      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-     WHERE c.oid OPERATOR(pg_catalog.=) target;
     SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY k.ord) INTO keys
       FROM pg_catalog.pg_index i
      CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
@@ -289,57 +257,9 @@ BEGIN
                                     AND a.attnum OPERATOR(pg_catalog.=) k.attnum
      WHERE i.indrelid OPERATOR(pg_catalog.=) target AND i.indisprimary;
     PERFORM dwr._require_owner(target, CURRENT_USER);
-    IF staging_schema OPERATOR(pg_catalog.=) t.nspname THEN
-        RAISE EXCEPTION 'staging schema % is the schema of %', pg_catalog.quote_ident(staging_schema), target
-            USING ERRCODE = '22023', HINT = 'Staging must live in another schema, for example ''staging''.';
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) staging_schema) THEN
-        EXECUTE pg_catalog.format('CREATE SCHEMA %I', staging_schema);
-    END IF;
-    SELECT c.oid INTO existing FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
-        ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-     WHERE n.nspname OPERATOR(pg_catalog.=) staging_schema AND c.relname OPERATOR(pg_catalog.=) t.relname;
-    IF existing IS NULL THEN
-        -- the production columns with their types, the primary key, the metadata columns
-        SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)),
-                                     ', ' ORDER BY a.attnum) INTO cols
-          FROM pg_catalog.pg_attribute a
-         WHERE a.attrelid OPERATOR(pg_catalog.=) target AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
-        EXECUTE pg_catalog.format('CREATE TABLE %I.%I (%s, PRIMARY KEY (%s), %s) WITH (fillfactor = @fillfactor@)',
-                                  staging_schema, t.relname, cols,
-                                  (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(keys) k),
-                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', m[1], m[2]), ', ')
-                                     FROM pg_catalog.generate_subscripts(meta, 1) g,
-                                          LATERAL (SELECT ARRAY[meta[g][1], meta[g][2]]) AS x(m)));
-        s := pg_catalog.format('%I.%I', staging_schema, t.relname)::pg_catalog.regclass;
-        created := true;
-    ELSE
-        s := existing::pg_catalog.regclass;
-        IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) existing) NOT IN ('r', 'p') THEN
-            RAISE EXCEPTION '% exists and is %, not a table', s,
-                  dwr._a_kind((SELECT relkind FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) existing))
-                  USING ERRCODE = '42809',
-                  HINT = 'Drop or rename it, or choose another staging_schema.';
-        END IF;
-        PERFORM dwr._check_staging_owner(target, s);
-        -- adopt: add the metadata columns it lacks, rewriting no row
-        FOR i IN 1 .. pg_catalog.array_length(meta, 1) LOOP
-            CONTINUE WHEN EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) existing
-                                     AND a.attname OPERATOR(pg_catalog.=) meta[i][1] AND NOT a.attisdropped);
-            IF meta[i][1] OPERATOR(pg_catalog.=) '_dwr_loaded_at' THEN
-                EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I pg_catalog.timestamptz', s, meta[i][1]);
-                EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT pg_catalog.clock_timestamp()', s, meta[i][1]);
-            ELSE
-                EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I %s', s, meta[i][1], meta[i][2]);
-            END IF;
-        END LOOP;
-    END IF;
-    SELECT d.target::pg_catalog.text INTO other FROM dwr.tables d
-     WHERE d.staging OPERATOR(pg_catalog.=) s AND d.target OPERATOR(pg_catalog.<>) $1;
-    IF other IS NOT NULL THEN
-        RAISE EXCEPTION 'staging table % is already registered for %', s, other USING ERRCODE = '42P07',
-              HINT = 'Use another staging_schema, or dwr_drop_staging the other registration first.';
-    END IF;
+    -- made or adopted as in the compiled extension (the shared dwr._make_staging)
+    SELECT m.staging, m.created INTO s, created
+      FROM dwr._make_staging(target, staging_schema, @meta_names@, @meta_types@, @fillfactor@) AS m;
     -- deletes CDC applies from now on are recorded, whatever session_replication_role it runs with;
     -- the last step, so that the table lock it needs is held as briefly as possible, and asked for
     -- in short attempts that CDC never queues behind

@@ -16,10 +16,10 @@
 //! when they changed: the package must then be generated again (`dwr tle install`).
 
 use crate::catalog::Relation;
-use crate::ddl::{meta_column_defs, STAGING_FILLFACTOR};
+use crate::ddl::{meta_columns, STAGING_FILLFACTOR};
 use crate::error::DwrError;
 use crate::ident::{quote_ident, quote_literal};
-use crate::plan::{MergePlan, Problem, META_COLUMNS};
+use crate::plan::{MergePlan, Problem};
 use crate::program::{Param, Stmt};
 use crate::settings;
 use crate::sqlgen::{merge_program, old_in_returning, MergeOptions, RowClass};
@@ -1017,23 +1017,13 @@ fn batch_dispatchers(plan_cases: &str, merge_cases: &str) -> String {
 
 /// The generic functions with the package owner and the staging metadata columns filled in.
 fn functions(owner: &str) -> String {
-    let names = META_COLUMNS;
-    let defs = meta_column_defs();
-    let meta: Vec<String> = names
-        .iter()
-        .zip(defs.iter())
-        .map(|(n, d)| {
-            // the definition without its leading quoted name
-            let def = d
-                .strip_prefix(&quote_ident(n))
-                .unwrap_or(d)
-                .trim()
-                .to_string();
-            format!("ARRAY[{}, {}]", quote_literal(n), quote_literal(&def))
-        })
-        .collect();
+    let meta = meta_columns();
+    let array = |items: Vec<String>| format!("ARRAY[{}]::pg_catalog.text[]", items.join(", "));
+    let names = array(meta.iter().map(|(n, _)| quote_literal(n)).collect());
+    let types = array(meta.iter().map(|(_, d)| quote_literal(d)).collect());
     FUNCTIONS_SQL
-        .replace("@meta_defs@", &format!("ARRAY[{}]", meta.join(", ")))
+        .replace("@meta_names@", &names)
+        .replace("@meta_types@", &types)
         .replace("@fillfactor@", &STAGING_FILLFACTOR.to_string())
         .replace("@dwr_owner@", &quote_ident(owner))
         .replace("@is_row_error@", &crate::error::is_row_error_sql("state"))
