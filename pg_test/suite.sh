@@ -237,8 +237,9 @@ upgrade() {
     echo "$from updated to $(echo "$fresh" | sed -n 's/^version //p'): $(echo "$fresh" | wc -l) objects, columns, constraints and indexes, with their definitions and privileges, as in a fresh install"
     # a table registered before the update gets what a table registered now gets: since 0.6.0 the
     # capture of a DELETE by key that matched no row (a tombstone although nothing was deleted).
-    # (Registered by the previous release's SQL with this library: older releases' SQL needs its
-    # own library.)
+    # This library does not register a table in a database whose SQL is older (it needs this
+    # version's shared PL/pgSQL, and says to update, 55000), so the table is registered as 0.5.0
+    # did: its row in dwr.tables and its delete trigger.
     [ "$from" = 0.5.0 ] || return 0
     local missed
     missed=$(psql_port "$PORT" -d postgres -q -c "SET client_min_messages = warning" \
@@ -247,7 +248,20 @@ upgrade() {
             -c "SET client_min_messages = warning" \
             -c "CREATE EXTENSION dms_window_reload VERSION '$from'" \
             -c "CREATE TABLE public.t (id int PRIMARY KEY, updated_at int)" \
-            -c "SELECT dwr_create_staging('public.t') IS NOT NULL" \
+            -c "DO \$\$ DECLARE h text; BEGIN
+                  PERFORM dwr_create_staging('public.t');
+                  RAISE EXCEPTION 'this library registered a table in a database on older SQL';
+                EXCEPTION WHEN object_not_in_prerequisite_state THEN
+                  GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
+                  IF h IS DISTINCT FROM 'Run ALTER EXTENSION dms_window_reload UPDATE; in this database.' THEN
+                    RAISE EXCEPTION 'unexpected hint: %', h;
+                  END IF;
+                END \$\$" \
+            -c "CREATE SCHEMA staging" -c "CREATE TABLE staging.t (LIKE public.t)" \
+            -c "INSERT INTO dwr.tables (target, staging, version_column, staging_created, registered_by, tracking_since)
+                VALUES ('public.t', 'staging.t', 'updated_at', true, CURRENT_USER, pg_catalog.now())" \
+            -c "CREATE TRIGGER dwr_record_delete AFTER DELETE ON public.t FOR EACH ROW EXECUTE FUNCTION dwr._record_delete('id')" \
+            -c "ALTER TABLE public.t ENABLE ALWAYS TRIGGER dwr_record_delete" \
             -c "ALTER EXTENSION dms_window_reload UPDATE" \
             -c "DELETE FROM public.t WHERE id = 1" \
             -c "SELECT 'missed delete recorded: ' || count(*) FROM dwr.tombstones WHERE key = '[1]'") || return 1

@@ -10,6 +10,7 @@ use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `MAKE_SQLSTATE` of a five-character code.
 pub fn sqlstate_code(state: &str) -> PgSqlErrorCode {
@@ -184,6 +185,41 @@ pub fn relation(oid: pg_sys::Oid) -> Option<Relation> {
         &[oid.into()],
     )
     .map(|json| check(Relation::from_json(&json)))
+}
+
+/// Whether this database's SQL of the extension was found to be this library's version (once
+/// true, it stays true: an extension is never downgraded in place).
+static SQL_CURRENT: AtomicBool = AtomicBool::new(false);
+
+/// Refuse, with what to do, to call `what` (PL/pgSQL that came with this version's SQL, which both
+/// modes share) in a database whose extension SQL is older than this library and lacks it. Between installing a new build and `ALTER EXTENSION
+/// dms_window_reload UPDATE`, a merge says so (55000) instead of failing on a missing function.
+pub fn require_current_sql(what: &str) {
+    if SQL_CURRENT.load(Ordering::Relaxed) {
+        return;
+    }
+    let library = env!("CARGO_PKG_VERSION");
+    let installed = query_one::<String>(
+        "SELECT extversion::pg_catalog.text FROM pg_catalog.pg_extension \
+         WHERE extname OPERATOR(pg_catalog.=) 'dms_window_reload'",
+        &[],
+    );
+    match installed {
+        Some(v) if v == library => SQL_CURRENT.store(true, Ordering::Relaxed),
+        v => raise(
+            DwrError::new(
+                SqlState::ObjectNotInPrerequisiteState,
+                format!(
+                    "this database's dms_window_reload is version {}, older than its library",
+                    v.as_deref().unwrap_or("(none)")
+                ),
+            )
+            .detail(format!(
+                "The library is version {library}; it calls {what}, which came with that version's SQL."
+            ))
+            .hint("Run ALTER EXTENSION dms_window_reload UPDATE; in this database."),
+        ),
+    }
 }
 
 /// Like [`relation`], raising 42P01 when the relation does not exist.

@@ -75,6 +75,7 @@ pub fn open_reload(target: pg_sys::Oid) -> Option<OpenReload> {
 /// From when deletes in `target` stop staged rows: when its open reload began, or else when its
 /// staging table was created or last emptied (`dwr._deletes_count_since`, shared with the package).
 pub fn deletes_count_since(target: pg_sys::Oid) -> TimestampWithTimeZone {
+    exec::require_current_sql("dwr._deletes_count_since");
     query_one::<TimestampWithTimeZone>(
         "SELECT dwr._deletes_count_since($1::pg_catalog.oid::pg_catalog.regclass)",
         &[target.into()],

@@ -2,7 +2,7 @@
 //! time, the budget of writes that ran out of `dwr.row_lock_timeout`, and the test hook that holds
 //! a merge between reading and writing (the runner itself is program.rs).
 
-use crate::exec::{execute, raise};
+use crate::exec::{self, execute, raise};
 use crate::guc;
 use dwr_engine::settings::MAX_LOCK_TIMEOUTS;
 use dwr_engine::{DwrError, SqlState};
@@ -12,6 +12,7 @@ use pgrx::pg_sys;
 /// `dwr.lock_timeout` set fail with 55P03 after that long (`dwr._lock_target`, the shared PL/pgSQL
 /// the pg_tle package's merges call too, `sql/dms_window_reload--0.5.0--0.6.0.sql`).
 pub fn lock_target(target: pg_sys::Oid) {
+    exec::require_current_sql("dwr._lock_target");
     execute(
         "SELECT dwr._lock_target($1::pg_catalog.oid::pg_catalog.regclass)",
         &[target.into()],

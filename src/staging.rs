@@ -16,6 +16,7 @@ use pgrx::prelude::*;
 pub fn check_staging_owner(target: &Relation, staging: &Relation) {
     // the shared check (dwr._check_staging_owner), the same words in both modes
     if staging.owner_oid != target.owner_oid {
+        exec::require_current_sql("dwr._check_staging_owner");
         execute(
             "SELECT dwr._check_staging_owner($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.oid::pg_catalog.regclass)",
             &[pg_sys::Oid::from(target.oid).into(), pg_sys::Oid::from(staging.oid).into()],
@@ -95,6 +96,7 @@ fn dwr_create_staging(
 
     // made or adopted, and refused, as in the package (the shared dwr._make_staging), with the
     // engine's metadata columns and fill factor
+    exec::require_current_sql("dwr._make_staging");
     let meta = meta_columns();
     let (staging_oid, created) = query_rows(
         "SELECT m.staging::pg_catalog.oid, m.created \

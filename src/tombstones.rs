@@ -11,6 +11,7 @@ use pgrx::pg_sys;
 /// those older than both when staging was created or last emptied and when its open reload began.
 pub fn prune_tombstones(target: pg_sys::Oid) {
     // (the cutoff is the shared dwr._tombstone_cutoff, which the package's pruning asks too)
+    exec::require_current_sql("dwr._tombstone_cutoff");
     let cutoff = query_one::<TimestampWithTimeZone>(
         "SELECT dwr._tombstone_cutoff($1::pg_catalog.oid)",
         &[target.into()],
