@@ -188,6 +188,22 @@ SQL
     [ "$merged_all" = "production.customers:SUCCEEDED:1 production.orders:SUCCEEDED:1" ] && [ "$done" = 1 ]
 }
 
+# A DO block that runs STATEMENT and passes only when it is refused with 55000 and the hint to run
+# ALTER EXTENSION ... UPDATE (what this library says to a database whose SQL is older).
+says_to_update() {
+    cat <<SQL
+DO \$\$ DECLARE h text; BEGIN
+  $1;
+  RAISE EXCEPTION 'it ran on a database whose SQL is older than the library';
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+  GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
+  IF h IS DISTINCT FROM 'Run ALTER EXTENSION dms_window_reload UPDATE; in this database.' THEN
+    RAISE EXCEPTION 'unexpected hint: %', h;
+  END IF;
+END \$\$
+SQL
+}
+
 # The upgrade paths: every earlier release (its install script frozen in pg_test/upgrade) updated to
 # this version must hold exactly the objects, definitions, columns and comments of a fresh install.
 upgrade() {
@@ -203,28 +219,12 @@ upgrade() {
     case "$from" in
         0.[1-4].0)
             psql_port "$PORT" -d dwr_upgraded -q -v ON_ERROR_STOP=1 \
-                -c "DO \$\$ DECLARE h text; BEGIN
-                      PERFORM dwr_end_reload(1);
-                      RAISE EXCEPTION 'the old C function of dwr_end_reload ran';
-                    EXCEPTION WHEN object_not_in_prerequisite_state THEN
-                      GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
-                      IF h IS DISTINCT FROM 'Run ALTER EXTENSION dms_window_reload UPDATE; in this database.' THEN
-                        RAISE EXCEPTION 'unexpected hint: %', h;
-                      END IF;
-                    END \$\$" || return 1
+                -c "$(says_to_update "PERFORM dwr_end_reload(1)")" || return 1
             ;;
     esac
     # ... and dwr_merge_all, PL/pgSQL since 0.6.0
     psql_port "$PORT" -d dwr_upgraded -q -v ON_ERROR_STOP=1 \
-        -c "DO \$\$ DECLARE h text; BEGIN
-              PERFORM * FROM dwr_merge_all();
-              RAISE EXCEPTION 'the old C function of dwr_merge_all ran';
-            EXCEPTION WHEN object_not_in_prerequisite_state THEN
-              GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
-              IF h IS DISTINCT FROM 'Run ALTER EXTENSION dms_window_reload UPDATE; in this database.' THEN
-                RAISE EXCEPTION 'unexpected hint: %', h;
-              END IF;
-            END \$\$" || return 1
+        -c "$(says_to_update "PERFORM * FROM dwr_merge_all()")" || return 1
     psql_port "$PORT" -d dwr_upgraded -q -v ON_ERROR_STOP=1 -c "ALTER EXTENSION dms_window_reload UPDATE" || return 1
     psql_port "$PORT" -d dwr_fresh -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION dms_window_reload" || return 1
     local upgraded fresh
@@ -248,15 +248,7 @@ upgrade() {
             -c "SET client_min_messages = warning" \
             -c "CREATE EXTENSION dms_window_reload VERSION '$from'" \
             -c "CREATE TABLE public.t (id int PRIMARY KEY, updated_at int)" \
-            -c "DO \$\$ DECLARE h text; BEGIN
-                  PERFORM dwr_create_staging('public.t');
-                  RAISE EXCEPTION 'this library registered a table in a database on older SQL';
-                EXCEPTION WHEN object_not_in_prerequisite_state THEN
-                  GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
-                  IF h IS DISTINCT FROM 'Run ALTER EXTENSION dms_window_reload UPDATE; in this database.' THEN
-                    RAISE EXCEPTION 'unexpected hint: %', h;
-                  END IF;
-                END \$\$" \
+            -c "$(says_to_update "PERFORM dwr_create_staging('public.t')")" \
             -c "CREATE SCHEMA staging" -c "CREATE TABLE staging.t (LIKE public.t)" \
             -c "INSERT INTO dwr.tables (target, staging, version_column, staging_created, registered_by, tracking_since)
                 VALUES ('public.t', 'staging.t', 'updated_at', true, CURRENT_USER, pg_catalog.now())" \

@@ -292,7 +292,7 @@ BEGIN
                                            WHERE s.oid OPERATOR(pg_catalog.=) x.staging::pg_catalog.oid) AS staged
                    FROM dwr.tables x
                    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.target::pg_catalog.oid
-                  ORDER BY dwr._display(x.target) COLLATE "C" LOOP
+                  ORDER BY dwr._display(x.target) COLLATE pg_catalog."C" LOOP
             IF r.staged THEN
                 chosen := chosen OPERATOR(pg_catalog.||) r.target;
             ELSE
@@ -305,7 +305,7 @@ BEGIN
     -- (a table referencing itself is no constraint), by name
     waiting := chosen;
     WHILE pg_catalog.cardinality(waiting) OPERATOR(pg_catalog.>) 0 LOOP
-        SELECT pg_catalog.array_agg(x ORDER BY dwr._display(x) COLLATE "C") INTO ready
+        SELECT pg_catalog.array_agg(x ORDER BY dwr._display(x) COLLATE pg_catalog."C") INTO ready
           FROM pg_catalog.unnest(waiting) AS x
          WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_constraint c
                             WHERE c.contype OPERATOR(pg_catalog.=) 'f'
@@ -316,7 +316,7 @@ BEGIN
             RAISE EXCEPTION 'the foreign keys among these tables form a cycle, so no table can be merged first'
                 USING ERRCODE = '55000',
                       DETAIL = 'tables on or behind the cycle: ' OPERATOR(pg_catalog.||)
-                               (SELECT pg_catalog.string_agg(dwr._display(x), ', ' ORDER BY dwr._display(x) COLLATE "C")
+                               (SELECT pg_catalog.string_agg(dwr._display(x), ', ' ORDER BY dwr._display(x) COLLATE pg_catalog."C")
                                   FROM pg_catalog.unnest(waiting) AS x),
                       HINT = 'Merge them one by one with dwr_merge, in an order your data allows (or make one of the foreign keys DEFERRABLE INITIALLY DEFERRED).';
         END IF;
@@ -414,7 +414,7 @@ BEGIN
         created := true;
     ELSE
         s := existing::pg_catalog.regclass;
-        IF kind NOT IN ('r', 'p') THEN
+        IF kind OPERATOR(pg_catalog.<>) ALL (ARRAY['r', 'p']::pg_catalog."char"[]) THEN
             RAISE EXCEPTION '% exists and is %, not a table', s, dwr._a_kind(kind)
                   USING ERRCODE = '42809', HINT = 'Drop or rename it, or choose another staging_schema.';
         END IF;
