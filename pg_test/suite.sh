@@ -204,6 +204,41 @@ END \$\$
 SQL
 }
 
+# An RDS user's package of 0.2.0 (its install script frozen in pg_test/upgrade) in DATABASE, updated
+# by this dwr: tle_020_after.sql's ASSERTs, and the result the same as a fresh package.
+tle_upgrade_from_020() { # DATABASE PORT
+    local conn
+    tle_database "$1" "$2" no-package || return 1
+    conn=$(tle_conn "$1" "$2")
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$conn" -v script="$(cat pg_test/upgrade/dms_window_reload_tle--0.2.0.000000.sql)" \
+        -f pg_test/upgrade/tle_020_before.sql >/dev/null || return 1
+    "$DWR" tle install "$conn" || return 1
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$conn" -f pg_test/upgrade/tle_020_after.sql || return 1
+    tle_same_as_fresh "$conn" "$2"
+}
+# the package updated from 0.2.0 (CONN, on PORT) holds what a fresh package holds whose database registered
+# the same table: every object, definition, column, comment and privilege (pg_test/upgrade/objects.sql;
+# the generation number of the version aside)
+tle_same_as_fresh() { # CONN PORT
+    local fresh=dwr_tle_fresh fconn updated installed
+    tle_database "$fresh" "$2" || return 1
+    fconn=$(tle_conn "$fresh" "$2")
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$fconn" -c "CREATE SCHEMA upg_prod" \
+        -c "CREATE TABLE upg_prod.t (id int PRIMARY KEY, v text, updated_at timestamptz)" \
+        -c "SELECT dwr_create_staging('upg_prod.t', 'upg_staging')" >/dev/null || return 1
+    "$DWR" tle install --quiet "$fconn" || return 1
+    objects() {
+        "$PG_BIN/psql" -X -At -v ON_ERROR_STOP=1 "$1" -v extname=dms_window_reload_tle \
+            -f pg_test/upgrade/objects.sql | grep -v '^version '
+    }
+    updated=$(objects "$1") && installed=$(objects "$fconn") || return 1
+    if [ "$updated" != "$installed" ]; then
+        diff <(echo "$updated") <(echo "$installed")
+        return 1
+    fi
+    echo "the package updated from 0.2.0: $(echo "$installed" | wc -l) objects, columns, constraints and indexes as in a fresh package"
+}
+
 # The upgrade paths: every earlier release (its install script frozen in pg_test/upgrade) updated to
 # this version must hold exactly the objects, definitions, columns and comments of a fresh install.
 upgrade() {

@@ -69,7 +69,8 @@ COMMENT ON TABLE dwr.merge_runs IS
   'One row a merge: who ran it, when, on what, with which counts and outcome. Appended by the extension only.';
 COMMENT ON COLUMN dwr.merge_runs.run_id IS 'the run; staged rows it decided carry it in _dwr_run_id';
 COMMENT ON COLUMN dwr.merge_runs.kind IS 'merge, or undo (a dwr_undo of the run in undo_of)';
-COMMENT ON COLUMN dwr.merge_runs.deleted IS 'undo: rows the undone merge had inserted and the undo deleted';
+COMMENT ON COLUMN dwr.merge_runs.deleted IS
+  'dwr_replay: production rows a replayed D removed; undo: rows the undone merge had inserted and the undo deleted';
 COMMENT ON COLUMN dwr.merge_runs.undo_of IS 'undo: the run it took back';
 COMMENT ON COLUMN dwr.merge_runs.row_audit IS 'whether the run wrote before and after images to dwr.row_changes (dwr.row_audit)';
 COMMENT ON COLUMN dwr.merge_runs.target IS 'the production table (kept by name through pg_dump and pg_restore; a number once the table is dropped)';
@@ -112,7 +113,8 @@ COMMENT ON TABLE dwr.row_changes IS
 COMMENT ON COLUMN dwr.row_changes.run_id IS 'the run in dwr.merge_runs';
 COMMENT ON COLUMN dwr.row_changes.target IS 'the production table';
 COMMENT ON COLUMN dwr.row_changes.key IS 'the row''s primary key, as a jsonb array in key column order';
-COMMENT ON COLUMN dwr.row_changes.action IS 'insert or update (a merge); delete (an undo removing an inserted row) or restore (an undo putting the before image back)';
+COMMENT ON COLUMN dwr.row_changes.action IS
+  'insert or update (a merge), delete (dwr_replay removing a row the source deleted); delete (an undo removing an inserted row), restore (an undo putting the before image back) or insert (an undo putting a removed row back)';
 COMMENT ON COLUMN dwr.row_changes.before IS 'the whole row before the change (to_jsonb); NULL for an insert';
 COMMENT ON COLUMN dwr.row_changes.after IS 'the whole row after the change; NULL for a delete';
 
@@ -125,6 +127,7 @@ CREATE TABLE dwr.reloads (
     began_by      pg_catalog.name        NOT NULL DEFAULT CURRENT_USER,
     ended_at      pg_catalog.timestamptz,
     ended_by      pg_catalog.name,
+    lob_max_kb    pg_catalog.int4,
     CHECK (window_start OPERATOR(pg_catalog.<=) window_end)
 );
 COMMENT ON TABLE dwr.reloads IS
@@ -137,6 +140,8 @@ COMMENT ON COLUMN dwr.reloads.began_at IS 'when it was opened: deletes in produc
 COMMENT ON COLUMN dwr.reloads.began_by IS 'the role that opened it';
 COMMENT ON COLUMN dwr.reloads.ended_at IS 'when dwr_end_reload closed it (NULL: open)';
 COMMENT ON COLUMN dwr.reloads.ended_by IS 'the role that closed it';
+COMMENT ON COLUMN dwr.reloads.lob_max_kb IS
+  'LobMaxSize (KB) of the reload''s DMS task settings in limited LOB mode, as dwr_dms_task_settings (or dwr dms task-settings) wrote them; NULL: full LOB mode, or not written. While the reload is open, the merge marks ERROR a staged row whose LOB-like value is at least this long (possibly truncated by the loader).';
 
 CREATE TABLE dwr.tombstones (
     target      pg_catalog.regclass    NOT NULL,
@@ -151,27 +156,6 @@ COMMENT ON COLUMN dwr.tombstones.target IS 'the production table (the root of a 
 COMMENT ON COLUMN dwr.tombstones.key IS 'the deleted row''s primary key, as a jsonb array in key column order';
 COMMENT ON COLUMN dwr.tombstones.deleted_at IS 'clock time of the delete';
 COMMENT ON COLUMN dwr.tombstones.deleted_xid IS 'the deleting transaction';
-
--- The delete-tracking trigger: AFTER DELETE FOR EACH ROW, ENABLE ALWAYS (so it fires for appliers
--- that run with session_replication_role = replica, as DMS and logical replication do). Its
--- arguments are the primary key's column names. It runs as the extension owner, so the applier
--- needs no right on dwr; it can only append a tombstone for the table it fired on.
-CREATE FUNCTION dwr._record_delete() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    old_row pg_catalog.jsonb := pg_catalog.to_jsonb(OLD);
-BEGIN
-    INSERT INTO dwr.tombstones (target, key)
-    SELECT COALESCE(pg_catalog.pg_partition_root(TG_RELID), TG_RELID),
-           pg_catalog.jsonb_agg(old_row OPERATOR(pg_catalog.->) k.name ORDER BY k.ord)
-      FROM pg_catalog.unnest(TG_ARGV) WITH ORDINALITY AS k(name, ord);
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION dwr._record_delete() IS
-  'Trigger function of the delete tracking that dwr_create_staging installs on a production table: records the deleted key in dwr.tombstones.';
 
 -- Both tables hold the operator's data: pg_dump keeps their rows.
 SELECT pg_catalog.pg_extension_config_dump('dwr.tables', '');
@@ -198,7 +182,8 @@ CREATE TYPE dwr.merge_result AS (
     skipped_outside_window  pg_catalog.int8,
     deferred                pg_catalog.int8,
     errors                  pg_catalog.int8,
-    duration                pg_catalog.interval
+    duration                pg_catalog.interval,
+    deleted                 pg_catalog.int8
 );
 COMMENT ON TYPE dwr.merge_result IS
   'What one merge did: its run, the table, its status and a count for every outcome of a staged row.';

@@ -1,5 +1,5 @@
 //! `CALL dwr_merge_batches(target, batch_size)`: the merge in committed batches. The procedure
-//! itself is PL/pgSQL (`sql/functions.sql`), because only a procedure's own language can commit
+//! itself is PL/pgSQL (`sql/shared.sql`), because only a procedure's own language can commit
 //! between statements; it calls the two functions here:
 //! - [`dwr_batch_plan`] cuts the NEW staged rows' keys, in staging's own key order, into batches of
 //!   `batch_size` keys and keeps the bounds in a session temporary table that survives the

@@ -1,5 +1,5 @@
 //! `dwr_diff`, `dwr_diff_summary`: the SQL is written here (by `dwr_engine::diff`); the functions
-//! themselves are PL/pgSQL wrappers in `sql/functions.sql` that `RETURN QUERY EXECUTE` it, so rows
+//! themselves are PL/pgSQL wrappers in `sql/shared.sql` that `RETURN QUERY EXECUTE` it, so rows
 //! go to the server's tuplestore (spilling to disk past `work_mem`), never into this backend's heap
 //! as a whole.
 

@@ -40,49 +40,19 @@ pub mod verify;
 
 ::pgrx::pg_module_magic!(name, version);
 
+// The install script is this version's definitions (the update scripts are for ALTER EXTENSION
+// UPDATE only): the tables, the functions both modes have, the compiled extension's own, the views.
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!("../sql/shared.sql", name = "shared", requires = ["schema"]);
 pgrx::extension_sql_file!(
     "../sql/functions.sql",
     name = "functions",
-    requires = ["schema"]
-);
-pgrx::extension_sql_file!(
-    "../sql/dms_window_reload--0.1.0--0.2.0.sql",
-    name = "batches",
-    requires = ["functions"]
-);
-// after the 0.1.0 -> 0.2.0 script: it replaces that script's batched merge
-pgrx::extension_sql_file!(
-    "../sql/dms_window_reload--0.2.0--0.3.0.sql",
-    name = "shared",
-    requires = ["batches"]
-);
-pgrx::extension_sql_file!(
-    "../sql/dms_window_reload--0.3.0--0.4.0.sql",
-    name = "shared_0_4",
     requires = ["shared"]
-);
-pgrx::extension_sql_file!(
-    "../sql/dms_window_reload--0.4.0--0.5.0.sql",
-    name = "shared_0_5",
-    requires = ["shared_0_4"]
-);
-pgrx::extension_sql_file!(
-    "../sql/dms_window_reload--0.5.0--0.6.0.sql",
-    name = "shared_0_6",
-    requires = ["shared_0_5"]
 );
 pgrx::extension_sql_file!(
     "../sql/views.sql",
     name = "views",
-    requires = [
-        "functions",
-        "batches",
-        "shared",
-        "shared_0_4",
-        "shared_0_5",
-        "shared_0_6"
-    ],
+    requires = ["functions"],
     finalize
 );
 

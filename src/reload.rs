@@ -3,7 +3,7 @@
 //! from the moment it began stop staged rows of the same key.
 //!
 //! `dwr_begin_reload` and `dwr_end_reload` are PL/pgSQL shared with the pg_tle package
-//! (`sql/dms_window_reload--0.4.0--0.5.0.sql`); here are the writes they ask for, which switch to
+//! (`sql/shared.sql`); here are the writes they ask for, which switch to
 //! the extension owner for the write alone after checking the role they act for with the same
 //! shared checks.
 

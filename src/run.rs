@@ -10,7 +10,7 @@ use pgrx::pg_sys;
 
 /// Serialise merges of one table: wait for another merge of it to commit, or with
 /// `dwr.lock_timeout` set fail with 55P03 after that long (`dwr._lock_target`, the shared PL/pgSQL
-/// the pg_tle package's merges call too, `sql/dms_window_reload--0.5.0--0.6.0.sql`).
+/// the pg_tle package's merges call too, `sql/shared.sql`).
 pub fn lock_target(target: pg_sys::Oid) {
     exec::require_current_sql("dwr._lock_target");
     execute(

@@ -61,7 +61,7 @@ fn has_delete_tracking(target: pg_sys::Oid) -> bool {
 
 /// Take a table lock on production for the extension's own DDL (`mode` as in `LOCK TABLE`) without
 /// making CDC writers queue behind the request: `dwr._lock_for_ddl`, shared with the pg_tle package
-/// (`sql/dms_window_reload--0.2.0--0.3.0.sql`), tries for `dwr.ddl_lock_timeout` at a time with
+/// (`sql/shared.sql`), tries for `dwr.ddl_lock_timeout` at a time with
 /// backoff and fails with 55P03 after `dwr.ddl_lock_wait`.
 fn lock_for_ddl(target: pg_sys::Oid, mode: &str, purpose: &str) {
     execute(
@@ -76,7 +76,7 @@ fn dwr_create_staging(
     staging_schema: Option<&str>,
     version_column: Option<&str>,
 ) -> pg_sys::Oid {
-    // the checks both modes share (sql/dms_window_reload--0.3.0--0.4.0.sql)
+    // the checks both modes share (sql/shared.sql)
     execute(
         "SELECT dwr._check_target($1::pg_catalog.oid::pg_catalog.regclass, $2, $3)",
         &[

@@ -356,7 +356,7 @@ mod tests {
     /// (`dwr._a_kind`, which the package's `dwr_create_staging` uses).
     #[test]
     fn kinds_read_the_same_in_rust_and_sql() {
-        let script = include_str!("../../sql/dms_window_reload--0.5.0--0.6.0.sql");
+        let script = include_str!("../../sql/shared.sql");
         let start = script
             .find("CREATE FUNCTION dwr._a_kind(")
             .expect("dwr._a_kind");

@@ -2,8 +2,8 @@
 //! defines the settings with them (`src/guc.rs`); the pg_tle package, which cannot define settings,
 //! reads each with `current_setting(name, true)` and falls back to the same value
 //! (`sql/tle/functions.sql`, filled in by [`crate::tle`], and the generated merge). The shared
-//! update scripts that read a setting carry its default as a literal (an installed script cannot
-//! be filled in); a test checks those literals against these.
+//! PL/pgSQL that reads a setting (`sql/shared.sql`) carries its default as a literal (an installed
+//! script cannot be filled in); a test checks those literals against these.
 
 /// `dwr.lock_timeout`, ms: how long a merge waits for another merge of the same table (0: as long
 /// as it takes).
@@ -40,23 +40,35 @@ pub fn on_off(value: bool) -> &'static str {
 mod tests {
     use super::*;
 
-    /// The shared scripts' fallbacks (`dwr._setting_ms(name, default)`) are these defaults.
+    /// The shared PL/pgSQL's fallbacks (`dwr._setting_ms(name, default)`) are these defaults:
+    /// every call, and each setting read at least once.
     #[test]
     fn the_shared_scripts_fall_back_to_the_same_defaults() {
-        let scripts = [
-            include_str!("../../sql/dms_window_reload--0.2.0--0.3.0.sql"),
-            include_str!("../../sql/dms_window_reload--0.3.0--0.4.0.sql"),
-            include_str!("../../sql/dms_window_reload--0.5.0--0.6.0.sql"),
-        ]
-        .concat();
-        for (name, ms) in [
+        let defaults = [
             ("dwr.ddl_lock_timeout", DDL_LOCK_TIMEOUT_MS),
             ("dwr.ddl_lock_wait", DDL_LOCK_WAIT_MS),
             ("dwr.progress_notice_after", PROGRESS_NOTICE_AFTER_MS),
             ("dwr.lock_timeout", LOCK_TIMEOUT_MS),
-        ] {
-            let call = format!("_setting_ms('{name}', {ms})");
-            assert!(scripts.contains(&call), "{call}");
+        ];
+        let script = include_str!("../../sql/shared.sql");
+        let calls: Vec<(&str, &str)> = script
+            .split("_setting_ms('")
+            .skip(1)
+            .filter_map(|rest| {
+                let (name, rest) = rest.split_once("', ")?;
+                Some((name, rest.split_once(')')?.0))
+            })
+            .collect();
+        for (name, literal) in &calls {
+            let ms = defaults.iter().find(|(n, _)| n == name).map(|(_, ms)| ms);
+            assert_eq!(
+                ms.map(|ms| ms.to_string()).as_deref(),
+                Some(*literal),
+                "{name}"
+            );
+        }
+        for (name, _) in defaults {
+            assert!(calls.iter().any(|(n, _)| *n == name), "{name} is read");
         }
     }
 }

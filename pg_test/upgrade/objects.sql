@@ -3,8 +3,13 @@
 -- object with a digest of its definition (functions), its comment, its privileges (ACL) and, for a
 -- view, a digest of its query; each column of the tables in dwr with its type, NOT NULL, default and
 -- comment; each constraint and index there. An update script that forgets a REVOKE, a default, a
--- CHECK or an index differs from the fresh install here.
-SELECT 'version ' || extversion FROM pg_extension WHERE extname = 'dms_window_reload'
+-- CHECK or an index differs from the fresh install here. psql variable extname: the extension
+-- (dms_window_reload unless set; the pg_tle package's is dms_window_reload_tle).
+\if :{?extname}
+\else
+\set extname dms_window_reload
+\endif
+SELECT 'version ' || extversion FROM pg_extension WHERE extname = :'extname'
 UNION ALL
 SELECT pg_describe_object(d.classid, d.objid, 0) || ' ' ||
        COALESCE((SELECT md5(pg_get_functiondef(p.oid)) FROM pg_proc p
@@ -19,7 +24,7 @@ SELECT pg_describe_object(d.classid, d.objid, 0) || ' ' ||
                   WHERE d.classid = 'pg_class'::regclass AND r.oid = d.objid AND r.relkind IN ('v', 'm')), '-')
   FROM pg_depend d JOIN pg_class c ON c.oid = d.classid
  WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
-   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'dms_window_reload')
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = :'extname')
 UNION ALL
 SELECT a.attrelid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' ||
        a.attnotnull || ' default ' ||

@@ -1,7 +1,7 @@
 -- dms_window_reload_tle: what only the pg_tle package has, in PL/pgSQL.
 --
 -- The public functions that are the same for every table are shared with the compiled extension
--- (the update scripts sql/dms_window_reload--*.sql, which both modes install); the merge and the
+-- (sql/shared.sql, which both modes install); the merge and the
 -- undo are generated for each registered table from the same programs (engine/src/tle/). Here is
 -- what differs by nature:
 -- * the run-time helpers of the generated merge and undo (settings, opening and closing a run, the

@@ -2,8 +2,9 @@
 //! service (Amazon RDS, Aurora) lets a non-superuser install.
 //!
 //! The package holds the extension's schema, tables and views (`sql/schema.sql`, `sql/views.sql`,
-//! unchanged), the shared update scripts' PL/pgSQL, the functions that are the same for every table
-//! (`sql/tle/functions.sql`), and for every registered table its merge and undo programs
+//! unchanged), the functions both modes have (`sql/shared.sql`; an update from an older base runs
+//! the shared parts of the update scripts instead), the package's own functions that are the same
+//! for every table (`sql/tle/functions.sql`), and for every registered table its merge and undo programs
 //! ([`merge_program`], [`undo_program`], planned from its [`crate::plan::MergePlan`]) written as
 //! PL/pgSQL by `tle/emit.rs`: each statement word for word in a function whose parameters are the
 //! statement's, and a run function performing the steps in program order (bisecting a failing range
@@ -38,10 +39,12 @@ pub const EXTENSION: &str = "dms_window_reload_tle";
 pub const BASE_VERSION: &str = "0.6.0";
 
 const SCHEMA_SQL: &str = include_str!("../../../sql/schema.sql");
+/// The functions both modes have, as they are in [`BASE_VERSION`] (a fresh package runs them after
+/// `schema.sql`, as the compiled extension's install script does).
+const SHARED_SQL: &str = include_str!("../../../sql/shared.sql");
 /// The changes from one base version to the next that both modes share (table changes, PL/pgSQL),
-/// oldest first: the compiled extension's update scripts, which its install script also includes.
-/// A fresh package runs them all after `schema.sql` (where they change nothing or define
-/// functions); an update from an older base runs those from its base on.
+/// oldest first: the compiled extension's update scripts without their compiled-only parts. A
+/// package's update from an older base runs those from its base on.
 const DELTAS: [(&str, &str, &str); 4] = [
     (
         "0.2.0",
@@ -963,7 +966,7 @@ fn undo_dispatcher(d: &Dispatch) -> String {
 }
 
 /// `dwr._batch_plan` and `dwr._merge_batch`, which the shared `dwr_merge_batches` procedure calls
-/// (`sql/dms_window_reload--0.3.0--0.4.0.sql`): the checks of src/batch.rs, then the table's
+/// (`sql/shared.sql`): the checks of src/batch.rs, then the table's
 /// generated batch plan, or its merge limited to the batch's bounds (read from the session's
 /// `pg_temp._dwr_batches`). No progress in `pg_stat_activity` here: PL/pgSQL cannot set it.
 fn batch_dispatchers(plan_cases: &str, merge_cases: &str) -> String {
@@ -1038,16 +1041,13 @@ fn functions(owner: &str) -> String {
         )
 }
 
-/// The shared deltas that take a package of base version `from` (`None`: a fresh install, after
-/// `schema.sql`) to [`BASE_VERSION`], without the `\echo` guard line of an update script.
-fn deltas_since(from: Option<&str>) -> String {
-    let first = match from {
-        None => 0,
-        Some(base) => DELTAS
-            .iter()
-            .position(|(f, _, _)| *f == base)
-            .unwrap_or(DELTAS.len()),
-    };
+/// The shared deltas that take a package of base version `from` to [`BASE_VERSION`], without the
+/// `\echo` guard line of an update script.
+fn deltas_since(from: &str) -> String {
+    let first = DELTAS
+        .iter()
+        .position(|(f, _, _)| *f == from)
+        .unwrap_or(DELTAS.len());
     // without the `\echo` guard line of an update script and the parts only the compiled
     // extension has (between `-- @compiled-only-begin` and `-- @compiled-only-end`)
     let mut out = String::new();
@@ -1076,7 +1076,8 @@ pub fn install_script(tables: &[TableCode], owner: &str) -> String {
     let mut out = String::new();
     out.push_str(SCHEMA_SQL);
     out.push('\n');
-    out.push_str(&deltas_since(None));
+    out.push_str(SHARED_SQL);
+    out.push('\n');
     out.push_str(&functions(owner));
     out.push_str(&source::functions());
     for t in tables {
@@ -1102,7 +1103,7 @@ pub fn update_script(
     }
     let base = base_of(installed);
     if base != BASE_VERSION {
-        out.push_str(&deltas_since(Some(base)));
+        out.push_str(&deltas_since(base));
     }
     out.push_str(&functions(owner));
     out.push_str(&source::functions());
@@ -1139,7 +1140,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shared_deltas_install_fresh_and_update_older_bases_only() {
+    fn shared_sql_installs_fresh_and_deltas_update_older_bases() {
         let install = install_script(&[], "owner");
         assert!(install.contains("CREATE OR REPLACE FUNCTION dwr._lock_for_ddl"));
         assert!(
@@ -1211,16 +1212,16 @@ mod tests {
             "FUNCTION @extschema@.dwr_verify(",
             "FUNCTION dwr._batch_plan(",
             "FUNCTION dwr._merge_batch(",
+            // shared PL/pgSQL (sql/shared.sql)
+            "FUNCTION @extschema@.dwr_diff(",
+            "FUNCTION @extschema@.dwr_diff_summary(",
         ] {
             let at = install
                 .find(head)
-                .unwrap_or_else(|| panic!("{head} generated"));
-            let header = &install[at..at + install[at..].find(" AS $dwr$").expect("a body")];
+                .unwrap_or_else(|| panic!("{head} in the package"));
+            let header = &install[at..at + install[at..].find("AS $dwr$").expect("a body")];
             assert!(header.contains("SET jit = off"), "{header}");
         }
-        // dwr_diff and dwr_diff_summary are shared PL/pgSQL: the 0.6.0 script turns it off
-        assert!(install
-            .contains("dwr_diff_summary(pg_catalog.regclass, pg_catalog.regclass) SET jit = off"));
     }
 
     #[test]
