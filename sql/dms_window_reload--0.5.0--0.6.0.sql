@@ -122,6 +122,40 @@ COMMENT ON COLUMN dwr.row_changes.action IS
 -- @compiled-only-begin
 -- (the pg_tle package's dwr_replay is generated with its merges: engine/src/tle/mod.rs)
 
+-- dwr_create_staging is one PL/pgSQL frame for both modes (below); its C implementation goes.
+DROP FUNCTION dwr._create_staging(pg_catalog.regclass, pg_catalog.text, pg_catalog.text);
+
+-- The steps of dwr_create_staging (sql/shared.sql) that differ by mode (src/staging.rs): the
+-- staging table prepared for this server's topology, the delete trigger installed, and the
+-- registration written as the extension owner (for a caller it checks).
+CREATE FUNCTION dwr._prepare_staging(target pg_catalog.regclass, staging pg_catalog.regclass,
+                                     version_column pg_catalog.name)
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'prepare_staging_wrapper';
+COMMENT ON FUNCTION dwr._prepare_staging(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.name) IS
+  'Implementation of dwr_create_staging: what this server does with a staging table made or adopted (on Citus: placed like production, with its tombstone and work tables).';
+
+CREATE FUNCTION dwr._install_delete_tracking(target pg_catalog.regclass, staging pg_catalog.regclass,
+                                             replace pg_catalog.bool)
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'install_delete_tracking_wrapper';
+COMMENT ON FUNCTION dwr._install_delete_tracking(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.bool) IS
+  'Implementation of dwr_create_staging: installs the delete-tracking triggers of target (replace: drops the older ones first); the caller holds the table lock.';
+
+CREATE FUNCTION dwr._register(target pg_catalog.regclass, staging pg_catalog.regclass,
+                              version_column pg_catalog.name, created pg_catalog.bool,
+                              caller pg_catalog.name)
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'register_wrapper';
+COMMENT ON FUNCTION dwr._register(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.name, pg_catalog.bool, pg_catalog.name) IS
+  'Writes the registration of dwr_create_staging for caller (a role the session may act as, which must own target).';
+
 -- dwr_replay: a change log (DMS's CDC files loaded into a table, a Debezium topic, ...) replayed
 -- into production, per key its last change: I and U as staged rows are merged, D removing
 -- production's row when production's version is not newer than the delete's.
@@ -447,6 +481,46 @@ END
 $dwr$;
 COMMENT ON FUNCTION dwr._make_staging(pg_catalog.regclass, pg_catalog.name, pg_catalog.text[], pg_catalog.text[], pg_catalog.int4) IS
   'Implementation detail of dms_window_reload: the staging table of dwr_create_staging in staging_schema, made (created) or adopted (its missing metadata columns added), and refused when it is not a table, is owned by another role or serves another production table. Both modes pass the metadata columns and fill factor of dwr_engine::ddl.';
+
+-- dwr_create_staging, one frame for both modes: the checks, the staging table made or adopted
+-- (with the engine's metadata columns and fill factor, dwr_engine::ddl, which a unit test compares
+-- with the literals below), then what differs by mode behind three functions: the staging table
+-- prepared for this server (on Citus placed like production; the package refuses a Citus table),
+-- the delete trigger installed, and the registration written as the extension owner. The trigger
+-- is the last change to production, so that the table lock it needs is held as briefly as possible
+-- (until the caller commits), and asked for in attempts CDC never queues behind.
+CREATE OR REPLACE FUNCTION @extschema@.dwr_create_staging(target pg_catalog.regclass,
+                                                          staging_schema pg_catalog.name DEFAULT 'staging',
+                                                          version_column pg_catalog.name DEFAULT 'updated_at')
+RETURNS pg_catalog.regclass
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $dwr$
+#variable_conflict use_column
+DECLARE
+    s pg_catalog.regclass;
+    created pg_catalog.bool;
+    replace pg_catalog.bool;
+BEGIN
+    PERFORM dwr._check_target(target, staging_schema, version_column);
+    PERFORM dwr._require_owner(target, CURRENT_USER);
+    SELECT m.staging, m.created INTO s, created
+      FROM dwr._make_staging(target, staging_schema,
+                        ARRAY['_dwr_status', '_dwr_loaded_at', '_dwr_error', '_dwr_run_id']::pg_catalog.text[],
+                        ARRAY['pg_catalog.text NOT NULL DEFAULT ''NEW'' CHECK ("_dwr_status" OPERATOR(pg_catalog.=) ANY (''{NEW,PROCESSED,SKIPPED,ERROR}''::pg_catalog.text[]))', 'pg_catalog.timestamptz DEFAULT pg_catalog.clock_timestamp()', 'pg_catalog.text', 'pg_catalog.int8']::pg_catalog.text[],
+                        50) AS m;
+    PERFORM dwr._prepare_staging(target, s, version_column);
+    replace := EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) target
+                          AND t.tgname OPERATOR(pg_catalog.=) 'dwr_record_delete' AND NOT t.tgisinternal);
+    PERFORM dwr._lock_for_ddl(target, CASE WHEN replace THEN 'ACCESS EXCLUSIVE' ELSE 'SHARE ROW EXCLUSIVE' END,
+                              'install delete tracking');
+    PERFORM dwr._install_delete_tracking(target, s, replace);
+    PERFORM dwr._register(target, s, version_column, created, CURRENT_USER);
+    RETURN s;
+END
+$dwr$;
+COMMENT ON FUNCTION @extschema@.dwr_create_staging(pg_catalog.regclass, pg_catalog.name, pg_catalog.name) IS
+  'Creates staging_schema.<table> (the target''s columns and primary key plus the _dwr_ metadata columns), or adopts a table of that name that a DMS full load created (adding the metadata columns, changing no row), and registers the pair in dwr.tables. Returns the staging table. With the pg_tle package, run dwr tle install afterwards to generate the table''s merge.';
 
 -- dwr_schedule: a role that may not read shared_preload_libraries (without pg_read_all_settings)
 -- gets the error that says what to do in this database, not a permission error about a setting

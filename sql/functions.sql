@@ -14,24 +14,36 @@
 -- A change here goes into the update script of the version too (sql/dms_window_reload--A--B.sql,
 -- between -- @compiled-only-begin and -- @compiled-only-end, which a package's update skips).
 
-CREATE FUNCTION dwr._create_staging(target pg_catalog.regclass, staging_schema pg_catalog.text,
-                                    version_column pg_catalog.text)
-RETURNS pg_catalog.regclass
+-- The steps of dwr_create_staging (sql/shared.sql) that differ by mode (src/staging.rs): the
+-- staging table prepared for this server's topology, the delete trigger installed, and the
+-- registration written as the extension owner (for a caller it checks).
+CREATE FUNCTION dwr._prepare_staging(target pg_catalog.regclass, staging pg_catalog.regclass,
+                                     version_column pg_catalog.name)
+RETURNS void
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'dwr_create_staging_wrapper';
-COMMENT ON FUNCTION dwr._create_staging(pg_catalog.regclass, pg_catalog.text, pg_catalog.text) IS
-  'Implementation of dwr_create_staging.';
+AS 'MODULE_PATHNAME', 'prepare_staging_wrapper';
+COMMENT ON FUNCTION dwr._prepare_staging(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.name) IS
+  'Implementation of dwr_create_staging: what this server does with a staging table made or adopted (on Citus: placed like production, with its tombstone and work tables).';
 
-CREATE FUNCTION @extschema@.dwr_create_staging(target pg_catalog.regclass,
-                                               staging_schema pg_catalog.name DEFAULT 'staging',
-                                               version_column pg_catalog.name DEFAULT 'updated_at')
-RETURNS pg_catalog.regclass
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+CREATE FUNCTION dwr._install_delete_tracking(target pg_catalog.regclass, staging pg_catalog.regclass,
+                                             replace pg_catalog.bool)
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT dwr._create_staging($1, $2::pg_catalog.text, $3::pg_catalog.text) $$;
-COMMENT ON FUNCTION @extschema@.dwr_create_staging(pg_catalog.regclass, pg_catalog.name, pg_catalog.name) IS
-  'Creates staging_schema.<table> (the target''s columns and primary key plus the _dwr_ metadata columns), or adopts a table of that name that a DMS full load created (adding the metadata columns, changing no row), and registers the pair in dwr.tables. Returns the staging table.';
+AS 'MODULE_PATHNAME', 'install_delete_tracking_wrapper';
+COMMENT ON FUNCTION dwr._install_delete_tracking(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.bool) IS
+  'Implementation of dwr_create_staging: installs the delete-tracking triggers of target (replace: drops the older ones first); the caller holds the table lock.';
+
+CREATE FUNCTION dwr._register(target pg_catalog.regclass, staging pg_catalog.regclass,
+                              version_column pg_catalog.name, created pg_catalog.bool,
+                              caller pg_catalog.name)
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'register_wrapper';
+COMMENT ON FUNCTION dwr._register(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.name, pg_catalog.bool, pg_catalog.name) IS
+  'Writes the registration of dwr_create_staging for caller (a role the session may act as, which must own target).';
 
 CREATE FUNCTION @extschema@.dwr_merge(target pg_catalog.regclass,
                                       dry_run pg_catalog.bool DEFAULT false,

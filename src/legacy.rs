@@ -1,7 +1,7 @@
 //! The C entry points of functions that are PL/pgSQL since 0.5.0 (`dwr_begin_reload`,
 //! `dwr_end_reload`, `dwr_drop_staging`, `dwr_purge_staging`, `dwr_purge_audit`, `dwr_schedule`,
-//! `dwr_unschedule`, the view `dwr.staging_status`) and 0.6.0 (`dwr_merge_all`), shared with the
-//! pg_tle package.
+//! `dwr_unschedule`, the view `dwr.staging_status`) and 0.6.0 (`dwr_merge_all`,
+//! `dwr_create_staging`), shared with the pg_tle package.
 //!
 //! A database still on the SQL of an older version declares them as C functions of this library:
 //! `CREATE EXTENSION dms_window_reload VERSION '0.4.0'` (the upgrade test), `pg_upgrade` and
@@ -40,6 +40,7 @@ macro_rules! outdated_entry_points {
 
 outdated_entry_points!(
     dwr_merge_all,
+    dwr_create_staging,
     dwr_begin_reload,
     dwr_end_reload,
     dwr_drop_staging,

@@ -16,9 +16,14 @@ use pgrx::prelude::*;
 
 /// The `caller` argument (a `name`) of a function that writes the extension's tables.
 pub fn caller_name(caller: Option<&core::ffi::CStr>, function: &str) -> String {
-    caller
+    name_arg(caller, function, "caller")
+}
+
+/// A `name` argument `arg` of `function` (a `name` is no varlena: it comes as a C string).
+pub fn name_arg(value: Option<&core::ffi::CStr>, function: &str, arg: &str) -> String {
+    value
         .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_else(|| raise(DwrError::null_argument(function, "caller")))
+        .unwrap_or_else(|| raise(DwrError::null_argument(function, arg)))
 }
 
 /// `dwr._check_caller`: the session may act as `caller`.

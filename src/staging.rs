@@ -1,10 +1,9 @@
 //! Staging tables: create or adopt, register, drop, purge, and count by status.
 
-use crate::exec::{self, as_role, execute, query_one, query_rows, raise, OrBug};
+use crate::exec::{self, as_role, execute, query_one, raise, OrBug};
 use crate::registry::registration_or_raise;
 use crate::topology;
 use dwr_engine::catalog::Relation;
-use dwr_engine::ddl::{meta_columns, DELETE_TRIGGER, STAGING_FILLFACTOR};
 use dwr_engine::ident::{display_ident, quote_ident};
 use dwr_engine::plan::META_STATUS;
 use dwr_engine::DwrError;
@@ -54,98 +53,78 @@ pub fn require_owner(target: &Relation) {
     );
 }
 
-/// Whether `target` carries the delete-tracking trigger.
-fn has_delete_tracking(target: pg_sys::Oid) -> bool {
-    exec::has_trigger(target, DELETE_TRIGGER)
-}
-
-/// Take a table lock on production for the extension's own DDL (`mode` as in `LOCK TABLE`) without
-/// making CDC writers queue behind the request: `dwr._lock_for_ddl`, shared with the pg_tle package
-/// (`sql/shared.sql`), tries for `dwr.ddl_lock_timeout` at a time with
-/// backoff and fails with 55P03 after `dwr.ddl_lock_wait`.
-fn lock_for_ddl(target: pg_sys::Oid, mode: &str, purpose: &str) {
-    execute(
-        "SELECT dwr._lock_for_ddl($1::pg_catalog.regclass, $2, $3)",
-        &[target.into(), mode.into(), purpose.into()],
-    );
-}
-
-#[pg_extern(sql = false)]
-fn dwr_create_staging(
+/// The table and staging table a step of the shared `dwr_create_staging` (`sql/shared.sql`) is
+/// given, which the caller must own.
+fn owned_pair(
+    f: &str,
     target: Option<pg_sys::Oid>,
-    staging_schema: Option<&str>,
-    version_column: Option<&str>,
-) -> pg_sys::Oid {
-    // the checks both modes share (sql/shared.sql)
-    execute(
-        "SELECT dwr._check_target($1::pg_catalog.oid::pg_catalog.regclass, $2, $3)",
-        &[
-            target.into(),
-            staging_schema.map(str::to_string).into(),
-            version_column.map(str::to_string).into(),
-        ],
-    );
-    let (Some(target), Some(schema), Some(version)) = (target, staging_schema, version_column)
-    else {
-        exec::bug("dwr._check_target refuses NULL arguments")
-    };
+    staging: Option<pg_sys::Oid>,
+) -> (Relation, Relation) {
+    let target = target.unwrap_or_else(|| raise(DwrError::null_argument(f, "target")));
+    let staging = staging.unwrap_or_else(|| raise(DwrError::null_argument(f, "staging")));
     let t = exec::relation_or_raise(target, "table");
     require_owner(&t);
-    // a distributed or reference table: staging and the tombstone table are placed like it
-    let topology = topology::of(&t);
+    (t, exec::relation_or_raise(staging, "staging table"))
+}
 
-    // made or adopted, and refused, as in the package (the shared dwr._make_staging), with the
-    // engine's metadata columns and fill factor
-    exec::require_current_sql("dwr._make_staging");
-    let meta = meta_columns();
-    let (staging_oid, created) = query_rows(
-        "SELECT m.staging::pg_catalog.oid, m.created \
-           FROM dwr._make_staging($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5) AS m",
-        &[
-            target.into(),
-            schema.into(),
-            meta.iter()
-                .map(|(n, _)| n.to_string())
-                .collect::<Vec<_>>()
-                .into(),
-            meta.iter()
-                .map(|(_, d)| d.clone())
-                .collect::<Vec<_>>()
-                .into(),
-            (STAGING_FILLFACTOR as i32).into(),
-        ],
-        |row| {
-            (
-                exec::col::<pg_sys::Oid>(row, 1).or_bug("the staging table made"),
-                exec::col::<bool>(row, 2).or_bug("whether it was made"),
-            )
-        },
-    )
-    .into_iter()
-    .next()
-    .or_bug("dwr._make_staging returns a row");
-    let staging = exec::relation_or_raise(staging_oid, "staging table");
-    topology.place_staging(&t, &staging, version);
-    // deletes CDC applies from now on are recorded, whatever session_replication_role it runs
-    // with: the last change to production, so that the table lock it needs is held as briefly as
-    // possible (until the caller commits), and asked for in attempts CDC never queues behind
-    let replace = has_delete_tracking(target);
-    lock_for_ddl(
-        target,
-        if replace {
-            "ACCESS EXCLUSIVE"
-        } else {
-            "SHARE ROW EXCLUSIVE"
-        },
-        "install delete tracking",
+/// `dwr._prepare_staging`, a step of the shared `dwr_create_staging` once staging is made or
+/// adopted: what this server's topology does with it (on Citus: placed like production, with its
+/// tombstone and work tables; on one server: refused when it is a Citus table).
+#[pg_extern(sql = false)]
+fn prepare_staging(
+    target: Option<pg_sys::Oid>,
+    staging: Option<pg_sys::Oid>,
+    version_column: Option<&core::ffi::CStr>,
+) {
+    let f = "dwr._prepare_staging";
+    let (t, s) = owned_pair(f, target, staging);
+    let version = crate::reload::name_arg(version_column, f, "version_column");
+    topology::of(&t).place_staging(&t, &s, &version);
+}
+
+/// `dwr._install_delete_tracking`, a step of the shared `dwr_create_staging` (which holds the
+/// table lock): the trigger that records CDC's deletes, the way the topology needs it (`replace`:
+/// an older one removed first).
+#[pg_extern(sql = false)]
+fn install_delete_tracking(
+    target: Option<pg_sys::Oid>,
+    staging: Option<pg_sys::Oid>,
+    replace: Option<bool>,
+) {
+    let f = "dwr._install_delete_tracking";
+    let (t, s) = owned_pair(f, target, staging);
+    let replace = replace.unwrap_or_else(|| raise(DwrError::null_argument(f, "replace")));
+    topology::of(&t).install_delete_tracking(&t, &s, replace);
+}
+
+/// `dwr._register`, the last step of the shared `dwr_create_staging`: the registration written as
+/// the extension owner for `caller` (a role the session may act as, which must own `target` and
+/// whose staging table must have `target`'s owner), with the checks of the package's
+/// `dwr._register`. Deletes count from now (the trigger holds its lock), not from the
+/// transaction's start: a delete committed while the lock was being waited for was never recorded.
+#[pg_extern(sql = false)]
+fn register(
+    target: Option<pg_sys::Oid>,
+    staging: Option<pg_sys::Oid>,
+    version_column: Option<&core::ffi::CStr>,
+    created: Option<bool>,
+    caller: Option<&core::ffi::CStr>,
+) {
+    let f = "dwr._register";
+    let caller = crate::reload::caller_name(caller, f);
+    crate::reload::check_caller(&caller);
+    let target = target.unwrap_or_else(|| raise(DwrError::null_argument(f, "target")));
+    let staging = staging.unwrap_or_else(|| raise(DwrError::null_argument(f, "staging")));
+    let version = crate::reload::name_arg(version_column, f, "version_column");
+    let created = created.unwrap_or_else(|| raise(DwrError::null_argument(f, "created")));
+    execute(
+        "SELECT dwr._require_owner($1, $2::pg_catalog.name), dwr._check_staging_owner($1, $3)",
+        &[target.into(), caller.as_str().into(), staging.into()],
     );
-    topology.install_delete_tracking(&t, &staging, replace);
-    // deletes count from the moment the trigger holds its lock, not from the transaction's start
-    // (a delete committed while the lock was being waited for was never recorded)
     as_role(exec::extension_owner(), || {
         execute(
             "INSERT INTO dwr.tables (target, staging, version_column, staging_created, registered_by, tracking_since) \
-             VALUES ($1, $2, $3, $4, pg_catalog.pg_get_userbyid($5), pg_catalog.clock_timestamp()) \
+             VALUES ($1, $2, $3, $4, $5, pg_catalog.clock_timestamp()) \
              ON CONFLICT (target) DO UPDATE SET staging = EXCLUDED.staging, \
              version_column = EXCLUDED.version_column, registered_at = pg_catalog.now(), \
              registered_by = EXCLUDED.registered_by, \
@@ -153,14 +132,13 @@ fn dwr_create_staging(
                                     THEN dwr.tables.staging_created ELSE EXCLUDED.staging_created END",
             &[
                 target.into(),
-                staging_oid.into(),
+                staging.into(),
                 version.into(),
                 created.into(),
-                exec::current_user().into(),
+                caller.as_str().into(),
             ],
         );
     });
-    staging_oid
 }
 
 /// `dwr._unregister`, for `dwr_drop_staging` (shared PL/pgSQL): removes the registration and the

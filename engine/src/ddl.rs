@@ -132,6 +132,33 @@ mod tests {
     use super::*;
     use crate::catalog::fixtures::*;
 
+    /// The shared `dwr_create_staging` (`sql/shared.sql`, installed as written) passes these
+    /// metadata columns and this fill factor to `dwr._make_staging`, as literals.
+    #[test]
+    fn the_shared_create_staging_passes_these_columns() {
+        let array = |items: Vec<String>| format!("ARRAY[{}]::pg_catalog.text[]", items.join(", "));
+        let meta = meta_columns();
+        let call = format!(
+            "dwr._make_staging(target, staging_schema,\n{}{},\n{}{},\n{}{})",
+            " ".repeat(24),
+            array(
+                meta.iter()
+                    .map(|(n, _)| crate::ident::quote_literal(n))
+                    .collect()
+            ),
+            " ".repeat(24),
+            array(
+                meta.iter()
+                    .map(|(_, d)| crate::ident::quote_literal(d))
+                    .collect()
+            ),
+            " ".repeat(24),
+            STAGING_FILLFACTOR
+        );
+        let script = include_str!("../../sql/shared.sql");
+        assert!(script.contains(&call), "sql/shared.sql calls {call}");
+    }
+
     #[test]
     fn the_metadata_columns_are_the_contracts() {
         let names: Vec<&str> = meta_columns().iter().map(|(n, _)| *n).collect();

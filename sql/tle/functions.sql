@@ -13,20 +13,17 @@
 --   DEFINER functions of the package owner, where the compiled extension has C functions that
 --   switch to its owner for the write alone. Each checks the role it acts for (dwr._check_caller,
 --   dwr._require_owner, ... in the shared scripts);
--- * dwr_create_staging's frame: its checks and the staging table itself are shared
---   (dwr._check_target, dwr._make_staging); what is the package's alone is refusing a Citus table
---   and installing the delete trigger without the compiled extension's topologies (src/staging.rs,
---   with the Citus placement, frames the same shared calls);
+-- * two steps of the shared dwr_create_staging: refusing a Citus table (dwr._prepare_staging) and
+--   installing the delete trigger without the compiled extension's topologies
+--   (dwr._install_delete_tracking; src/staging.rs has the compiled extension's);
 -- * the record of a failed merge (dwr_merge_recorded, dwr._record_failed): a trusted extension has
 --   no background worker.
 --
 -- Everything is CREATE OR REPLACE: an update of the package runs this file again. Every function
 -- pins search_path to pg_catalog, pg_temp. Written in by the dwr tool: @dwr_owner@, the role that
--- installed the package; @meta_names@, @meta_types@ and @fillfactor@, the staging metadata columns
--- and fill factor (dwr_engine::ddl, which the compiled extension passes to dwr._make_staging too);
--- @is_row_error@, which errors are about one row (dwr_engine::error, the rule the compiled
--- extension applies); @row_audit@, @row_lock_timeout_ms@, @max_lock_timeouts@, the settings'
--- defaults and the lock-timeout budget (dwr_engine::settings).
+-- installed the package; @is_row_error@, which errors are about one row (dwr_engine::error, the
+-- rule the compiled extension applies); @row_audit@, @row_lock_timeout_ms@, @max_lock_timeouts@,
+-- the settings' defaults and the lock-timeout budget (dwr_engine::settings).
 
 CREATE OR REPLACE FUNCTION dwr._is_row_error(state pg_catalog.text)
 RETURNS pg_catalog.bool LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
@@ -227,21 +224,13 @@ $dwr$;
 COMMENT ON FUNCTION dwr._restart_tracking(pg_catalog.regclass, pg_catalog.name) IS
   'Implementation of dwr_purge_staging: when staging holds no NEW row, deletes count from now on.';
 
-CREATE OR REPLACE FUNCTION @extschema@.dwr_create_staging(target pg_catalog.regclass,
-                                                          staging_schema pg_catalog.name DEFAULT 'staging',
-                                                          version_column pg_catalog.name DEFAULT 'updated_at')
-RETURNS pg_catalog.regclass LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp AS $dwr$
-#variable_conflict use_column
-DECLARE
-    keys pg_catalog.text[];
-    s pg_catalog.regclass;
-    created pg_catalog.bool;
-    has_trigger pg_catalog.bool;
+-- The steps of the shared dwr_create_staging (sql/shared.sql) that are the package's: a Citus table
+-- refused (its merges run on the shards, which only the compiled extension does), and the delete
+-- trigger (one row trigger; the compiled extension's topologies do more, src/staging.rs).
+CREATE OR REPLACE FUNCTION dwr._prepare_staging(target pg_catalog.regclass, staging pg_catalog.regclass,
+                                                version_column pg_catalog.name)
+RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
 BEGIN
-    -- the checks both modes share (sql/dms_window_reload--0.3.0--0.4.0.sql)
-    PERFORM dwr._check_target(target, staging_schema, version_column);
-    -- Citus tables merge on their shards, which only the compiled extension does
     IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) target) THEN
             RAISE EXCEPTION 'production table % is a Citus table, which the pg_tle package cannot merge', target
@@ -250,35 +239,34 @@ BEGIN
                       HINT = 'Install the compiled extension dms_window_reload on the Citus cluster; see README, "Citus".';
         END IF;
     END IF;
-    SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY k.ord) INTO keys
-      FROM pg_catalog.pg_index i
-     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
-                                    AND a.attnum OPERATOR(pg_catalog.=) k.attnum
-     WHERE i.indrelid OPERATOR(pg_catalog.=) target AND i.indisprimary;
-    PERFORM dwr._require_owner(target, CURRENT_USER);
-    -- made or adopted as in the compiled extension (the shared dwr._make_staging)
-    SELECT m.staging, m.created INTO s, created
-      FROM dwr._make_staging(target, staging_schema, @meta_names@, @meta_types@, @fillfactor@) AS m;
-    -- deletes CDC applies from now on are recorded, whatever session_replication_role it runs with;
-    -- the last step, so that the table lock it needs is held as briefly as possible, and asked for
-    -- in short attempts that CDC never queues behind
-    has_trigger := EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) target
-                              AND tgname OPERATOR(pg_catalog.=) 'dwr_record_delete' AND NOT tgisinternal);
-    PERFORM dwr._lock_for_ddl(target, CASE WHEN has_trigger THEN 'ACCESS EXCLUSIVE' ELSE 'SHARE ROW EXCLUSIVE' END,
-                              'install delete tracking');
-    IF has_trigger THEN
-        EXECUTE pg_catalog.format('DROP TRIGGER dwr_record_delete ON %s', target);
-    END IF;
-    EXECUTE pg_catalog.format('CREATE TRIGGER dwr_record_delete AFTER DELETE ON %s FOR EACH ROW EXECUTE FUNCTION dwr._record_delete(%s)',
-                              target, (SELECT pg_catalog.string_agg(pg_catalog.quote_literal(k), ', ') FROM pg_catalog.unnest(keys) k));
-    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER dwr_record_delete', target);
-    PERFORM dwr._register(target, s, version_column, created, CURRENT_USER);
-    RETURN s;
 END
 $dwr$;
-COMMENT ON FUNCTION @extschema@.dwr_create_staging(pg_catalog.regclass, pg_catalog.name, pg_catalog.name) IS
-  'Creates staging_schema.<table> (the target''s columns and primary key plus the _dwr_ metadata columns), or adopts a table of that name that a DMS full load created (adding the metadata columns, changing no row), and registers the pair in dwr.tables. Returns the staging table. (pg_tle package: run dwr tle install afterwards to generate the table''s merge.)';
+COMMENT ON FUNCTION dwr._prepare_staging(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.name) IS
+  'Implementation of dwr_create_staging: refuses a Citus table, which the package cannot merge.';
+
+CREATE OR REPLACE FUNCTION dwr._install_delete_tracking(target pg_catalog.regclass, staging pg_catalog.regclass,
+                                                        replace pg_catalog.bool)
+RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$
+BEGIN
+    PERFORM dwr._require_owner(target, CURRENT_USER);
+    IF replace THEN
+        EXECUTE pg_catalog.format('DROP TRIGGER dwr_record_delete ON %s', target);
+    END IF;
+    -- the primary key's columns, in key order
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER dwr_record_delete AFTER DELETE ON %s FOR EACH ROW EXECUTE FUNCTION dwr._record_delete(%s)',
+        target,
+        (SELECT pg_catalog.string_agg(pg_catalog.quote_literal(a.attname), ', ' ORDER BY k.ord)
+           FROM pg_catalog.pg_index i
+          CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+           JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+                                         AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+          WHERE i.indrelid OPERATOR(pg_catalog.=) target AND i.indisprimary));
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER dwr_record_delete', target);
+END
+$dwr$;
+COMMENT ON FUNCTION dwr._install_delete_tracking(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.bool) IS
+  'Implementation of dwr_create_staging: installs the delete-tracking trigger of target (replace: drops the older one first); the caller holds the table lock.';
 
 CREATE OR REPLACE FUNCTION dwr._remove_delete_tracking(target pg_catalog.regclass)
 RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $dwr$

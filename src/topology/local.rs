@@ -68,17 +68,9 @@ impl Topology for Local {
         for stmt in install_delete_tracking(target) {
             execute(&stmt, &[]);
         }
-        // and the capture of a DELETE by key that matched no row (src/missed_deletes.rs), once
-        // the extension's SQL has its function (this library before ALTER EXTENSION ... UPDATE:
-        // the update adds the trigger to every registered table)
-        let armed = query_one::<bool>(
-            "SELECT pg_catalog.to_regprocedure('dwr._arm_missed_deletes()') IS NOT NULL",
-            &[],
-        );
-        if armed == Some(true) {
-            for stmt in install_missed_delete_tracking(target) {
-                execute(&stmt, &[]);
-            }
+        // and the capture of a DELETE by key that matched no row (src/missed_deletes.rs)
+        for stmt in install_missed_delete_tracking(target) {
+            execute(&stmt, &[]);
         }
     }
 

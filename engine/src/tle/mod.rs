@@ -17,7 +17,6 @@
 //! when they changed: the package must then be generated again (`dwr tle install`).
 
 use crate::catalog::Relation;
-use crate::ddl::{meta_columns, STAGING_FILLFACTOR};
 use crate::error::DwrError;
 use crate::ident::{quote_ident, quote_literal};
 use crate::plan::{MergePlan, Problem};
@@ -1018,16 +1017,9 @@ fn batch_dispatchers(plan_cases: &str, merge_cases: &str) -> String {
     )
 }
 
-/// The generic functions with the package owner and the staging metadata columns filled in.
+/// The generic functions with the package owner and the engine's rules filled in.
 fn functions(owner: &str) -> String {
-    let meta = meta_columns();
-    let array = |items: Vec<String>| format!("ARRAY[{}]::pg_catalog.text[]", items.join(", "));
-    let names = array(meta.iter().map(|(n, _)| quote_literal(n)).collect());
-    let types = array(meta.iter().map(|(_, d)| quote_literal(d)).collect());
     FUNCTIONS_SQL
-        .replace("@meta_names@", &names)
-        .replace("@meta_types@", &types)
-        .replace("@fillfactor@", &STAGING_FILLFACTOR.to_string())
         .replace("@dwr_owner@", &quote_ident(owner))
         .replace("@is_row_error@", &crate::error::is_row_error_sql("state"))
         .replace("@row_audit@", settings::on_off(settings::ROW_AUDIT))
