@@ -1,27 +1,8 @@
 -- An undo that fails for a reason that is not about one row (here a trigger that cancels it) rolls
 -- back whole, and is recorded all the same: a FAILED undo run, written outside the failing
 -- transaction. The merge it tried to take back can then still be undone.
-CREATE SCHEMA undofail;
-CREATE TABLE undofail.t (id int PRIMARY KEY, val text, updated_at int);
-INSERT INTO undofail.t VALUES (1, 'v1', 1);
-SELECT dwr_create_staging('undofail.t', 'undofail_staging');
-\! ${DWR_TLE_SYNC:-true}
-INSERT INTO undofail_staging.t (id, val, updated_at) VALUES (1, 'v2', 2), (2, 'new', 2);
-SELECT run_id AS merged FROM dwr_merge('undofail.t') \gset
-CREATE FUNCTION undofail.stop() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION 'undo canceled' USING ERRCODE = 'query_canceled';
-END $$;
-CREATE TRIGGER stop BEFORE DELETE ON undofail.t FOR EACH ROW EXECUTE FUNCTION undofail.stop();
-SELECT status FROM dwr_undo(:merged);
+\i pg_test/include/undo_failure_setup.psql
 SELECT kind, status, undo_of IS NULL AS undo_of_null, source_name = 'dwr.row_changes of run ' || :merged AS names_the_run,
        error_sqlstate, error_message
   FROM dwr.merge_runs WHERE target = 'undofail.t'::regclass ORDER BY run_id;
-TABLE undofail.t ORDER BY id;
-DROP TRIGGER stop ON undofail.t;
-SET client_min_messages = warning;   -- (the undo's NOTICE names the run)
-SELECT status, updated FROM dwr_undo(:merged);
-RESET client_min_messages;
-TABLE undofail.t ORDER BY id;
-SELECT dwr_drop_staging('undofail.t');
-DROP SCHEMA undofail, undofail_staging CASCADE;
+\i pg_test/include/undo_failure_retry.psql
