@@ -1,9 +1,8 @@
 -- dms_window_reload_tle: what only the pg_tle package has, in PL/pgSQL.
 --
 -- The public functions that are the same for every table are shared with the compiled extension
--- (sql/shared.sql, which both modes install); the merge and the
--- undo are generated for each registered table from the same programs (engine/src/tle/). Here is
--- what differs by nature:
+-- (sql/shared.sql, which both modes install); the merge and the undo are generated for each
+-- registered table from the same programs (engine/src/tle/). Here is what differs by nature:
 -- * the run-time helpers of the generated merge and undo (settings, opening and closing a run, the
 --   fingerprint check), which the compiled extension has in Rust (src/audit.rs, src/guc.rs); the
 --   rules they apply (which errors are about one row, the settings' defaults, the lock-timeout
@@ -12,10 +11,11 @@
 -- * the writes into the package's own tables (registration, reloads, runs, images, purges): SECURITY
 --   DEFINER functions of the package owner, where the compiled extension has C functions that
 --   switch to its owner for the write alone. Each checks the role it acts for (dwr._check_caller,
---   dwr._require_owner, ... in the shared scripts);
--- * two steps of the shared dwr_create_staging: refusing a Citus table (dwr._prepare_staging) and
---   installing the delete trigger without the compiled extension's topologies
---   (dwr._install_delete_tracking; src/staging.rs has the compiled extension's);
+--   dwr._require_owner, ... in sql/shared.sql);
+-- * two steps of the shared dwr_create_staging, and one of dwr_drop_staging: refusing a Citus table
+--   (dwr._prepare_staging), installing and removing the delete trigger without the compiled
+--   extension's topologies (dwr._install_delete_tracking, dwr._remove_delete_tracking;
+--   src/staging.rs has the compiled extension's);
 -- * the record of a failed merge (dwr_merge_recorded, dwr._record_failed): a trusted extension has
 --   no background worker.
 --
