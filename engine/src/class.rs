@@ -114,14 +114,19 @@ impl RowClass {
 
     /// Work row `alias` (with its dot) ended in a class with a final status.
     pub(crate) fn has_final_status(alias: &str) -> String {
-        let finals: Vec<&str> = RowClass::ALL
+        let finals: Vec<RowClass> = RowClass::ALL
             .into_iter()
             .filter(|c| c.final_status().is_some())
-            .map(|c| c.as_str())
             .collect();
+        RowClass::is_one_of(alias, &finals)
+    }
+
+    /// Work row `alias` (with its dot) is of one of `classes`.
+    pub(crate) fn is_one_of(alias: &str, classes: &[RowClass]) -> String {
+        let names: Vec<&str> = classes.iter().map(|c| c.as_str()).collect();
         format!(
             "{alias}cls OPERATOR(pg_catalog.=) ANY ({}::pg_catalog.text[])",
-            quote_literal(&format!("{{{}}}", finals.join(",")))
+            quote_literal(&format!("{{{}}}", names.join(",")))
         )
     }
 }

@@ -18,7 +18,8 @@
 //! 2. `apply_inserts` and `apply_updates` write production and move only the rows production did
 //!    not take (a concurrent insert, a row lock) to `Deferred`: the work table is not rewritten for
 //!    the rows that went through;
-//! 3. `write_statuses` writes every staged row's final status in one `UPDATE` of staging.
+//! 3. `write_settled_statuses` (before the updates) and `write_statuses` (after them) write every
+//!    staged row's final status, each row once.
 //!
 //! The counts of `dwr.merge_result` are a `GROUP BY` over the classes.
 
@@ -383,8 +384,10 @@ pub fn old_in_returning(server_version_num: i32) -> bool {
 ///    `cast_keys`, `classify_work`), then `analyze_work`;
 /// 2. the test hold; the ranged writes `apply_inserts` and `apply_updates_direct` (falling back to
 ///    `apply_updates` for a range that met a row CDC holds);
+///    between them `write_settled_statuses` (the statuses no later write changes, written before
+///    the updates lock production's rows);
 /// 3. `recheck_inserted` when a delete since the merge began hit an inserted key;
-/// 4. `write_statuses`, and with row audit `write_row_changes` as the extension owner.
+/// 4. `write_statuses` (the others), and with row audit `write_row_changes` as the extension owner.
 pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
     if plan.absent {
         return absent_program(plan, options);
@@ -419,6 +422,10 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
     // may have to wait for a CDC transaction inserting or deleting the same key, and a wait while
     // CDC waits on a row the merge locked for update is how a deadlock would form
     step_by_step.push(Step::Ranged(Ranged::one(b.apply_inserts(), true)));
+    if plan.with_metadata {
+        // the statuses no later write changes, before the updates lock production's rows
+        step_by_step.push(Step::Run(b.write_settled_statuses()));
+    }
     phase(&mut step_by_step, "updating");
     // updated in place, falling back to the locking statement for a range that met a row CDC holds
     step_by_step.push(Step::Ranged(Ranged {
@@ -445,6 +452,9 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
         fast.push(Step::Run(b.create_work()));
         fast.push(Step::Rows(b.fast_apply()));
         fast.push(Step::analyze(b.analyze_work()));
+        if plan.with_metadata {
+            fast.push(Step::Run(b.write_settled_statuses()));
+        }
         steps.push(Step::Attempt {
             first: fast,
             otherwise: step_by_step,
@@ -1754,7 +1764,7 @@ impl MergeBuilder<'_> {
         let mut p = Params::new();
         let sql = format!(
             "WITH gone AS (DELETE FROM {} t USING {WORK} x WHERE {} AND {} AND {} OPERATOR(pg_catalog.=) ANY {} \
-             RETURNING x.rn, {}){} \
+             RETURNING x.rn, {}){}{} \
              UPDATE {WORK} w SET cls = {} FROM gone WHERE {}",
             self.plan.target,
             class_is("x.", RowClass::Insert),
@@ -1771,28 +1781,104 @@ impl MergeBuilder<'_> {
             } else {
                 String::new()
             },
+            self.retract_insert_status(&mut p),
             RowClass::Deleted.lit(),
             pg_op("w.rn", "=", "gone.rn"),
         );
         p.stmt("recheck_inserted", sql)
     }
 
-    /// Write every staged row's final status (in a batch: of the batch's range).
+    /// For `recheck_inserted`: the staged row of an insert taken back (`gone`), when its status
+    /// was written already ([`Self::settled_early`]): `SKIPPED`, the status of `Deleted`. Found by
+    /// key among the rows this run `PROCESSED` (the other staged rows of the key are duplicates,
+    /// `SKIPPED`). Nothing when inserts are settled late or staging has no statuses.
+    fn retract_insert_status(&self, p: &mut Params) -> String {
+        if !self.plan.with_metadata || !self.settled_early().contains(&RowClass::Insert) {
+            return String::new();
+        }
+        let keys: Vec<String> = self
+            .plan
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                op(
+                    &self.staged_key(i),
+                    &k.eq_schema,
+                    "=",
+                    &format!("gone.{}", kcol(i)),
+                )
+            })
+            .collect();
+        format!(
+            ", st AS (UPDATE {} s SET {} = {} FROM gone WHERE {} AND {} AND {})",
+            self.plan.staging,
+            quote_ident(META_STATUS),
+            quote_literal(RowClass::Deleted.final_status().unwrap_or("SKIPPED")),
+            keys.join(" AND "),
+            pg_op(
+                &format!("s.{}", quote_ident(META_RUN_ID)),
+                "=",
+                &p.get(Param::RunId)
+            ),
+            pg_op(
+                &format!("s.{}", quote_ident(META_STATUS)),
+                "=",
+                &quote_literal(RowClass::Insert.final_status().unwrap_or("PROCESSED"))
+            ),
+        )
+    }
+
+    /// The classes whose staged status is final once the inserts ran (or the fast way wrote), and
+    /// written then, before the updates: production's rows stay locked from their update to the
+    /// commit, and the status of a row no later write touches need not be written in that time.
+    /// Changed later only by `recheck_inserted` (an insert taken back), which writes the status it
+    /// changes itself, finding the staged row by key; so inserts only when the staged keys need no
+    /// cast (a cast of another staged row's key could fail there).
+    fn settled_early(&self) -> Vec<RowClass> {
+        let mut classes = vec![
+            RowClass::Duplicate,
+            RowClass::Unchanged,
+            RowClass::Stale,
+            RowClass::Deleted,
+        ];
+        if !self.keys_need_cast() {
+            classes.push(RowClass::Insert);
+        }
+        classes
+    }
+
+    /// Write the final status of the staged rows whose class is settled before the updates
+    /// ([`Self::settled_early`]; in a batch: of the batch's range).
+    pub fn write_settled_statuses(&self) -> Stmt {
+        let condition = RowClass::is_one_of("w.", &self.settled_early());
+        self.statuses("write_settled_statuses", &condition)
+    }
+
+    /// Write the final status of every other staged row (in a batch: of the batch's range).
     pub fn write_statuses(&self) -> Stmt {
+        let condition = format!(
+            "{} AND NOT {}",
+            RowClass::has_final_status("w."),
+            RowClass::is_one_of("w.", &self.settled_early())
+        );
+        self.statuses("write_statuses", &condition)
+    }
+
+    fn statuses(&self, name: &'static str, condition: &str) -> Stmt {
         let mut p = Params::new();
         let run_id = p.get(Param::RunId);
         let staged_in = self.staged_in_batch(&mut p);
         let sql = format!(
-            "UPDATE {} s SET {} = {}, {} = {run_id}, {} = w.err FROM {WORK} w WHERE {} AND {}{staged_in}",
+            "UPDATE {} s SET {} = {}, {} = {run_id}, {} = w.err FROM {WORK} w WHERE {} AND {condition}{staged_in}",
             self.plan.staging,
             quote_ident(META_STATUS),
             RowClass::status_case("w."),
             quote_ident(META_RUN_ID),
             quote_ident(META_ERROR),
             pg_op("s.ctid", "=", "w.sctid"),
-            RowClass::has_final_status("w."),
         );
-        p.stmt("write_statuses", sql)
+        p.stmt(name, sql)
     }
 
     /// Copy the kept images to `dwr.row_changes` (run as the extension owner).
