@@ -94,17 +94,23 @@ impl RowClass {
         quote_literal(self.as_str())
     }
 
+    /// The staging status of a row of this class as an SQL literal (`NULL`: none, it stays `NEW`).
+    pub(crate) fn status_lit(self) -> String {
+        self.final_status()
+            .map_or_else(|| "NULL".to_string(), quote_literal)
+    }
+
     /// `CASE WHEN <alias>cls = 'update' THEN 'PROCESSED' ... END`: the staging status of work row
     /// `alias` (with its dot: `w.`) by its class ([`RowClass::final_status`]).
     pub(crate) fn status_case(alias: &str) -> String {
         let arms: String = RowClass::ALL
             .into_iter()
             .filter_map(|c| {
-                c.final_status().map(|status| {
+                c.final_status().map(|_| {
                     format!(
                         " WHEN {alias}cls OPERATOR(pg_catalog.=) {} THEN {}",
                         c.lit(),
-                        quote_literal(status)
+                        c.status_lit()
                     )
                 })
             })

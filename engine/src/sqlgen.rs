@@ -1814,7 +1814,7 @@ impl MergeBuilder<'_> {
             ", st AS (UPDATE {} s SET {} = {} FROM gone WHERE {} AND {} AND {})",
             self.plan.staging,
             quote_ident(META_STATUS),
-            quote_literal(RowClass::Deleted.final_status().unwrap_or("SKIPPED")),
+            RowClass::Deleted.status_lit(),
             keys.join(" AND "),
             pg_op(
                 &format!("s.{}", quote_ident(META_RUN_ID)),
@@ -1824,7 +1824,7 @@ impl MergeBuilder<'_> {
             pg_op(
                 &format!("s.{}", quote_ident(META_STATUS)),
                 "=",
-                &quote_literal(RowClass::Insert.final_status().unwrap_or("PROCESSED"))
+                &RowClass::Insert.status_lit()
             ),
         )
     }
@@ -2297,6 +2297,58 @@ pub(crate) mod tests {
         assert!(sql
             .s("apply_updates")
             .contains("t.\"customer_id\" OPERATOR(\"pg_catalog\".=) w.k2"));
+    }
+
+    /// Every class with a final status is written once: by `write_settled_statuses` before the
+    /// updates when nothing later changes it, by `write_statuses` otherwise. Inserts are settled
+    /// early only when the keys need no cast, and then `recheck_inserted` retracts the status of
+    /// an insert it takes back.
+    #[test]
+    fn statuses_are_written_once_settled_ones_before_the_updates() {
+        let mut no_cast = plan();
+        for k in &mut no_cast.keys {
+            k.needs_cast = false;
+        }
+        for (p, insert_early) in [(plan(), false), (no_cast, true)] {
+            let sql = m(&p, false);
+            assert_eq!(sql.keys_need_cast(), !insert_early);
+            let early = if insert_early {
+                "'{duplicate,unchanged,stale,deleted,insert}'"
+            } else {
+                "'{duplicate,unchanged,stale,deleted}'"
+            };
+            assert!(sql.s("write_settled_statuses").contains(&format!(
+                "AND w.cls OPERATOR(pg_catalog.=) ANY ({early}::pg_catalog.text[])"
+            )));
+            assert!(sql.s("write_statuses").contains(&format!(
+                "::pg_catalog.text[]) AND NOT w.cls OPERATOR(pg_catalog.=) ANY ({early}::pg_catalog.text[])"
+            )));
+            // (the step-by-step way's, after the fast way's: the last of each name)
+            let order: Vec<&str> = sql.0.stmts().iter().map(|s| s.name).collect();
+            let pos = |n: &str| order.iter().rposition(|s| *s == n).unwrap_or(usize::MAX);
+            assert!(
+                pos("apply_inserts") < pos("write_settled_statuses"),
+                "{order:?}"
+            );
+            assert!(
+                pos("write_settled_statuses") < pos("apply_updates_direct"),
+                "{order:?}"
+            );
+            let recheck = sql.s("recheck_inserted");
+            assert_eq!(
+                recheck.contains(
+                    ", st AS (UPDATE \"staging\".\"customers\" s SET \"_dwr_status\" = 'SKIPPED' FROM gone WHERE"
+                ),
+                insert_early,
+                "{recheck}"
+            );
+            if insert_early {
+                assert!(recheck.contains(&format!(
+                    "s.\"_dwr_run_id\" OPERATOR(pg_catalog.=) {} AND s.\"_dwr_status\" OPERATOR(pg_catalog.=) 'PROCESSED'",
+                    sql.ph("recheck_inserted", Param::RunId)
+                )));
+            }
+        }
     }
 
     #[test]
