@@ -74,6 +74,9 @@ sha256_check() {
 # the Citus plan check; citext: a key type in 19_batches). About 10 minutes on 2 cores, once each.
 # The release tarballs carry no generated parser: bison and flex make it, perl runs the build's
 # generators (a minimal Debian has perl-base only).
+# DWR_PG_LLVM=yes builds it with LLVM (--with-llvm: JIT, as Debian's and PGDG's servers are), for
+# the benchmarks, into a prefix of its own (DWR_PG_PREFIX=/opt/dwr/pg18-llvm: the tests' servers
+# stay without it).
 pg_source_release() { # MAJOR -> "VERSION SHA256"
     case "$1" in
         17) echo "17.11 dd27f2b3c59e73ed14aa3324901242bf69a032a6347805f274e6260322d42979" ;;
@@ -84,20 +87,28 @@ ensure_server() {
     local version sha prefix
     read -r version sha < <(pg_source_release "$PG_MAJOR") || return 0
     prefix=$(dirname "$PG_BIN")
+    local llvm=()
+    if [ "${DWR_PG_LLVM:-no}" = yes ]; then
+        llvm=(--with-llvm)
+    fi
     if [ -x "$PG_CONFIG" ] && "$PG_CONFIG" --version | grep -q "PostgreSQL $version" &&
         [ -x "$PGX_DIR/src/test/isolation/pg_isolation_regress" ] && [ -f "$("$PG_CONFIG" --pkglibdir)/auto_explain.so" ] &&
-        [ -f "$("$PG_CONFIG" --sharedir)/extension/citext.control" ]; then
+        [ -f "$("$PG_CONFIG" --sharedir)/extension/citext.control" ] &&
+        { [ ${#llvm[@]} = 0 ] || "$PG_CONFIG" --configure | grep -q -- --with-llvm; }; then
         return 0
     fi
     local tarball=$VENDOR/postgresql-${PG_MAJOR}_$version.orig.tar.bz2
     sha256_check "$tarball" "$sha"
     ensure_debian_packages "building PostgreSQL $version" bzip2 bison flex perl gcc make libssl-dev zlib1g-dev
-    log "building PostgreSQL $version from $tarball into $prefix (once, about 10 minutes)"
+    if [ ${#llvm[@]} != 0 ]; then
+        ensure_debian_packages "building PostgreSQL $version with LLVM" llvm-14-dev clang-14
+    fi
+    log "building PostgreSQL $version ${llvm[*]} from $tarball into $prefix (once, about 10 minutes)"
     local build
     build=$(mktemp -d)
     tar -xjf "$tarball" -C "$build"
     (cd "$build/postgresql-$version" &&
-        ./configure --prefix="$prefix" --with-openssl --without-icu --without-readline >"$build/configure.log" 2>&1 &&
+        ./configure --prefix="$prefix" --with-openssl --without-icu --without-readline "${llvm[@]}" >"$build/configure.log" 2>&1 &&
         make -j"$(nproc)" >"$build/make.log" 2>&1 && as_root make install >"$build/install.log" 2>&1 &&
         make -C src/test/isolation >>"$build/make.log" 2>&1 && as_root make -C src/test/isolation install >>"$build/install.log" 2>&1 &&
         for m in auto_explain citext; do
