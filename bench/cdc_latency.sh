@@ -9,6 +9,7 @@
 # of the applier's changes during the merge (bench/cdc_latency/report.sql).
 #
 #   bash bench/cdc_latency.sh [PROD_ROWS STAGED_ROWS RATE BATCH]     # defaults 1000000 200000 300 10000
+#   DWR_BENCH_VARIANTS="2 5" bash bench/cdc_latency.sh                  # only variants (b) and (e)
 #
 # On a server of its own (port 54360, PostgreSQL of DWR_PG_MAJOR, 18 by default), the extension
 # built with --release. Not part of the test command: a benchmark, with timings that depend on the
@@ -48,6 +49,7 @@ variants=(
 ord=0
 for v in "${variants[@]}"; do
     ord=$((ord + 1))
+    case " ${DWR_BENCH_VARIANTS:-1 2 3 4 5} " in *" $ord "*) ;; *) continue ;; esac
     name=${v%%|*}
     sql=${v#*|}
     log "variant $ord: $name, $STAGED staged rows into $PROD, CDC at $RATE changes/s"
