@@ -103,7 +103,7 @@ ensure_server() {
     if [ ${#llvm[@]} != 0 ]; then
         ensure_debian_packages "building PostgreSQL $version with LLVM" llvm-14-dev clang-14
     fi
-    log "building PostgreSQL $version ${llvm[*]} from $tarball into $prefix (once, about 10 minutes)"
+    log "building PostgreSQL $version${llvm[*]:+ ${llvm[*]}} from $tarball into $prefix (once, about 10 minutes)"
     local build
     build=$(mktemp -d)
     tar -xjf "$tarball" -C "$build"
