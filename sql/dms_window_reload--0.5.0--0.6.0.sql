@@ -8,12 +8,14 @@
 -- SET clause, so every name in it is schema-qualified instead. With max_stall, the planned batches
 -- are small steps (1000 keys, or batch_size when smaller) and each batch takes as many of them as
 -- fit the budget, up to batch_size keys (any number when NULL): the rows a batch writes stay locked
--- until it commits, so its duration is the longest a CDC write to one of them can wait. The first
--- batch is one step; the next is sized from the last one's duration, aiming at 80% of the budget
--- and at most four times the last one's steps. (Before 0.6.0 the steps were batch_size keys, so a
--- budget given with the default batch_size started with batches of 50,000 keys.) Each batch runs in a
--- subtransaction: when it fails, its work is rolled back, the failure recorded and committed
--- (dwr._batch_failed), then raised again.
+-- from its first write until it commits (dwr.merge_runs.writes_began: dwr._writes_begin), the
+-- longest a CDC write to one of them can wait. The first batch is one step; the next is sized from
+-- the time the last one held its rows, aiming at 80% of the budget and at most four times the last
+-- one's steps. (Until that time was recorded, the whole batch was measured, reading and
+-- classifying too, which made the batches smaller than the budget allows. Before 0.6.0 the steps
+-- were batch_size keys, so a budget given with the default batch_size started with batches of
+-- 50,000 keys.) Each batch runs in a subtransaction: when it fails, its work is rolled back, the
+-- failure recorded and committed (dwr._batch_failed), then raised again.
 CREATE OR REPLACE PROCEDURE @extschema@.dwr_merge_batches(target pg_catalog.regclass,
                                                           batch_size pg_catalog.int4 DEFAULT 50000,
                                                           max_stall pg_catalog.interval DEFAULT NULL)
@@ -89,7 +91,10 @@ BEGIN
             r.skipped_stale, r.skipped_deleted, r.skipped_outside_window, r.deferred, r.errors;
         COMMIT;
         IF budget IS NOT NULL THEN
-            took := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) started);
+            -- how long the batch's rows stayed locked: from its first write to after its commit
+            took := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)
+                        COALESCE((SELECT m.writes_began FROM dwr.merge_runs m
+                                   WHERE m.run_id OPERATOR(pg_catalog.=) r.run_id), started));
             span := GREATEST(1, LEAST(span OPERATOR(pg_catalog.*) 4, most,
                         pg_catalog.floor(span OPERATOR(pg_catalog.*) 0.8 OPERATOR(pg_catalog.*) budget
                                          OPERATOR(pg_catalog./) GREATEST(took, 0.0001))::pg_catalog.int4));
@@ -102,7 +107,25 @@ $dwr$;
 COMMENT ON PROCEDURE @extschema@.dwr_merge_batches(pg_catalog.regclass, pg_catalog.int4, pg_catalog.interval) IS
   'CALL outside a transaction block: the merge of dwr_merge in committed batches of batch_size staged keys (in staging''s key order), each its own merge run, so a huge reload never holds millions of row locks or one huge transaction. With max_stall, each batch is sized from the last one''s duration so that no row stays locked longer than that (batch_size, 1000 when NULL, is then the step the batches are made of). Resumable: after a cancel or crash, CALL it again; committed batches left their rows PROCESSED, SKIPPED or ERROR and are not merged again; a batch that failed is recorded as a FAILED run. Progress: a NOTICE per batch (and pg_stat_activity.query in the compiled extension).';
 COMMENT ON PROCEDURE @extschema@.dwr_merge_batches(pg_catalog.regclass, pg_catalog.int4, pg_catalog.interval) IS
-  'CALL outside a transaction block: the merge of dwr_merge in committed batches of batch_size staged keys (in staging''s key order), each its own merge run, so a huge reload never holds millions of row locks or one huge transaction. With max_stall, each batch is sized from the last one''s duration so that no row stays locked longer than that: batches start at 1000 keys (batch_size when smaller) and grow to at most batch_size keys (no limit when NULL). Resumable: after a cancel or crash, CALL it again; committed batches left their rows PROCESSED, SKIPPED or ERROR and are not merged again; a batch that failed is recorded as a FAILED run. Progress: a NOTICE per batch (and pg_stat_activity.query in the compiled extension).';
+  'CALL outside a transaction block: the merge of dwr_merge in committed batches of batch_size staged keys (in staging''s key order), each its own merge run, so a huge reload never holds millions of row locks or one huge transaction. With max_stall, each batch is sized from the time the last one held its rows locked (from its first write to its commit) so that no row stays locked longer than that: batches start at 1000 keys (batch_size when smaller) and grow to at most batch_size keys (no limit when NULL). Resumable: after a cancel or crash, CALL it again; committed batches left their rows PROCESSED, SKIPPED or ERROR and are not merged again; a batch that failed is recorded as a FAILED run. Progress: a NOTICE per batch (and pg_stat_activity.query in the compiled extension).';
+
+-- The time a merge began writing production (dwr._writes_begin, below).
+ALTER TABLE dwr.merge_runs ADD COLUMN writes_began pg_catalog.timestamptz;
+COMMENT ON COLUMN dwr.merge_runs.writes_began IS
+  'when the merge began writing production: its rows stay locked from then to the commit, so finished_at minus this is the longest a CDC write to one of them waited (NULL: an undo, a dry run, a run from before 0.6.0)';
+
+-- Where a merge begins writing production (after it has read and classified): the rows it writes
+-- stay locked from then to its commit, so dwr_merge_batches sizes the next batch by that time, the
+-- longest a CDC write to one of them waits, and an operator reads it in dwr.merge_runs. Only the
+-- session's own running run is stamped.
+CREATE FUNCTION dwr._writes_begin(run_id pg_catalog.int8)
+RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $dwr$
+UPDATE dwr.merge_runs m SET writes_began = pg_catalog.clock_timestamp()
+ WHERE m.run_id OPERATOR(pg_catalog.=) $1 AND m.status OPERATOR(pg_catalog.=) 'RUNNING'
+   AND m.backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+$dwr$;
+COMMENT ON FUNCTION dwr._writes_begin(pg_catalog.int8) IS
+  'Stamps dwr.merge_runs.writes_began of a running run of this session: the merge begins writing production.';
 
 -- JIT compiles a query's expressions with LLVM when its estimated cost passes jit_above_cost: a
 -- comparison of 100,000 staged rows passes it, and each is planned once and runs once, so the

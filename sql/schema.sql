@@ -61,7 +61,8 @@ CREATE TABLE dwr.merge_runs (
     window_start            pg_catalog.timestamptz,
     window_end              pg_catalog.timestamptz,
     error_sqlstate          pg_catalog.text,
-    error_message           pg_catalog.text
+    error_message           pg_catalog.text,
+    writes_began            pg_catalog.timestamptz
 );
 CREATE INDEX merge_runs_target_idx ON dwr.merge_runs (target, run_id);
 CREATE UNIQUE INDEX merge_runs_undo_of_idx ON dwr.merge_runs (undo_of) WHERE undo_of IS NOT NULL;
@@ -72,6 +73,8 @@ COMMENT ON COLUMN dwr.merge_runs.kind IS 'merge, or undo (a dwr_undo of the run 
 COMMENT ON COLUMN dwr.merge_runs.deleted IS
   'dwr_replay: production rows a replayed D removed; undo: rows the undone merge had inserted and the undo deleted';
 COMMENT ON COLUMN dwr.merge_runs.undo_of IS 'undo: the run it took back';
+COMMENT ON COLUMN dwr.merge_runs.writes_began IS
+  'when the merge began writing production: its rows stay locked from then to the commit, so finished_at minus this is the longest a CDC write to one of them waited (NULL: an undo, a dry run, a run from before 0.6.0)';
 COMMENT ON COLUMN dwr.merge_runs.row_audit IS 'whether the run wrote before and after images to dwr.row_changes (dwr.row_audit)';
 COMMENT ON COLUMN dwr.merge_runs.target IS 'the production table (kept by name through pg_dump and pg_restore; a number once the table is dropped)';
 COMMENT ON COLUMN dwr.merge_runs.target_name IS 'schema-qualified name of the production table at the time of the run';

@@ -270,7 +270,13 @@ impl Runner<'_> {
                     self.ranged(r, Rows::Dense(lo, hi), true);
                 }
             }
-            Step::Hold => test_hold_after_classify(),
+            Step::Hold => {
+                test_hold_after_classify();
+                execute(
+                    "SELECT dwr._writes_begin($1::pg_catalog.int8)",
+                    &[self.b.run_id.into()],
+                );
+            }
             Step::Attempt { first, otherwise } => {
                 let fast = guc::FAST_MERGE.get() && guc::TEST_HOLD_AFTER_CLASSIFY.get() == 0;
                 let before = (self.rows, self.staged);

@@ -266,7 +266,9 @@ pub enum Step {
     RowRange(Stmt),
     /// run over the work rows, bisecting failures
     Ranged(Ranged),
-    /// the test hook `dwr.test_hold_after_classify`, between reading and writing
+    /// where the program begins writing production, after reading: the test hook
+    /// `dwr.test_hold_after_classify`, then the run's `dwr.merge_runs.writes_began` stamped
+    /// (`dwr._writes_begin`): production's rows stay locked from here to the commit
     Hold,
     /// `then` only when every condition holds (checked in order, stopping at the first that does
     /// not)

@@ -458,6 +458,8 @@ pub fn merge_program(plan: &MergePlan, options: MergeOptions) -> Program {
     {
         let mut fast = Vec::new();
         phase(&mut fast, "classifying and writing");
+        // it writes from its first statement on (and runs only without the test hold)
+        fast.push(Step::Hold);
         fast.push(Step::Run(b.create_work()));
         fast.push(Step::Rows(b.fast_apply()));
         fast.push(Step::analyze(b.analyze_work()));

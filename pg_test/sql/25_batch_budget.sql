@@ -23,6 +23,12 @@ SELECT count(*) AS differing_statuses FROM (
 SELECT count(*) >= 1 AS runs, sum(inserted + updated + unchanged + skipped_stale + skipped_deleted
        + skipped_outside_window + deferred + errors) AS rows_merged
   FROM dwr.merge_runs WHERE target = 'bat_budget_many.t'::regclass;
+-- every run, the single merge's and each batch's, recorded when it began writing production: the
+-- time from then to its commit is how long its rows stayed locked, which sizes the next batch
+SELECT target, count(*) FILTER (WHERE writes_began > started_at AND writes_began < finished_at)
+                  = count(*) AS every_run_stamped
+  FROM dwr.merge_runs WHERE target IN ('bat_budget_one.t'::regclass, 'bat_budget_many.t'::regclass)
+ GROUP BY target ORDER BY target::text COLLATE "C";
 -- batch_size is the largest a batch may grow to under a budget: never more than 20 keys here
 SELECT max(inserted + updated + unchanged + skipped_stale + skipped_deleted + skipped_outside_window
            + deferred + errors) <= 20 AS at_most_batch_size

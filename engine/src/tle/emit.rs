@@ -319,7 +319,10 @@ fn emit_steps(steps: &[Step], prefix: &str, owner: &str, out: &mut String, body:
                 body.push_str(&run);
             }
         }
-        Step::Hold => body.push_str("PERFORM dwr._test_hold();\n"),
+        Step::Hold => body.push_str(&format!(
+            "PERFORM dwr._test_hold();\nPERFORM dwr._writes_begin({});\n",
+            var(Param::RunId)
+        )),
         Step::Phase(name) => body.push_str(&format!(
             "PERFORM dwr._merge_progress({}::pg_catalog.regclass, {}, _dwr_staged, _dwr_started);\n",
             var(Param::Target),
