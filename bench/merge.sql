@@ -34,6 +34,20 @@ SELECT bench.prepare(10, 5, :distributed);
 \! ${DWR_TLE_SYNC:-true}
 
 
+-- the hand-written merge with row images writes them here, as dwr.row_changes is shaped
+CREATE TABLE bench.images (run_id int8 NOT NULL, action text NOT NULL, key jsonb NOT NULL, before jsonb, after jsonb);
+CREATE INDEX ON bench.images (run_id);
+SELECT current_setting('server_version_num')::int >= 180000 AS old_in_returning \gset
+\if :old_in_returning
+\set before_images ''
+\set before_of_update 'to_jsonb(old.*)'
+\set before_join ''
+\else
+\set before_images 'CREATE TEMP TABLE b ON COMMIT DROP AS SELECT p.customer_id, to_jsonb(p.*) AS before FROM bench.customers p JOIN bench_staging.customers s ON s.customer_id = p.customer_id WHERE s.updated_at > p.updated_at;'
+\set before_of_update 'NULL::jsonb'
+\set before_join 'JOIN b ON b.customer_id = u.customer_id'
+\endif
+
 CREATE TABLE bench.variants (ord int, variant text, audit boolean, sql text);
 INSERT INTO bench.variants VALUES
  (1, 'seed procedure', false, $q$
@@ -61,13 +75,52 @@ INSERT INTO bench.variants VALUES
   SELECT customer_id, name, email, city, updated_at FROM bench_staging.customers
   ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, city = EXCLUDED.city,
      updated_at = EXCLUDED.updated_at WHERE p.updated_at < EXCLUDED.updated_at$q$),
- (5, 'dwr_merge, row audit off', false, $q$SELECT dwr_merge('bench.customers')$q$),
- (6, 'dwr_merge, row audit on', true, $q$SELECT dwr_merge('bench.customers')$q$),
+ -- the least a merge that keeps the contract's per-row statuses does on this data (no window,
+ -- tombstones, duplicates, NULLs, rejected rows or rows CDC holds: there are none): the seed
+ -- procedure's two writes, then every staged row's status from production's version (equal after
+ -- the writes: PROCESSED; newer: SKIPPED, stale). Without that read of production no merge tells a
+ -- stale row from an unchanged one.
+ (5, 'hand-written merge with per-row statuses', false, $q$
+  UPDATE bench.customers p SET name = s.name, email = s.email, city = s.city, updated_at = s.updated_at
+    FROM bench_staging.customers s WHERE s.customer_id = p.customer_id AND s.updated_at > p.updated_at;
+  INSERT INTO bench.customers (customer_id, name, email, city, updated_at)
+  SELECT s.customer_id, s.name, s.email, s.city, s.updated_at FROM bench_staging.customers s
+   WHERE NOT EXISTS (SELECT 1 FROM bench.customers p WHERE p.customer_id = s.customer_id);
+  UPDATE bench_staging.customers s
+     SET _dwr_status = CASE WHEN p.updated_at > s.updated_at THEN 'SKIPPED' ELSE 'PROCESSED' END, _dwr_run_id = 1
+    FROM bench.customers p WHERE p.customer_id = s.customer_id$q$),
+ -- the same with both images of every written row as jsonb in a logged table (bench.images),
+ -- written by the caller in the statements that write production (before 18 the before images
+ -- are read first)
+ (6, 'hand-written merge with per-row statuses and row images', true, format($q$
+  TRUNCATE bench.images;
+  %s
+  WITH u AS (UPDATE bench.customers p SET name = s.name, email = s.email, city = s.city, updated_at = s.updated_at
+    FROM bench_staging.customers s WHERE s.customer_id = p.customer_id AND s.updated_at > p.updated_at
+    RETURNING p.customer_id, %s AS before, to_jsonb(p.*) AS after)
+  INSERT INTO bench.images SELECT 1, 'update', jsonb_build_object('customer_id', u.customer_id),
+         COALESCE(u.before, %s), u.after FROM u %s;
+  WITH i AS (INSERT INTO bench.customers AS p (customer_id, name, email, city, updated_at)
+  SELECT s.customer_id, s.name, s.email, s.city, s.updated_at FROM bench_staging.customers s
+   WHERE NOT EXISTS (SELECT 1 FROM bench.customers p WHERE p.customer_id = s.customer_id)
+   RETURNING p.customer_id, to_jsonb(p.*) AS after)
+  INSERT INTO bench.images SELECT 1, 'insert', jsonb_build_object('customer_id', i.customer_id), NULL, i.after FROM i;
+  UPDATE bench_staging.customers s
+     SET _dwr_status = CASE WHEN p.updated_at > s.updated_at THEN 'SKIPPED' ELSE 'PROCESSED' END, _dwr_run_id = 1
+    FROM bench.customers p WHERE p.customer_id = s.customer_id$q$,
+  :'before_images', :'before_of_update', CASE WHEN :'before_join' = '' THEN 'NULL::jsonb' ELSE 'b.before' END,
+  :'before_join')),
+ (7, 'dwr_merge, row audit off', false, $q$SELECT dwr_merge('bench.customers')$q$),
+ (8, 'dwr_merge, row audit on', true, $q$SELECT dwr_merge('bench.customers')$q$),
  -- the same merges trying the fast way first (dwr.fast_merge on; off by default)
- (7, 'dwr_merge, row audit off, fast way', false,
+ (9, 'dwr_merge, row audit off, fast way', false,
   $q$SET dwr.fast_merge = on; SELECT dwr_merge('bench.customers'); RESET dwr.fast_merge$q$),
- (8, 'dwr_merge, row audit on, fast way', true,
+ (10, 'dwr_merge, row audit on, fast way', true,
   $q$SET dwr.fast_merge = on; SELECT dwr_merge('bench.customers'); RESET dwr.fast_merge$q$);
+-- Citus: the hand-written merge with row images would bring every image to the coordinator
+\if :distributed
+DELETE FROM bench.variants WHERE ord = 6;
+\endif
 
 -- each round: every variant on a fresh copy (prepare commits before the timed statement)
 SELECT format('SELECT bench.prepare(%s, %s, %L);' || E'\n' || 'SET dwr.row_audit = %s;' || E'\n' ||
