@@ -38,14 +38,22 @@ SELECT bench.prepare(10, 5, :distributed);
 CREATE TABLE bench.images (run_id int8 NOT NULL, action text NOT NULL, key jsonb NOT NULL, before jsonb, after jsonb);
 CREATE INDEX ON bench.images (run_id);
 SELECT current_setting('server_version_num')::int >= 180000 AS old_in_returning \gset
+CREATE TABLE bench.text_images (run_id int8 NOT NULL, action text NOT NULL, key text NOT NULL, before text);
+CREATE INDEX ON bench.text_images (run_id);
 \if :old_in_returning
 \set before_images ''
 \set before_of_update 'to_jsonb(old.*)'
 \set before_join ''
+\set text_before_images ''
+\set text_before 'old::text'
+\set text_join ''
 \else
 \set before_images 'CREATE TEMP TABLE b ON COMMIT DROP AS SELECT p.customer_id, to_jsonb(p.*) AS before FROM bench.customers p JOIN bench_staging.customers s ON s.customer_id = p.customer_id WHERE s.updated_at > p.updated_at;'
 \set before_of_update 'NULL::jsonb'
 \set before_join 'JOIN b ON b.customer_id = u.customer_id'
+\set text_before_images 'CREATE TEMP TABLE b ON COMMIT DROP AS SELECT p.customer_id, p::text AS before FROM bench.customers p JOIN bench_staging.customers s ON s.customer_id = p.customer_id WHERE s.updated_at > p.updated_at;'
+\set text_before 'b.before'
+\set text_join 'JOIN b ON b.customer_id = s.customer_id'
 \endif
 
 CREATE TABLE bench.variants (ord int, variant text, audit boolean, sql text);
@@ -110,16 +118,31 @@ INSERT INTO bench.variants VALUES
     FROM bench.customers p WHERE p.customer_id = s.customer_id$q$,
   :'before_images', :'before_of_update', CASE WHEN :'before_join' = '' THEN 'NULL::jsonb' ELSE 'b.before' END,
   :'before_join')),
- (7, 'dwr_merge, row audit off', false, $q$SELECT dwr_merge('bench.customers')$q$),
- (8, 'dwr_merge, row audit on', true, $q$SELECT dwr_merge('bench.customers')$q$),
+ -- the least any row audit keeps: one image per updated row (its before image, the row's text
+ -- form), none for inserts
+ (7, 'hand-written merge with per-row statuses and the least row audit', true, format($q$
+  TRUNCATE bench.text_images;
+  %s
+  WITH u AS (UPDATE bench.customers p SET name = s.name, email = s.email, city = s.city, updated_at = s.updated_at
+    FROM bench_staging.customers s %s WHERE s.customer_id = p.customer_id AND s.updated_at > p.updated_at
+    RETURNING p.customer_id, %s AS before)
+  INSERT INTO bench.text_images SELECT 1, 'update', u.customer_id::text, u.before FROM u;
+  INSERT INTO bench.customers (customer_id, name, email, city, updated_at)
+  SELECT s.customer_id, s.name, s.email, s.city, s.updated_at FROM bench_staging.customers s
+   WHERE NOT EXISTS (SELECT 1 FROM bench.customers p WHERE p.customer_id = s.customer_id);
+  UPDATE bench_staging.customers s
+     SET _dwr_status = CASE WHEN p.updated_at > s.updated_at THEN 'SKIPPED' ELSE 'PROCESSED' END, _dwr_run_id = 1
+    FROM bench.customers p WHERE p.customer_id = s.customer_id$q$, :'text_before_images', :'text_join', :'text_before')),
+ (8, 'dwr_merge, row audit off', false, $q$SELECT dwr_merge('bench.customers')$q$),
+ (9, 'dwr_merge, row audit on', true, $q$SELECT dwr_merge('bench.customers')$q$),
  -- the same merges trying the fast way first (dwr.fast_merge on; off by default)
- (9, 'dwr_merge, row audit off, fast way', false,
+ (10, 'dwr_merge, row audit off, fast way', false,
   $q$SET dwr.fast_merge = on; SELECT dwr_merge('bench.customers'); RESET dwr.fast_merge$q$),
- (10, 'dwr_merge, row audit on, fast way', true,
+ (11, 'dwr_merge, row audit on, fast way', true,
   $q$SET dwr.fast_merge = on; SELECT dwr_merge('bench.customers'); RESET dwr.fast_merge$q$);
--- Citus: the hand-written merge with row images would bring every image to the coordinator
+-- Citus: the hand-written merges with row images would bring every image to the coordinator
 \if :distributed
-DELETE FROM bench.variants WHERE ord = 6;
+DELETE FROM bench.variants WHERE ord IN (6, 7);
 \endif
 
 -- each round: every variant on a fresh copy (prepare commits before the timed statement)
