@@ -34,26 +34,22 @@ SELECT bench.prepare(10, 5, :distributed);
 \! ${DWR_TLE_SYNC:-true}
 
 
--- the hand-written merge with row images writes them here, as dwr.row_changes is shaped
+-- the hand-written merges with row images write them here, as dwr.row_changes is shaped (and
+-- with the least row audit, one text image)
 CREATE TABLE bench.images (run_id int8 NOT NULL, action text NOT NULL, key jsonb NOT NULL, before jsonb, after jsonb);
 CREATE INDEX ON bench.images (run_id);
-SELECT current_setting('server_version_num')::int >= 180000 AS old_in_returning \gset
 CREATE TABLE bench.text_images (run_id int8 NOT NULL, action text NOT NULL, key text NOT NULL, before text);
 CREATE INDEX ON bench.text_images (run_id);
+-- a written row's before image: 18's RETURNING old; before 18 the rows to update, read first
+SELECT current_setting('server_version_num')::int >= 180000 AS old_in_returning \gset
 \if :old_in_returning
-\set before_images ''
-\set before_of_update 'to_jsonb(old.*)'
-\set before_join ''
-\set text_before_images ''
-\set text_before 'old::text'
-\set text_join ''
+\set read_before ''
+\set join_before ''
+\set before_row 'old'
 \else
-\set before_images 'CREATE TEMP TABLE b ON COMMIT DROP AS SELECT p.customer_id, to_jsonb(p.*) AS before FROM bench.customers p JOIN bench_staging.customers s ON s.customer_id = p.customer_id WHERE s.updated_at > p.updated_at;'
-\set before_of_update 'NULL::jsonb'
-\set before_join 'JOIN b ON b.customer_id = u.customer_id'
-\set text_before_images 'CREATE TEMP TABLE b ON COMMIT DROP AS SELECT p.customer_id, p::text AS before FROM bench.customers p JOIN bench_staging.customers s ON s.customer_id = p.customer_id WHERE s.updated_at > p.updated_at;'
-\set text_before 'b.before'
-\set text_join 'JOIN b ON b.customer_id = s.customer_id'
+\set read_before 'CREATE TEMP TABLE b ON COMMIT DROP AS SELECT p.* FROM bench.customers p JOIN bench_staging.customers s ON s.customer_id = p.customer_id WHERE s.updated_at > p.updated_at;'
+\set join_before 'JOIN b ON b.customer_id = s.customer_id'
+\set before_row 'b'
 \endif
 
 CREATE TABLE bench.variants (ord int, variant text, audit boolean, sql text);
@@ -98,16 +94,14 @@ INSERT INTO bench.variants VALUES
      SET _dwr_status = CASE WHEN p.updated_at > s.updated_at THEN 'SKIPPED' ELSE 'PROCESSED' END, _dwr_run_id = 1
     FROM bench.customers p WHERE p.customer_id = s.customer_id$q$),
  -- the same with both images of every written row as jsonb in a logged table (bench.images),
- -- written by the caller in the statements that write production (before 18 the before images
- -- are read first)
+ -- written by the caller in the statements that write production
  (6, 'hand-written merge with per-row statuses and row images', true, format($q$
   TRUNCATE bench.images;
   %s
   WITH u AS (UPDATE bench.customers p SET name = s.name, email = s.email, city = s.city, updated_at = s.updated_at
-    FROM bench_staging.customers s WHERE s.customer_id = p.customer_id AND s.updated_at > p.updated_at
-    RETURNING p.customer_id, %s AS before, to_jsonb(p.*) AS after)
-  INSERT INTO bench.images SELECT 1, 'update', jsonb_build_object('customer_id', u.customer_id),
-         COALESCE(u.before, %s), u.after FROM u %s;
+    FROM bench_staging.customers s %s WHERE s.customer_id = p.customer_id AND s.updated_at > p.updated_at
+    RETURNING p.customer_id, to_jsonb(%s.*) AS before, to_jsonb(p.*) AS after)
+  INSERT INTO bench.images SELECT 1, 'update', jsonb_build_object('customer_id', u.customer_id), u.before, u.after FROM u;
   WITH i AS (INSERT INTO bench.customers AS p (customer_id, name, email, city, updated_at)
   SELECT s.customer_id, s.name, s.email, s.city, s.updated_at FROM bench_staging.customers s
    WHERE NOT EXISTS (SELECT 1 FROM bench.customers p WHERE p.customer_id = s.customer_id)
@@ -116,8 +110,7 @@ INSERT INTO bench.variants VALUES
   UPDATE bench_staging.customers s
      SET _dwr_status = CASE WHEN p.updated_at > s.updated_at THEN 'SKIPPED' ELSE 'PROCESSED' END, _dwr_run_id = 1
     FROM bench.customers p WHERE p.customer_id = s.customer_id$q$,
-  :'before_images', :'before_of_update', CASE WHEN :'before_join' = '' THEN 'NULL::jsonb' ELSE 'b.before' END,
-  :'before_join')),
+  :'read_before', :'join_before', :'before_row')),
  -- the least any row audit keeps: one image per updated row (its before image, the row's text
  -- form), none for inserts
  (7, 'hand-written merge with per-row statuses and the least row audit', true, format($q$
@@ -125,14 +118,14 @@ INSERT INTO bench.variants VALUES
   %s
   WITH u AS (UPDATE bench.customers p SET name = s.name, email = s.email, city = s.city, updated_at = s.updated_at
     FROM bench_staging.customers s %s WHERE s.customer_id = p.customer_id AND s.updated_at > p.updated_at
-    RETURNING p.customer_id, %s AS before)
+    RETURNING p.customer_id, %s::text AS before)
   INSERT INTO bench.text_images SELECT 1, 'update', u.customer_id::text, u.before FROM u;
   INSERT INTO bench.customers (customer_id, name, email, city, updated_at)
   SELECT s.customer_id, s.name, s.email, s.city, s.updated_at FROM bench_staging.customers s
    WHERE NOT EXISTS (SELECT 1 FROM bench.customers p WHERE p.customer_id = s.customer_id);
   UPDATE bench_staging.customers s
      SET _dwr_status = CASE WHEN p.updated_at > s.updated_at THEN 'SKIPPED' ELSE 'PROCESSED' END, _dwr_run_id = 1
-    FROM bench.customers p WHERE p.customer_id = s.customer_id$q$, :'text_before_images', :'text_join', :'text_before')),
+    FROM bench.customers p WHERE p.customer_id = s.customer_id$q$, :'read_before', :'join_before', :'before_row')),
  (8, 'dwr_merge, row audit off', false, $q$SELECT dwr_merge('bench.customers')$q$),
  (9, 'dwr_merge, row audit on', true, $q$SELECT dwr_merge('bench.customers')$q$),
  -- the same merges trying the fast way first (dwr.fast_merge on; off by default)
